@@ -1,0 +1,41 @@
+# mcptrace — `make demo` runs the main job on the shipped samples, `make test` the test suite.
+# Both work on a fresh Debian machine with Python 3.11: they create .venv and install what they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+
+.PHONY: demo test venv venv-test chromium samples bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+	$(PIP) install -q -e .
+
+venv-test: $(PY)
+	$(PIP) install -q -e '.[test]'
+
+# kaleido (PNG/SVG export) drives a system Chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium ; }
+
+demo: venv chromium
+	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out
+
+test: venv-test chromium
+	$(PY) -m pytest -q
+
+# Regenerate data/samples (and data/bare) from real MCP SDK client/server processes.
+samples: venv-test
+	$(PY) -m mcptrace.samples data/samples
+
+bench: venv-test
+	$(PY) benchmarks/load_100k.py
+
+clean:
+	rm -rf out .pytest_cache test-artifacts

@@ -1,0 +1,27 @@
+"""mcptrace: load MCP JSON-RPC captures and OTLP trace dumps into DuckDB, rebuild sessions,
+tool-call timelines and parallel-call trees, and show where correlation was lost.
+
+>>> import mcptrace
+>>> ws = mcptrace.load("data/samples")                      # doctest: +SKIP
+>>> ws.sessions().df()                                       # doctest: +SKIP
+>>> ws.timeline(ws.busiest_session()).show()                 # doctest: +SKIP
+"""
+
+from mcptrace.errors import MCPTraceError, MissingDependencyError, RecordError, UnrecognizedFormatError
+from mcptrace.keys import KeyConfig
+from mcptrace.result import Result
+from mcptrace.workspace import Workspace, load, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load",
+    "open",
+    "Workspace",
+    "Result",
+    "KeyConfig",
+    "MCPTraceError",
+    "RecordError",
+    "UnrecognizedFormatError",
+    "MissingDependencyError",
+]

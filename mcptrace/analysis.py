@@ -1,0 +1,149 @@
+"""Reconstruction: calls, logical sessions, turns, parallel groups, span joins and gaps.
+
+Everything is recomputed over the whole database after each load, so appending files
+gives the same tables as loading them all at once. Set-based SQL lives in
+``mcptrace/sql/{calls,turns,sessions,gaps}.sql``; the one step done in Python is the
+transitive closure that forms logical sessions (union-find over correlation keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+import duckdb
+import pyarrow as pa
+
+from mcptrace.sqlfiles import statements
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages`` and ``spans``."""
+    for stmt in statements("calls.sql"):
+        con.execute(stmt)
+    keys = assign_sessions(con)
+    con.register("_session_keys_arrow", keys)
+    con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
+    con.unregister("_session_keys_arrow")
+    for name in ("turns.sql", "sessions.sql", "gaps.sql"):
+        for stmt in statements(name):
+            con.execute(stmt)
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        p = self.parent
+        while p[i] != i:
+            p[i] = p[p[i]]
+            i = p[i]
+        return i
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        return ra
+
+
+def session_id_for(source: str, key: str) -> str:
+    """Stable id of a logical session: ``s_`` + 12 hex digits of sha1(source, key)."""
+    return "s_" + hashlib.sha1(f"{source}\x00{key}".encode()).hexdigest()[:12]
+
+
+def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Group calls into logical sessions and write ``calls.session_id``.
+
+    DESIGN §4: a logical session is the transitive closure of calls sharing a session key
+    (``_meta`` keys, ``Mcp-Client-Session-Id``) or a trace id. The transport session
+    (``Mcp-Session-Id``, else the connection: a stdio process) then joins calls that carry
+    neither, and merges groups only when that cannot join two different session keys: a
+    transport shared by two keyed conversations keeps them apart.
+
+    Returns a table (session_id, session_key, session_key_source) naming what decided each
+    session: the session key's name, ``trace``, ``Mcp-Session-Id`` or ``connection``.
+    """
+    t = con.sql("""
+        SELECT call_id, request_session_key_source, request_session_key, trace_id,
+               transport_session, mcp_session_id, connection_id
+        FROM calls ORDER BY start_ord""").to_arrow_table()
+    n = t.num_rows
+    call_ids = t.column("call_id").to_pylist()
+    sk_src = t.column("request_session_key_source").to_pylist()
+    sk = t.column("request_session_key").to_pylist()
+    trace = t.column("trace_id").to_pylist()
+    transport = t.column("transport_session").to_pylist()
+    mcp_sid = t.column("mcp_session_id").to_pylist()
+    conn = t.column("connection_id").to_pylist()
+
+    uf = _UnionFind(n)
+    first_by_key: dict[tuple, int] = {}
+    for i in range(n):
+        for key in ((("sk", sk_src[i], sk[i]) if sk[i] is not None else None),
+                    (("tr", trace[i]) if trace[i] is not None else None)):
+            if key is None:
+                continue
+            j = first_by_key.setdefault(key, i)
+            if j != i:
+                uf.union(i, j)
+
+    keyed_roots: set[int] = {uf.find(i) for i in range(n) if sk[i] is not None}
+    by_transport: dict[str, list[int]] = defaultdict(list)
+    for i in range(n):
+        if transport[i] is not None:
+            by_transport[transport[i]].append(i)
+    for members in by_transport.values():
+        roots = {uf.find(i) for i in members}
+        keyed = {r for r in roots if r in keyed_roots}
+        unkeyed = sorted(roots - keyed)
+        if len(keyed) <= 1:
+            target = next(iter(keyed)) if keyed else (unkeyed[0] if unkeyed else None)
+            for r in unkeyed:
+                if target is not None:
+                    target = uf.union(target, r)
+            if keyed:
+                keyed_roots.discard(next(iter(keyed)))
+                keyed_roots.add(uf.find(target))
+        else:
+            for r in unkeyed[1:]:
+                uf.union(unkeyed[0], r)
+
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        groups[uf.find(i)].append(i)
+
+    out_call, out_sid = [], []
+    s_ids, s_keys, s_srcs = [], [], []
+    for members in groups.values():
+        keyed = [i for i in members if sk[i] is not None]
+        traces = {trace[i] for i in members}
+        if keyed:
+            i = keyed[0]
+            src, key = sk_src[i], sk[i]
+        elif len(traces) == 1 and None not in traces:
+            src, key = "trace", trace[members[0]]
+        else:
+            with_sid = [i for i in members if mcp_sid[i] is not None]
+            if with_sid:
+                src, key = "Mcp-Session-Id", mcp_sid[with_sid[0]]
+            else:
+                src, key = "connection", conn[members[0]]
+        sid = session_id_for(src, key)
+        s_ids.append(sid)
+        s_keys.append(key)
+        s_srcs.append(src)
+        for i in members:
+            out_call.append(call_ids[i])
+            out_sid.append(sid)
+
+    con.register("_call_session", pa.table({"call_id": pa.array(out_call, pa.int64()),
+                                            "session_id": pa.array(out_sid, pa.string())}))
+    con.execute("UPDATE calls SET session_id = s.session_id FROM _call_session s WHERE calls.call_id = s.call_id")
+    con.unregister("_call_session")
+    return pa.table({"session_id": pa.array(s_ids, pa.string()), "session_key": pa.array(s_keys, pa.string()),
+                     "session_key_source": pa.array(s_srcs, pa.string())})

@@ -1,0 +1,143 @@
+"""Command line: ``mcptrace load | sessions | gaps | timeline``.
+
+Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
+``--errors raise`` (the other paths still load); 2 usage errors (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+
+from mcptrace.errors import MCPTraceError
+
+
+def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
+    cols = res.columns
+    rows = [["" if v is None else str(v) for v in r] for r in res.rows()]
+    rows = [[v if len(v) <= max_width else v[: max_width - 1] + "…" for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)), file=out)
+
+
+def _open_existing(db: str):
+    from mcptrace.workspace import open as open_ws
+
+    if not os.path.exists(db):
+        raise MCPTraceError(f"{db}: no such database; create it with: mcptrace load PATH... --db {db}")
+    return open_ws(db)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from mcptrace.workspace import open as open_ws
+
+    ws = open_ws(args.db)
+    try:
+        report = ws.load(args.paths, errors=args.errors, format=args.format)
+    except MCPTraceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        ws.close()
+        return 1
+    reasons: Counter = Counter()
+    for f in report.files:
+        if f.status == "loaded":
+            print(f"loaded     {f.path}  [{f.format}]  {f.n_records} records, {f.n_rows} rows, {f.n_rejected} rejected")
+            reasons.update(f.reasons)
+        elif f.status == "duplicate":
+            print(f"skipped    {f.path}  (same content already loaded as source {f.source_id})")
+        else:
+            print(f"error: {f.error}", file=sys.stderr)
+    if reasons:
+        print("rejected records by reason:")
+        for reason, n in reasons.most_common():
+            print(f"  {n:>8}  {reason}")
+    n = ws.con.execute("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
+                       "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)").fetchone()
+    print(f"{args.db}: {n[0]} sessions, {n[1]} calls, {n[2]} spans, {n[3]} gaps")
+    ws.close()
+    return 0 if report.ok else 1
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as ws:
+        _print_table(ws.sql("SELECT session_id, session_key_source, session_key, client_name, first_ts, last_ts, "
+                            "n_calls, n_transport_sessions, max_parallel, n_gaps FROM sessions "
+                            "ORDER BY n_calls DESC, first_ts"))
+    return 0
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as ws:
+        res = ws.sql("SELECT gap_id, code, severity, session_id, call_id, message_id, trace_id, ts, detail FROM gaps "
+                     "WHERE (?::VARCHAR IS NULL OR code = ?) AND (?::VARCHAR IS NULL OR session_id = ?) ORDER BY gap_id",
+                     [args.code, args.code, args.session, args.session])
+        _print_table(res, max_width=args.width)
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from mcptrace.export import write_figure
+
+    with _open_existing(args.db) as ws:
+        session = args.session or ws.busiest_session()
+        try:
+            fig = ws.timeline(session)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 1
+        write_figure(fig, args.out)
+    print(f"wrote {args.out} (session {session})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mcptrace import readers
+
+    p = argparse.ArgumentParser(prog="mcptrace", description="Investigate MCP traffic and OTLP traces in DuckDB.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    lp = sub.add_parser("load", help="load captures and trace dumps into a database")
+    lp.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (recursed)")
+    lp.add_argument("--db", required=True, help="DuckDB file (created or appended to)")
+    lp.add_argument("--format", choices=[r.name for r in readers.readers()], help="skip sniffing, read as this format")
+    lp.add_argument("--errors", choices=["collect", "raise"], default="collect",
+                    help="collect bad records in `rejects` (default) or stop at the first")
+    lp.set_defaults(func=cmd_load)
+
+    sp = sub.add_parser("sessions", help="list logical sessions")
+    sp.add_argument("--db", required=True)
+    sp.set_defaults(func=cmd_sessions)
+
+    gp = sub.add_parser("gaps", help="list where correlation was lost")
+    gp.add_argument("--db", required=True)
+    gp.add_argument("--code", help="only this gap code")
+    gp.add_argument("--session", help="only this session id")
+    gp.add_argument("--width", type=int, default=60, help="truncate cells to this width")
+    gp.set_defaults(func=cmd_gaps)
+
+    tp = sub.add_parser("timeline", help="chart a session's calls (.html, .png or .svg)")
+    tp.add_argument("--db", required=True)
+    tp.add_argument("--session", help="session id (default: the busiest)")
+    tp.add_argument("--out", required=True, help="output path; format from the extension")
+    tp.set_defaults(func=cmd_timeline)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MCPTraceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

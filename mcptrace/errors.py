@@ -1,0 +1,41 @@
+"""Exceptions raised by mcptrace."""
+
+from __future__ import annotations
+
+
+class MCPTraceError(Exception):
+    """Base class of every error mcptrace raises on purpose."""
+
+
+class UnrecognizedFormatError(MCPTraceError):
+    """A file is not a capture or trace dump of any known format.
+
+    Attributes: ``path`` (str) and ``tried`` (tuple of format names that were sniffed).
+    """
+
+    def __init__(self, path: str, tried: tuple[str, ...], why: str = "") -> None:
+        self.path = path
+        self.tried = tried
+        why = f" ({why})" if why else ""
+        super().__init__(f"{path}: not a recognised capture or trace dump{why}; tried {', '.join(tried)}")
+
+
+class RecordError(MCPTraceError):
+    """A record of an input file could not be used (raised only with ``errors="raise"``).
+
+    Attributes: ``path`` (str), ``record_no`` (int, 1-based line or record number), ``reason`` (str).
+    """
+
+    def __init__(self, path: str, record_no: int | None, reason: str) -> None:
+        self.path = path
+        self.record_no = record_no
+        self.reason = reason
+        where = f"{path}:{record_no}" if record_no is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class MissingDependencyError(MCPTraceError, ImportError):
+    """An optional dependency is not installed; the message gives the install command."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"{package} is required for this; install it with: pip install 'mcptrace[{extra}]'")

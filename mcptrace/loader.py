@@ -1,0 +1,262 @@
+"""Loading files into DuckDB: sources, rejects, messages and spans.
+
+The loader owns the connection. For each file it hashes the content (a file already
+loaded, by sha256, adds nothing), sniffs the format, lets the reader split it into
+records, runs the reader's SQL over each batch, and puts every unusable record in
+``rejects`` with a reason naming its line. After all files are in, the analysis tables
+are rebuilt over everything (:mod:`mcptrace.analysis`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+
+from mcptrace import readers as _readers
+from mcptrace.errors import RecordError, UnrecognizedFormatError
+from mcptrace.keys import KeyConfig
+from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
+from mcptrace.sqlfiles import statements
+
+RAW_LIMIT = 4096
+
+WIRE_COLUMNS = ("source_id", "record_no", "ts", "direction", "transport", "connection_id", "http", "message")
+
+
+@dataclass
+class FileReport:
+    """What happened to one path: ``status`` is 'loaded', 'duplicate', 'unrecognized' or 'unreadable'."""
+
+    path: str
+    status: str
+    format: str | None = None
+    source_id: int | None = None
+    n_records: int = 0
+    n_rejected: int = 0
+    n_rows: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    error: str | None = None
+
+
+@dataclass
+class LoadReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status in ("loaded", "duplicate") for f in self.files)
+
+
+def connect(db: str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) an mcptrace database; ``db=None`` is in memory."""
+    con = duckdb.connect(db or ":memory:", read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        for stmt in statements("schema.sql"):
+            con.execute(stmt)
+    install_macros(con)
+    return con
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in statements("macros.sql"):
+        con.execute(stmt.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    for stmt in OTLP_MACROS.strip().split(";\n"):
+        if stmt.strip():
+            con.execute(stmt.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+
+
+def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Files named or found (recursively, sorted, hidden entries skipped) under the given paths."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def _sha256(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _json_error(line: str) -> str:
+    try:
+        json.loads(line)
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    except ValueError as e:
+        msg = getattr(e, "msg", str(e))
+        col = getattr(e, "colno", None)
+        return f"invalid JSON at column {col}: {msg}" if col else f"invalid JSON: {msg}"
+    return "invalid JSON"
+
+
+class Loader:
+    """Loads files into an open connection. Use :func:`mcptrace.load` unless you need the parts."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, keys: KeyConfig | None = None,
+                 errors: str = "collect", format: str | None = None) -> None:
+        if errors not in ("collect", "raise"):
+            raise ValueError("errors must be 'collect' or 'raise'")
+        self.con = con
+        self.keys = keys or KeyConfig()
+        self.errors = errors
+        self.format = format
+
+    def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadReport:
+        report = LoadReport()
+        for path in expand_paths(paths):
+            report.files.append(self._load_file(path))
+        return report
+
+    # -- one file ---------------------------------------------------------------------
+    def _load_file(self, path: str) -> FileReport:
+        try:
+            sha, size = _sha256(path)
+        except OSError as e:
+            return FileReport(path, "unreadable", error=f"{path}: cannot read: {e.strerror or e}")
+        existing = self.con.execute("SELECT source_id, format FROM sources WHERE sha256 = ?", [sha]).fetchone()
+        if existing:
+            return FileReport(path, "duplicate", format=existing[1], source_id=existing[0])
+        tried = tuple(r.name for r in _readers.readers())
+        if size == 0:
+            return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, "empty file")))
+        if self.format:
+            reader = _readers.by_name(self.format)
+        else:
+            reader = _readers.sniff(_readers.read_head(path))
+            if reader is None:
+                return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried)))
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rep = self._ingest(path, sha, size, reader)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return rep
+
+    def _ingest(self, path: str, sha: str, size: int, reader: _readers.Reader) -> FileReport:
+        con = self.con
+        source_id = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()[0]
+        rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
+        connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
+        con.execute("CREATE OR REPLACE TEMP TABLE _wire_new AS SELECT * FROM (SELECT NULL::INTEGER AS source_id, "
+                    "NULL::BIGINT AS record_no, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS direction, "
+                    "NULL::VARCHAR AS transport, NULL::VARCHAR AS connection_id, NULL::JSON AS http, "
+                    "NULL::JSON AS message) WHERE false")
+        n_records = 0
+        for batch in reader.batches(path):
+            n_records += batch.num_rows
+            con.register("_lines", batch)
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_out AS {reader.sql}",
+                            {"connection_id": connection_id} if "$connection_id" in reader.sql else None)
+                self._take_rejects(path, source_id)
+            finally:
+                try:
+                    con.unregister("_lines")
+                except duckdb.Error:
+                    pass
+            if reader.kind == "messages":
+                con.execute(f"INSERT INTO _wire_new SELECT {source_id}, record_no, ts, direction, transport, "
+                            "connection_id, http, message FROM _batch_out WHERE reject_reason IS NULL")
+            else:
+                con.execute(f"INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw), {source_id} AS source_id "
+                            "FROM _batch_out WHERE reject_reason IS NULL")
+        if reader.kind == "messages":
+            base = con.execute("SELECT coalesce(max(message_id), 0) FROM messages").fetchone()[0]
+            params = {"base_id": base, **self.keys.params()}
+            for stmt in statements("messages.sql"):
+                names = [n for n in params if f"${n}" in stmt]
+                con.execute(stmt, {n: params[n] for n in names})
+            if self.errors == "raise":
+                self._raise_first_reject(path, source_id)
+            rep.n_rows = con.execute("SELECT count(*) FROM messages WHERE source_id = ?", [source_id]).fetchone()[0]
+        else:
+            rep.n_rows = con.execute("SELECT count(*) FROM spans WHERE source_id = ?", [source_id]).fetchone()[0]
+        rep.n_records = n_records
+        rep.reasons = _group_reasons(Counter(dict(con.execute(
+            "SELECT regexp_replace(reason, '^line [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
+            [source_id]).fetchall())))
+        rep.n_rejected = con.execute("SELECT count(*) FROM rejects WHERE source_id = ?", [source_id]).fetchone()[0]
+        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size])
+        con.execute("DROP TABLE IF EXISTS _wire_new")
+        con.execute("DROP TABLE IF EXISTS _batch_out")
+        return rep
+
+    def _take_rejects(self, path: str, source_id: int) -> None:
+        con = self.con
+        raw = "b.raw" if "raw" in _columns(con, "_batch_out") else "l.line"
+        rows = con.execute(f"SELECT b.record_no, b.reject_reason, left({raw}, 65536) FROM _batch_out b "
+                           "JOIN _lines l USING (record_no) WHERE b.reject_reason IS NOT NULL "
+                           "ORDER BY b.record_no").fetchall()
+        if not rows:
+            return
+        out = []
+        for record_no, reason, raw in rows:
+            if reason == "invalid JSON" and raw is not None:
+                reason = _json_error(raw)
+            out.append((source_id, record_no, f"line {record_no}: {reason}", redact_text(raw)[:RAW_LIMIT] if raw else raw))
+        if self.errors == "raise":
+            raise RecordError(path, out[0][1], out[0][2].split(": ", 1)[1])
+        con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", out)
+
+    def _raise_first_reject(self, path: str, source_id: int) -> None:
+        row = self.con.execute("SELECT record_no, reason FROM rejects WHERE source_id = ? ORDER BY record_no LIMIT 1",
+                               [source_id]).fetchone()
+        if row:
+            raise RecordError(path, row[0], row[1])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _group_reasons(reasons: Counter) -> Counter:
+    """Collapse reasons that differ only in positions/values into one class for summaries."""
+    import re
+
+    out: Counter = Counter()
+    for reason, n in reasons.items():
+        key = re.sub(r"^(invalid JSON) at column \d+:.*$", r"\1", reason)
+        key = re.sub(r"^(invalid UTF-8) at byte \d+$", r"\1", key)
+        key = re.sub(r":\s.*$", "", key) if key.startswith(("not JSON on the wire", "span ")) else key
+        out[key] += n
+    return out
+
+
+_SECRET_HEADER_RE = None
+
+
+def redact_text(raw: str) -> str:
+    """Replace the values of credential headers (``"authorization": "..."`` and the like) in raw JSON text."""
+    global _SECRET_HEADER_RE
+    if _SECRET_HEADER_RE is None:
+        import re
+
+        _SECRET_HEADER_RE = re.compile(
+            r'("(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token)"\s*:\s*)"(?:[^"\\]|\\.)*"',
+            re.IGNORECASE)
+    return _SECRET_HEADER_RE.sub(r'\1"[REDACTED]"', raw)

@@ -1,0 +1,50 @@
+"""Input readers, one module per format, chosen by sniffing file content.
+
+A reader declares the ``kind`` of rows it produces (``"messages"`` or ``"spans"``), a
+``sniff(head)`` test on the first bytes of a file, how it splits the file into records
+(``batches``), and the SQL that turns one batch of records into rows (run by the loader,
+which owns the DuckDB connection). New formats register with :func:`register` and plug in
+without changes to the loader.
+"""
+
+from __future__ import annotations
+
+from mcptrace.readers.base import Reader, read_head
+from mcptrace.readers.envelope import EnvelopeReader
+from mcptrace.readers.jsonrpc_ndjson import JsonRpcNdjsonReader
+from mcptrace.readers.otlp_json import OtlpJsonReader
+
+_REGISTRY: list[Reader] = []
+
+
+def register(reader: Reader, *, first: bool = False) -> None:
+    """Add a reader to the registry; ``first=True`` makes it win ties in sniffing."""
+    if first:
+        _REGISTRY.insert(0, reader)
+    else:
+        _REGISTRY.append(reader)
+
+
+def readers() -> tuple[Reader, ...]:
+    return tuple(_REGISTRY)
+
+
+def by_name(name: str) -> Reader:
+    for r in _REGISTRY:
+        if r.name == name:
+            return r
+    raise KeyError(f"unknown format {name!r}; known: {', '.join(r.name for r in _REGISTRY)}")
+
+
+def sniff(head: bytes) -> Reader | None:
+    """The first registered reader whose ``sniff`` accepts ``head``, else ``None``."""
+    for r in _REGISTRY:
+        if r.sniff(head):
+            return r
+    return None
+
+
+for _r in (EnvelopeReader(), OtlpJsonReader(), JsonRpcNdjsonReader()):
+    register(_r)
+
+__all__ = ["Reader", "register", "readers", "by_name", "sniff", "read_head"]

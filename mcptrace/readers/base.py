@@ -1,0 +1,107 @@
+"""Shared reader machinery: reading heads, splitting files into numbered lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pyarrow as pa
+
+HEAD_BYTES = 64 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
+
+LINES_SCHEMA = pa.schema([("record_no", pa.int64()), ("line", pa.string()), ("decode_error", pa.string())])
+
+
+def read_head(path: str, n: int = HEAD_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def first_json_line(head: bytes) -> tuple[object | None, str]:
+    """Parse the first non-blank line of ``head``.
+
+    Returns ``(value, text)``; ``value`` is None when the line is not complete JSON
+    (for example cut at the end of ``head``), ``text`` is the decoded line prefix.
+    """
+    for raw in head.splitlines():
+        text = raw.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+        if not text:
+            continue
+        try:
+            return json.loads(text), text
+        except ValueError:
+            return None, text
+    return None, ""
+
+
+def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
+    nos, texts, errs = [], [], []
+    for i, raw in enumerate(lines):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw.strip():
+            continue
+        nos.append(first_no + i)
+        try:
+            texts.append(raw.decode("utf-8"))
+            errs.append(None)
+        except UnicodeDecodeError as e:
+            texts.append(raw.decode("utf-8", errors="replace"))
+            errs.append(f"invalid UTF-8 at byte {e.start}")
+    return pa.table({"record_no": pa.array(nos, pa.int64()), "line": pa.array(texts, pa.string()),
+                     "decode_error": pa.array(errs, pa.string())}, schema=LINES_SCHEMA)
+
+
+def iter_lines(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+    """Yield the non-blank lines of a file as Arrow tables of (record_no, line, decode_error).
+
+    ``record_no`` is the 1-based line number. A line that is not valid UTF-8 is decoded with
+    replacement characters and ``decode_error`` says where it broke.
+    """
+    line_no = 1
+    carry = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk_bytes)
+            if not block:
+                break
+            data = carry + block
+            parts = data.split(b"\n")
+            carry = parts.pop()
+            if line_no == 1 and parts and parts[0].startswith(b"\xef\xbb\xbf"):
+                parts[0] = parts[0][3:]
+            if parts:
+                yield _decode_lines(parts, line_no)
+                line_no += len(parts)
+    if carry:
+        if line_no == 1 and carry.startswith(b"\xef\xbb\xbf"):
+            carry = carry[3:]
+        yield _decode_lines([carry], line_no)
+
+
+class Reader:
+    """Base class of a line-oriented reader.
+
+    Subclasses set ``name``, ``kind`` and ``sql`` and implement ``sniff``. ``sql`` is a
+    SELECT over the relation ``_lines(record_no BIGINT, line VARCHAR, decode_error VARCHAR)``
+    that may use ``$connection_id`` (a default connection id derived from the file name).
+    For ``kind == "messages"`` it yields the wire columns (record_no, ts TIMESTAMPTZ,
+    direction, transport, connection_id, http JSON, message JSON, reject_reason VARCHAR);
+    for ``kind == "spans"`` the span columns of :mod:`mcptrace.readers.otlp_json`.
+    A row with a non-NULL ``reject_reason`` goes to ``rejects`` instead.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "messages"
+    sql: ClassVar[str] = ""
+
+    def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def batches(self, path: str) -> Iterator[pa.Table]:
+        return iter_lines(path)
+
+    def __repr__(self) -> str:
+        return f"<reader {self.name}>"

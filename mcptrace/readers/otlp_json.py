@@ -1,0 +1,141 @@
+"""OTLP/JSON trace dumps: OpenTelemetry Collector file exporter lines.
+
+Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON (opentelemetry-proto,
+``opentelemetry/proto/collector/trace/v1``): ``resourceSpans[].scopeSpans[].spans[]``
+(pre-2022 dumps: ``instrumentationLibrarySpans``). Ids are lowercase hex, 64-bit integers
+decimal strings or numbers, enums integers or names. Exploded set-based in DuckDB: child
+lists are extracted in their own step before each ``unnest`` (PERFORMANCE.md).
+
+Rows: the ``spans`` table columns (DESIGN §3). Attributes become a JSON object
+``{key: value}``; array values become JSON arrays of scalars.
+"""
+
+from __future__ import annotations
+
+from mcptrace.readers.base import Reader, first_json_line
+
+# DuckDB macros used by the OTLP readers; created once per connection by the loader.
+MACROS = r"""
+CREATE OR REPLACE MACRO otlp_scalar(v) AS coalesce(
+    v->'$.stringValue', v->'$.boolValue', try_cast(v->>'$.intValue' AS BIGINT)::JSON,
+    v->'$.doubleValue', v->'$.bytesValue');
+CREATE OR REPLACE MACRO otlp_value(v) AS coalesce(
+    otlp_scalar(v),
+    CASE WHEN json_exists(v, '$.arrayValue') THEN
+         to_json(list_transform(coalesce(json_extract(v, '$.arrayValue.values[*]'), []), lambda x: otlp_scalar(x))) END,
+    v->'$.kvlistValue');
+CREATE OR REPLACE MACRO otlp_attrs(a) AS (
+    CASE WHEN a IS NULL OR json_type(a) <> 'ARRAY' THEN '{}'::JSON ELSE
+        ('{' || array_to_string(list_transform(json_extract(a, '$[*]'),
+            lambda e: to_json(coalesce(e->>'$.key', '')) || ':' || coalesce(otlp_value(e->'$.value')::VARCHAR, 'null')), ',')
+         || '}')::JSON
+    END);
+CREATE OR REPLACE MACRO otlp_kind(k) AS CASE upper(k)
+    WHEN '0' THEN 'unspecified' WHEN 'SPAN_KIND_UNSPECIFIED' THEN 'unspecified'
+    WHEN '1' THEN 'internal' WHEN 'SPAN_KIND_INTERNAL' THEN 'internal'
+    WHEN '2' THEN 'server'   WHEN 'SPAN_KIND_SERVER' THEN 'server'
+    WHEN '3' THEN 'client'   WHEN 'SPAN_KIND_CLIENT' THEN 'client'
+    WHEN '4' THEN 'producer' WHEN 'SPAN_KIND_PRODUCER' THEN 'producer'
+    WHEN '5' THEN 'consumer' WHEN 'SPAN_KIND_CONSUMER' THEN 'consumer'
+    ELSE CASE WHEN k IS NULL THEN 'unspecified' ELSE lower(k) END END;
+CREATE OR REPLACE MACRO otlp_status(c) AS CASE upper(coalesce(c, '0'))
+    WHEN '0' THEN 'unset' WHEN 'STATUS_CODE_UNSET' THEN 'unset'
+    WHEN '1' THEN 'ok' WHEN 'STATUS_CODE_OK' THEN 'ok'
+    WHEN '2' THEN 'error' WHEN 'STATUS_CODE_ERROR' THEN 'error' ELSE lower(c) END;
+CREATE OR REPLACE MACRO otlp_ts(nanos) AS make_timestamp(nanos // 1000)::TIMESTAMPTZ;
+"""
+
+SPAN_STRUCT = (
+    '{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR",'
+    '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":"JSON","events":"JSON",'
+    '"links":"JSON","status":"JSON"}'
+)
+
+# Turns ``_otlp_span_rows(record_no, res_attrs JSON, scope_name, span JSON)`` into span rows.
+SPAN_ROWS_SQL = f"""
+t AS (
+    SELECT record_no, res_attrs, scope_name, span,
+           json_transform(span, '{SPAN_STRUCT}') AS s
+    FROM sp
+), v AS (
+    SELECT record_no, span, scope_name, s,
+           lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
+           nullif(lower(s.parentSpanId), '') AS parent_span_id,
+           try_cast(s.startTimeUnixNano AS BIGINT) AS start_ns, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
+           otlp_attrs(s.attributes) AS attrs, otlp_attrs(res_attrs) AS rattrs
+    FROM t
+)
+SELECT record_no,
+       trace_id, span_id, parent_span_id, s.name AS name, otlp_kind(s.kind) AS kind,
+       rattrs->>'$."service.name"' AS service_name,
+       otlp_ts(start_ns) AS start_ts, otlp_ts(end_ns) AS end_ts,
+       (end_ns - start_ns) / 1e6 AS duration_ms,
+       otlp_status(s.status->>'$.code') AS status_code, s.status->>'$.message' AS status_message,
+       attrs AS attributes, rattrs AS resource_attributes,
+       to_json(list_transform(coalesce(json_extract(s.events, '$[*]'), []), lambda e: struct_pack(
+           name := e->>'$.name', time_unix_nano := try_cast(e->>'$.timeUnixNano' AS BIGINT),
+           attributes := otlp_attrs(e->'$.attributes')))) AS events,
+       to_json(list_transform(coalesce(json_extract(s.links, '$[*]'), []), lambda l: struct_pack(
+           trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
+           attributes := otlp_attrs(l->'$.attributes')))) AS links,
+       attrs->>'$."mcp.method.name"' AS mcp_method_name,
+       coalesce(attrs->>'$."jsonrpc.request.id"', attrs->>'$."mcp.request.id"') AS jsonrpc_request_id,
+       coalesce(attrs->>'$."gen_ai.tool.name"', attrs->>'$."mcp.tool.name"') AS gen_ai_tool_name,
+       attrs->>'$."mcp.session.id"' AS mcp_session_id,
+       scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
+       CASE
+         WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{{32}}') OR trace_id = repeat('0', 32)
+              THEN 'span traceId is not 32 hex digits: ' || coalesce(left(s.traceId, 40), 'missing')
+         WHEN NOT regexp_full_match(coalesce(span_id, ''), '[0-9a-f]{{16}}') OR span_id = repeat('0', 16)
+              THEN 'span spanId is not 16 hex digits: ' || coalesce(left(s.spanId, 40), 'missing')
+         WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{{16}}')
+              THEN 'span parentSpanId is not 16 hex digits: ' || left(s.parentSpanId, 40)
+         WHEN start_ns IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
+       END AS reject_reason,
+       span::VARCHAR AS raw
+FROM v
+"""
+
+_SQL = f"""
+WITH parsed AS (
+    SELECT record_no, line, decode_error, json_valid(line) AS ok FROM _lines
+), req AS (
+    SELECT record_no, line, decode_error, ok,
+           CASE WHEN ok AND json_type(line) = 'OBJECT' THEN json_extract(line, '$.resourceSpans[*]') END AS rs_list
+    FROM parsed
+), rs AS (
+    SELECT record_no, unnest(rs_list) AS rs FROM req WHERE len(rs_list) > 0
+), rs2 AS (
+    SELECT record_no, rs->'$.resource.attributes' AS res_attrs,
+           coalesce(json_extract(rs, '$.scopeSpans[*]'), json_extract(rs, '$.instrumentationLibrarySpans[*]')) AS ss_list
+    FROM rs
+), ss AS (
+    SELECT record_no, res_attrs, unnest(ss_list) AS ss FROM rs2
+), ss2 AS (
+    SELECT record_no, res_attrs,
+           coalesce(ss->>'$.scope.name', ss->>'$.instrumentationLibrary.name') AS scope_name,
+           json_extract(ss, '$.spans[*]') AS span_list
+    FROM ss
+), sp AS (
+    SELECT record_no, res_attrs, scope_name, unnest(span_list) AS span FROM ss2
+), {SPAN_ROWS_SQL}
+UNION ALL BY NAME
+SELECT record_no,
+       CASE WHEN decode_error IS NOT NULL THEN decode_error
+            WHEN NOT ok THEN 'invalid JSON'
+            ELSE 'not an OTLP ExportTraceServiceRequest (no resourceSpans array)' END AS reject_reason,
+       line AS raw
+FROM req WHERE decode_error IS NOT NULL OR NOT ok OR rs_list IS NULL
+"""
+
+
+class OtlpJsonReader(Reader):
+    name = "otlp_json"
+    kind = "spans"
+    sql = _SQL
+
+    def sniff(self, head: bytes) -> bool:
+        value, text = first_json_line(head)
+        if isinstance(value, dict):
+            return "resourceSpans" in value
+        return text.startswith("{") and '"resourceSpans"' in text[:200]

@@ -1,0 +1,22 @@
+-- Scalar macros shared by the loader and the analysis.
+
+-- W3C Trace Context traceparent (https://www.w3.org/TR/trace-context/#traceparent-header):
+-- version 00 is exactly 55 chars; later versions may append fields; version ff is invalid;
+-- all-zero trace-id or parent-id is invalid; hex must be lowercase.
+CREATE OR REPLACE MACRO w3c_traceparent_valid(tp) AS CASE WHEN tp IS NULL THEN NULL ELSE
+    regexp_full_match(tp, '[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?')
+    AND substr(tp, 1, 2) <> 'ff'
+    AND (substr(tp, 1, 2) <> '00' OR length(tp) = 55)
+    AND substr(tp, 4, 32) <> repeat('0', 32)
+    AND substr(tp, 37, 16) <> repeat('0', 16) END;
+
+-- The direction a request or notification travels, from the MCP method name; NULL when
+-- either side may send it (ping, notifications/cancelled, notifications/progress).
+CREATE OR REPLACE MACRO mcp_method_direction(method) AS CASE
+    WHEN method IS NULL THEN NULL
+    WHEN method IN ('ping', 'notifications/cancelled', 'notifications/progress') THEN NULL
+    WHEN method IN ('sampling/createMessage', 'roots/list', 'elicitation/create', 'notifications/message',
+                    'notifications/resources/updated', 'notifications/resources/list_changed',
+                    'notifications/tools/list_changed', 'notifications/prompts/list_changed',
+                    'notifications/elicitation/complete') THEN 'server_to_client'
+    ELSE 'client_to_server' END;

@@ -1,0 +1,93 @@
+-- mcptrace database schema. Tables and columns listed in DESIGN §3 are the public SQL
+-- interface; extra columns come after them. Times are TIMESTAMPTZ (UTC, microseconds),
+-- durations DOUBLE milliseconds, JSON-RPC ids their JSON text (1 and "1" differ).
+
+CREATE TABLE IF NOT EXISTS sources (
+    source_id    INTEGER PRIMARY KEY,
+    path         VARCHAR NOT NULL,
+    format       VARCHAR NOT NULL,
+    sha256       VARCHAR NOT NULL UNIQUE,
+    n_records    BIGINT  NOT NULL,
+    n_rejected   BIGINT  NOT NULL,
+    kind         VARCHAR NOT NULL,          -- 'messages' | 'spans'
+    size_bytes   BIGINT,
+    loaded_at    TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    source_id    INTEGER NOT NULL,
+    record_no    BIGINT,
+    reason       VARCHAR NOT NULL,
+    raw          VARCHAR
+);
+
+-- Wire records as read, one row per JSON-RPC message (a batch line gives several rows).
+CREATE TABLE IF NOT EXISTS messages (
+    message_id          BIGINT PRIMARY KEY,
+    source_id           INTEGER NOT NULL,
+    record_no           BIGINT NOT NULL,
+    ts                  TIMESTAMPTZ,
+    direction           VARCHAR,            -- 'client_to_server' | 'server_to_client'
+    transport           VARCHAR,            -- 'stdio' | 'streamable_http' | 'sse'
+    connection_id       VARCHAR,
+    mcp_session_id      VARCHAR,
+    kind                VARCHAR NOT NULL,   -- 'request' | 'response' | 'error' | 'notification'
+    rpc_id              VARCHAR,
+    method              VARCHAR,
+    tool_name           VARCHAR,
+    meta                JSON,
+    traceparent         VARCHAR,
+    trace_id            VARCHAR,
+    parent_span_id      VARCHAR,
+    progress_token      VARCHAR,
+    session_key         VARCHAR,
+    session_key_source  VARCHAR,
+    call_key            VARCHAR,
+    raw                 JSON,
+    -- extras
+    batch_index         INTEGER,            -- position inside a JSON-RPC batch, NULL otherwise
+    trace_flags         VARCHAR,
+    tracestate          VARCHAR,
+    traceparent_valid   BOOLEAN,            -- NULL when no traceparent in _meta
+    http_traceparent    VARCHAR,
+    http_method         VARCHAR,
+    http_path           VARCHAR,
+    http_status         INTEGER,
+    sse_event_id        VARCHAR,
+    protocol_version    VARCHAR,
+    call_key_source     VARCHAR,
+    cancel_request_id   VARCHAR,            -- notifications/cancelled: params.requestId as JSON text
+    is_error            BOOLEAN,            -- result.isError
+    error_code          BIGINT,
+    error_message       VARCHAR,
+    client_name         VARCHAR,            -- initialize: params.clientInfo.name
+    client_version      VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS spans (
+    source_id            INTEGER NOT NULL,
+    trace_id             VARCHAR NOT NULL,
+    span_id              VARCHAR NOT NULL,
+    parent_span_id       VARCHAR,
+    name                 VARCHAR,
+    kind                 VARCHAR,           -- 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'unspecified'
+    service_name         VARCHAR,
+    start_ts             TIMESTAMPTZ,
+    end_ts               TIMESTAMPTZ,
+    duration_ms          DOUBLE,
+    status_code          VARCHAR,           -- 'unset' | 'ok' | 'error'
+    status_message       VARCHAR,
+    attributes           JSON,
+    resource_attributes  JSON,
+    events               JSON,
+    links                JSON,
+    mcp_method_name      VARCHAR,
+    jsonrpc_request_id   VARCHAR,
+    gen_ai_tool_name     VARCHAR,
+    mcp_session_id       VARCHAR,
+    -- extras
+    scope_name           VARCHAR,
+    start_unix_nano      BIGINT,
+    end_unix_nano        BIGINT,
+    record_no            BIGINT
+);

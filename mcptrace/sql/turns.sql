@@ -1,0 +1,61 @@
+-- Turns and parallel groups (DESIGN §4). A call's turn is the parent of its client span
+-- when the client spans are loaded (the span named by the traceparent's parent-id), else
+-- its trace. Within a session and turn, calls whose request/response intervals overlap
+-- (in message order, so bare captures without times work too) form one parallel_group.
+
+CREATE OR REPLACE TEMP TABLE _turn AS
+WITH cs AS (
+    SELECT trace_id, span_id, any_value(parent_span_id) AS parent_span_id FROM spans GROUP BY ALL
+)
+SELECT c.call_id,
+       CASE WHEN c.trace_id IS NULL THEN NULL
+            WHEN cs.parent_span_id IS NOT NULL THEN c.trace_id || '/' || cs.parent_span_id
+            ELSE c.trace_id END AS turn_id
+FROM calls c LEFT JOIN cs ON cs.trace_id = c.trace_id AND cs.span_id = c.parent_span_id;
+
+CREATE OR REPLACE TEMP TABLE _pgroup AS
+WITH t AS (
+    SELECT c.call_id, c.session_id, tu.turn_id, c.start_ord,
+           coalesce(c.end_ord, 9223372036854775807) AS end_ord
+    FROM calls c JOIN _turn tu USING (call_id) WHERE tu.turn_id IS NOT NULL
+), g AS (
+    SELECT *, max(end_ord) OVER (PARTITION BY session_id, turn_id ORDER BY start_ord
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+    FROM t
+), h AS (
+    SELECT *, sum(CASE WHEN prev_end IS NULL OR start_ord > prev_end THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY session_id, turn_id ORDER BY start_ord) AS gno
+    FROM g
+), k AS (
+    SELECT *, min(start_ord) OVER (PARTITION BY session_id, turn_id, gno) AS gfirst FROM h
+)
+SELECT call_id, turn_id, dense_rank() OVER (ORDER BY gfirst) AS parallel_group FROM k;
+
+UPDATE calls SET turn_id = t.turn_id FROM _turn t WHERE calls.call_id = t.call_id;
+
+UPDATE calls SET parallel_group = p.parallel_group FROM _pgroup p WHERE calls.call_id = p.call_id;
+
+-- Spans of each call: the client span (named by the traceparent's parent-id), the server
+-- span continuing it, and every descendant of the server span (downstream).
+CREATE OR REPLACE TABLE call_spans AS
+WITH RECURSIVE
+client AS (
+    SELECT DISTINCT c.call_id, s.span_id, s.trace_id, 'client' AS role
+    FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id
+),
+server AS (
+    SELECT DISTINCT c.call_id, s.span_id, s.trace_id, 'server' AS role
+    FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.parent_span_id
+    WHERE s.kind = 'server'
+),
+down(call_id, span_id, trace_id) AS (
+    SELECT call_id, span_id, trace_id FROM server
+    UNION
+    SELECT d.call_id, s.span_id, s.trace_id
+    FROM down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
+)
+SELECT * FROM client
+UNION ALL SELECT * FROM server
+UNION ALL
+SELECT d.call_id, d.span_id, d.trace_id, 'downstream' AS role
+FROM down d ANTI JOIN server s ON s.call_id = d.call_id AND s.span_id = d.span_id;

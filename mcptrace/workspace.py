@@ -1,0 +1,141 @@
+"""The Workspace: an mcptrace DuckDB database and the verbs over it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from mcptrace.analysis import rebuild
+from mcptrace.keys import KeyConfig
+from mcptrace.loader import LoadReport, Loader, connect
+from mcptrace.result import Result
+
+
+class Workspace:
+    """An mcptrace database (DuckDB file or in memory) with its tables rebuilt.
+
+    Tables (DESIGN §3): ``sources``, ``rejects``, ``messages``, ``calls``, ``sessions``,
+    ``spans``, ``call_spans``, ``gaps``. Times are UTC ``TIMESTAMPTZ`` (microseconds),
+    ``duration_ms`` DOUBLE milliseconds. Close it with :meth:`close` or use it as a context
+    manager.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, path: str | None = None,
+                 keys: KeyConfig | None = None) -> None:
+        self.con = con
+        self.path = path
+        self.keys = keys or KeyConfig()
+        self.last_report: LoadReport | None = None
+
+    # -- loading --------------------------------------------------------------------
+    def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: str = "collect",
+             format: str | None = None) -> LoadReport:
+        """Load more files (files or directories, recursively) and rebuild the analysis tables.
+
+        A file whose sha256 is already in ``sources`` adds nothing. With ``errors="collect"``
+        (default) bad records go to ``rejects``; with ``errors="raise"`` the first one raises
+        :class:`mcptrace.RecordError` naming file, line and reason (that file is rolled back).
+        Files that are not captures are reported in the returned :class:`LoadReport`.
+        """
+        report = Loader(self.con, keys=self.keys, errors=errors, format=format).load(paths)
+        rebuild(self.con)
+        self.last_report = report
+        return report
+
+    # -- queries --------------------------------------------------------------------
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
+        """Run SQL against the database; values go in ``params`` (``?`` or ``$name``), never into the string."""
+        return Result(self.con.sql(query, params=params).to_arrow_table())
+
+    def sessions(self) -> Result:
+        """Logical sessions, busiest first: the ``sessions`` table ordered by n_calls desc."""
+        return self.sql("SELECT * FROM sessions ORDER BY n_calls DESC, first_ts")
+
+    def calls(self, session_id: str | None = None) -> Result:
+        """Calls (the ``calls`` table) in start order, optionally of one session."""
+        if session_id is None:
+            return self.sql("SELECT * FROM calls ORDER BY start_ord")
+        return self.sql("SELECT * FROM calls WHERE session_id = ? ORDER BY start_ord", [session_id])
+
+    def gaps(self, code: str | None = None, session_id: str | None = None) -> Result:
+        """Gap rows (the ``gaps`` table), optionally filtered by code and session."""
+        return self.sql("SELECT * FROM gaps WHERE (?::VARCHAR IS NULL OR code = ?) AND (?::VARCHAR IS NULL OR session_id = ?) "
+                        "ORDER BY gap_id", [code, code, session_id, session_id])
+
+    def spans(self, trace_id: str | None = None) -> Result:
+        """Spans (the ``spans`` table) in start order, optionally of one trace (hex trace-id)."""
+        return self.sql("SELECT * FROM spans WHERE ?::VARCHAR IS NULL OR trace_id = ? ORDER BY start_ts, span_id",
+                        [trace_id, trace_id])
+
+    def messages(self, session_id: str | None = None) -> Result:
+        """Messages in wire order; with ``session_id``, those of the session's calls."""
+        if session_id is None:
+            return self.sql("SELECT * FROM messages ORDER BY ts, source_id, record_no, batch_index")
+        return self.sql("""SELECT m.* FROM messages m WHERE m.message_id IN (
+                             SELECT request_message_id FROM calls WHERE session_id = ? UNION
+                             SELECT response_message_id FROM calls WHERE session_id = ? UNION
+                             SELECT cancel_message_id FROM calls WHERE session_id = ?)
+                           ORDER BY ts, source_id, record_no, batch_index""", [session_id] * 3)
+
+    def rejects(self) -> Result:
+        return self.sql("SELECT r.*, s.path FROM rejects r JOIN sources s USING (source_id) ORDER BY source_id, record_no")
+
+    def busiest_session(self) -> str | None:
+        row = self.con.execute("SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    # -- charts ---------------------------------------------------------------------
+    def timeline(self, session_id: str | None = None, **kwargs: Any):
+        """A plotly Figure of one session's calls; see :func:`mcptrace.timeline.timeline`."""
+        from mcptrace.timeline import timeline
+
+        return timeline(self, session_id or self.busiest_session(), **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        n = self.con.execute("SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM sessions), "
+                             "(SELECT count(*) FROM calls), (SELECT count(*) FROM gaps)").fetchone()
+        return f"<mcptrace.Workspace {self.path or ':memory:'}: {n[0]} sources, {n[1]} sessions, {n[2]} calls, {n[3]} gaps>"
+
+
+def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"calls", "sessions", "gaps", "call_spans"} <= have:
+        rebuild(con)
+
+
+def open(db: str | None = None, *, keys: KeyConfig | None = None) -> Workspace:  # noqa: A001 - the verb users expect
+    """Open an mcptrace database (created if missing; ``None`` is in memory)."""
+    con = connect(db)
+    _ensure_derived(con)
+    return Workspace(con, path=db, keys=keys)
+
+
+def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,
+         errors: str = "collect", format: str | None = None, keys: KeyConfig | None = None) -> Workspace:
+    """Load captures and trace dumps into DuckDB and rebuild calls, sessions and gaps.
+
+    ``paths``: files or directories (recursed). Formats are sniffed from content:
+    envelope JSONL, bare JSON-RPC NDJSON, OTLP/JSON (Collector file exporter lines);
+    ``format=`` forces one. ``db``: a DuckDB file (created or appended to) or ``None``
+    for in memory. Returns a :class:`Workspace`; its ``last_report`` says per file what was
+    loaded, rejected or not recognised.
+
+    >>> ws = mcptrace.load("data/samples")            # doctest: +SKIP
+    >>> ws.sessions().df()                             # doctest: +SKIP
+    """
+    ws = open(db, keys=keys)
+    ws.load(paths, errors=errors, format=format)
+    return ws
