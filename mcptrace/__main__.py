@@ -1,0 +1,3 @@
+from mcptrace.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""Loading: sniffing, rejects with reasons naming the line, dedupe, append, raise mode."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import pytest
+
+import mcptrace
+from conftest import BARE, SAMPLES, first_index, read_lines, write_lines
+
+
+def _count(ws, sql, params=None):
+    return ws.sql(sql, params).rows()[0][0]
+
+
+def test_sniffs_each_sample_format(samples_ws):
+    got = dict(samples_ws.sql("SELECT regexp_extract(path, '[^/]+$'), format FROM sources").rows())
+    assert got == {"agent_stdio.jsonl": "envelope_jsonl", "ide_http.jsonl": "envelope_jsonl",
+                   "traces.otlp.jsonl": "otlp_json"}
+    ws = mcptrace.load(BARE)
+    assert ws.sql("SELECT format FROM sources").rows() == [("jsonrpc_ndjson",)]
+
+
+def test_every_record_is_a_message_or_a_reject(samples_ws):
+    # messages sources: every non-blank line is either one message row or a reject
+    for name in ("agent_stdio.jsonl", "ide_http.jsonl"):
+        n_lines = len([line for line in read_lines(SAMPLES / name) if line.strip()])
+        sid, n_records, n_rejected = samples_ws.sql(
+            "SELECT source_id, n_records, n_rejected FROM sources WHERE path LIKE ?", ["%" + name]).rows()[0]
+        assert n_records == n_lines
+        assert n_rejected == 0
+        assert _count(samples_ws, "SELECT count(*) FROM messages WHERE source_id = ?", [sid]) == n_lines
+    # spans source: every span of every line is in `spans`
+    n_spans = sum(len(s["spans"]) for req in map(json.loads, read_lines(SAMPLES / "traces.otlp.jsonl"))
+                  for rs in req["resourceSpans"] for s in rs["scopeSpans"])
+    assert _count(samples_ws, "SELECT count(*) FROM spans") == n_spans
+
+
+def test_invalid_json_line_goes_to_rejects_with_line_and_column(tmp_path, stdio_lines):
+    lines = list(stdio_lines)
+    bad = '{"ts": "2026-11-22T01:00:00Z", "direction": "client_to_server", "message": {"id": 1,,}}'
+    lines.insert(4, bad)
+    ws = mcptrace.load(write_lines(tmp_path / "broken_json_line_5.jsonl", lines))
+    rejects = ws.rejects().rows()
+    assert [(r[1], r[2].split(":")[0]) for r in rejects] == [(5, "line 5")]
+    assert f"invalid JSON at column {bad.index(',,') + 2}:" in rejects[0][2]  # 1-based, at the second comma
+    assert _count(ws, "SELECT count(*) FROM messages") == len(stdio_lines)
+    assert ws.sql("SELECT n_records, n_rejected FROM sources").rows() == [(len(lines), 1)]
+
+
+def test_truncated_last_line(tmp_path, stdio_lines):
+    lines = list(stdio_lines)
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    ws = mcptrace.load(write_lines(tmp_path / "truncated_last_line.jsonl", lines))
+    assert [(r[1]) for r in ws.rejects().rows()] == [len(lines)]
+    assert _count(ws, "SELECT count(*) FROM messages") == len(lines) - 1
+
+
+@pytest.mark.parametrize("bad_id, reason", [
+    ({"a": 1}, "message.id is an object"),
+    (1.5, "message.id is a float"),
+    (None, "message.id is null"),
+    ([1], "message.id is an array"),
+])
+def test_request_id_of_wrong_type(tmp_path, stdio_lines, bad_id, reason):
+    lines = list(stdio_lines)
+    i = first_index(lines, lambda e: e["message"].get("method") == "tools/call")
+    env = json.loads(lines[i])
+    env["message"]["id"] = bad_id
+    lines[i] = json.dumps(env)
+    ws = mcptrace.load(write_lines(tmp_path / "request_id_wrong_type.jsonl", lines))
+    rejects = ws.rejects().rows()
+    assert len(rejects) == 1
+    assert rejects[0][1] == i + 1
+    assert rejects[0][2].startswith(f"line {i + 1}: {reason}")
+    assert _count(ws, "SELECT count(*) FROM messages") == len(lines) - 1
+
+
+def test_method_not_a_string(tmp_path, stdio_lines):
+    lines = list(stdio_lines)
+    i = first_index(lines, lambda e: e["message"].get("method") == "tools/call")
+    env = json.loads(lines[i])
+    env["message"]["method"] = ["tools/call"]
+    lines[i] = json.dumps(env)
+    ws = mcptrace.load(write_lines(tmp_path / "method_not_a_string.jsonl", lines))
+    assert [r[2] for r in ws.rejects().rows()] == [f"line {i + 1}: message.method is not a string"]
+
+
+def test_raise_mode_names_file_line_and_reason(tmp_path, stdio_lines):
+    lines = list(stdio_lines)
+    lines.insert(2, "not json at all")
+    path = write_lines(tmp_path / "garbage_line_3.jsonl", lines)
+    with pytest.raises(mcptrace.RecordError) as exc:
+        mcptrace.load(path, errors="raise")
+    assert exc.value.path == str(path)
+    assert exc.value.record_no == 3
+    assert "invalid JSON" in exc.value.reason
+    assert f"{path}:3" in str(exc.value)
+
+
+def test_same_content_twice_adds_nothing(tmp_path):
+    db = str(tmp_path / "x.duckdb")
+    ws = mcptrace.load(SAMPLES, db=db)
+    before = ws.sql("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM spans), "
+                    "(SELECT count(*) FROM calls), (SELECT count(*) FROM sources)").rows()
+    report = ws.load(SAMPLES)
+    assert {f.status for f in report.files} == {"duplicate"}
+    ws.close()
+    ws = mcptrace.open(db)
+    after = ws.sql("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM spans), "
+                   "(SELECT count(*) FROM calls), (SELECT count(*) FROM sources)").rows()
+    assert after == before
+
+
+def test_appending_files_recomputes_like_loading_at_once(tmp_path):
+    at_once = mcptrace.load(SAMPLES)
+    ws = mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(tmp_path / "a.duckdb"))
+    assert _count(ws, "SELECT count(*) FROM call_spans") == 0
+    ws.load([SAMPLES / "traces.otlp.jsonl", SAMPLES / "ide_http.jsonl"])
+    q = ("SELECT c.session_id, m.method, c.rpc_id, c.status, c.trace_id, c.parallel_group IS NOT NULL, "
+         "(SELECT count(*) FROM call_spans s WHERE s.call_id = c.call_id) "
+         "FROM calls c JOIN messages m ON m.message_id = c.request_message_id ORDER BY c.start_ts, c.rpc_id")
+    assert ws.sql(q).rows() == at_once.sql(q).rows()
+    assert ws.sql("SELECT code, count(*) FROM gaps GROUP BY 1 ORDER BY 1").rows() == \
+        at_once.sql("SELECT code, count(*) FROM gaps GROUP BY 1 ORDER BY 1").rows()
+
+
+def test_files_that_are_not_captures(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "random.bin").write_bytes(os.urandom(4096))
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(256))
+    good = tmp_path / "agent_stdio.jsonl"
+    good.write_bytes((SAMPLES / "agent_stdio.jsonl").read_bytes())
+    ws = mcptrace.load(tmp_path)
+    status = {os.path.basename(f.path): f.status for f in ws.last_report.files}
+    assert status == {"empty.jsonl": "unrecognized", "random.bin": "unrecognized", "image.png": "unrecognized",
+                      "agent_stdio.jsonl": "loaded"}
+    errors = {os.path.basename(f.path): f.error for f in ws.last_report.files if f.error}
+    assert "empty file" in errors["empty.jsonl"]
+    for msg in errors.values():
+        assert "tried envelope_jsonl, otlp_json, jsonrpc_ndjson" in msg
+    assert not ws.last_report.ok
+    assert _count(ws, "SELECT count(*) FROM messages") == len(read_lines(good))
+
+
+def test_credentials_in_rejected_records_are_redacted(tmp_path, stdio_lines):
+    lines = list(stdio_lines)
+    lines.append('{"http": {"request_headers": {"Authorization": "Bearer sk-live-123", "cookie": "sid=9"}}, "message": 7,')
+    ws = mcptrace.load(write_lines(tmp_path / "credentials_in_bad_line.jsonl", lines))
+    raw = ws.rejects().rows()[0][3]
+    assert "sk-live-123" not in raw and "sid=9" not in raw
+    assert raw.count("[REDACTED]") == 2
+
+
+def test_plain_duckdb_sees_the_same_tables(tmp_path):
+    db = str(tmp_path / "x.duckdb")
+    ws = mcptrace.load(SAMPLES, db=db)
+    lib = {
+        "calls": sorted(ws.sql("SELECT status, count(*) FROM calls GROUP BY 1").rows()),
+        "sessions": sorted(ws.sql("SELECT session_id, n_calls FROM sessions").rows()),
+        "gaps": sorted(ws.sql("SELECT code, call_id FROM gaps").rows(), key=repr),
+    }
+    expected_status = sorted((s, len(ws.sql("SELECT 1 FROM calls WHERE status = ?", [s]))) for s, _ in lib["calls"])
+    assert lib["calls"] == expected_status
+    ws.close()
+    con = duckdb.connect(db, read_only=True)
+    assert sorted(con.sql("SELECT status, count(*) FROM calls GROUP BY 1").fetchall()) == lib["calls"]
+    assert sorted(con.sql("SELECT session_id, n_calls FROM sessions").fetchall()) == lib["sessions"]
+    assert sorted(con.sql("SELECT code, call_id FROM gaps").fetchall(), key=repr) == lib["gaps"]
