@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 
 from mcptrace.errors import MCPTraceError
+from mcptrace.db import one
 
 
 def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
@@ -56,8 +57,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         print("rejected records by reason:")
         for reason, n in reasons.most_common():
             print(f"  {n:>8}  {reason}")
-    n = ws.con.execute("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
-                       "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)").fetchone()
+    n = one(ws.con, "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
+                       "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)")
     print(f"{args.db}: {n[0]} sessions, {n[1]} calls, {n[2]} spans, {n[3]} gaps")
     ws.close()
     return 0 if report.ok else 1

@@ -23,6 +23,7 @@ from mcptrace.errors import RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
+from mcptrace.db import one
 
 RAW_LIMIT = 4096
 
@@ -134,7 +135,7 @@ class Loader:
             sha, size = _sha256(path)
         except OSError as e:
             return FileReport(path, "unreadable", error=f"{path}: cannot read: {e.strerror or e}")
-        existing = self.con.execute("SELECT source_id, format FROM sources WHERE sha256 = ?", [sha]).fetchone()
+        existing = one(self.con, "SELECT source_id, format FROM sources WHERE sha256 = ?", [sha])
         if existing:
             return FileReport(path, "duplicate", format=existing[1], source_id=existing[0])
         tried = tuple(r.name for r in _readers.readers())
@@ -158,7 +159,7 @@ class Loader:
 
     def _ingest(self, path: str, sha: str, size: int, reader: _readers.Reader) -> FileReport:
         con = self.con
-        source_id = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()[0]
+        source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
         con.execute("CREATE OR REPLACE TEMP TABLE _wire_new AS SELECT * FROM (SELECT NULL::INTEGER AS source_id, "
@@ -185,21 +186,21 @@ class Loader:
                 con.execute(f"INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw), {source_id} AS source_id "
                             "FROM _batch_out WHERE reject_reason IS NULL")
         if reader.kind == "messages":
-            base = con.execute("SELECT coalesce(max(message_id), 0) FROM messages").fetchone()[0]
+            base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
             params = {"base_id": base, **self.keys.params()}
             for stmt in statements("messages.sql"):
                 names = [n for n in params if f"${n}" in stmt]
                 con.execute(stmt, {n: params[n] for n in names})
             if self.errors == "raise":
                 self._raise_first_reject(path, source_id)
-            rep.n_rows = con.execute("SELECT count(*) FROM messages WHERE source_id = ?", [source_id]).fetchone()[0]
+            rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ?", [source_id])[0]
         else:
-            rep.n_rows = con.execute("SELECT count(*) FROM spans WHERE source_id = ?", [source_id]).fetchone()[0]
+            rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
         rep.reasons = _group_reasons(Counter(dict(con.execute(
             "SELECT regexp_replace(reason, '^line [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
             [source_id]).fetchall())))
-        rep.n_rejected = con.execute("SELECT count(*) FROM rejects WHERE source_id = ?", [source_id]).fetchone()[0]
+        rep.n_rejected = one(con, "SELECT count(*) FROM rejects WHERE source_id = ?", [source_id])[0]
         con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
                     [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size])
         con.execute("DROP TABLE IF EXISTS _wire_new")
@@ -224,8 +225,8 @@ class Loader:
         con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", out)
 
     def _raise_first_reject(self, path: str, source_id: int) -> None:
-        row = self.con.execute("SELECT record_no, reason FROM rejects WHERE source_id = ? ORDER BY record_no LIMIT 1",
-                               [source_id]).fetchone()
+        row = one(self.con, "SELECT record_no, reason FROM rejects WHERE source_id = ? ORDER BY record_no LIMIT 1",
+                               [source_id])
         if row:
             raise RecordError(path, row[0], row[1])
 

@@ -14,6 +14,7 @@ import html
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
+from mcptrace.db import one
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace
@@ -75,8 +76,8 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
     """
     if session_id is None:
         raise KeyError("no sessions in this workspace")
-    srow = ws.con.execute("SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, last_ts "
-                          "FROM sessions WHERE session_id = ?", [session_id]).fetchone()
+    srow = one(ws.con, "SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, last_ts "
+                          "FROM sessions WHERE session_id = ?", [session_id])
     if srow is None:
         raise KeyError(f"no session {session_id!r}")
     calls = ws.con.execute(_CALLS_SQL, [session_id]).fetchall()

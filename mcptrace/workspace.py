@@ -12,6 +12,7 @@ from mcptrace.analysis import rebuild
 from mcptrace.keys import KeyConfig
 from mcptrace.loader import LoadReport, Loader, connect
 from mcptrace.result import Result
+from mcptrace.db import one
 
 
 class Workspace:
@@ -84,7 +85,7 @@ class Workspace:
         return self.sql("SELECT r.*, s.path FROM rejects r JOIN sources s USING (source_id) ORDER BY source_id, record_no")
 
     def busiest_session(self) -> str | None:
-        row = self.con.execute("SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1").fetchone()
+        row = one(self.con, "SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1")
         return row[0] if row else None
 
     # -- charts ---------------------------------------------------------------------
@@ -105,8 +106,8 @@ class Workspace:
         self.close()
 
     def __repr__(self) -> str:
-        n = self.con.execute("SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM sessions), "
-                             "(SELECT count(*) FROM calls), (SELECT count(*) FROM gaps)").fetchone()
+        n = one(self.con, "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM sessions), "
+                             "(SELECT count(*) FROM calls), (SELECT count(*) FROM gaps)")
         return f"<mcptrace.Workspace {self.path or ':memory:'}: {n[0]} sources, {n[1]} sessions, {n[2]} calls, {n[3]} gaps>"
 
 

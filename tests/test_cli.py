@@ -1,0 +1,75 @@
+"""The CLI as a user runs it: exit codes, output, files written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from conftest import SAMPLES
+from mcptrace.db import one
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mcptrace", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_load_sessions_gaps_timeline(tmp_path):
+    db = tmp_path / "x.duckdb"
+    r = run("load", SAMPLES, "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "agent_stdio.jsonl  [envelope_jsonl]" in r.stdout
+    assert "traces.otlp.jsonl  [otlp_json]" in r.stdout
+    assert "Traceback" not in r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    sessions = [row[0] for row in con.sql("SELECT session_id FROM sessions ORDER BY n_calls DESC").fetchall()]
+    gap_codes = {row[0] for row in con.sql("SELECT code FROM gaps").fetchall()}
+    con.close()
+    r = run("sessions", "--db", db)
+    assert r.returncode == 0
+    for sid in sessions:
+        assert sid in r.stdout
+    r = run("gaps", "--db", db)
+    assert r.returncode == 0
+    for code in gap_codes:
+        assert code in r.stdout
+    r = run("gaps", "--db", db, "--code", "no_such_code")
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 2  # header + rule only
+    for ext in ("html", "png", "svg"):
+        out = tmp_path / f"t.{ext}"
+        r = run("timeline", "--db", db, "--session", sessions[0], "--out", out)
+        assert r.returncode == 0, r.stderr
+        assert out.stat().st_size > 1000
+
+
+def test_exit_1_when_a_path_is_not_a_capture_others_still_load(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01\x02 not a capture")
+    db = tmp_path / "x.duckdb"
+    r = run("load", junk, SAMPLES / "agent_stdio.jsonl", tmp_path / "missing.jsonl", "--db", db)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()
+    assert any(str(junk) in line and "tried envelope_jsonl" in line for line in err)
+    assert any("missing.jsonl" in line and "cannot read" in line for line in err)
+    con = duckdb.connect(str(db), read_only=True)
+    assert one(con, "SELECT count(*) FROM sources")[0] == 1
+    assert one(con, "SELECT count(*) FROM calls")[0] > 0
+
+
+def test_exit_2_on_usage_errors(tmp_path):
+    assert run("load", SAMPLES).returncode == 2          # --db missing
+    assert run("frobnicate").returncode == 2
+    r = run("sessions", "--db", tmp_path / "nope.duckdb")
+    assert r.returncode == 1 and "no such database" in r.stderr
+    assert not os.path.exists(tmp_path / "nope.duckdb")
+
+
+def test_unknown_session_is_a_clear_error(tmp_path):
+    db = tmp_path / "x.duckdb"
+    assert run("load", SAMPLES, "--db", db).returncode == 0
+    r = run("timeline", "--db", db, "--session", "s_nope", "--out", tmp_path / "t.html")
+    assert r.returncode == 1 and "no session 's_nope'" in r.stderr
