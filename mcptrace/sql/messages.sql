@@ -104,8 +104,10 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        coalesce(v[9]::VARCHAR = 'true', false) AS is_error,
        try_cast(v[11]->>'$' AS BIGINT) AS error_code,
        v[12]->>'$' AS error_message,
-       CASE WHEN method = 'initialize' THEN v[13]->>'$' END AS client_name,
-       CASE WHEN method = 'initialize' THEN v[14]->>'$' END AS client_version
+       coalesce(CASE WHEN method = 'initialize' THEN v[13]->>'$' END,
+                meta_obj->>'$."io.modelcontextprotocol/clientInfo".name') AS client_name,
+       coalesce(CASE WHEN method = 'initialize' THEN v[14]->>'$' END,
+                meta_obj->>'$."io.modelcontextprotocol/clientInfo".version') AS client_version
 FROM t;
 
 -- Bare captures carry no direction: a response goes opposite to the request it answers, a

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS messages (
     is_error            BOOLEAN,            -- result.isError
     error_code          BIGINT,
     error_message       VARCHAR,
-    client_name         VARCHAR,            -- initialize: params.clientInfo.name
+    client_name         VARCHAR,            -- initialize params.clientInfo.name, or _meta io.modelcontextprotocol/clientInfo (2026-07-28)
     client_version      VARCHAR
 );
 
