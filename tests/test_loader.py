@@ -19,14 +19,14 @@ def _count(ws, sql, params=None):
 def test_sniffs_each_sample_format(samples_ws):
     got = dict(samples_ws.sql("SELECT regexp_extract(path, '[^/]+$'), format FROM sources").rows())
     assert got == {"agent_stdio.jsonl": "envelope_jsonl", "ide_http.jsonl": "envelope_jsonl",
-                   "traces.otlp.jsonl": "otlp_json"}
+                   "plain_stdio.jsonl": "envelope_jsonl", "traces.otlp.jsonl": "otlp_json"}
     ws = mcptrace.load(BARE)
     assert ws.sql("SELECT format FROM sources").rows() == [("jsonrpc_ndjson",)]
 
 
 def test_every_record_is_a_message_or_a_reject(samples_ws):
     # messages sources: every non-blank line is either one message row or a reject
-    for name in ("agent_stdio.jsonl", "ide_http.jsonl"):
+    for name in ("agent_stdio.jsonl", "ide_http.jsonl", "plain_stdio.jsonl"):
         n_lines = len([line for line in read_lines(SAMPLES / name) if line.strip()])
         sid, n_records, n_rejected = samples_ws.sql(
             "SELECT source_id, n_records, n_rejected FROM sources WHERE path LIKE ?", ["%" + name]).rows()[0]
@@ -119,7 +119,7 @@ def test_appending_files_recomputes_like_loading_at_once(tmp_path):
     at_once = mcptrace.load(SAMPLES)
     ws = mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(tmp_path / "a.duckdb"))
     assert _count(ws, "SELECT count(*) FROM call_spans") == 0
-    ws.load([SAMPLES / "traces.otlp.jsonl", SAMPLES / "ide_http.jsonl"])
+    ws.load([SAMPLES / "traces.otlp.jsonl", SAMPLES / "ide_http.jsonl", SAMPLES / "plain_stdio.jsonl"])
     q = ("SELECT c.session_id, m.method, c.rpc_id, c.status, c.trace_id, c.parallel_group IS NOT NULL, "
          "(SELECT count(*) FROM call_spans s WHERE s.call_id = c.call_id) "
          "FROM calls c JOIN messages m ON m.message_id = c.request_message_id ORDER BY c.start_ts, c.rpc_id")

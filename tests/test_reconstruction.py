@@ -29,8 +29,8 @@ def calls_of(ws, name: str) -> list[dict]:
     df = ws.sql("""
         SELECT c.*, m.record_no AS request_record_no, s.path
         FROM calls c JOIN messages m ON m.message_id = c.request_message_id JOIN sources s USING (source_id)
-        WHERE s.path LIKE ? ORDER BY c.start_ord""", ["%/" + name]).df()
-    return df.to_dict("records")
+        WHERE s.path LIKE ? ORDER BY c.start_ord""", ["%/" + name])
+    return df.arrow().to_pylist()
 
 
 def label(c: dict) -> str:

@@ -1,0 +1,1 @@
+"""Recorders that write MCP traffic as envelope JSONL (stdio tee, Streamable HTTP reverse proxy)."""

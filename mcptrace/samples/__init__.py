@@ -1,0 +1,4 @@
+"""Sample-traffic generator: real MCP SDK client/server processes with OpenTelemetry, recorded.
+
+Run ``python -m mcptrace.samples data/samples`` (needs ``pip install 'mcptrace[samples]'``).
+"""
