@@ -14,6 +14,7 @@ import html
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
+
 from mcptrace.db import one
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,7 +89,12 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
     if timed:
         starts = [c[8] for c in calls]
         ends = [c[9] for c in calls]
-        draw_end = [e if e is not None else max(last_ts or s, s) for s, e in zip(starts, ends)]
+        # a call still open at the end of the capture is drawn (dotted) to the capture's end,
+        # and at least 6% of the session's span so it stays visible
+        capture_end = one(ws.con, "SELECT max(ts) FROM messages")[0] or last_ts
+        first = min(starts)
+        min_open = (max(capture_end or first, last_ts or first) - first) * 0.06
+        draw_end = [e if e is not None else max(capture_end or s, s + min_open) for s, e in zip(starts, ends)]
     else:
         starts = [c[11] for c in calls]
         ends = [c[12] for c in calls]
@@ -109,7 +115,8 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
         for i in idx:
             xs += [starts[i], draw_end[i], None]
             ys += [lanes[i], lanes[i], None]
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=color, width=width),
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines",
+                                   line=dict(color=color, width=width, dash="dot" if status == "unanswered" else "solid"),
                                    name=f"{status} ({len(idx)})", legendgroup=status, hoverinfo="skip"))
         mids, hover = [], []
         for i in idx:
@@ -132,14 +139,18 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
                                    customdata=[calls[i][0] for i in idx], name=status))
 
     by_code: dict[str, list] = {}
+    start_of = dict(zip((c[0] for c in calls), starts))
+    stacked: dict[tuple, int] = {}
     for code, severity, call_id, ts, _detail, message_ts, ord_ in gaps:
         x = (ts or message_ts) if timed else ord_
-        if x is None and call_id in lane_of:
-            x = starts[[c[0] for c in calls].index(call_id)]
+        if x is None:
+            x = start_of.get(call_id)
         if x is None:
             continue
-        y = lane_of.get(call_id, -1)
-        by_code.setdefault(code, []).append((x, y, severity, call_id))
+        lane = lane_of.get(call_id, -1)
+        k = stacked[(lane, x)] = stacked.get((lane, x), -1) + 1
+        # above the call's bar; several gaps at one point stack upwards
+        by_code.setdefault(code, []).append((x, lane - 0.32 - 0.28 * k, severity, call_id))
     show_text = sum(len(v) for v in by_code.values()) <= 60
     for code, pts in sorted(by_code.items()):
         sev = pts[0][2]
