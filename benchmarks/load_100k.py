@@ -128,6 +128,9 @@ def main() -> None:
         print()
         for name, r in results.items():
             print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["info"].items()))
+        got = results["mcptrace"]["info"]
+        if got["messages"] + got["rejects"] != n:
+            print(f"WARNING: mcptrace kept {got['messages']} messages + {got['rejects']} rejects of {n} lines")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from mcptrace import readers as _readers
-from mcptrace.errors import RecordError, UnrecognizedFormatError
+from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
@@ -162,10 +162,10 @@ class Loader:
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        con.execute("CREATE OR REPLACE TEMP TABLE _wire_new AS SELECT * FROM (SELECT NULL::INTEGER AS source_id, "
-                    "NULL::BIGINT AS record_no, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS direction, "
-                    "NULL::VARCHAR AS transport, NULL::VARCHAR AS connection_id, NULL::JSON AS http, "
-                    "NULL::JSON AS message) WHERE false")
+        # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made by
+        # `CREATE TABLE AS ... WHERE false` inside a transaction.
+        con.execute("CREATE OR REPLACE TEMP TABLE _wire_new (source_id INTEGER, record_no BIGINT, ts TIMESTAMPTZ, "
+                    "direction VARCHAR, transport VARCHAR, connection_id VARCHAR, http JSON, message JSON)")
         n_records = 0
         for batch in reader.batches(path):
             n_records += batch.num_rows
@@ -197,6 +197,12 @@ class Loader:
         else:
             rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
+        table = "messages" if reader.kind == "messages" else "spans"
+        covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = ? UNION "
+                           "SELECT record_no FROM rejects WHERE source_id = ?)", [source_id, source_id])[0]
+        if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
+            raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
+                                "in messages and rejects; nothing was loaded from this file")
         rep.reasons = _group_reasons(Counter(dict(con.execute(
             "SELECT regexp_replace(reason, '^line [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
             [source_id]).fetchall())))

@@ -170,3 +170,22 @@ def test_plain_duckdb_sees_the_same_tables(tmp_path):
     assert sorted(con.sql("SELECT status, count(*) FROM calls GROUP BY 1").fetchall()) == lib["calls"]
     assert sorted(con.sql("SELECT session_id, n_calls FROM sessions").fetchall()) == lib["sessions"]
     assert sorted(con.sql("SELECT code, call_id FROM gaps").fetchall(), key=repr) == lib["gaps"]
+
+
+def test_a_batch_of_many_short_lines_keeps_every_message(tmp_path):
+    # 200k short request/response lines (a bare stdio tee) in one read batch: all must reach `messages`
+    msgs = [json.loads(x) for x in read_lines(BARE / "agent_stdio.ndjson")]
+    req = next(m for m in msgs if m.get("method") == "tools/list")
+    resp = next(m for m in msgs if m.get("id") == req["id"] and "result" in m)
+    req.pop("params", None)
+    resp["result"] = {"tools": []}
+    lines = []
+    for i in range(100_000):
+        req["id"] = resp["id"] = i
+        lines += [json.dumps(req, separators=(",", ":")), json.dumps(resp, separators=(",", ":"))]
+    path = write_lines(tmp_path / "many_short_lines.ndjson", lines)
+    from mcptrace.readers.base import iter_lines
+    assert next(iter_lines(str(path))).num_rows == 200_000
+    ws = mcptrace.load(path)
+    assert _count(ws, "SELECT count(*) FROM messages") == 200_000
+    assert ws.sql("SELECT status, count(*) FROM calls GROUP BY 1").rows() == [("ok", 100_000)]

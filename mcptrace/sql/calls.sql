@@ -4,7 +4,10 @@
 -- sender cancels the latest request with that id. Event order is time, then file order.
 
 CREATE OR REPLACE TEMP TABLE _ev AS
-SELECT m.*,
+SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction, m.connection_id,
+       m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
+       m.progress_token, m.session_key, m.session_key_source, m.call_key, m.http_traceparent,
+       m.cancel_request_id, m.is_error, m.error_code, m.error_message,
        coalesce(mcp_session_id, connection_id) AS scope,
        row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord
 FROM messages m;

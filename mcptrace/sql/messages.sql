@@ -1,7 +1,7 @@
 -- Normalise this load's wire rows (_wire_new) into messages.
 -- Parameters: $base_id (BIGINT), $sk_paths/$sk_names, $ck_paths/$ck_names (VARCHAR[]).
 
-CREATE OR REPLACE TEMP TABLE _msg_x AS
+CREATE OR REPLACE TEMP VIEW _msg_x AS
 WITH w AS (
     SELECT *, json_type(message) AS mt FROM _wire_new
 ), x AS (
@@ -13,10 +13,11 @@ WITH w AS (
     FROM w WHERE mt = 'ARRAY'
 )
 SELECT x.*,
-       json_extract(m, ['$.id', '$.method', '$.params', '$.params.name', '$.params._meta',
-                        '$.params.progressToken', '$.params.requestId', '$.result', '$.result.isError',
-                        '$.error', '$.error.code', '$.error.message', '$.params.clientInfo.name',
-                        '$.params.clientInfo.version', '$.params.protocolVersion']) AS v,
+       json_extract(m, ['$.id', '$.method', '$.params.name', '$.params._meta', '$.params.progressToken',
+                        '$.params.requestId', '$.result.isError', '$.error.code', '$.error.message',
+                        '$.params.clientInfo.name', '$.params.clientInfo.version', '$.params.protocolVersion']) AS v,
+       json_exists(m, '$.result') AS has_result,
+       json_exists(m, '$.error') AS has_error,
        json_extract_string(http, ['$.method', '$.path', '$.status', '$.sse_event_id',
                         '$.request_headers."mcp-session-id"', '$.request_headers."Mcp-Session-Id"',
                         '$.response_headers."mcp-session-id"', '$.response_headers."Mcp-Session-Id"',
@@ -35,16 +36,16 @@ SELECT *,
                                    WHEN 'DOUBLE' THEN 'a float' WHEN 'BOOLEAN' THEN 'a boolean'
                                    ELSE lower(json_type(v[1])) END
          WHEN v[2] IS NOT NULL AND json_type(v[1]) = 'NULL' THEN 'message.id is null (MCP requires a string or integer id)'
-         WHEN v[2] IS NULL AND v[8] IS NULL AND v[10] IS NULL THEN 'not a JSON-RPC message (no method, result or error)'
+         WHEN v[2] IS NULL AND NOT has_result AND NOT has_error THEN 'not a JSON-RPC message (no method, result or error)'
          WHEN v[2] IS NULL AND v[1] IS NULL THEN 'response without id'
-         WHEN v[2] IS NULL AND v[10] IS NULL AND json_type(v[1]) = 'NULL' THEN 'message.id is null in a result'
+         WHEN v[2] IS NULL AND NOT has_error AND json_type(v[1]) = 'NULL' THEN 'message.id is null in a result'
        END AS reject_reason,
        CASE WHEN v[2] IS NOT NULL AND v[1] IS NOT NULL THEN 'request'
             WHEN v[2] IS NOT NULL THEN 'notification'
-            WHEN v[10] IS NOT NULL THEN 'error'
+            WHEN has_error THEN 'error'
             ELSE 'response' END AS kind,
        v[2]->>'$' AS method,
-       CASE WHEN json_type(v[5]) = 'OBJECT' THEN v[5] END AS meta_obj
+       CASE WHEN json_type(v[4]) = 'OBJECT' THEN v[4] END AS meta_obj
 FROM _msg_x;
 
 INSERT INTO rejects
@@ -79,12 +80,12 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        kind,
        CASE WHEN v[1] IS NOT NULL THEN v[1]::VARCHAR END AS rpc_id,
        method,
-       CASE WHEN method = 'tools/call' THEN v[4]->>'$' END AS tool_name,
+       CASE WHEN method = 'tools/call' THEN v[3]->>'$' END AS tool_name,
        meta_obj AS meta,
        tp AS traceparent,
        CASE WHEN tp_valid THEN substr(tp, 4, 32) END AS trace_id,
        CASE WHEN tp_valid THEN substr(tp, 37, 16) END AS parent_span_id,
-       CASE WHEN method = 'notifications/progress' THEN v[6]::VARCHAR
+       CASE WHEN method = 'notifications/progress' THEN v[5]::VARCHAR
             ELSE (meta_obj->'$.progressToken')::VARCHAR END AS progress_token,
        coalesce(sk[1], client_session_header) AS session_key,
        CASE WHEN sk[1] IS NOT NULL THEN sk[2] WHEN client_session_header IS NOT NULL THEN 'Mcp-Client-Session-Id' END
@@ -98,15 +99,15 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        http_tp AS http_traceparent,
        h[1] AS http_method, h[2] AS http_path, try_cast(h[3] AS INTEGER) AS http_status, h[4] AS sse_event_id,
        coalesce(meta_obj->>'$."io.modelcontextprotocol/protocolVersion"', h[11], h[12],
-                CASE WHEN method = 'initialize' THEN v[15]->>'$' END) AS protocol_version,
+                CASE WHEN method = 'initialize' THEN v[12]->>'$' END) AS protocol_version,
        ck[2] AS call_key_source,
-       CASE WHEN method = 'notifications/cancelled' THEN v[7]::VARCHAR END AS cancel_request_id,
-       coalesce(v[9]::VARCHAR = 'true', false) AS is_error,
-       try_cast(v[11]->>'$' AS BIGINT) AS error_code,
-       v[12]->>'$' AS error_message,
-       coalesce(CASE WHEN method = 'initialize' THEN v[13]->>'$' END,
+       CASE WHEN method = 'notifications/cancelled' THEN v[6]::VARCHAR END AS cancel_request_id,
+       coalesce(v[7]::VARCHAR = 'true', false) AS is_error,
+       try_cast(v[8]->>'$' AS BIGINT) AS error_code,
+       v[9]->>'$' AS error_message,
+       coalesce(CASE WHEN method = 'initialize' THEN v[10]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".name') AS client_name,
-       coalesce(CASE WHEN method = 'initialize' THEN v[14]->>'$' END,
+       coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".version') AS client_version
 FROM t;
 
