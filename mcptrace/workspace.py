@@ -52,22 +52,51 @@ class Workspace:
         return Result(self.con.sql(query, params=params).to_arrow_table())
 
     def sessions(self) -> Result:
-        """Logical sessions, busiest first: the ``sessions`` table ordered by n_calls desc."""
+        """Logical sessions (host conversations), busiest first.
+
+        Columns: session_id VARCHAR (``s_`` + 12 hex), session_key VARCHAR, session_key_source VARCHAR
+        (the ``_meta`` key name, ``Mcp-Client-Session-Id``, ``trace``, ``Mcp-Session-Id`` or
+        ``connection``), first_ts/last_ts TIMESTAMPTZ (UTC), n_calls, n_transport_sessions,
+        max_parallel (most calls in flight at once), n_gaps BIGINT; extras n_tool_calls, n_errors,
+        client_name. DESIGN §3-4.
+        """
         return self.sql("SELECT * FROM sessions ORDER BY n_calls DESC, first_ts")
 
     def calls(self, session_id: str | None = None) -> Result:
-        """Calls (the ``calls`` table) in start order, optionally of one session."""
+        """Calls in wire order, optionally of one session.
+
+        One row per JSON-RPC request: call_id BIGINT (the request's message_id), session_id,
+        connection_id, mcp_session_id, direction, rpc_id (JSON text), method, tool_name VARCHAR,
+        start_ts/end_ts TIMESTAMPTZ (UTC; end NULL when unanswered), duration_ms DOUBLE (ms),
+        status VARCHAR (ok | error | tool_error | cancelled | unanswered), error_code BIGINT,
+        trace_id/parent_span_id VARCHAR (hex, from ``_meta.traceparent``, else the HTTP header),
+        call_key VARCHAR, parallel_group BIGINT, request_message_id/response_message_id BIGINT;
+        extras trace_context_source, turn_id, transport_session, cancel_message_id, start_ord/end_ord.
+        """
         if session_id is None:
             return self.sql("SELECT * FROM calls ORDER BY start_ord")
         return self.sql("SELECT * FROM calls WHERE session_id = ? ORDER BY start_ord", [session_id])
 
     def gaps(self, code: str | None = None, session_id: str | None = None) -> Result:
-        """Gap rows (the ``gaps`` table), optionally filtered by code and session."""
+        """Where correlation was lost or is doubtful, optionally of one code and/or session.
+
+        Columns: gap_id BIGINT, code VARCHAR (DESIGN §5), severity VARCHAR (error | warning |
+        info), session_id VARCHAR, call_id/message_id BIGINT, trace_id/span_id VARCHAR,
+        ts TIMESTAMPTZ (UTC), detail JSON (the keys compared and what was found).
+        """
         return self.sql("SELECT * FROM gaps WHERE (?::VARCHAR IS NULL OR code = ?) AND (?::VARCHAR IS NULL OR session_id = ?) "
                         "ORDER BY gap_id", [code, code, session_id, session_id])
 
     def spans(self, trace_id: str | None = None) -> Result:
-        """Spans (the ``spans`` table) in start order, optionally of one trace (hex trace-id)."""
+        """OTLP spans in start order, optionally of one trace (32 hex digits).
+
+        Columns: source_id, trace_id/span_id/parent_span_id VARCHAR (lowercase hex), name,
+        kind VARCHAR (internal | server | client | producer | consumer | unspecified),
+        service_name, start_ts/end_ts TIMESTAMPTZ (UTC, µs; nanoseconds in start_unix_nano/
+        end_unix_nano BIGINT), duration_ms DOUBLE, status_code (unset | ok | error),
+        status_message, attributes/resource_attributes JSON objects, events/links JSON arrays,
+        and the lifted mcp_method_name, jsonrpc_request_id, gen_ai_tool_name, mcp_session_id.
+        """
         return self.sql("SELECT * FROM spans WHERE ?::VARCHAR IS NULL OR trace_id = ? ORDER BY start_ts, span_id",
                         [trace_id, trace_id])
 
