@@ -17,7 +17,7 @@ contender runs in its own fresh Python subprocess, one after the other:
 Columns: ``wall s`` is the time of the work itself, measured inside the child (interpreter
 start and imports excluded); ``peak RSS MB`` is the child's max resident set size from
 ``os.wait4`` (includes the interpreter and imported libraries, ~100-150 MB of it);
-``x floor`` is wall / floor wall. The goal in /work/shared/design/PERFORMANCE.md is
+``x floor`` is wall / floor wall. The project goal is
 mcptrace <= 1.5x floor (that goal is for envelope + OTLP together; here only envelope).
 Times drift +-25% run to run on the 2-core reference machine.
 """

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow.compute as pc
 
 from mcptrace import readers as _readers
 from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
+from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
 from mcptrace.db import one
@@ -41,6 +43,7 @@ class FileReport:
     n_records: int = 0
     n_rejected: int = 0
     n_rows: int = 0
+    n_skipped: int = 0
     reasons: Counter = field(default_factory=Counter)
     error: str | None = None
 
@@ -141,24 +144,30 @@ class Loader:
         tried = tuple(r.name for r in _readers.readers())
         if size == 0:
             return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, "empty file")))
+        inp = Input(path)
         if self.format:
             reader = _readers.by_name(self.format)
         else:
-            reader = _readers.sniff(_readers.read_head(path))
+            head = inp.head()
+            reader = _readers.sniff(head)
             if reader is None:
-                return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried)))
+                why = f"{inp.compression} content unreadable" if inp.compression and not head else ""
+                if inp.compression and head:
+                    why = f"{inp.compression}-compressed"
+                return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            rep = self._ingest(path, sha, size, reader)
+            rep = self._ingest(inp, sha, size, reader)
         except BaseException:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
         return rep
 
-    def _ingest(self, path: str, sha: str, size: int, reader: _readers.Reader) -> FileReport:
+    def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader) -> FileReport:
         con = self.con
+        path = inp.path
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
@@ -167,13 +176,23 @@ class Loader:
         con.execute("CREATE OR REPLACE TEMP TABLE _wire_new (source_id INTEGER, record_no BIGINT, ts TIMESTAMPTZ, "
                     "direction VARCHAR, transport VARCHAR, connection_id VARCHAR, http JSON, message JSON)")
         n_records = 0
-        for batch in reader.batches(path):
+        n_skipped = 0
+        for batch in reader.batches(inp):
+            # rows with neither a line nor an error are text the format allows between records
+            # (log noise): counted in sources.n_skipped, not records
+            skip = pc.and_(pc.is_null(batch.column("line")), pc.is_null(batch.column("decode_error")))
+            n_skip = pc.sum(skip).as_py() or 0
+            if n_skip:
+                n_skipped += n_skip
+                batch = batch.filter(pc.invert(skip))
+            if batch.num_rows == 0:
+                continue
             n_records += batch.num_rows
             con.register("_lines", batch)
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_out AS {reader.sql}",
                             {"connection_id": connection_id} if "$connection_id" in reader.sql else None)
-                self._take_rejects(path, source_id)
+                self._take_rejects(path, source_id, reader.record_label)
             finally:
                 try:
                     con.unregister("_lines")
@@ -187,7 +206,7 @@ class Loader:
                             "FROM _batch_out WHERE reject_reason IS NULL")
         if reader.kind == "messages":
             base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
-            params = {"base_id": base, **self.keys.params()}
+            params = {"base_id": base, "record_label": reader.record_label, **self.keys.params()}
             for stmt in statements("messages.sql"):
                 names = [n for n in params if f"${n}" in stmt]
                 con.execute(stmt, {n: params[n] for n in names})
@@ -204,16 +223,20 @@ class Loader:
             raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
                                 "in messages and rejects; nothing was loaded from this file")
         rep.reasons = _group_reasons(Counter(dict(con.execute(
-            "SELECT regexp_replace(reason, '^line [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
+            "SELECT regexp_replace(reason, '^[a-z]+ [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
             [source_id]).fetchall())))
         rep.n_rejected = one(con, "SELECT count(*) FROM rejects WHERE source_id = ?", [source_id])[0]
-        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                    [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size])
+        rep.n_skipped = n_skipped
+        con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
+                    "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
+                    "? AS n_skipped, ? AS compression",
+                    [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size,
+                     n_skipped, inp.compression])
         con.execute("DROP TABLE IF EXISTS _wire_new")
         con.execute("DROP TABLE IF EXISTS _batch_out")
         return rep
 
-    def _take_rejects(self, path: str, source_id: int) -> None:
+    def _take_rejects(self, path: str, source_id: int, label: str = "line") -> None:
         con = self.con
         raw = "b.raw" if "raw" in _columns(con, "_batch_out") else "l.line"
         rows = con.execute(f"SELECT b.record_no, b.reject_reason, left({raw}, 65536) FROM _batch_out b "
@@ -225,7 +248,7 @@ class Loader:
         for record_no, reason, raw in rows:
             if reason == "invalid JSON" and raw is not None:
                 reason = _json_error(raw)
-            out.append((source_id, record_no, f"line {record_no}: {reason}", redact_text(raw)[:RAW_LIMIT] if raw else raw))
+            out.append((source_id, record_no, f"{label} {record_no}: {reason}", redact_text(raw)[:RAW_LIMIT] if raw else raw))
         if self.errors == "raise":
             raise RecordError(path, out[0][1], out[0][2].split(": ", 1)[1])
         con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", out)

@@ -185,7 +185,9 @@ def test_a_batch_of_many_short_lines_keeps_every_message(tmp_path):
         lines += [json.dumps(req, separators=(",", ":")), json.dumps(resp, separators=(",", ":"))]
     path = write_lines(tmp_path / "many_short_lines.ndjson", lines)
     from mcptrace.readers.base import iter_lines
-    assert next(iter_lines(str(path))).num_rows == 200_000
+    from mcptrace.readers.inputs import Input
+
+    assert next(iter_lines(Input(str(path)))).num_rows == 200_000
     ws = mcptrace.load(path)
     assert _count(ws, "SELECT count(*) FROM messages") == 200_000
     assert ws.sql("SELECT status, count(*) FROM calls GROUP BY 1").rows() == [("ok", 100_000)]

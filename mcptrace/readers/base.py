@@ -1,4 +1,4 @@
-"""Shared reader machinery: reading heads, splitting files into numbered lines."""
+"""Shared reader machinery: reading heads, splitting (decoded) files into numbered lines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from mcptrace.readers.inputs import DECODE_ERRORS, Input
+
 HEAD_BYTES = 64 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024
 
@@ -15,8 +17,7 @@ LINES_SCHEMA = pa.schema([("record_no", pa.int64()), ("line", pa.string()), ("de
 
 
 def read_head(path: str, n: int = HEAD_BYTES) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+    return Input(path).head(n)
 
 
 def first_json_line(head: bytes) -> tuple[object | None, str]:
@@ -54,31 +55,50 @@ def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
                      "decode_error": pa.array(errs, pa.string())}, schema=LINES_SCHEMA)
 
 
-def iter_lines(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
-    """Yield the non-blank lines of a file as Arrow tables of (record_no, line, decode_error).
+def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+    """Yield the non-blank lines of an input as Arrow tables of (record_no, line, decode_error).
 
     ``record_no`` is the 1-based line number. A line that is not valid UTF-8 is decoded with
-    replacement characters and ``decode_error`` says where it broke.
+    replacement characters and ``decode_error`` says where it broke. When the compressed
+    stream turns out corrupt or truncated, the lines decoded so far are yielded, then one
+    record whose ``decode_error`` says so.
     """
     line_no = 1
     carry = b""
-    with open(path, "rb") as f:
+    error: BaseException | None = None
+    # small reads from a decompressor, so damage loses at most the piece being decoded
+    piece = 64 * 1024 if inp.compression else chunk_bytes
+    pending: list[bytes] = []
+    pending_len = 0
+    with inp.open() as f:
         while True:
-            block = f.read(chunk_bytes)
-            if not block:
+            try:
+                chunk = f.read(piece)
+            except DECODE_ERRORS as e:
+                error, chunk = e, b""
+            if chunk:
+                pending.append(chunk)
+                pending_len += len(chunk)
+            if pending and (pending_len >= chunk_bytes or not chunk):
+                parts = (carry + b"".join(pending)).split(b"\n")
+                pending, pending_len = [], 0
+                carry = parts.pop()
+                if line_no == 1 and parts and parts[0].startswith(b"\xef\xbb\xbf"):
+                    parts[0] = parts[0][3:]
+                if parts:
+                    yield _decode_lines(parts, line_no)
+                    line_no += len(parts)
+            if not chunk:
                 break
-            data = carry + block
-            parts = data.split(b"\n")
-            carry = parts.pop()
-            if line_no == 1 and parts and parts[0].startswith(b"\xef\xbb\xbf"):
-                parts[0] = parts[0][3:]
-            if parts:
-                yield _decode_lines(parts, line_no)
-                line_no += len(parts)
     if carry:
         if line_no == 1 and carry.startswith(b"\xef\xbb\xbf"):
             carry = carry[3:]
         yield _decode_lines([carry], line_no)
+        line_no += 1
+    if error is not None:
+        yield pa.table({"record_no": pa.array([line_no], pa.int64()), "line": pa.array([""]),
+                        "decode_error": pa.array([f"{inp.compression or 'file'} stream is corrupt or truncated: {error}"])},
+                       schema=LINES_SCHEMA)
 
 
 class Reader:
@@ -96,12 +116,14 @@ class Reader:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "messages"
     sql: ClassVar[str] = ""
+    #: what a record is called in reject reasons ("line 17: ...", "entry 3: ...")
+    record_label: ClassVar[str] = "line"
 
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def batches(self, path: str) -> Iterator[pa.Table]:
-        return iter_lines(path)
+    def batches(self, inp: Input) -> Iterator[pa.Table]:
+        return iter_lines(inp)
 
     def __repr__(self) -> str:
         return f"<reader {self.name}>"

@@ -50,12 +50,12 @@ FROM _msg_x;
 
 INSERT INTO rejects
 SELECT source_id, record_no,
-       'line ' || record_no || ': ' || reject_reason || CASE WHEN batch_index IS NOT NULL THEN ' (batch element ' || batch_index || ')' ELSE '' END,
+       $record_label || ' ' || record_no || ': ' || reject_reason || CASE WHEN batch_index IS NOT NULL THEN ' (batch element ' || batch_index || ')' ELSE '' END,
        left(m::VARCHAR, 4096)
 FROM _msg_c WHERE reject_reason IS NOT NULL;
 
 INSERT INTO rejects
-SELECT source_id, record_no, 'line ' || record_no || ': empty JSON-RPC batch', left(message::VARCHAR, 4096)
+SELECT source_id, record_no, $record_label || ' ' || record_no || ': empty JSON-RPC batch', left(message::VARCHAR, 4096)
 FROM _wire_new WHERE json_type(message) = 'ARRAY' AND json_array_length(message) = 0;
 
 INSERT INTO messages BY NAME

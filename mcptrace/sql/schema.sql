@@ -11,7 +11,9 @@ CREATE TABLE IF NOT EXISTS sources (
     n_rejected   BIGINT  NOT NULL,
     kind         VARCHAR NOT NULL,          -- 'messages' | 'spans'
     size_bytes   BIGINT,
-    loaded_at    TIMESTAMPTZ
+    loaded_at    TIMESTAMPTZ,
+    n_skipped    BIGINT,                    -- non-record text the format allows (log noise), not counted in n_records
+    compression  VARCHAR                    -- NULL | 'gzip' | 'zstd' | 'zstd-framed'
 );
 
 CREATE TABLE IF NOT EXISTS rejects (
