@@ -204,6 +204,7 @@ class Loader:
             else:
                 con.execute(f"INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw), {source_id} AS source_id "
                             "FROM _batch_out WHERE reject_reason IS NULL")
+            con.execute("DROP TABLE _batch_out")
         if reader.kind == "messages":
             base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
             params = {"base_id": base, "record_label": reader.record_label, **self.keys.params()}

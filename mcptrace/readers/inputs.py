@@ -95,20 +95,17 @@ class _Gzip(io.RawIOBase):
                     self._pending_error = EOFError("compressed file ended before the end-of-stream marker")
                 return
             while data:
-                piece, data = data[:65536], data[65536:]
-                backup = self.d.copy()
+                # Decode in 16 KiB steps. Damaged deflate data can decode to plausible garbage
+                # before zlib notices, so on an error the output of the failing step is dropped
+                # (lines from it are reported, not trusted).
+                piece, data = data[:16384], data[16384:]
                 try:
-                    self.buf += self.d.decompress(piece)
+                    out = self.d.decompress(piece)
                 except zlib.error as e:
-                    # replay the damaged piece in small steps to keep what decodes before the damage
-                    for i in range(0, len(piece), 64):
-                        try:
-                            self.buf += backup.decompress(piece[i:i + 64])
-                        except zlib.error:
-                            break
                     self.done = True
                     self._pending_error = e
                     return
+                self.buf += out
                 if not self.d.eof:
                     continue
                 data = self.d.unused_data + data

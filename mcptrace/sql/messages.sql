@@ -1,9 +1,17 @@
 -- Normalise this load's wire rows (_wire_new) into messages.
 -- Parameters: $base_id (BIGINT), $sk_paths/$sk_names, $ck_paths/$ck_names (VARCHAR[]).
 
+-- JSON arrays: a 2025-03-26 batch when it holds at least one object; otherwise the whole
+-- line is one reject (an array of a million numbers is one bad record, not a million).
+CREATE OR REPLACE TEMP TABLE _batch AS
+SELECT source_id, record_no, json_array_length(message) AS n_items,
+       len(list_filter(json_extract(message, '$[*]'), lambda e: json_type(e) = 'OBJECT')) AS n_objects
+FROM _wire_new WHERE json_type(message) = 'ARRAY';
+
 CREATE OR REPLACE TEMP VIEW _msg_x AS
 WITH w AS (
-    SELECT *, json_type(message) AS mt FROM _wire_new
+    SELECT w.*, json_type(message) AS mt FROM _wire_new w
+    ANTI JOIN (SELECT * FROM _batch WHERE n_objects = 0) b USING (source_id, record_no)
 ), x AS (
     SELECT source_id, record_no, NULL::INTEGER AS batch_index, ts, direction, transport, connection_id, http, message AS m
     FROM w WHERE mt = 'OBJECT'
@@ -55,8 +63,12 @@ SELECT source_id, record_no,
 FROM _msg_c WHERE reject_reason IS NOT NULL;
 
 INSERT INTO rejects
-SELECT source_id, record_no, $record_label || ' ' || record_no || ': empty JSON-RPC batch', left(message::VARCHAR, 4096)
-FROM _wire_new WHERE json_type(message) = 'ARRAY' AND json_array_length(message) = 0;
+SELECT b.source_id, b.record_no,
+       $record_label || ' ' || b.record_no || ': ' ||
+       CASE WHEN b.n_items = 0 THEN 'empty JSON-RPC batch'
+            ELSE 'JSON array of ' || b.n_items || ' items holds no JSON-RPC message' END,
+       left(w.message::VARCHAR, 4096)
+FROM _batch b JOIN _wire_new w USING (source_id, record_no) WHERE b.n_objects = 0;
 
 INSERT INTO messages BY NAME
 WITH c AS (
@@ -155,3 +167,5 @@ WHERE messages.message_id = d.message_id AND d.dir IS NOT NULL;
 
 UPDATE messages SET direction = 'client_to_server'
 WHERE direction IS NULL AND source_id IN (SELECT DISTINCT source_id FROM _wire_new) AND kind = 'request';
+
+DROP TABLE _msg_c;
