@@ -39,7 +39,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     ws = open_ws(args.db)
     try:
-        report = ws.load(args.paths, errors=args.errors, format=args.format)
+        report = ws.load(args.paths, errors=args.errors, format=args.format, redact=not args.no_redact)
     except MCPTraceError as e:
         print(f"error: {e}", file=sys.stderr)
         ws.close()
@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--format", choices=[r.name for r in readers.readers()], help="skip sniffing, read as this format")
     lp.add_argument("--errors", choices=["collect", "raise"], default="collect",
                     help="collect bad records in `rejects` (default) or stop at the first")
+    lp.add_argument("--no-redact", action="store_true",
+                    help="keep credential headers and secret-looking _meta/argument values (redacted by default)")
     lp.set_defaults(func=cmd_load)
 
     sp = sub.add_parser("sessions", help="list logical sessions")

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from mcptrace import readers as _readers
 from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
+from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, redact_json_text
 from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
@@ -118,13 +119,16 @@ class Loader:
     """Loads files into an open connection. Use :func:`mcptrace.load` unless you need the parts."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, keys: KeyConfig | None = None,
-                 errors: str = "collect", format: str | None = None) -> None:
+                 errors: str = "collect", format: str | None = None, redact: bool = True,
+                 secret_keys: str = DEFAULT_SECRET_KEYS) -> None:
         if errors not in ("collect", "raise"):
             raise ValueError("errors must be 'collect' or 'raise'")
         self.con = con
         self.keys = keys or KeyConfig()
         self.errors = errors
         self.format = format
+        self.redact = redact
+        self.secret_keys = secret_keys
 
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadReport:
         report = LoadReport()
@@ -198,12 +202,21 @@ class Loader:
                     con.unregister("_lines")
                 except duckdb.Error:
                     pass
+            red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
+                   "redacted": '\\1"' + REDACTED + '"'}
             if reader.kind == "messages":
-                con.execute(f"INSERT INTO _wire_new SELECT {source_id}, record_no, ts, direction, transport, "
-                            "connection_id, http, message FROM _batch_out WHERE reject_reason IS NULL")
+                con.execute(f"INSERT INTO _wire_new SELECT {source_id}, record_no, ts, direction, transport, connection_id, "
+                            "CASE WHEN $redact THEN regexp_replace(http::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE http END, "
+                            "CASE WHEN $redact THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON "
+                            "ELSE message END FROM _batch_out WHERE reject_reason IS NULL", red)
             else:
-                con.execute(f"INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw), {source_id} AS source_id "
-                            "FROM _batch_out WHERE reject_reason IS NULL")
+                con.execute("INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw) REPLACE ("
+                            "CASE WHEN $redact THEN regexp_replace(attributes::VARCHAR, $secret_re, $redacted, 'g')::JSON "
+                            "ELSE attributes END AS attributes, "
+                            "CASE WHEN $redact THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON "
+                            "ELSE events END AS events"
+                            f"), {source_id} AS source_id "
+                            "FROM _batch_out WHERE reject_reason IS NULL", red)
             con.execute("DROP TABLE _batch_out")
         if reader.kind == "messages":
             base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
@@ -249,7 +262,7 @@ class Loader:
         for record_no, reason, raw in rows:
             if reason == "invalid JSON" and raw is not None:
                 reason = _json_error(raw)
-            out.append((source_id, record_no, f"{label} {record_no}: {reason}", redact_text(raw)[:RAW_LIMIT] if raw else raw))
+            out.append((source_id, record_no, f"{label} {record_no}: {reason}", (redact_json_text(raw, self.secret_keys) if self.redact else raw)[:RAW_LIMIT] if raw else raw))
         if self.errors == "raise":
             raise RecordError(path, out[0][1], out[0][2].split(": ", 1)[1])
         con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", out)
@@ -278,16 +291,3 @@ def _group_reasons(reasons: Counter) -> Counter:
     return out
 
 
-_SECRET_HEADER_RE = None
-
-
-def redact_text(raw: str) -> str:
-    """Replace the values of credential headers (``"authorization": "..."`` and the like) in raw JSON text."""
-    global _SECRET_HEADER_RE
-    if _SECRET_HEADER_RE is None:
-        import re
-
-        _SECRET_HEADER_RE = re.compile(
-            r'("(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token)"\s*:\s*)"(?:[^"\\]|\\.)*"',
-            re.IGNORECASE)
-    return _SECRET_HEADER_RE.sub(r'\1"[REDACTED]"', raw)

@@ -11,6 +11,7 @@ import duckdb
 from mcptrace.analysis import rebuild
 from mcptrace.keys import KeyConfig
 from mcptrace.loader import LoadReport, Loader, connect
+from mcptrace.redact import DEFAULT_SECRET_KEYS
 from mcptrace.result import Result
 from mcptrace.db import one
 
@@ -33,15 +34,19 @@ class Workspace:
 
     # -- loading --------------------------------------------------------------------
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: str = "collect",
-             format: str | None = None) -> LoadReport:
+             format: str | None = None, redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS) -> LoadReport:
         """Load more files (files or directories, recursively) and rebuild the analysis tables.
 
         A file whose sha256 is already in ``sources`` adds nothing. With ``errors="collect"``
         (default) bad records go to ``rejects``; with ``errors="raise"`` the first one raises
         :class:`mcptrace.RecordError` naming file, line and reason (that file is rolled back).
         Files that are not captures are reported in the returned :class:`LoadReport`.
+        With ``redact=True`` (default) the values of credential headers and secret-looking keys
+        (``secret_keys``, see :mod:`mcptrace.redact`) are replaced by ``"[REDACTED]"`` before
+        anything is stored.
         """
-        report = Loader(self.con, keys=self.keys, errors=errors, format=format).load(paths)
+        report = Loader(self.con, keys=self.keys, errors=errors, format=format, redact=redact,
+                        secret_keys=secret_keys).load(paths)
         rebuild(self.con)
         self.last_report = report
         return report
@@ -154,7 +159,8 @@ def open(db: str | None = None, *, keys: KeyConfig | None = None) -> Workspace: 
 
 
 def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,
-         errors: str = "collect", format: str | None = None, keys: KeyConfig | None = None) -> Workspace:
+         errors: str = "collect", format: str | None = None, keys: KeyConfig | None = None,
+         redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS) -> Workspace:
     """Load captures and trace dumps into DuckDB and rebuild calls, sessions and gaps.
 
     ``paths``: files or directories (recursed). Formats are sniffed from content:
@@ -167,5 +173,5 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
     >>> ws.sessions().df()                             # doctest: +SKIP
     """
     ws = open(db, keys=keys)
-    ws.load(paths, errors=errors, format=format)
+    ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys)
     return ws

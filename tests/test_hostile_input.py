@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import mcptrace
 from conftest import BARE, ROOT, SAMPLES, read_lines, write_lines
@@ -74,7 +75,12 @@ def test_corrupt_gzip_keeps_the_records_before_the_damage(tmp_path):
             originals.append(json.dumps(e))
     raw = ("\n".join(originals) + "\n").encode()
     data = bytearray(gzip.compress(raw))
-    data[len(data) * 3 // 4] ^= 0xFF
+    flip = len(data) * 3 // 4
+    data[flip] ^= 0xFF
+    # how much decodes intact before the flipped byte (deflate decodes garbage after it until
+    # zlib notices, sometimes only at the CRC)
+    intact = len(zlib.decompressobj(wbits=31).decompress(bytes(data[:flip - 1])))
+    n_intact = raw[:intact].count(b"\n")
     path = tmp_path / "corrupt_gzip.jsonl.gz"
     path.write_bytes(bytes(data))
     ws = mcptrace.load(path)
@@ -83,15 +89,13 @@ def test_corrupt_gzip_keeps_the_records_before_the_damage(tmp_path):
     rejects = ws.rejects().rows()
     last_no, last_reason = rejects[-1][1], rejects[-1][2]
     assert last_reason.startswith(f"line {last_no}: gzip stream is corrupt or truncated: ")
-    # deflate damage can garble a few bytes before zlib notices: the garbled line is rejected,
-    # every kept message is exactly the original's, and every record is accounted for
-    kept = ws.sql("SELECT record_no, raw FROM messages ORDER BY record_no").rows()
-    assert len(originals) // 2 < len(kept) < len(originals)
-    for record_no, msg in kept:
-        assert json.loads(msg) == json.loads(originals[record_no - 1])["message"]
-    assert last_no == len(kept) + len(rejects)
-    assert all("invalid JSON" in r[2] or "invalid UTF-8" in r[2] or "not" in r[2] for r in rejects[:-1])
-    assert sorted([r[0] for r in kept] + [r[1] for r in rejects]) == list(range(1, last_no + 1))
+    kept = dict(ws.sql("SELECT record_no, raw FROM messages").rows())
+    # every line before the damage is kept exactly as it was
+    assert n_intact > len(originals) // 2
+    for no in range(1, n_intact + 1):
+        assert json.loads(kept[no]) == json.loads(originals[no - 1])["message"]
+    # every record is accounted for, and the counts agree
+    assert sorted(list(kept) + [r[1] for r in rejects]) == list(range(1, last_no + 1))
     assert ws.sql("SELECT n_records, n_rejected FROM sources").rows() == [(last_no, len(rejects))]
 
 

@@ -191,3 +191,42 @@ def test_a_batch_of_many_short_lines_keeps_every_message(tmp_path):
     ws = mcptrace.load(path)
     assert _count(ws, "SELECT count(*) FROM messages") == 200_000
     assert ws.sql("SELECT status, count(*) FROM calls GROUP BY 1").rows() == [("ok", 100_000)]
+
+
+def _with_secrets(tmp_path):
+    lines = []
+    for x in read_lines(SAMPLES / "ide_http.jsonl"):
+        e = json.loads(x)
+        e["http"]["request_headers"]["Authorization"] = "Bearer sk-live-SECRET1"
+        e["http"]["request_headers"]["x-api-key"] = "SECRET2"
+        e["http"]["response_headers"]["set-cookie"] = "sid=SECRET3"
+        params = e["message"].get("params") or {}
+        if "arguments" in params:
+            params["arguments"]["api_key"] = "SECRET4"
+            params["arguments"]["max_tokens"] = 7          # not a secret
+            params["_meta"]["x-auth-token"] = "SECRET5"
+        lines.append(json.dumps(e))
+    return write_lines(tmp_path / "credentials_in_headers_and_arguments.jsonl", lines)
+
+
+def _all_text(ws) -> str:
+    out = []
+    for (table,) in ws.sql("SELECT table_name FROM information_schema.tables WHERE table_catalog <> 'temp' AND table_type = 'BASE TABLE'").rows():
+        out.append(ws.sql(f'SELECT CAST(list(t) AS VARCHAR) FROM "{table}" t').rows()[0][0] or "")
+    return "\n".join(out)
+
+
+def test_credentials_never_reach_the_database(tmp_path):
+    ws = mcptrace.load(_with_secrets(tmp_path))
+    text = _all_text(ws)
+    for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"):
+        assert secret not in text
+    row = ws.sql("SELECT http_request_headers->>'$.Authorization', raw->'$.params.arguments'->>'$.max_tokens', "
+                 "meta->>'$.\"x-auth-token\"' FROM messages WHERE tool_name IS NOT NULL LIMIT 1").rows()
+    assert row == [("[REDACTED]", "7", "[REDACTED]")]
+
+
+def test_no_redact_keeps_them(tmp_path):
+    ws = mcptrace.load(_with_secrets(tmp_path), redact=False)
+    text = _all_text(ws)
+    assert all(s in text for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"))

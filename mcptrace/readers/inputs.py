@@ -74,7 +74,12 @@ class _FramedZstd(io.RawIOBase):
 
 
 class _Gzip(io.RawIOBase):
-    """gzip decoding that hands out every byte decoded before damage or truncation, then raises."""
+    """gzip decoding that hands out every byte decoded before damage or truncation, then raises.
+
+    Damaged deflate data often decodes to garbage for a while before zlib notices (sometimes
+    only the CRC at the end of the member does), so bytes decoded shortly before the error
+    may be garbled: they still go through the readers' validation like any other record.
+    """
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
@@ -95,17 +100,20 @@ class _Gzip(io.RawIOBase):
                     self._pending_error = EOFError("compressed file ended before the end-of-stream marker")
                 return
             while data:
-                # Decode in 16 KiB steps. Damaged deflate data can decode to plausible garbage
-                # before zlib notices, so on an error the output of the failing step is dropped
-                # (lines from it are reported, not trusted).
-                piece, data = data[:16384], data[16384:]
+                piece, data = data[:65536], data[65536:]
+                backup = self.d.copy()
                 try:
-                    out = self.d.decompress(piece)
+                    self.buf += self.d.decompress(piece)
                 except zlib.error as e:
+                    # replay the failing piece in small steps to keep what decodes before the error
+                    for i in range(0, len(piece), 64):
+                        try:
+                            self.buf += backup.decompress(piece[i:i + 64])
+                        except zlib.error:
+                            break
                     self.done = True
                     self._pending_error = e
                     return
-                self.buf += out
                 if not self.d.eof:
                     continue
                 data = self.d.unused_data + data

@@ -109,7 +109,8 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        meta_obj->>'$.tracestate' AS tracestate,
        tp_valid AS traceparent_valid,
        http_tp AS http_traceparent,
-       h[1] AS http_method, h[2] AS http_path, try_cast(h[3] AS INTEGER) AS http_status, h[4] AS sse_event_id,
+       h[1] AS http_method, http->'$.request_headers' AS http_request_headers,
+       http->'$.response_headers' AS http_response_headers, h[2] AS http_path, try_cast(h[3] AS INTEGER) AS http_status, h[4] AS sse_event_id,
        coalesce(meta_obj->>'$."io.modelcontextprotocol/protocolVersion"', h[11], h[12],
                 CASE WHEN method = 'initialize' THEN v[12]->>'$' END) AS protocol_version,
        ck[2] AS call_key_source,
@@ -169,3 +170,7 @@ UPDATE messages SET direction = 'client_to_server'
 WHERE direction IS NULL AND source_id IN (SELECT DISTINCT source_id FROM _wire_new) AND kind = 'request';
 
 DROP TABLE _msg_c;
+
+DROP VIEW _msg_x;
+
+DROP TABLE _batch;

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS messages (
     traceparent_valid   BOOLEAN,            -- NULL when no traceparent in _meta
     http_traceparent    VARCHAR,
     http_method         VARCHAR,
+    http_request_headers  JSON,             -- credential headers redacted on load unless told not to
+    http_response_headers JSON,
     http_path           VARCHAR,
     http_status         INTEGER,
     sse_event_id        VARCHAR,
