@@ -17,17 +17,31 @@ import pyarrow as pa
 from mcptrace.sqlfiles import statements
 
 
-def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+#: slack (ms) around a call's interval when matching server spans by attributes
+WINDOW_MS = 1000.0
+#: how far (ms) a span or response may lie outside its parent before clock skew is suspected
+SKEW_TOLERANCE_MS = 5.0
+#: how soon (s) after a transport ended abnormally a new one of the same client counts as its reconnect
+RECONNECT_WITHIN_S = 60.0
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
+            skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S) -> None:
     """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages`` and ``spans``."""
+    params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s}
     for stmt in statements("calls.sql"):
         con.execute(stmt)
     keys = assign_sessions(con)
     con.register("_session_keys_arrow", keys)
     con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
     con.unregister("_session_keys_arrow")
-    for name in ("turns.sql", "sessions.sql", "gaps.sql"):
+    for stmt in statements("turns.sql"):
+        con.execute(stmt)
+    for stmt in statements("call_spans.sql"):
+        con.execute(stmt, {"window_ms": window_ms} if "$window_ms" in stmt else None)
+    for name in ("sessions.sql", "gaps.sql"):
         for stmt in statements(name):
-            con.execute(stmt)
+            con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
 
 
 class _UnionFind:
@@ -119,6 +133,7 @@ def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
 
     out_call, out_sid = [], []
     s_ids, s_keys, s_srcs = [], [], []
+    seen: set[str] = set()
     for members in groups.values():
         keyed = [i for i in members if sk[i] is not None]
         traces = {trace[i] for i in members}
@@ -134,6 +149,9 @@ def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
             else:
                 src, key = "connection", conn[members[0]]
         sid = session_id_for(src, key)
+        if sid in seen:  # two groups with the same deciding key (e.g. stateless calls of one connection)
+            sid = session_id_for(src, f"{key}\x00{call_ids[members[0]]}")
+        seen.add(sid)
         s_ids.append(sid)
         s_keys.append(key)
         s_srcs.append(src)

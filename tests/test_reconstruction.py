@@ -138,25 +138,31 @@ def test_parallel_groups_are_the_turns(samples_ws):
 
 def test_call_spans(samples_ws):
     rows = samples_ws.sql("""
-        SELECT c.tool_name, cs.role, s.service_name, s.name
+        SELECT c.tool_name, cs.role, cs.matched_by, s.service_name, s.name, c.connection_id
         FROM call_spans cs JOIN calls c ON c.call_id = cs.call_id
         JOIN spans s ON s.trace_id = cs.trace_id AND s.span_id = cs.span_id
         WHERE c.method = 'tools/call'""").rows()
     traced = [c for name in (A, B) for c in calls_of(samples_ws, name) if c["method"] == "tools/call"]
-    roles = Counter(role for _t, role, _s, _n in rows)
-    assert roles["client"] == roles["server"] == len(traced) == 11 + 7
-    clients = Counter((t, n) for t, role, _s, n in rows if role == "client")
-    assert all(n == f"MCP send tools/call {t}" for t, n in clients)
-    servers = Counter((t, n) for t, role, _s, n in rows if role == "server")
-    assert all(n == f"tools/call {t}" for t, n in servers)
-    # get_forecast propagates the trace downstream; get_alerts does not (SEP-2028), so the
-    # downstream-api span of get_alerts roots a new trace and is not joined
-    down = Counter((t, svc, n) for t, role, svc, n in rows if role == "downstream")
-    assert down == Counter({("get_forecast", "downstream-api", "GET /forecast"): 4,
-                            ("get_forecast", "weather-mcp-stdio", "GET /forecast"): 2,
-                            ("get_forecast", "weather-mcp-http", "GET /forecast"): 2,
-                            ("get_alerts", "weather-mcp-stdio", "GET /alerts"): 2,
-                            ("get_alerts", "weather-mcp-http", "GET /alerts"): 1})
+    roles = Counter((role, by) for _t, role, by, *_ in rows)
+    # A and B carry trace context: client and server spans joined by parentage; C's server
+    # (no context to extract) is matched on jsonrpc.request.id + method + tool instead; the
+    # crash_worker server span died with its process
+    assert roles[("client", "parent")] == len(traced) == 11 + 7
+    assert roles[("server", "parent")] == len(traced)
+    plain = [(t, n) for t, role, by, _s, n, conn in rows if role == "server" and by == "attributes"]
+    assert sorted(plain) == [("get_forecast", "tools/call get_forecast"), ("search", "tools/call search")]
+    assert all(n == f"MCP send tools/call {t}" for t, role, _b, _s, n, _c in rows if role == "client")
+    assert all(n == f"tools/call {t}" for t, role, _b, _s, n, _c in rows if role == "server")
+    # get_forecast propagates the trace downstream; get_alerts does not (SEP-2028): the
+    # downstream-api span of get_alerts roots a new trace and is joined by its time window only
+    down = Counter((t, by, svc, n) for t, role, by, svc, n, _c in rows if role == "downstream")
+    assert down == Counter({("get_forecast", "parent", "downstream-api", "GET /forecast"): 5,
+                            ("get_forecast", "parent", "weather-mcp-stdio", "GET /forecast"): 2,
+                            ("get_forecast", "parent", "weather-mcp-http", "GET /forecast"): 2,
+                            ("get_forecast", "parent", "weather-mcp-plain", "GET /forecast"): 1,
+                            ("get_alerts", "parent", "weather-mcp-stdio", "GET /alerts"): 2,
+                            ("get_alerts", "parent", "weather-mcp-http", "GET /alerts"): 1,
+                            ("get_alerts", "time_window", "downstream-api", "GET /alerts"): 3})
 
 
 def test_gap_rows(samples_ws):
@@ -174,6 +180,11 @@ def test_gap_rows(samples_ws):
         ("missing_trace_context", "warning", "crash_worker", C): 1,
         ("invalid_traceparent", "error", "get_forecast", C): 1,
         ("unanswered_request", "error", "crash_worker", C): 1,
+        # the 2026-07-28 host sends its session key on tools/call only
+        ("missing_session_key", "warning", "server/discover", A): 1,
+        ("missing_session_key", "warning", "tools/list", A): 1,
+        # get_alerts' downstream call roots a new trace (no message: the evidence is spans)
+        ("downstream_unlinked", "error", "get_alerts", None): 3,
     })
     detail = json.loads(samples_ws.gaps(code="invalid_traceparent").rows()[0][-1])
     assert detail["value"].startswith("00-" + "0" * 32)

@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE _ev AS
 SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction, m.connection_id,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
        m.progress_token, m.session_key, m.session_key_source, m.call_key, m.http_traceparent,
-       m.cancel_request_id, m.is_error, m.error_code, m.error_message,
+       m.cancel_request_id, m.is_error, m.error_code, m.error_message, m.transport, m.protocol_version,
        coalesce(mcp_session_id, connection_id) AS scope,
        row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord
 FROM messages m;
@@ -80,7 +80,11 @@ SELECT q.message_id AS call_id,
        -- extras
        CASE WHEN q.trace_id IS NOT NULL THEN 'meta' WHEN h.h_trace IS NOT NULL THEN 'http_header' END AS trace_context_source,
        q.session_key AS request_session_key, q.session_key_source AS request_session_key_source,
-       q.scope AS transport_session,
+       -- stateless Streamable HTTP (2026-07-28, no Mcp-Session-Id) has no transport session:
+       -- each POST may ride a new TCP connection
+       CASE WHEN q.transport = 'streamable_http' AND q.mcp_session_id IS NULL THEN NULL ELSE q.scope END
+           AS transport_session,
+       q.protocol_version,
        c.cancel_message_id,
        r.error_message,
        NULL::VARCHAR AS turn_id,

@@ -79,6 +79,110 @@ LEFT JOIN (SELECT x.span_id, x.trace_id, any_value(c.call_id) AS call_id, any_va
 WHERE s.parent_span_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id);
 
+-- trace joins (call_spans.sql)
+INSERT INTO _gap_rows
+SELECT 'server_span_unlinked', 'error', c.session_id, c.call_id, c.request_message_id, c.trace_id, x.span_id, c.start_ts,
+       json_merge_patch(x.evidence, json_object('matched_by', x.matched_by, 'rpc_id', c.rpc_id, 'method', c.method))
+FROM _cs_server x JOIN calls c ON c.call_id = x.call_id
+WHERE x.matched_by IN ('link', 'attributes') AND c.trace_id IS NOT NULL;
+
+INSERT INTO _gap_rows
+WITH served AS (SELECT DISTINCT c.transport_session FROM _cs_server x JOIN calls c ON c.call_id = x.call_id)
+SELECT 'server_span_missing', 'warning', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+       json_object('rpc_id', c.rpc_id, 'method', c.method, 'expected_parent_span_id', c.parent_span_id,
+                   'looked_for', ['SERVER span with this parent', 'SERVER span linking to it',
+                                  'SERVER span with this jsonrpc.request.id and mcp.method.name'],
+                   'server_spans_loaded_for', c.transport_session)
+FROM calls c
+WHERE c.trace_id IS NOT NULL AND c.direction = 'client_to_server'
+  AND c.transport_session IN (SELECT transport_session FROM served)
+  AND NOT EXISTS (SELECT 1 FROM _cs_server x WHERE x.call_id = c.call_id);
+
+INSERT INTO _gap_rows
+SELECT 'downstream_unlinked', 'error', c.session_id, c.call_id, NULL, w.trace_id, w.span_id, s.start_ts,
+       json_merge_patch(w.evidence, json_object('call_trace_id', c.trace_id))
+FROM _cs_down_window w JOIN calls c ON c.call_id = w.call_id
+JOIN spans s ON s.span_id = w.span_id AND s.trace_id = w.trace_id;
+
+-- clock skew: a server span outside its request/response interval on the capture's clock, or a
+-- span of another service outside its parent, by more than $skew_ms
+INSERT INTO _gap_rows
+SELECT 'clock_skew_suspected', 'warning', c.session_id, c.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
+       json_object('compared', 'server span vs request/response on the wire',
+                   'request_ts', c.start_ts, 'response_ts', c.end_ts, 'span_start_ts', s.start_ts, 'span_end_ts', s.end_ts,
+                   'starts_before_request_ms', date_diff('microsecond', s.start_ts, c.start_ts) / 1000.0,
+                   'ends_after_response_ms', date_diff('microsecond', c.end_ts, s.end_ts) / 1000.0,
+                   'tolerance_ms', $skew_ms)
+FROM _cs_server x JOIN calls c ON c.call_id = x.call_id JOIN spans s ON s.span_id = x.span_id AND s.trace_id = x.trace_id
+WHERE c.start_ts IS NOT NULL
+  AND (date_diff('microsecond', s.start_ts, c.start_ts) > $skew_ms * 1000
+       OR (c.status IN ('ok', 'error', 'tool_error') AND date_diff('microsecond', c.end_ts, s.end_ts) > $skew_ms * 1000));
+
+INSERT INTO _gap_rows
+SELECT 'clock_skew_suspected', 'warning', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
+       json_object('compared', 'span vs its parent span of another service',
+                   'parent_span_id', p.span_id, 'parent_service', p.service_name, 'service', s.service_name,
+                   'starts_before_parent_ms', date_diff('microsecond', s.start_ts, p.start_ts) / 1000.0,
+                   'ends_after_parent_ms', date_diff('microsecond', p.end_ts, s.end_ts) / 1000.0,
+                   'tolerance_ms', $skew_ms)
+FROM spans s JOIN spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+LEFT JOIN (SELECT x.span_id, x.trace_id, any_value(c.call_id) AS call_id, any_value(c.session_id) AS session_id
+           FROM call_spans x JOIN calls c ON c.call_id = x.call_id GROUP BY ALL) cs
+       ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
+WHERE s.service_name IS DISTINCT FROM p.service_name
+  AND (date_diff('microsecond', s.start_ts, p.start_ts) > $skew_ms * 1000
+       OR date_diff('microsecond', p.end_ts, s.end_ts) > $skew_ms * 1000);
+
+-- 2026-07-28 stateless requests carrying no session key at all
+INSERT INTO _gap_rows
+SELECT 'missing_session_key', 'warning', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+       json_object('method', c.method, 'rpc_id', c.rpc_id, 'protocol_version', c.protocol_version,
+                   'looked_in', ['params._meta session keys', 'Mcp-Client-Session-Id header'])
+FROM calls c
+WHERE c.direction = 'client_to_server' AND c.protocol_version >= '2026-07-28' AND c.mcp_session_id IS NULL
+  AND c.request_session_key IS NULL;
+
+-- a logical session spanning several transport sessions: a key carried it across
+INSERT INTO _gap_rows
+WITH t AS (
+    SELECT session_id, transport_session, min(start_ord) AS first_ord, min(start_ts) AS first_ts,
+           arg_min(call_id, start_ord) AS first_call, max(coalesce(end_ord, start_ord)) AS last_ord
+    FROM calls WHERE transport_session IS NOT NULL GROUP BY 1, 2
+), r AS (
+    SELECT *, lag(transport_session) OVER (PARTITION BY session_id ORDER BY first_ord) AS prev FROM t
+)
+SELECT 'session_reconnect', 'info', r.session_id, r.first_call, NULL, NULL, NULL, r.first_ts,
+       json_object('previous_transport', r.prev, 'new_transport', r.transport_session,
+                   'carried_by', s.session_key_source, 'session_key', s.session_key)
+FROM r JOIN sessions s USING (session_id) WHERE r.prev IS NOT NULL;
+
+-- two logical sessions that look like one client reconnecting, with nothing to link them:
+-- same client, the first ended abnormally (requests left unanswered), the second began soon after
+INSERT INTO _gap_rows
+WITH st AS (
+    SELECT s.session_id, s.client_name, s.first_ts, s.last_ts,
+           (SELECT count(*) FROM calls c WHERE c.session_id = s.session_id AND c.status = 'unanswered') AS n_unanswered,
+           (SELECT arg_max(call_id, start_ord) FROM calls c WHERE c.session_id = s.session_id) AS last_call,
+           (SELECT arg_min(call_id, start_ord) FROM calls c WHERE c.session_id = s.session_id) AS first_call
+    FROM sessions s WHERE s.client_name IS NOT NULL
+), pairs AS (
+    SELECT a.session_id AS a_id, b.session_id AS b_id, a.client_name, a.last_ts AS a_last, b.first_ts AS b_first,
+           a.n_unanswered, a.last_call, b.first_call,
+           date_diff('microsecond', a.last_ts, b.first_ts) / 1e6 AS seconds_between,
+           row_number() OVER (PARTITION BY a.session_id ORDER BY b.first_ts) AS r
+    FROM st a JOIN st b ON a.client_name = b.client_name AND a.session_id <> b.session_id
+    WHERE a.n_unanswered > 0 AND b.first_ts >= a.last_ts
+      AND date_diff('microsecond', a.last_ts, b.first_ts) <= $reconnect_s * 1e6
+)
+SELECT 'session_split', 'error', x.session_id, x.call_id, NULL, NULL, NULL, x.ts,
+       json_object('other_session_id', x.other, 'part', x.part, 'client_name', p.client_name,
+                   'seconds_between', p.seconds_between, 'unanswered_in_first_part', p.n_unanswered,
+                   'keys_compared', ['session keys in _meta', 'Mcp-Client-Session-Id', 'trace id', 'Mcp-Session-Id'])
+FROM pairs p,
+     (SELECT p.a_id AS session_id, p.b_id AS other, p.last_call AS call_id, p.a_last AS ts, 'before' AS part
+      UNION ALL SELECT p.b_id, p.a_id, p.first_call, p.b_first, 'after') x
+WHERE p.r = 1;
+
 CREATE OR REPLACE TABLE gaps AS
 SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id) AS gap_id,
        code, severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail

@@ -34,28 +34,3 @@ SELECT call_id, turn_id, dense_rank() OVER (ORDER BY gfirst) AS parallel_group F
 UPDATE calls SET turn_id = t.turn_id FROM _turn t WHERE calls.call_id = t.call_id;
 
 UPDATE calls SET parallel_group = p.parallel_group FROM _pgroup p WHERE calls.call_id = p.call_id;
-
--- Spans of each call: the client span (named by the traceparent's parent-id), the server
--- span continuing it, and every descendant of the server span (downstream).
-CREATE OR REPLACE TABLE call_spans AS
-WITH RECURSIVE
-client AS (
-    SELECT DISTINCT c.call_id, s.span_id, s.trace_id, 'client' AS role
-    FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id
-),
-server AS (
-    SELECT DISTINCT c.call_id, s.span_id, s.trace_id, 'server' AS role
-    FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.parent_span_id
-    WHERE s.kind = 'server'
-),
-down(call_id, span_id, trace_id) AS (
-    SELECT call_id, span_id, trace_id FROM server
-    UNION
-    SELECT d.call_id, s.span_id, s.trace_id
-    FROM down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
-)
-SELECT * FROM client
-UNION ALL SELECT * FROM server
-UNION ALL
-SELECT d.call_id, d.span_id, d.trace_id, 'downstream' AS role
-FROM down d ANTI JOIN server s ON s.call_id = d.call_id AND s.span_id = d.span_id;
