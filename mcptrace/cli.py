@@ -1,4 +1,4 @@
-"""Command line: ``mcptrace load | sessions | gaps | timeline``.
+"""Command line: ``mcptrace load | sessions | gaps | timeline | tree``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
 ``--errors raise`` (the other paths still load); 2 usage errors (argparse).
@@ -96,6 +96,37 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+TABLE_FORMATS = (".csv", ".parquet", ".json")
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    from mcptrace.export import write_figure
+
+    with _open_existing(args.db) as ws:
+        session = args.session or ws.busiest_session()
+        try:
+            if os.path.splitext(args.out)[1].lower() in TABLE_FORMATS:
+                write_table(ws.tree(session), args.out)
+            else:
+                write_figure(ws.waterfall(session), args.out)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 1
+    print(f"wrote {args.out} (session {session})")
+    return 0
+
+
+def write_table(df, path: str) -> None:
+    ext = os.path.splitext(path)[1].lower()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if ext == ".csv":
+        df.to_csv(path, index=False)
+    elif ext == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_json(path, orient="records", date_format="iso", indent=1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mcptrace import readers
 
@@ -128,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--session", help="session id (default: the busiest)")
     tp.add_argument("--out", required=True, help="output path; format from the extension")
     tp.set_defaults(func=cmd_timeline)
+    trp = sub.add_parser("tree", help="a session's parallel-call tree: waterfall (.html/.png/.svg) or table (.csv/.parquet/.json)")
+    trp.add_argument("--db", required=True)
+    trp.add_argument("--session", help="session id (default: the busiest)")
+    trp.add_argument("--out", required=True, help="output path; format from the extension")
+    trp.set_defaults(func=cmd_tree)
     return p
 
 

@@ -129,6 +129,31 @@ class Workspace:
 
         return timeline(self, session_id or self.busiest_session(), **kwargs)
 
+    def tree(self, session_id: str):
+        """The session's parallel-call tree as a pandas DataFrame; see :func:`mcptrace.views.tree`."""
+        from mcptrace.views import tree
+
+        return tree(self, session_id)
+
+    def waterfall(self, session_id: str):
+        """A Jaeger-style plotly Figure of the session's tree; see :func:`mcptrace.waterfall.waterfall`."""
+        from mcptrace.waterfall import waterfall
+
+        return waterfall(self, session_id)
+
+    def concurrency(self, session_id: str | None = None) -> Result:
+        """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.views.concurrency`."""
+        from mcptrace.views import concurrency
+
+        return concurrency(self, session_id)
+
+    def coverage(self, every: str = "1 minute") -> Result:
+        """Share of requests with trace context and a session key per client, server and time bucket;
+        see :func:`mcptrace.views.coverage`."""
+        from mcptrace.views import coverage
+
+        return coverage(self, every)
+
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()

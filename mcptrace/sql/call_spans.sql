@@ -104,7 +104,8 @@ WITH RECURSIVE win_down(call_id, span_id, trace_id) AS (
     SELECT d.call_id, s.span_id, s.trace_id
     FROM win_down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
 )
-SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by FROM _cs_client
-UNION ALL SELECT call_id, span_id, trace_id, 'server', matched_by FROM _cs_server
-UNION ALL SELECT call_id, span_id, trace_id, 'downstream', 'parent' FROM _cs_down_parent
-UNION ALL SELECT call_id, span_id, trace_id, 'downstream', 'time_window' FROM win_down;
+SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by, NULL::VARCHAR AS via_span_id FROM _cs_client
+UNION ALL SELECT call_id, span_id, trace_id, 'server', matched_by, NULL FROM _cs_server
+UNION ALL SELECT call_id, span_id, trace_id, 'downstream', 'parent', NULL FROM _cs_down_parent
+UNION ALL SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id'
+FROM win_down d LEFT JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.span_id AND w.trace_id = d.trace_id;

@@ -23,7 +23,8 @@ WITH w AS (
 SELECT x.*,
        json_extract(m, ['$.id', '$.method', '$.params.name', '$.params._meta', '$.params.progressToken',
                         '$.params.requestId', '$.result.isError', '$.error.code', '$.error.message',
-                        '$.params.clientInfo.name', '$.params.clientInfo.version', '$.params.protocolVersion']) AS v,
+                        '$.params.clientInfo.name', '$.params.clientInfo.version', '$.params.protocolVersion',
+                        '$.result.serverInfo.name', '$.result._meta."io.modelcontextprotocol/serverInfo".name']) AS v,
        json_exists(m, '$.result') AS has_result,
        json_exists(m, '$.error') AS has_error,
        json_extract_string(http, ['$.method', '$.path', '$.status', '$.sse_event_id',
@@ -121,6 +122,7 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        v[9]->>'$' AS error_message,
        coalesce(CASE WHEN method = 'initialize' THEN v[10]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".name') AS client_name,
+       coalesce(v[13]->>'$', v[14]->>'$') AS server_name,
        coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".version') AS client_version
 FROM t;

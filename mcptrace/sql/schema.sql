@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS messages (
     error_code          BIGINT,
     error_message       VARCHAR,
     client_name         VARCHAR,            -- initialize params.clientInfo.name, or _meta io.modelcontextprotocol/clientInfo (2026-07-28)
-    client_version      VARCHAR
+    client_version      VARCHAR,
+    server_name         VARCHAR             -- result.serverInfo.name (initialize), or _meta io.modelcontextprotocol/serverInfo
 );
 
 CREATE TABLE IF NOT EXISTS spans (

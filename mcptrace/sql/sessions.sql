@@ -24,14 +24,19 @@ WITH ev AS (
     SELECT c.session_id, arg_min(m.client_name, m.message_id) AS client_name
     FROM calls c JOIN messages m ON m.message_id = c.request_message_id
     WHERE m.client_name IS NOT NULL GROUP BY 1
+), sv AS (
+    SELECT c.session_id, arg_min(m.server_name, m.message_id) AS server_name
+    FROM calls c JOIN messages m ON m.message_id = c.response_message_id
+    WHERE m.server_name IS NOT NULL GROUP BY 1
 )
 SELECT k.session_id, k.session_key, k.session_key_source,
        agg.first_ts, agg.last_ts, agg.n_calls, agg.n_transport_sessions,
        par.max_parallel::BIGINT AS max_parallel,
        0::BIGINT AS n_gaps,
-       agg.n_tool_calls, agg.n_errors, cl.client_name
+       agg.n_tool_calls, agg.n_errors, cl.client_name, sv.server_name
 FROM _session_keys k
 JOIN agg USING (session_id)
 LEFT JOIN par USING (session_id)
 LEFT JOIN cl USING (session_id)
+LEFT JOIN sv USING (session_id)
 ORDER BY agg.first_ord;

@@ -1,0 +1,214 @@
+"""Derived views of a session: the parallel-call tree, concurrency over time, correlation coverage.
+
+All take an open :class:`mcptrace.Workspace`. Times are UTC; durations milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pyarrow as pa
+
+from mcptrace.result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mcptrace.workspace import Workspace
+
+TREE_COLUMNS = ["node_id", "parent_id", "kind", "name", "start_ts", "end_ts", "duration_ms", "depth", "lane",
+                "gaps", "status", "call_id", "trace_id", "span_id", "service_name", "span_kind", "role",
+                "matched_by", "orphan"]
+
+
+def _ms(a, b):
+    if a is None or b is None or pd.isna(a) or pd.isna(b):
+        return None
+    return (b - a).total_seconds() * 1000.0
+
+
+def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
+    """The parallel-call tree of one session (DESIGN §4) as a DataFrame, one row per node in
+    depth-first order.
+
+    Levels: ``session`` → ``turn`` (the parent span of the turn's client spans, or the shared
+    trace) → ``call`` (a request and its response; calls without a turn hang off the
+    session) → ``span`` (the call's server span(s), their descendants and downstream spans;
+    a downstream root joined only by its time window hangs under the client span that explains
+    it). Spans of the session's traces whose parent is not in the dump become extra roots
+    with ``orphan=True``; other spans of those traces hang under their parent.
+
+    Columns: node_id (str: ``session:…``, ``turn:…``, ``call:<id>``, ``span:<trace>/<span>``),
+    parent_id (str or None), kind, name, start_ts/end_ts (UTC), duration_ms (float ms),
+    depth (int, 0 = roots), lane (int, row order), gaps (list of gap codes on the node),
+    status (calls), call_id, trace_id, span_id, service_name, span_kind, role, matched_by,
+    orphan (bool). Raises KeyError for an unknown session.
+    """
+    srow = ws.sql("SELECT session_id, session_key_source, session_key, first_ts, last_ts FROM sessions "
+                  "WHERE session_id = ?", [session_id]).rows()
+    if not srow:
+        raise KeyError(f"no session {session_id!r}")
+    _sid, src, key, first_ts, last_ts = srow[0]
+    calls = ws.sql("SELECT call_id, coalesce(tool_name, method) AS name, start_ts, end_ts, duration_ms, status, "
+                   "trace_id, turn_id FROM calls WHERE session_id = ? ORDER BY start_ord", [session_id]).rows()
+    cs = ws.sql("""SELECT cs.call_id, cs.role, cs.matched_by, cs.via_span_id, s.trace_id, s.span_id, s.parent_span_id,
+                          s.name, s.start_ts, s.end_ts, s.duration_ms, s.service_name, s.kind
+                   FROM call_spans cs JOIN calls c ON c.call_id = cs.call_id
+                   JOIN spans s ON s.trace_id = cs.trace_id AND s.span_id = cs.span_id
+                   WHERE c.session_id = ? AND cs.role <> 'client' ORDER BY s.start_ts""", [session_id]).rows()
+    trace_ids = sorted({c[6] for c in calls if c[6]} | {r[4] for r in cs})
+    other = ws.sql("""SELECT trace_id, span_id, parent_span_id, name, start_ts, end_ts, duration_ms, service_name, kind,
+                             parent_span_id IS NOT NULL AND NOT EXISTS (
+                                 SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id)
+                                 AS orphan
+                      FROM spans s WHERE list_contains(?, trace_id) ORDER BY start_ts""", [trace_ids]).rows()
+    gap_rows = ws.sql("SELECT code, call_id, trace_id, span_id FROM gaps WHERE session_id = ? ORDER BY gap_id",
+                      [session_id]).rows()
+
+    nodes: dict[str, dict] = {}
+    children: dict[str | None, list[str]] = defaultdict(list)
+
+    def add(node_id, parent_id, **kw):
+        if node_id in nodes:
+            return
+        row = dict.fromkeys(TREE_COLUMNS)
+        row.update(node_id=node_id, parent_id=parent_id, gaps=[], orphan=False, **kw)
+        nodes[node_id] = row
+        children[parent_id].append(node_id)
+
+    root = f"session:{session_id}"
+    add(root, None, kind="session", name=f"{src}: {key}", start_ts=first_ts, end_ts=last_ts,
+        duration_ms=_ms(first_ts, last_ts))
+
+    spans_by_id = {(o[0], o[1]): o for o in other}
+    # turns
+    turn_calls: dict[str, list] = defaultdict(list)
+    for c in calls:
+        if c[7]:
+            turn_calls[c[7]].append(c)
+    for turn_id, members in turn_calls.items():
+        trace, _, parent = turn_id.partition("/")
+        span = spans_by_id.get((trace, parent)) if parent else None
+        start = span[4] if span else min((m[2] for m in members if m[2] is not None), default=None)
+        ends = [m[3] for m in members if m[3] is not None]
+        end = span[5] if span else (max(ends) if ends else None)
+        add(f"turn:{turn_id}", root, kind="turn", name=span[3] if span else f"trace {trace[:8]}",
+            start_ts=start, end_ts=end, duration_ms=_ms(start, end), trace_id=trace,
+            span_id=parent or None, service_name=span[7] if span else None)
+    for c in calls:
+        parent = f"turn:{c[7]}" if c[7] else root
+        add(f"call:{c[0]}", parent, kind="call", name=c[1], start_ts=c[2], end_ts=c[3], duration_ms=c[4],
+            status=c[5], call_id=c[0], trace_id=c[6])
+
+    placed: set[tuple] = set()
+    turn_spans = {(t.partition("/")[0], t.partition("/")[2]) for t in turn_calls if "/" in t}
+    for call_id, role, matched_by, via, trace, span, parent_span, name, st, en, dur, svc, kind in cs:
+        if (trace, span) in placed:
+            continue
+        parent = None
+        if role == "server":
+            parent = f"call:{call_id}"
+        elif via:
+            parent = next((f"span:{t}/{via}" for t in trace_ids if f"span:{t}/{via}" in nodes), None)
+        elif parent_span:
+            parent = f"span:{trace}/{parent_span}"
+        add(f"span:{trace}/{span}", parent or f"call:{call_id}", kind="span", name=name, start_ts=st, end_ts=en,
+            duration_ms=dur, call_id=call_id, trace_id=trace, span_id=span, service_name=svc, span_kind=kind,
+            role=role, matched_by=matched_by)
+        placed.add((trace, span))
+    # the rest of the session's traces: under their parent when it is in the tree, else extra roots
+    client_spans = {(r[0], r[1]) for r in ws.sql(
+        "SELECT cs.trace_id, cs.span_id FROM call_spans cs JOIN calls c USING (call_id) "
+        "WHERE c.session_id = ? AND cs.role = 'client'", [session_id]).rows()}
+    pending = [o for o in other if (o[0], o[1]) not in placed and (o[0], o[1]) not in turn_spans
+               and (o[0], o[1]) not in client_spans]
+    for _ in range(len(pending) + 1):
+        progressed, rest = False, []
+        for o in pending:
+            trace, span, parent_span, name, st, en, dur, svc, kind, orphan = o
+            pid = f"span:{trace}/{parent_span}" if parent_span else None
+            if pid and pid not in nodes and (trace, parent_span) in spans_by_id and not orphan:
+                rest.append(o)  # parent not placed yet
+                continue
+            if pid not in nodes:
+                pid = None
+            add(f"span:{trace}/{span}", pid, kind="span", name=name, start_ts=st, end_ts=en, duration_ms=dur,
+                trace_id=trace, span_id=span, service_name=svc, span_kind=kind, orphan=bool(orphan))
+            progressed = True
+        pending = rest
+        if not pending or not progressed:
+            break
+    for o in pending:  # cycles or parents elsewhere: extra roots
+        trace, span, parent_span, name, st, en, dur, svc, kind, orphan = o
+        add(f"span:{trace}/{span}", None, kind="span", name=name, start_ts=st, end_ts=en, duration_ms=dur,
+            trace_id=trace, span_id=span, service_name=svc, span_kind=kind, orphan=True)
+
+    for code, call_id, trace, span in gap_rows:
+        nid = f"span:{trace}/{span}" if span else (f"call:{call_id}" if call_id is not None else root)
+        (nodes.get(nid) or nodes.get(f"call:{call_id}") or nodes[root])["gaps"].append(code)
+
+    def key(nid):
+        n = nodes[nid]
+        ts = n["start_ts"]
+        return (ts is None, ts if ts is not None else 0, nid)
+
+    order: list[str] = []
+
+    def walk(nid, depth):
+        nodes[nid]["depth"] = depth
+        order.append(nid)
+        for ch in sorted(children.get(nid, []), key=key):
+            walk(ch, depth + 1)
+
+    for r in sorted(children[None], key=lambda n: (n != root, key(n))):
+        walk(r, 0)
+    for i, nid in enumerate(order):
+        nodes[nid]["lane"] = i
+    df = pd.DataFrame([nodes[n] for n in order], columns=TREE_COLUMNS)
+    return df
+
+
+def concurrency(ws: "Workspace", session_id: str | None = None) -> Result:
+    """Calls in flight over time: +1 at each request, −1 at each response or cancel, running sum.
+
+    Columns: ts TIMESTAMPTZ (UTC), session_id, call_id BIGINT, delta INTEGER (+1/−1),
+    in_flight BIGINT. Unanswered calls never end. Bare captures (no times) are left out.
+    """
+    return ws.sql("""
+        WITH ev AS (
+            SELECT session_id, call_id, start_ts AS ts, start_ord AS ord, 1 AS delta FROM calls WHERE start_ts IS NOT NULL
+            UNION ALL
+            SELECT session_id, call_id, end_ts, end_ord, -1 FROM calls WHERE end_ts IS NOT NULL
+        )
+        SELECT ts, session_id, call_id, delta,
+               sum(delta) OVER (PARTITION BY session_id ORDER BY ts, ord, delta ROWS UNBOUNDED PRECEDING) AS in_flight
+        FROM ev WHERE ?::VARCHAR IS NULL OR session_id = ?
+        ORDER BY session_id, ts, ord, delta""", [session_id, session_id])
+
+
+def coverage(ws: "Workspace", every: str = "1 minute") -> Result:
+    """Share of client requests carrying trace context and a session key, per client and server,
+    per time bucket.
+
+    ``every`` is a DuckDB interval (``'1 minute'``, ``'1 hour'``). Columns: bucket TIMESTAMPTZ
+    (UTC, start of the bucket), client_name, server_name, n_requests BIGINT,
+    n_trace_context, n_session_key BIGINT, trace_context_share, session_key_share DOUBLE (0–1).
+    Client and server names come from ``initialize`` (``clientInfo``/``serverInfo``) or the
+    2026-07-28 ``_meta`` equivalents; ``(unknown)`` when the capture never says.
+    """
+    return ws.sql("""
+        SELECT time_bucket(?::INTERVAL, c.start_ts) AS bucket,
+               coalesce(s.client_name, '(unknown)') AS client_name,
+               coalesce(s.server_name, '(unknown)') AS server_name,
+               count(*) AS n_requests,
+               count(*) FILTER (WHERE c.trace_id IS NOT NULL) AS n_trace_context,
+               count(*) FILTER (WHERE c.request_session_key IS NOT NULL) AS n_session_key,
+               n_trace_context / n_requests AS trace_context_share,
+               n_session_key / n_requests AS session_key_share
+        FROM calls c JOIN sessions s USING (session_id)
+        WHERE c.direction = 'client_to_server' AND c.start_ts IS NOT NULL
+        GROUP BY ALL ORDER BY bucket, client_name, server_name""", [every])
+
+
+def _as_result(df: pd.DataFrame) -> Result:
+    return Result(pa.Table.from_pandas(df, preserve_index=False))
