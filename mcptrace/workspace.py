@@ -154,6 +154,13 @@ class Workspace:
 
         return coverage(self, every)
 
+    def adjust_clock_skew(self, tolerance_ms: float = 5.0) -> int:
+        """Opt-in: fill ``spans.adjusted_start_ts/adjusted_end_ts/clock_adjustment_ms`` (raw times
+        untouched); returns the number of spans shifted. See :mod:`mcptrace.skew`."""
+        from mcptrace.skew import adjust_clock_skew
+
+        return adjust_clock_skew(self, tolerance_ms)
+
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()

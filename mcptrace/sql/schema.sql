@@ -94,5 +94,8 @@ CREATE TABLE IF NOT EXISTS spans (
     scope_name           VARCHAR,
     start_unix_nano      BIGINT,
     end_unix_nano        BIGINT,
-    record_no            BIGINT
+    record_no            BIGINT,
+    adjusted_start_ts    TIMESTAMPTZ,       -- opt-in clock-skew adjustment (Workspace.adjust_clock_skew)
+    adjusted_end_ts      TIMESTAMPTZ,
+    clock_adjustment_ms  DOUBLE
 );

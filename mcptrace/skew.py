@@ -1,0 +1,70 @@
+"""Opt-in clock-skew adjustment of spans, after Jaeger's clock-skew adjuster.
+
+A span whose parent was recorded by another service (another host's clock) and that lies
+outside its parent (beyond a tolerance) is shifted: centred in the parent when it is shorter, aligned to the
+parent's start otherwise. Descendants on the same service inherit the shift (one host, one
+clock). Raw times are never replaced: the results go to ``spans.adjusted_start_ts``,
+``spans.adjusted_end_ts`` (TIMESTAMPTZ, UTC) and ``spans.clock_adjustment_ms`` (DOUBLE,
+0 when unchanged); :func:`adjust_clock_skew` fills them, and they stay NULL until it runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mcptrace.workspace import Workspace
+
+def adjust_clock_skew(ws: "Workspace", tolerance_ms: float = 5.0) -> int:
+    """Compute the adjusted span times for every trace; returns how many spans were shifted.
+
+    A span is shifted only when it lies outside its parent by more than ``tolerance_ms``
+    (the same tolerance as the ``clock_skew_suspected`` gap): async work that ends a moment
+    after its parent is not skew.
+    """
+    tol = int(tolerance_ms * 1e6)
+    con = ws.con
+    t = con.sql("SELECT trace_id, span_id, parent_span_id, service_name, start_unix_nano, end_unix_nano "
+                "FROM spans ORDER BY trace_id, start_unix_nano").to_arrow_table()
+    cols = {name: t.column(name).to_pylist() for name in t.column_names}
+    by_trace: dict[str, list[int]] = defaultdict(list)
+    for i, tr in enumerate(cols["trace_id"]):
+        by_trace[tr].append(i)
+    delta = [0] * t.num_rows
+    for idxs in by_trace.values():
+        index = {cols["span_id"][i]: i for i in idxs}
+        kids: dict[int | None, list[int]] = defaultdict(list)
+        for i in idxs:
+            kids[index.get(cols["parent_span_id"][i])].append(i)
+        stack = list(kids[None])
+        done = set()
+        while stack:
+            i = stack.pop()
+            if i in done:
+                continue
+            done.add(i)
+            p = index.get(cols["parent_span_id"][i])
+            if p is not None:
+                start, end = cols["start_unix_nano"][i], cols["end_unix_nano"][i]
+                if cols["service_name"][i] == cols["service_name"][p]:
+                    delta[i] = delta[p]
+                elif start is not None and end is not None:
+                    ps, pe = cols["start_unix_nano"][p] + delta[p], cols["end_unix_nano"][p] + delta[p]
+                    if start < ps - tol or end > pe + tol:
+                        dur, pdur = end - start, pe - ps
+                        delta[i] = (ps + (pdur - dur) // 2 - start) if dur <= pdur else (ps - start)
+            stack.extend(kids.get(i, []))
+    shifts = pa.table({"trace_id": t.column("trace_id"), "span_id": t.column("span_id"),
+                       "delta_ns": pa.array(delta, pa.int64())})
+    con.register("_skew", shifts)
+    try:
+        con.execute("""UPDATE spans SET adjusted_start_ts = make_timestamp((start_unix_nano + k.delta_ns) // 1000)::TIMESTAMPTZ,
+                                        adjusted_end_ts = make_timestamp((end_unix_nano + k.delta_ns) // 1000)::TIMESTAMPTZ,
+                                        clock_adjustment_ms = k.delta_ns / 1e6
+                       FROM _skew k WHERE spans.trace_id = k.trace_id AND spans.span_id = k.span_id""")
+    finally:
+        con.unregister("_skew")
+    return sum(1 for d in delta if d)
