@@ -7,6 +7,7 @@ PATH or at ``/usr/bin/chromium`` (Debian package ``chromium``); ``BROWSER_PATH``
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 
 import plotly.graph_objects as go
 
@@ -38,4 +39,127 @@ def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: b
         if "browser" in str(e).lower() or "chrome" in str(e).lower():
             raise MCPTraceError(f"{path}: PNG/SVG export needs Chromium: apt-get install chromium ({e})") from e
         raise
+    return path
+
+
+# -- Chrome Trace Event Format -----------------------------------------------------------
+
+#: Tables that :func:`write_table` exports by name.
+TABLES = ("sources", "rejects", "messages", "calls", "sessions", "spans", "call_spans", "gaps")
+
+
+def chrome_trace(ws, session_id: str) -> dict:
+    """A session as Chrome Trace Event Format JSON (opens in the Perfetto UI and chrome://tracing).
+
+    Shape (https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU):
+    process 1 "MCP calls (wire)" holds each call as an async begin/end pair (``ph`` ``b``/``e``,
+    ``id`` = call_id, one track per lane of concurrent calls); each service of the spans is
+    a process, with spans as complete events (``ph`` ``X``) on tracks where they nest; a flow (``ph`` ``s``/``f``) joins each call's client span to its server span.
+    Timestamps are microseconds since the Unix epoch (UTC). Gap markers are instant events.
+    """
+    from mcptrace.timeline import assign_lanes
+
+    calls = ws.sql("SELECT call_id, coalesce(tool_name, method), rpc_id, status, trace_id, start_ts, end_ts, "
+                   "epoch_us(start_ts), epoch_us(end_ts) FROM calls WHERE session_id = ? AND start_ts IS NOT NULL "
+                   "ORDER BY start_ord", [session_id]).rows()
+    if not calls and not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).rows():
+        raise KeyError(f"no session {session_id!r}")
+    end_us = max([c[8] for c in calls if c[8] is not None] + [c[7] for c in calls] + [0])
+    lanes = assign_lanes([c[7] for c in calls], [c[8] for c in calls])
+    events: list[dict] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "MCP calls (wire)"}},
+                          {"ph": "M", "pid": 1, "name": "process_sort_index", "args": {"sort_index": 0}}]
+    for c, lane in zip(calls, lanes):
+        args = {"call_id": c[0], "jsonrpc_id": c[2], "status": c[3], "trace_id": c[4]}
+        events.append({"ph": "b", "cat": "call", "name": c[1], "id": c[0], "pid": 1, "tid": lane, "ts": c[7], "args": args})
+        events.append({"ph": "e", "cat": "call", "name": c[1], "id": c[0], "pid": 1, "tid": lane,
+                       "ts": c[8] if c[8] is not None else end_us})
+    spans = ws.sql("""
+        SELECT DISTINCT s.trace_id, s.span_id, s.parent_span_id, s.name, coalesce(s.service_name, '(unknown service)'),
+               s.kind, s.start_unix_nano // 1000, (s.end_unix_nano - s.start_unix_nano) / 1000.0
+        FROM spans s WHERE s.trace_id IN (SELECT trace_id FROM calls WHERE session_id = ?
+                                          UNION SELECT cs.trace_id FROM call_spans cs JOIN calls c USING (call_id)
+                                                WHERE c.session_id = ?)
+        ORDER BY 7""", [session_id, session_id]).rows()
+    # Tracks: slices on one thread must nest. Spans (in start order) go on their parent's track
+    # when they fit inside the slice open there, else on the first track of their service where
+    # they fit, else on a new one, so parallel calls get tracks of their own.
+    pids: dict[str, int] = {}
+    tracks: dict[str, list[list[float]]] = defaultdict(list)  # service -> per-track stack of open ends
+    track: dict[tuple, int] = {}
+
+    def fits(stack: list[float], start: float, end: float) -> bool:
+        while stack and stack[-1] <= start:
+            stack.pop()
+        return not stack or end <= stack[-1]
+
+    for trace, span, parent, _n, svc, _k, ts, dur in spans:
+        end = ts + (dur or 0)
+        stacks = tracks[svc]
+        preferred = track.get((trace, parent)) if parent else None
+        order = ([preferred] if preferred is not None and preferred < len(stacks) else []) + list(range(len(stacks)))
+        chosen = next((i for i in order if fits(stacks[i], ts, end)), None)
+        if chosen is None:
+            stacks.append([])
+            chosen = len(stacks) - 1
+        stacks[chosen].append(end)
+        track[(trace, span)] = chosen
+    where: dict[tuple, tuple] = {}
+    for trace, span, parent, name, svc, kind, ts, dur in spans:
+        pid = pids.setdefault(svc, len(pids) + 2)
+        tid = track[(trace, span)] + 1
+        where[(trace, span)] = (pid, tid, ts)
+        events.append({"ph": "X", "cat": kind, "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur,
+                       "args": {"trace_id": trace, "span_id": span, "parent_span_id": parent}})
+    for svc, pid in pids.items():
+        events.append({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": svc}})
+    pairs = ws.sql("""SELECT c.call_id, cl.trace_id, cl.span_id, sv.trace_id, sv.span_id
+                      FROM calls c JOIN call_spans cl ON cl.call_id = c.call_id AND cl.role = 'client'
+                      JOIN call_spans sv ON sv.call_id = c.call_id AND sv.role = 'server'
+                      WHERE c.session_id = ?""", [session_id]).rows()
+    for call_id, ct, cspan, st, sspan in pairs:
+        a, b = where.get((ct, cspan)), where.get((st, sspan))
+        if a and b:
+            events.append({"ph": "s", "cat": "mcp", "name": "request", "id": call_id, "pid": a[0], "tid": a[1], "ts": a[2]})
+            events.append({"ph": "f", "bp": "e", "cat": "mcp", "name": "request", "id": call_id, "pid": b[0],
+                           "tid": b[1], "ts": b[2]})
+    lane_of = {c[0]: lane for c, lane in zip(calls, lanes)}
+    for code, call_id, ts in ws.sql("SELECT code, call_id, epoch_us(ts) FROM gaps WHERE session_id = ? AND ts IS NOT NULL",
+                                    [session_id]).rows():
+        events.append({"ph": "i", "s": "t", "cat": "gap", "name": code, "pid": 1, "tid": lane_of.get(call_id, 0), "ts": ts})
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "metadata": {"source": "mcptrace", "session_id": session_id}}
+
+
+def write_chrome_trace(ws, session_id: str, path: str | os.PathLike) -> str:
+    """Write :func:`chrome_trace` of a session to ``path`` (JSON)."""
+    import json
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(chrome_trace(ws, session_id), f)
+    return path
+
+
+def write_table(ws, table: str, path: str | os.PathLike) -> str:
+    """Write one of :data:`TABLES` to Parquet (``.parquet``) or CSV (``.csv``), by extension.
+
+    Raises :class:`MCPTraceError` for an unknown table or extension.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if table not in TABLES:
+        raise MCPTraceError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    data = ws.sql(f'SELECT * FROM "{table}"').arrow()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if ext == ".parquet":
+        pq.write_table(data, path)
+    elif ext == ".csv":
+        # JSON columns are text already; lists (none in the contract tables) would need casting
+        pacsv.write_csv(data, path)
+    else:
+        raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .parquet or .csv")
     return path
