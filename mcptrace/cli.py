@@ -1,4 +1,4 @@
-"""Command line: ``mcptrace load | sessions | gaps | timeline | tree``.
+"""Command line: ``mcptrace load | sessions | gaps | timeline | tree | report | export``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
 ``--errors raise`` (the other paths still load); 2 usage errors (argparse).
@@ -99,6 +99,38 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 TABLE_FORMATS = (".csv", ".parquet", ".json")
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mcptrace.report import write_report
+
+    with _open_existing(args.db) as ws:
+        try:
+            write_report(ws, args.out, args.session or None)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 1
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mcptrace.export import write_chrome_trace, write_table
+
+    with _open_existing(args.db) as ws:
+        try:
+            if args.chrome_trace:
+                session = args.session or ws.busiest_session()
+                write_chrome_trace(ws, session, args.chrome_trace)
+                print(f"wrote {args.chrome_trace} (session {session}; open it in the Perfetto UI)")
+            for spec in args.table or []:
+                table, _, path = spec.partition("=")
+                write_table(ws, table, path)
+                print(f"wrote {path}")
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_tree(args: argparse.Namespace) -> int:
     from mcptrace.export import write_figure
 
@@ -164,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     trp.add_argument("--session", help="session id (default: the busiest)")
     trp.add_argument("--out", required=True, help="output path; format from the extension")
     trp.set_defaults(func=cmd_tree)
+
+    rp = sub.add_parser("report", help="a self-contained HTML incident report")
+    rp.add_argument("--db", required=True)
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--session", action="append", help="session to chart (repeatable; default: the most gaps)")
+    rp.set_defaults(func=cmd_report)
+
+    ep = sub.add_parser("export", help="export a session as Chrome Trace Event JSON, or tables as Parquet/CSV")
+    ep.add_argument("--db", required=True)
+    ep.add_argument("--session", help="session for --chrome-trace (default: the busiest)")
+    ep.add_argument("--chrome-trace", metavar="PATH", help="write the session as Chrome Trace Event JSON (Perfetto)")
+    ep.add_argument("--table", action="append", metavar="TABLE=PATH",
+                    help="write a table to .parquet or .csv, e.g. calls=out/calls.parquet (repeatable)")
+    ep.set_defaults(func=cmd_export)
     return p
 
 
