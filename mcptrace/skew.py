@@ -1,7 +1,8 @@
 """Opt-in clock-skew adjustment of spans, after Jaeger's clock-skew adjuster.
 
 A span whose parent was recorded by another service (another host's clock) and that lies
-outside its parent (beyond a tolerance) is shifted: centred in the parent when it is shorter, aligned to the
+outside its parent (beyond a tolerance; ending late counts only for a child shorter than
+its parent) is shifted: centred in the parent when it is shorter, aligned to the
 parent's start otherwise. Descendants on the same service inherit the shift (one host, one
 clock). Raw times are never replaced: the results go to ``spans.adjusted_start_ts``,
 ``spans.adjusted_end_ts`` (TIMESTAMPTZ, UTC) and ``spans.clock_adjustment_ms`` (DOUBLE,
@@ -53,8 +54,10 @@ def adjust_clock_skew(ws: "Workspace", tolerance_ms: float = 5.0) -> int:
                     delta[i] = delta[p]
                 elif start is not None and end is not None:
                     ps, pe = cols["start_unix_nano"][p] + delta[p], cols["end_unix_nano"][p] + delta[p]
-                    if start < ps - tol or end > pe + tol:
-                        dur, pdur = end - start, pe - ps
+                    dur, pdur = end - start, pe - ps
+                    # ending late is skew only for a child shorter than its parent (a longer one
+                    # is work that outlived its caller, e.g. a cancelled request)
+                    if start < ps - tol or start > pe + tol or (end > pe + tol and dur <= pdur):
                         delta[i] = (ps + (pdur - dur) // 2 - start) if dur <= pdur else (ps - start)
             stack.extend(kids.get(i, []))
     shifts = pa.table({"trace_id": t.column("trace_id"), "span_id": t.column("span_id"),

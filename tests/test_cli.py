@@ -9,6 +9,7 @@ import sys
 import duckdb
 
 from conftest import SAMPLES
+from mcptrace.readers import readers
 from mcptrace.db import one
 
 
@@ -53,7 +54,8 @@ def test_exit_1_when_a_path_is_not_a_capture_others_still_load(tmp_path):
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     err = r.stderr.strip().splitlines()
-    assert any(str(junk) in line and "tried envelope_jsonl" in line for line in err)
+    tried = "tried " + ", ".join(r.name for r in readers())
+    assert any(str(junk) in line and tried in line for line in err)
     assert any("missing.jsonl" in line and "cannot read" in line for line in err)
     con = duckdb.connect(str(db), read_only=True)
     assert one(con, "SELECT count(*) FROM sources")[0] == 1

@@ -10,6 +10,7 @@ import pytest
 
 import mcptrace
 from conftest import BARE, SAMPLES, first_index, read_lines, write_lines
+from mcptrace.readers import readers
 
 
 def _count(ws, sql, params=None):
@@ -141,7 +142,7 @@ def test_files_that_are_not_captures(tmp_path):
     errors = {os.path.basename(f.path): f.error for f in ws.last_report.files if f.error}
     assert "empty file" in errors["empty.jsonl"]
     for msg in errors.values():
-        assert "tried envelope_jsonl, otlp_json, jsonrpc_ndjson" in msg
+        assert "tried " + ", ".join(r.name for r in readers()) in msg
     assert not ws.last_report.ok
     assert _count(ws, "SELECT count(*) FROM messages") == len(read_lines(good))
 

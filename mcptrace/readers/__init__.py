@@ -10,9 +10,14 @@ without changes to the loader.
 from __future__ import annotations
 
 from mcptrace.readers.base import Reader, read_head
+from mcptrace.readers.claude_log import ClaudeLogReader
 from mcptrace.readers.envelope import EnvelopeReader
+from mcptrace.readers.har import HarReader
+from mcptrace.readers.inspector import InspectorExportReader
 from mcptrace.readers.jsonrpc_ndjson import JsonRpcNdjsonReader
+from mcptrace.readers.otlp_doc import OtlpJsonDocumentReader
 from mcptrace.readers.otlp_json import OtlpJsonReader
+from mcptrace.readers.otlp_proto import OtlpProtoReader
 
 _REGISTRY: list[Reader] = []
 
@@ -44,7 +49,11 @@ def sniff(head: bytes) -> Reader | None:
     return None
 
 
-for _r in (EnvelopeReader(), OtlpJsonReader(), JsonRpcNdjsonReader()):
+# Sniffing order: whole-document and log formats, whose sniffs are specific, before the
+# line formats, so a one-line HAR, inspector export or OTLP document is never taken for
+# JSON lines; OTLP/protobuf last (binary).
+for _r in (HarReader(), InspectorExportReader(), ClaudeLogReader(), OtlpJsonDocumentReader(),
+           EnvelopeReader(), OtlpJsonReader(), JsonRpcNdjsonReader(), OtlpProtoReader()):
     register(_r)
 
 __all__ = ["Reader", "register", "readers", "by_name", "sniff", "read_head"]

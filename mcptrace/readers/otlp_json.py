@@ -101,13 +101,15 @@ WITH parsed AS (
     SELECT record_no, line, decode_error, json_valid(line) AS ok FROM _lines
 ), req AS (
     SELECT record_no, line, decode_error, ok,
-           CASE WHEN ok AND json_type(line) = 'OBJECT' THEN json_extract(line, '$.resourceSpans[*]') END AS rs_list
+           CASE WHEN ok AND json_type(line) = 'OBJECT' AND json_type(line, '$.resourceSpans') = 'ARRAY'
+                THEN json_extract(line, '$.resourceSpans[*]') END AS rs_list
     FROM parsed
 ), rs AS (
     SELECT record_no, unnest(rs_list) AS rs FROM req WHERE len(rs_list) > 0
 ), rs2 AS (
     SELECT record_no, rs->'$.resource.attributes' AS res_attrs,
-           coalesce(json_extract(rs, '$.scopeSpans[*]'), json_extract(rs, '$.instrumentationLibrarySpans[*]')) AS ss_list
+           CASE WHEN json_exists(rs, '$.scopeSpans') THEN json_extract(rs, '$.scopeSpans[*]')
+                ELSE json_extract(rs, '$.instrumentationLibrarySpans[*]') END AS ss_list
     FROM rs
 ), ss AS (
     SELECT record_no, res_attrs, unnest(ss_list) AS ss FROM rs2

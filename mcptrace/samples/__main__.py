@@ -1,4 +1,4 @@
-"""Regenerate the sample data: ``python -m mcptrace.samples [TARGET_DIR] [--bare-dir DIR]``.
+"""Regenerate the sample data: ``python -m mcptrace.samples [TARGET_DIR] [--bare-dir DIR] [--otlp-dir DIR]``.
 
 Starts, as separate OS processes on free loopback ports: the OTLP receiver (a thread here), the
 downstream service, the MCP server over Streamable HTTP and the logging reverse proxy in front of it;
@@ -18,6 +18,17 @@ It then shuts everything down (each surviving process flushes its spans on exit)
 - ``TARGET/plain_stdio.jsonl``   envelope JSONL of scenario C (stdio tee)
 - ``TARGET/traces.otlp.jsonl``   OTLP/JSON (Collector file exporter) of every traced process
 - ``BARE/agent_stdio.ndjson``    bare JSON-RPC NDJSON of scenario A (default BARE: TARGET/../bare)
+- ``OTLP/traces.otlp.pb``        the same trace requests as the exporters sent them (OTLP/protobuf), in the
+  Collector file exporter's ``format: proto`` framing (default OTLP: TARGET/../otlp; kept out of TARGET
+  so that loading TARGET does not load every span twice)
+- ``TARGET/../har/ide_http.har``  HAR 1.2 of scenario B, written by the same proxy run (``--har``)
+- ``TARGET/../claude/mcp-server-weather.log``  scenario A's captured messages re-rendered in Claude
+  Desktop's log layout (:mod:`mcptrace.samples.claude_log`; not written by Claude Desktop)
+- ``TARGET/../inspector/inspector-{protocol,network}-weather-http.json``  scenario B's captured traffic
+  re-rendered as MCP Inspector exports (:mod:`mcptrace.samples.inspector_export`; not written by the
+  inspector)
+
+The last three sit beside TARGET, not in it: they hold the same traffic as TARGET's files.
 """
 
 from __future__ import annotations
@@ -128,15 +139,43 @@ def _span_stats(path: Path) -> Counter:
     return stats
 
 
-def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: str = "legacy") -> dict:
+def _count_frames(path: Path) -> int:
+    data = path.read_bytes()
+    pos = n = 0
+    while pos + 4 <= len(data):
+        pos += 4 + int.from_bytes(data[pos:pos + 4], "big")
+        n += 1
+    return n
+
+
+def _render_other_formats(stdio_out: Path, http_out: Path, har_out: Path, claude_out: Path,
+                          inspector_dir: Path) -> dict[str, int]:
+    """Scenario A as a Claude Desktop log, scenario B as MCP Inspector exports (re-renderings)."""
+    from mcptrace.samples import claude_log, inspector_export
+
+    rendered = {str(claude_out): claude_log.render(stdio_out, claude_out)}
+    for name, n in inspector_export.render(http_out, har_out, inspector_dir).items():
+        rendered[str(inspector_dir / name)] = n
+    return rendered
+
+
+def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: str = "legacy",
+             otlp_dir: Path | None = None) -> dict:
+    otlp_dir = otlp_dir if otlp_dir is not None else target.resolve().parent / "otlp"
     target.mkdir(parents=True, exist_ok=True)
     bare_dir.mkdir(parents=True, exist_ok=True)
+    otlp_dir.mkdir(parents=True, exist_ok=True)
     stdio_out = target / "agent_stdio.jsonl"
     http_out = target / "ide_http.jsonl"
     plain_out = target / "plain_stdio.jsonl"
     traces_out = target / "traces.otlp.jsonl"
     bare_out = bare_dir / "agent_stdio.ndjson"
-    for p in (stdio_out, http_out, plain_out, traces_out, bare_out):
+    proto_out = otlp_dir / "traces.otlp.pb"
+    har_out = target.resolve().parent / "har" / "ide_http.har"
+    claude_out = target.resolve().parent / "claude" / "mcp-server-weather.log"
+    inspector_dir = target.resolve().parent / "inspector"
+    har_out.parent.mkdir(parents=True, exist_ok=True)
+    for p in (stdio_out, http_out, plain_out, traces_out, bare_out, proto_out):
         p.write_bytes(b"")  # the recorders append; every generation starts from empty files
 
     run_id = uuid.uuid4().hex[:8]
@@ -145,7 +184,7 @@ def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     t0 = time.monotonic()
 
-    receiver = OTLPReceiver(str(traces_out)).start()
+    receiver = OTLPReceiver(str(traces_out), proto_out_path=str(proto_out)).start()
     env = _env(receiver.endpoint)
     try:
         down_port, mcp_port, proxy_port = _free_port(), _free_port(), _free_port()
@@ -183,6 +222,8 @@ def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: 
                 f"http://127.0.0.1:{mcp_port}",
                 "--out",
                 str(http_out),
+                "--har",
+                str(har_out),
             ],
             env=env,
             cwd=str(REPO_ROOT),
@@ -254,6 +295,7 @@ def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: 
             _stop(proc, name)
         receiver.stop()
 
+    rendered = _render_other_formats(stdio_out, http_out, har_out, claude_out, inspector_dir)
     files = {p: _count_lines(p) for p in (stdio_out, http_out, plain_out, traces_out, bare_out)}
     total = sum(p.stat().st_size for p in (stdio_out, http_out, plain_out, traces_out))
     if total > SIZE_LIMIT:
@@ -261,6 +303,9 @@ def generate(target: Path, bare_dir: Path, stdio_mode: str = "auto", http_mode: 
     return {
         "seconds": round(time.monotonic() - t0, 1),
         "files": files,
+        "proto_frames": {proto_out: _count_frames(proto_out)},
+        "rendered": rendered,
+        "har": str(har_out),
         "bytes": total,
         "session_key": session_key,
         "scenarios": [
@@ -277,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mcptrace.samples", description=__doc__.split("\n\n")[0])
     parser.add_argument("target", nargs="?", default="data/samples", help="output directory (default data/samples)")
     parser.add_argument("--bare-dir", default=None, help="where agent_stdio.ndjson goes (default TARGET/../bare)")
+    parser.add_argument("--otlp-dir", default=None, help="where traces.otlp.pb goes (default TARGET/../otlp)")
     parser.add_argument(
         "--stdio-mode", default="auto", help="SDK connect mode of scenario A (auto = the SDK default; or legacy)"
     )
@@ -285,17 +331,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     target = Path(args.target)
     bare_dir = Path(args.bare_dir) if args.bare_dir else target.resolve().parent / "bare"
-    result = generate(target, bare_dir, args.stdio_mode, args.http_mode)
+    otlp_dir = Path(args.otlp_dir) if args.otlp_dir else target.resolve().parent / "otlp"
+    result = generate(target, bare_dir, args.stdio_mode, args.http_mode, otlp_dir)
 
     if args.json:
         out = dict(result)
         out["files"] = {str(p): n for p, n in result["files"].items()}  # Path keys are not JSON keys
+        out["proto_frames"] = {str(p): n for p, n in result["proto_frames"].items()}
         out["envelopes"] = {f: {f"{d} {k}": n for (d, k), n in c.items()} for f, c in result["envelopes"].items()}
         print(json.dumps(out, indent=2, default=str))
         return 0
     print(f"generated in {result['seconds']} s ({result['bytes']} bytes in {target})")
     for path, n in result["files"].items():
         print(f"  {path}: {n} lines")
+    for path, n in result["proto_frames"].items():
+        print(f"  {path}: {n} protobuf frames")
+    print(f"  {result['har']}: HAR of scenario B")
+    for path, n in result["rendered"].items():
+        print(f"  {path}: {n} entries/messages (re-rendered)")
     for s in result["scenarios"]:
         counts = Counter(c["status"] for c in s["calls"])
         turns = len({c["turn"] for c in s["calls"]})

@@ -7,7 +7,12 @@ int64 as decimal strings) with every ``traceId``/``spanId``/``parentSpanId`` (sp
 converted from protobuf-JSON base64 to lowercase hex, as OTLP/JSON requires. Replies with an empty
 ``ExportTraceServiceResponse``.
 
-Run standalone with ``python -m mcptrace.samples.otlp_receiver --port 4318 --out traces.otlp.jsonl``.
+With ``proto_out_path`` it also appends every request body, exactly as the exporter sent it
+(protobuf, after removing any ``Content-Encoding``), to a second file in the file exporter's
+``format: proto`` framing: a 4-byte big-endian length, then the ``ExportTraceServiceRequest``.
+
+Run standalone with ``python -m mcptrace.samples.otlp_receiver --port 4318 --out traces.otlp.jsonl
+[--proto-out traces.otlp.pb]``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import base64
 import gzip
 import json
+import struct
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,8 +60,10 @@ def request_to_file_exporter_json(msg: ExportTraceServiceRequest) -> dict[str, A
 class OTLPReceiver:
     """OTLP/HTTP receiver on a background thread. ``port=0`` picks a free loopback port."""
 
-    def __init__(self, out_path: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, out_path: str, host: str = "127.0.0.1", port: int = 0,
+                 proto_out_path: str | None = None) -> None:
         self.out_path = out_path
+        self.proto_out_path = proto_out_path
         self._lock = threading.Lock()
         self.n_requests = 0
         self.n_spans = 0
@@ -98,7 +106,7 @@ class OTLPReceiver:
                 except Exception as exc:  # noqa: BLE001 - any decode failure is a 400
                     self._reply(400, f"bad request: {type(exc).__name__}".encode(), "text/plain")
                     return
-                receiver._append(msg)
+                receiver._append(msg, body)
                 self._reply(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -110,13 +118,18 @@ class OTLPReceiver:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}/v1/traces"
 
-    def _append(self, msg: ExportTraceServiceRequest) -> None:
+    def _append(self, msg: ExportTraceServiceRequest, body: bytes | None = None) -> None:
         doc = request_to_file_exporter_json(msg)
         line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         n = sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
         with self._lock:
             with open(self.out_path, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
+            if self.proto_out_path is not None:
+                if body is None:
+                    body = msg.SerializeToString()
+                with open(self.proto_out_path, "ab") as fh:
+                    fh.write(struct.pack(">I", len(body)) + body)
             self.n_requests += 1
             self.n_spans += n
 
@@ -141,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4318)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--proto-out", default=None, help="also write the protobuf requests, file-exporter framed")
     args = parser.parse_args(argv)
-    receiver = OTLPReceiver(args.out, args.host, args.port)
+    receiver = OTLPReceiver(args.out, args.host, args.port, proto_out_path=args.proto_out)
     print(f"OTLP/HTTP receiver on {receiver.endpoint} -> {args.out}", flush=True)
     try:
         receiver._server.serve_forever()

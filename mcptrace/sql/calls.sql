@@ -8,6 +8,7 @@ SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
        m.progress_token, m.session_key, m.session_key_source, m.call_key, m.http_traceparent,
        m.cancel_request_id, m.is_error, m.error_code, m.error_message, m.transport, m.protocol_version,
+       m.result_type, m.request_state,
        coalesce(mcp_session_id, connection_id) AS scope,
        row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord
 FROM messages m;
@@ -89,7 +90,12 @@ SELECT q.message_id AS call_id,
        r.error_message,
        NULL::VARCHAR AS turn_id,
        q.ord AS start_ord,
-       coalesce(a.response_ord, c.cancel_ord) AS end_ord
+       coalesce(a.response_ord, c.cancel_ord) AS end_ord,
+       r.result_type,
+       q.request_state AS request_state_in,
+       CASE WHEN r.result_type = 'input_required' THEN r.request_state END AS request_state_out,
+       NULL::BIGINT AS retry_of,
+       q.message_id AS chain_id
 FROM _ev q
 LEFT JOIN a ON a.request_message_id = q.message_id
 LEFT JOIN _ev r ON r.message_id = a.response_message_id
@@ -98,3 +104,23 @@ LEFT JOIN _ev cx ON cx.message_id = c.cancel_message_id
 LEFT JOIN http_tc h ON h.message_id = q.message_id
 WHERE q.kind = 'request'
 ORDER BY q.ord;
+
+
+-- 2026-07-28 retry chains: a request echoing the requestState of an input_required result is
+-- the same logical call re-issued with a new id; link it to the call it retries, and give every
+-- call of a chain the chain's first call_id.
+UPDATE calls SET retry_of = p.call_id
+FROM (SELECT call_id, transport_session, request_state_out, start_ord FROM calls WHERE request_state_out IS NOT NULL) p
+WHERE calls.request_state_in = p.request_state_out AND calls.start_ord > p.start_ord
+  AND calls.transport_session IS NOT DISTINCT FROM p.transport_session;
+
+UPDATE calls SET chain_id = r.root
+FROM (
+    WITH RECURSIVE up(call_id, root, depth) AS (
+        SELECT call_id, call_id, 0 FROM calls WHERE retry_of IS NULL
+        UNION ALL
+        SELECT c.call_id, up.root, up.depth + 1 FROM calls c JOIN up ON c.retry_of = up.call_id WHERE up.depth < 64
+    )
+    SELECT call_id, root FROM up
+) r
+WHERE calls.call_id = r.call_id;

@@ -131,7 +131,10 @@ LEFT JOIN (SELECT x.span_id, x.trace_id, any_value(c.call_id) AS call_id, any_va
        ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
 WHERE s.service_name IS DISTINCT FROM p.service_name
   AND (date_diff('microsecond', s.start_ts, p.start_ts) > $skew_ms * 1000
-       OR date_diff('microsecond', p.end_ts, s.end_ts) > $skew_ms * 1000);
+       OR date_diff('microsecond', p.end_ts, s.start_ts) > $skew_ms * 1000
+       -- ending late is skew only for a child shorter than its parent: a longer one is work
+       -- that outlived its caller (a cancelled or timed-out request)
+       OR (date_diff('microsecond', p.end_ts, s.end_ts) > $skew_ms * 1000 AND s.duration_ms <= p.duration_ms));
 
 -- 2026-07-28 stateless requests carrying no session key at all
 INSERT INTO _gap_rows

@@ -24,7 +24,8 @@ SELECT x.*,
        json_extract(m, ['$.id', '$.method', '$.params.name', '$.params._meta', '$.params.progressToken',
                         '$.params.requestId', '$.result.isError', '$.error.code', '$.error.message',
                         '$.params.clientInfo.name', '$.params.clientInfo.version', '$.params.protocolVersion',
-                        '$.result.serverInfo.name', '$.result._meta."io.modelcontextprotocol/serverInfo".name']) AS v,
+                        '$.result.serverInfo.name', '$.result._meta."io.modelcontextprotocol/serverInfo".name',
+                        '$.result.resultType', '$.result.requestState', '$.params.requestState']) AS v,
        json_exists(m, '$.result') AS has_result,
        json_exists(m, '$.error') AS has_error,
        json_extract_string(http, ['$.method', '$.path', '$.status', '$.sse_event_id',
@@ -123,6 +124,8 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        coalesce(CASE WHEN method = 'initialize' THEN v[10]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".name') AS client_name,
        coalesce(v[13]->>'$', v[14]->>'$') AS server_name,
+       v[15]->>'$' AS result_type,
+       coalesce(v[16]->>'$', v[17]->>'$') AS request_state,
        coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,
                 meta_obj->>'$."io.modelcontextprotocol/clientInfo".version') AS client_version
 FROM t;

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS messages (
     error_message       VARCHAR,
     client_name         VARCHAR,            -- initialize params.clientInfo.name, or _meta io.modelcontextprotocol/clientInfo (2026-07-28)
     client_version      VARCHAR,
-    server_name         VARCHAR             -- result.serverInfo.name (initialize), or _meta io.modelcontextprotocol/serverInfo
+    server_name         VARCHAR,            -- result.serverInfo.name (initialize), or _meta io.modelcontextprotocol/serverInfo
+    result_type         VARCHAR,            -- 2026-07-28 result.resultType ('complete' | 'input_required')
+    request_state       VARCHAR             -- 2026-07-28 requestState: of an input_required result, or echoed by its retry
 );
 
 CREATE TABLE IF NOT EXISTS spans (

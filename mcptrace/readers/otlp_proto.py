@@ -1,0 +1,381 @@
+"""OTLP/protobuf trace dumps, decoded with ``opentelemetry-proto``.
+
+Two layouts of ``opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest``:
+
+- the OpenTelemetry Collector file exporter's ``format: proto``: repeated (4-byte big-endian
+  length, message). Gzip/zstd files and the legacy ``compression: zstd`` per-message frames are
+  decoded (and re-framed) by :mod:`mcptrace.readers.inputs` before this reader sees bytes;
+- one bare message (an OTLP/HTTP request body saved to a file).
+
+A file whose first byte is 0 is framing (a bare message cannot start with field number 0);
+otherwise it is framing when its first length prefix fits and that frame parses as a request with
+spans, else a bare message. Each message is converted to the Collector file-exporter JSON line
+form (``MessageToDict(..., use_integers_for_enums=True)``, base64 ids to lowercase hex) and run
+through :data:`OtlpJsonReader.sql <mcptrace.readers.otlp_json.OtlpJsonReader.sql>`, so the
+``spans`` rows are the same as from OTLP/JSON.
+
+Records are frames (``record_label`` is ``"frame"``; a bare message is frame 1). A length prefix
+larger than what is left of the file, a frame over :attr:`OtlpProtoReader.max_frame_bytes`
+(1 GiB), a truncated length prefix and a corrupt compressed stream end the file with one reject
+(the claimed size is never allocated; frames read before stay). A frame that does not parse is
+rejected and reading goes on with the next frame. A bare message is all or nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import pyarrow as pa
+from google.protobuf import unknown_fields
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
+
+from mcptrace.readers.base import HEAD_BYTES, Reader
+from mcptrace.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.readers.otlp_doc import RecordBuffer, b64_id_to_hex, dumps_line, normalize_ids
+from mcptrace.readers.otlp_json import OtlpJsonReader
+
+MAX_FRAME_BYTES = 1 << 30
+_PIECE = 1 << 20
+
+
+# -- sniffing ----------------------------------------------------------------------------------------
+def _parse(cls, data: bytes):
+    msg = cls()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        return None
+    return msg
+
+
+def _n_unknown(msg) -> int:
+    return len(unknown_fields.UnknownFieldSet(msg))
+
+
+def _plausible_span(span: Span) -> bool:
+    return (len(span.trace_id) == 16 and len(span.span_id) == 8 and len(span.parent_span_id) in (0, 8)
+            and span.start_time_unix_nano > 0 and not _n_unknown(span))
+
+
+_SPANS_TRIED = 8
+
+
+def _plausible_request(msg: ExportTraceServiceRequest | None) -> bool:
+    """A parsed request with one of its first spans looking like a real one (not, say, metrics)."""
+    if msg is None or not msg.resource_spans or _n_unknown(msg):
+        return False
+    tried = 0
+    for rs in msg.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                if _plausible_span(span):
+                    return True
+                tried += 1
+                if tried >= _SPANS_TRIED:
+                    return False
+    return False
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
+    value = shift = 0
+    while pos < len(buf) and shift < 64:
+        b = buf[pos]
+        value |= (b & 0x7F) << shift
+        pos += 1
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None
+
+
+def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """Field boundaries of a (possibly truncated) message: ``(number, wire type, start, end)``.
+
+    Only for sniffing a message cut at the end of the head: it finds where the complete
+    sub-messages are, which are then parsed by opentelemetry-proto. ``end`` of the last field may
+    lie past ``end`` of the buffer (truncated). Stops at anything malformed.
+    """
+    pos = start
+    while pos < end:
+        tag = _varint(buf, pos)
+        if tag is None:
+            return
+        key, pos = tag
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            return
+        if wire == 0:
+            v = _varint(buf, pos)
+            if v is None:
+                return
+            yield number, wire, pos, v[1]
+            pos = v[1]
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            yield number, wire, pos, pos + n
+            pos += n
+        elif wire == 2:
+            v = _varint(buf, pos)
+            if v is None:
+                return
+            length, pos = v
+            yield number, wire, pos, pos + length
+            pos += length
+        else:
+            return
+
+
+def _plausible_prefix(buf: bytes) -> bool:
+    """Whether a request cut short (larger than the head) starts like OTLP traces.
+
+    The first ``ResourceSpans`` is walked down to its complete ``Resource``, ``ScopeSpans``,
+    ``InstrumentationScope`` and ``Span`` sub-messages; each is parsed with opentelemetry-proto
+    and one of the complete spans must look real.
+    """
+    top = next(_fields(buf, 0, len(buf)), None)
+    if top is None or top[:2] != (1, 2):
+        return False
+    _, _, s, e = top
+    if e <= len(buf):
+        return _plausible_request(_parse(ExportTraceServiceRequest, buf[:e]))
+    for number, wire, fs, fe in _fields(buf, s, len(buf)):
+        complete = fe <= len(buf)
+        if number == 1 and wire == 2:
+            if complete and (_parse(Resource, buf[fs:fe]) is None):
+                return False
+        elif number == 2 and wire == 2:
+            if complete:
+                ss = _parse(ScopeSpans, buf[fs:fe])
+                if ss is None or _n_unknown(ss):
+                    return False
+                if any(_plausible_span(span) for span in ss.spans[:_SPANS_TRIED]):
+                    return True
+                continue
+            for n2, w2, s2, e2 in _fields(buf, fs, len(buf)):
+                if e2 > len(buf):
+                    break
+                if (n2, w2) == (1, 2):
+                    if _parse(InstrumentationScope, buf[s2:e2]) is None:
+                        return False
+                elif (n2, w2) == (2, 2):
+                    span = _parse(Span, buf[s2:e2])
+                    if span is None:
+                        return False
+                    if _plausible_span(span):
+                        return True
+                elif (n2, w2) != (3, 2):
+                    return False
+        elif (number, wire) != (3, 2):
+            return False
+    return False
+
+
+def sniff_framed(head: bytes) -> bool:
+    if len(head) < 5:
+        return False
+    (n,) = struct.unpack(">I", head[:4])
+    if n == 0 or n > MAX_FRAME_BYTES:
+        return False
+    if 4 + n <= len(head):
+        return _plausible_request(_parse(ExportTraceServiceRequest, head[4:4 + n]))
+    return _plausible_prefix(head[4:])
+
+
+def sniff_bare(head: bytes) -> bool:
+    if head[:1] != b"\x0a":
+        return False
+    if len(head) < HEAD_BYTES:  # the whole (small) file
+        return _plausible_request(_parse(ExportTraceServiceRequest, head))
+    return _plausible_prefix(head)
+
+
+# -- reading -----------------------------------------------------------------------------------------
+class _Stream:
+    """Bounded reads from a decoded input; remembers a decoding error instead of raising it."""
+
+    def __init__(self, f: BinaryIO, inp: Input) -> None:
+        self.f = f
+        self.inp = inp
+        self.size = os.path.getsize(inp.path) if inp.compression is None else None
+        self.pos = 0
+        self.error: BaseException | None = None
+
+    @property
+    def where(self) -> str:
+        return "the file" if self.inp.compression is None else f"the {self.inp.compression}-decompressed file"
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, fewer at the end or at damage; never allocates more than what is read."""
+        parts: list[bytes] = []
+        got = 0
+        while got < n and self.error is None:
+            try:
+                chunk = self.f.read(min(_PIECE, n - got))
+            except DECODE_ERRORS as e:
+                self.error = e
+                break
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        self.pos += got
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def skip(self, n: int) -> int:
+        """Read and drop up to ``n`` bytes; how many there were."""
+        got = 0
+        while got < n and self.error is None:
+            try:
+                chunk = self.f.read(min(_PIECE, n - got))
+            except DECODE_ERRORS as e:
+                self.error = e
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        self.pos += got
+        return got
+
+    def stream_error(self) -> str:
+        return f"{self.inp.compression or 'file'} stream is corrupt or truncated: {self.error}"
+
+
+def request_to_line(msg: ExportTraceServiceRequest) -> str:
+    """One request as a Collector file-exporter JSON line (hex ids, integer enums, int64 as strings)."""
+    doc = MessageToDict(msg, use_integers_for_enums=True)
+    normalize_ids(doc.get("resourceSpans", []), b64_id_to_hex)
+    return dumps_line(doc)
+
+
+def _unusable(msg: ExportTraceServiceRequest) -> str | None:
+    if not msg.resource_spans and _n_unknown(msg):
+        return (f"not an OTLP ExportTraceServiceRequest: no resourceSpans, {_n_unknown(msg)} fields of "
+                "unknown numbers")
+    return None
+
+
+class OtlpProtoReader(Reader):
+    """OTLP/protobuf ``ExportTraceServiceRequest`` files; see the module docstring."""
+
+    name = "otlp_proto"
+    kind = "spans"
+    sql = OtlpJsonReader.sql
+    record_label = "frame"
+    #: a frame (or bare message) larger than this many bytes is refused
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+    def sniff(self, head: bytes) -> bool:
+        return sniff_framed(head) or sniff_bare(head)
+
+    def batches(self, inp: Input) -> Iterator[pa.Table]:
+        buf = RecordBuffer()
+        with inp.open() as f:
+            s = _Stream(f, inp)
+            yield from self._read(s, buf)
+        table = buf.take()
+        if table is not None:
+            yield table
+
+    def _add(self, buf: RecordBuffer, frame_no: int, body: bytes) -> None:
+        msg = ExportTraceServiceRequest()
+        try:
+            msg.ParseFromString(body)
+        except (DecodeError, ValueError, RuntimeError) as e:
+            detail = str(e).rsplit("': ", 1)[-1] or type(e).__name__
+            buf.add(frame_no, body[:2048].hex(), f"not an OTLP ExportTraceServiceRequest (protobuf: {detail})")
+            return
+        why = _unusable(msg)
+        if why:
+            buf.add(frame_no, body[:2048].hex(), why)
+            return
+        if not msg.resource_spans:
+            return  # an empty request: nothing to load, nothing lost
+        enabled = gc.isenabled()
+        gc.disable()  # building large dicts: the collector would walk them again and again
+        try:
+            buf.add(frame_no, request_to_line(msg))
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _read(self, s: _Stream, buf: RecordBuffer) -> Iterator[pa.Table]:
+        hdr = s.read(4)
+        if not hdr:
+            if s.error is not None:
+                buf.add(1, None, s.stream_error())
+            return
+        if hdr[0] == 0:  # framing: a bare message cannot start with field number 0
+            yield from self._frames(s, buf, 0, hdr)
+            return
+        if len(hdr) == 4:
+            # a first byte other than 0: a first frame of 16 MiB or more, or a bare message
+            (n,) = struct.unpack(">I", hdr)
+            fits = n <= self.max_frame_bytes and (s.size is None or n <= s.size - 4)
+            body = s.read(n) if fits else b""
+            if fits and len(body) == n and _plausible_request(_parse(ExportTraceServiceRequest, body)):
+                self._add(buf, 1, body)
+                yield from self._frames(s, buf, 1, b"")
+                return
+            hdr += body
+        self._bare(s, buf, hdr)
+
+    def _frames(self, s: _Stream, buf: RecordBuffer, frame_no: int, pending: bytes) -> Iterator[pa.Table]:
+        limit = self.max_frame_bytes
+        while True:
+            if buf.full:
+                yield buf.take()
+            hdr = pending or s.read(4)
+            pending = b""
+            frame_no += 1
+            if not hdr:
+                if s.error is not None:
+                    buf.add(frame_no, None, s.stream_error())
+                return
+            if len(hdr) < 4:
+                why = s.stream_error() if s.error is not None else \
+                    f"truncated length prefix: {len(hdr)} of 4 bytes at the end of {s.where}"
+                buf.add(frame_no, hdr.hex(), why)
+                return
+            (n,) = struct.unpack(">I", hdr)
+            if s.size is not None and n > s.size - s.pos:
+                buf.add(frame_no, hdr.hex(), f"length {n} exceeds the {s.size - s.pos} bytes left in {s.where}")
+                return
+            if n > limit:
+                left = s.skip(n)
+                if s.error is not None:
+                    why = s.stream_error()
+                elif left < n:
+                    why = f"length {n} exceeds the {left} bytes left in {s.where}"
+                else:
+                    why = f"length {n} exceeds the {limit}-byte limit of a frame"
+                buf.add(frame_no, hdr.hex(), why)
+                return
+            body = s.read(n)
+            if len(body) < n:
+                why = s.stream_error() if s.error is not None else \
+                    f"length {n} exceeds the {len(body)} bytes left in {s.where}"
+                buf.add(frame_no, (hdr + body[:2044]).hex(), why)
+                return
+            self._add(buf, frame_no, body)
+
+    def _bare(self, s: _Stream, buf: RecordBuffer, start: bytes) -> None:
+        """One bare message: all of it parses or it is one reject."""
+        limit = self.max_frame_bytes
+        rest = s.read(limit + 1 - len(start)) if len(start) <= limit else b""
+        data = start + rest
+        if len(data) > limit:
+            buf.add(1, data[:2048].hex(), f"the message is over the {limit}-byte limit")
+            return
+        if s.error is not None:
+            buf.add(1, data[:2048].hex(), s.stream_error())
+            return
+        self._add(buf, 1, data)
