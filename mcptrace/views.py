@@ -35,8 +35,9 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
     trace) → ``call`` (a request and its response; calls without a turn hang off the
     session) → ``span`` (the call's server span(s), their descendants and downstream spans;
     a downstream root joined only by its time window hangs under the client span that explains
-    it). Spans of the session's traces whose parent is not in the dump become extra roots
-    with ``orphan=True``; other spans of those traces hang under their parent.
+    it). A span whose parent is not in the dump has ``orphan=True``: it stays under its call
+    when the wire explains it (a server span continuing a lost client span), otherwise it
+    becomes an extra root. Other spans of the session's traces hang under their parent.
 
     Columns: node_id (str: ``session:…``, ``turn:…``, ``call:<id>``, ``span:<trace>/<span>``),
     parent_id (str or None), kind, name, start_ts/end_ts (UTC), duration_ms (float ms),
@@ -52,7 +53,10 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
     calls = ws.sql("SELECT call_id, coalesce(tool_name, method) AS name, start_ts, end_ts, duration_ms, status, "
                    "trace_id, turn_id FROM calls WHERE session_id = ? ORDER BY start_ord", [session_id]).rows()
     cs = ws.sql("""SELECT cs.call_id, cs.role, cs.matched_by, cs.via_span_id, s.trace_id, s.span_id, s.parent_span_id,
-                          s.name, s.start_ts, s.end_ts, s.duration_ms, s.service_name, s.kind
+                          s.name, s.start_ts, s.end_ts, s.duration_ms, s.service_name, s.kind,
+                          s.parent_span_id IS NOT NULL AND NOT EXISTS (
+                              SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id)
+                              AS orphan
                    FROM call_spans cs JOIN calls c ON c.call_id = cs.call_id
                    JOIN spans s ON s.trace_id = cs.trace_id AND s.span_id = cs.span_id
                    WHERE c.session_id = ? AND cs.role <> 'client' ORDER BY s.start_ts""", [session_id]).rows()
@@ -72,7 +76,8 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
         if node_id in nodes:
             return
         row = dict.fromkeys(TREE_COLUMNS)
-        row.update(node_id=node_id, parent_id=parent_id, gaps=[], orphan=False, **kw)
+        row.update(node_id=node_id, parent_id=parent_id, gaps=[], orphan=False)
+        row.update(kw)
         nodes[node_id] = row
         children[parent_id].append(node_id)
 
@@ -102,7 +107,7 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
 
     placed: set[tuple] = set()
     turn_spans = {(t.partition("/")[0], t.partition("/")[2]) for t in turn_calls if "/" in t}
-    for call_id, role, matched_by, via, trace, span, parent_span, name, st, en, dur, svc, kind in cs:
+    for call_id, role, matched_by, via, trace, span, parent_span, name, st, en, dur, svc, kind, orphan in cs:
         if (trace, span) in placed:
             continue
         parent = None
@@ -114,7 +119,7 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
             parent = f"span:{trace}/{parent_span}"
         add(f"span:{trace}/{span}", parent or f"call:{call_id}", kind="span", name=name, start_ts=st, end_ts=en,
             duration_ms=dur, call_id=call_id, trace_id=trace, span_id=span, service_name=svc, span_kind=kind,
-            role=role, matched_by=matched_by)
+            role=role, matched_by=matched_by, orphan=bool(orphan))
         placed.add((trace, span))
     # the rest of the session's traces: under their parent when it is in the tree, else extra roots
     client_spans = {(r[0], r[1]) for r in ws.sql(
@@ -165,6 +170,9 @@ def tree(ws: "Workspace", session_id: str) -> pd.DataFrame:
     for i, nid in enumerate(order):
         nodes[nid]["lane"] = i
     df = pd.DataFrame([nodes[n] for n in order], columns=TREE_COLUMNS)
+    for col in ("parent_id", "status", "trace_id", "span_id", "service_name", "span_kind", "role", "matched_by"):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    df["call_id"] = df["call_id"].astype("Int64")
     return df
 
 

@@ -5,6 +5,17 @@ CREATE OR REPLACE TEMP TABLE _scope_session AS
 SELECT transport_session AS scope, arg_max(session_id, n) AS session_id
 FROM (SELECT transport_session, session_id, count(*) AS n FROM calls GROUP BY ALL) GROUP BY 1;
 
+-- the call and session a span belongs to: its call_spans row, else a call of its trace
+CREATE OR REPLACE TEMP TABLE _span_session AS
+WITH joined AS (
+    SELECT x.trace_id, x.span_id, any_value(c.call_id) AS call_id, any_value(c.session_id) AS session_id
+    FROM call_spans x JOIN calls c ON c.call_id = x.call_id GROUP BY ALL
+), by_trace AS (
+    SELECT trace_id, any_value(session_id) AS session_id FROM calls WHERE trace_id IS NOT NULL GROUP BY 1
+)
+SELECT s.trace_id, s.span_id, j.call_id, coalesce(j.session_id, t.session_id) AS session_id
+FROM spans s LEFT JOIN joined j USING (trace_id, span_id) LEFT JOIN by_trace t USING (trace_id);
+
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
 -- requests without any trace context
 SELECT 'missing_trace_context' AS code, 'warning' AS severity, c.session_id, c.call_id, m.message_id,
@@ -73,9 +84,7 @@ UNION ALL
 SELECT 'orphan_span', 'warning', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
        json_object('parent_span_id', s.parent_span_id, 'service_name', s.service_name, 'name', s.name)
 FROM spans s
-LEFT JOIN (SELECT x.span_id, x.trace_id, any_value(c.call_id) AS call_id, any_value(c.session_id) AS session_id
-           FROM call_spans x JOIN calls c ON c.call_id = x.call_id GROUP BY ALL) cs
-       ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
+LEFT JOIN _span_session cs ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
 WHERE s.parent_span_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id);
 
@@ -126,9 +135,7 @@ SELECT 'clock_skew_suspected', 'warning', cs.session_id, cs.call_id, NULL, s.tra
                    'ends_after_parent_ms', date_diff('microsecond', p.end_ts, s.end_ts) / 1000.0,
                    'tolerance_ms', $skew_ms)
 FROM spans s JOIN spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
-LEFT JOIN (SELECT x.span_id, x.trace_id, any_value(c.call_id) AS call_id, any_value(c.session_id) AS session_id
-           FROM call_spans x JOIN calls c ON c.call_id = x.call_id GROUP BY ALL) cs
-       ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
+LEFT JOIN _span_session cs ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
 WHERE s.service_name IS DISTINCT FROM p.service_name
   AND (date_diff('microsecond', s.start_ts, p.start_ts) > $skew_ms * 1000
        OR date_diff('microsecond', p.end_ts, s.start_ts) > $skew_ms * 1000
