@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: demo test venv venv-test chromium samples bench clean
+.PHONY: demo test venv venv-test chromium samples incidents bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: venv-test chromium
 # Regenerate data/samples (and data/bare) from real MCP SDK client/server processes.
 samples: venv-test
 	$(PY) -m mcptrace.samples data/samples
+
+incidents: venv-test
+	$(PY) -m mcptrace.samples.incidents data/incidents
 
 bench: venv-test
 	$(PY) benchmarks/load_100k.py
