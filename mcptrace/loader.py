@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from mcptrace import readers as _readers
 from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
-from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, redact_json_text
+from mcptrace.redact import DEFAULT_SECRET_KEYS, PREFILTER, REDACTED, json_value_pattern, redact_json_text
 from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
@@ -203,11 +203,14 @@ class Loader:
                 except duckdb.Error:
                     pass
             red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
-                   "redacted": '\\1"' + REDACTED + '"'}
+                   "redacted": '\\1"' + REDACTED + '"', "prefilter": PREFILTER}
             if reader.kind == "messages":
+                # the full pattern (and the re-parse of its output) only where the cheap test hits
                 con.execute(f"INSERT INTO _wire_new SELECT {source_id}, record_no, ts, direction, transport, connection_id, "
-                            "CASE WHEN $redact THEN regexp_replace(http::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE http END, "
-                            "CASE WHEN $redact THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON "
+                            "CASE WHEN $redact AND regexp_matches(http::VARCHAR, $prefilter) "
+                            "THEN regexp_replace(http::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE http END, "
+                            "CASE WHEN $redact AND regexp_matches(message::VARCHAR, $prefilter) "
+                            "THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON "
                             "ELSE message END FROM _batch_out WHERE reject_reason IS NULL", red)
             else:
                 con.execute("INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw) REPLACE ("
@@ -216,7 +219,8 @@ class Loader:
                             "CASE WHEN $redact THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON "
                             "ELSE events END AS events"
                             f"), {source_id} AS source_id "
-                            "FROM _batch_out WHERE reject_reason IS NULL", red)
+                            "FROM _batch_out WHERE reject_reason IS NULL",
+                            {k: v for k, v in red.items() if k != "prefilter"})
             con.execute("DROP TABLE _batch_out")
         if reader.kind == "messages":
             base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]

@@ -40,3 +40,7 @@ def redact_json_text(text: str, key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
     if pat is None:
         pat = _compiled[key_pattern] = re.compile(json_value_pattern(key_pattern).replace("(?i)", ""), re.I)
     return pat.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+
+
+#: A cheap test run before the full pattern: does the text hold a key that might be a secret?
+PREFILTER = r'(?i)"[^"]{0,200}(?:auth|cookie|key|token|secret|passw|pwd|credential)[^"]{0,200}"\s*:\s*[\["]'
