@@ -9,7 +9,6 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pandas as pd
-import pyarrow as pa
 
 from mcptrace.result import Result
 
@@ -216,7 +215,3 @@ def coverage(ws: "Workspace", every: str = "1 minute") -> Result:
         FROM calls c JOIN sessions s USING (session_id)
         WHERE c.direction = 'client_to_server' AND c.start_ts IS NOT NULL
         GROUP BY ALL ORDER BY bucket, client_name, server_name""", [every])
-
-
-def _as_result(df: pd.DataFrame) -> Result:
-    return Result(pa.Table.from_pandas(df, preserve_index=False))
