@@ -163,3 +163,68 @@ def write_table(ws, table: str, path: str | os.PathLike) -> str:
     else:
         raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .parquet or .csv")
     return path
+
+
+# -- Parquet datasets ----------------------------------------------------------------------
+
+#: the time column each table is partitioned by (day, UTC), besides source_id where it has one
+_DAY_COLUMN = {"messages": "ts", "spans": "start_ts", "calls": "start_ts", "gaps": "ts", "sessions": "first_ts"}
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (COPY takes no parameters for its path)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
+    """Write every table to ``directory/<table>/`` as a Hive-partitioned Parquet dataset.
+
+    Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
+    (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``); calls, sessions and gaps by
+    ``day``; the rest are single files. Any Parquet engine reads the result; :func:`open_dataset`
+    attaches it to DuckDB without copying. Returns {table: path}.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    os.makedirs(directory, exist_ok=True)
+    cols = {t: {c for (c,) in ws.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                     [t]).rows()} for t in TABLES}
+    out = {}
+    for table in TABLES:
+        path = os.path.join(directory, table)
+        day = _DAY_COLUMN.get(table)
+        parts = [p for p in ("source_id",) if p in cols[table] and day]
+        if day:
+            parts.append("day")
+            query = (f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"')
+            ws.con.execute(f"COPY ({query}) TO {_literal(path)} "
+                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
+        else:
+            os.makedirs(path, exist_ok=True)
+            ws.con.execute(f'COPY (SELECT * FROM "{table}") TO {_literal(os.path.join(path, "data.parquet"))} '
+                           "(FORMAT PARQUET)")
+        out[table] = path
+    return out
+
+
+def open_dataset(directory: str | os.PathLike):
+    """Attach a dataset written by :func:`write_dataset` as views, without copying it into memory.
+
+    Returns a :class:`mcptrace.Workspace` over an in-memory DuckDB whose tables are views on
+    ``read_parquet(<dir>/<table>/**/*.parquet, hive_partitioning = true)``; queries, timelines
+    and trees run out of core. (The ``day`` partition column is dropped from the views.)
+    """
+    import duckdb
+
+    from mcptrace.loader import install_macros
+    from mcptrace.workspace import Workspace
+
+    directory = os.path.abspath(os.fspath(directory))
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    install_macros(con)
+    for table in TABLES:
+        glob = os.path.join(directory, table, "**", "*.parquet")
+        src = f"read_parquet({_literal(glob)}, hive_partitioning = true, union_by_name = true)"
+        exclude = " EXCLUDE (day)" if table in _DAY_COLUMN else ""
+        con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
+    return Workspace(con, path=directory)
