@@ -1,8 +1,10 @@
 """Session timeline: one lane per concurrent call, coloured by status, gaps marked.
 
 The figure uses WebGL traces (``Scattergl``): one line trace per status whose segments
-are the calls (start to end, UTC), plus invisible midpoint markers carrying the hover text
-(tool, JSON-RPC id, duration in ms, trace id) and one marker trace per gap code. Lanes are
+are the calls (start to end, UTC; x values are epoch milliseconds on a date axis), plus
+midpoint markers whose ``customdata`` carries the hover fields (tool, status, JSON-RPC id,
+duration in ms, trace id, parallel group, call id; rendered by one ``hovertemplate``) and
+one marker trace per gap code. Lanes are
 assigned greedily in start order so calls in one lane never overlap. Captures without
 times (bare stdio tees) are drawn against message order instead of time.
 """
@@ -28,6 +30,9 @@ STATUS_COLORS = {
     "unanswered": "#7048e8",
 }
 SEVERITY_COLORS = {"error": "#c92a2a", "warning": "#e67700", "info": "#1971c2"}
+HOVER_TEMPLATE = ("<b>%{customdata[0]}</b><br>status: %{customdata[1]}<br>JSON-RPC id: %{customdata[2]}"
+                  "<br>duration: %{customdata[3]}<br>trace id: %{customdata[4]}"
+                  "<br>parallel group: %{customdata[5]}<br>call id: %{customdata[6]}<extra></extra>")
 
 _CALLS_SQL = """
 SELECT call_id, rpc_id, method, tool_name, status, error_code, trace_id, parallel_group,
@@ -87,13 +92,16 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
     last_ts = srow[5]
 
     if timed:
-        starts = [c[8] for c in calls]
-        ends = [c[9] for c in calls]
+        # x as epoch milliseconds (a date axis reads numbers as ms): shorter than ISO strings
+        starts = [c[8].timestamp() * 1000.0 for c in calls]
+        ends = [c[9].timestamp() * 1000.0 if c[9] is not None else None for c in calls]
         # a call still open at the end of the capture is drawn (dotted) to the capture's end,
         # and at least 6% of the session's span so it stays visible
         capture_end = one(ws.con, "SELECT max(ts) FROM messages")[0] or last_ts
+        capture_end = capture_end.timestamp() * 1000.0 if capture_end is not None else None
+        last_ms = last_ts.timestamp() * 1000.0 if last_ts is not None else None
         first = min(starts)
-        min_open = (max(capture_end or first, last_ts or first) - first) * 0.06
+        min_open = (max(capture_end or first, last_ms or first) - first) * 0.06
         draw_end = [e if e is not None else max(capture_end or s, s + min_open) for s, e in zip(starts, ends)]
     else:
         starts = [c[11] for c in calls]
@@ -118,31 +126,28 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines",
                                    line=dict(color=color, width=width, dash="dot" if status == "unanswered" else "solid"),
                                    name=f"{status} ({len(idx)})", legendgroup=status, hoverinfo="skip"))
-        mids, hover = [], []
+        mids, data = [], []
         for i in idx:
             c = calls[i]
             s, e = starts[i], draw_end[i]
             mids.append(s + (e - s) / 2)
             dur = "open at end of capture" if c[10] is None else f"{c[10]:.1f} ms"
-            hover.append("<br>".join([
-                f"<b>{_esc(c[3] or c[2])}</b>",
-                f"status: {_esc(c[4])}" + (f" (code {_esc(c[5])})" if c[5] is not None else ""),
-                f"JSON-RPC id: {_esc(c[1])}",
-                f"duration: {dur}",
-                f"trace id: {_esc(c[6] or '(none)')}",
-                f"parallel group: {_esc(c[7])}",
-                f"call id: {c[0]}",
-            ]))
+            # the labels live once in the template; per call only the (escaped) values
+            data.append([_esc(c[3] or c[2]),
+                         _esc(c[4]) + (f" (code {_esc(c[5])})" if c[5] is not None else ""),
+                         _esc(c[1]), dur, _esc(c[6] or "(none)"), _esc(c[7]), c[0]])
         fig.add_trace(go.Scattergl(x=mids, y=[lanes[i] for i in idx], mode="markers",
                                    marker=dict(color=color, size=max(4.0, width), symbol="square"),
-                                   hovertext=hover, hoverinfo="text", legendgroup=status, showlegend=False,
-                                   customdata=[calls[i][0] for i in idx], name=status))
+                                   customdata=data, hovertemplate=HOVER_TEMPLATE, legendgroup=status,
+                                   showlegend=False, name=status))
 
     by_code: dict[str, list] = {}
     start_of = dict(zip((c[0] for c in calls), starts))
     stacked: dict[tuple, int] = {}
     for code, severity, call_id, ts, _detail, message_ts, ord_ in gaps:
         x = (ts or message_ts) if timed else ord_
+        if timed and x is not None:
+            x = x.timestamp() * 1000.0
         if x is None:
             x = start_of.get(call_id)
         if x is None:
