@@ -148,6 +148,12 @@ def cmd_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    from mcptrace.capture._cli import run
+
+    return run(args)
+
+
 def write_table(df, path: str) -> None:
     ext = os.path.splitext(path)[1].lower()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -210,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--table", action="append", metavar="TABLE=PATH",
                     help="write a table to .parquet or .csv, e.g. calls=out/calls.parquet (repeatable)")
     ep.set_defaults(func=cmd_export)
+
+    from mcptrace.capture._cli import add_capture_arguments
+
+    cp = sub.add_parser("capture", help="record MCP traffic as envelope JSONL (stdio tee, HTTP reverse proxy)")
+    add_capture_arguments(cp)
+    cp.set_defaults(func=cmd_capture)
     return p
 
 

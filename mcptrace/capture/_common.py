@@ -1,40 +1,58 @@
-"""Helpers shared by the recorders: timestamps, envelope writing, header redaction."""
+"""Helpers shared by the recorders: timestamps, envelope writing, header redaction, loopback checks."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import re
+import secrets
 import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED
 
 CLIENT_TO_SERVER = "client_to_server"
 SERVER_TO_CLIENT = "server_to_client"
 
-REDACTED = "[REDACTED]"
+#: Header names that are always redacted (the pattern below covers them too; kept for readers of this module).
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+_SECRET_NAME = re.compile(DEFAULT_SECRET_KEYS, re.IGNORECASE)
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def utc_now() -> str:
     """Current time as RFC 3339 UTC with microseconds and a ``Z`` suffix."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(_TS_FORMAT)
 
 
 def parse_json_message(text: str) -> tuple[Any, bool]:
     """Parse one JSON-RPC payload. Returns ``(value, ok)``; only objects and arrays count as messages."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, False
     if not isinstance(value, dict | list):
         return None, False
     return value, True
 
 
-def redact_headers(items: Any) -> dict[str, str]:
-    """Lower-case header names and redact credential-bearing values.
+def is_secret_name(name: str) -> bool:
+    """Whether a header or query-parameter name looks like it carries a credential."""
+    return name.lower() in REDACTED_HEADERS or _SECRET_NAME.fullmatch(name) is not None
+
+
+def redact_headers(items: Iterable[tuple[Any, Any]], redact: bool = True) -> dict[str, str]:
+    """Lower-case header names and (unless ``redact`` is false) redact credential-bearing values.
 
     ``items`` is an iterable of ``(name, value)`` pairs (str or bytes). Repeated headers are joined
-    with ``", "`` (``set-cookie`` is redacted anyway).
+    with ``", "``. Redacted: ``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
+    ``x-api-key`` and every name matching :data:`mcptrace.redact.DEFAULT_SECRET_KEYS`
+    (``x-auth-token``, ``api-key``, ...).
     """
     out: dict[str, str] = {}
     for name, value in items:
@@ -43,25 +61,148 @@ def redact_headers(items: Any) -> dict[str, str]:
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         key = name.lower()
-        if key in REDACTED_HEADERS:
+        secret = redact and is_secret_name(key)
+        if secret:
             value = REDACTED
-        out[key] = f"{out[key]}, {value}" if key in out and key not in REDACTED_HEADERS else value
+        out[key] = f"{out[key]}, {value}" if key in out and not secret else value
     return out
 
 
+def redact_query(path_and_query: str, redact: bool = True) -> str:
+    """``path?query`` with credential-looking query values (``api_key=``, ``token=``...) redacted."""
+    if not redact or "?" not in path_and_query:
+        return path_and_query
+    path, _, query = path_and_query.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(is_secret_name(k) for k, _ in pairs):
+        return path_and_query
+    return path + "?" + "&".join(
+        f"{quote(k, safe='')}={REDACTED if is_secret_name(k) else quote(v, safe='')}" for k, v in pairs
+    )
+
+
+def legacy_session_id(url: str) -> str | None:
+    """The 2024-11-05 HTTP+SSE session id in a URL's query (``session_id=`` or ``sessionId=``)."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        if k.lower() in ("session_id", "sessionid") and v:
+            return v
+    return None
+
+
+_RUNNERS = frozenset({"npx", "uvx", "uv", "bunx", "pnpx", "pnpm", "node", "deno", "bun", "pipx"})
+
+
+def default_connection_id(command: list[str]) -> str:
+    """``stdio:<command basename>:<8 hex>``: a fresh id per recorded process."""
+    base = os.path.basename(command[0]) if command else "process"
+    if base in _RUNNERS or base.startswith("python"):
+        # ``python -m pkg.server``, ``npx -y @scope/server-x``, ``uv run server.py``: name what is run.
+        for i, arg in enumerate(command[1:], start=1):
+            if command[i - 1] == "-m" or arg.endswith((".py", ".js", ".mjs", ".ts")):
+                base = os.path.basename(arg)
+                break
+        else:
+            rest = [a for a in command[1:] if not a.startswith("-") and a != "run"]
+            if rest:
+                base = os.path.basename(rest[0].rstrip("/"))
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base)[:64] or "process"
+    return f"stdio:{base}:{secrets.token_hex(4)}"
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class JsonlWriter:
-    """Thread-safe append-only JSON Lines writer that flushes after every line."""
+    """Thread-safe, append-only JSON Lines writer; every line is one ``write(2)`` on an ``O_APPEND`` file.
+
+    Nothing is buffered in the process: a crash loses at most the line being written. An existing
+    file is appended to, never truncated (new files are created ``0600``: captures hold private
+    traffic). :meth:`write_now` takes the timestamp and writes under the same lock, so across all
+    threads the file order of those lines is their timestamp order (the timestamp is also kept
+    from going backwards if the wall clock steps back).
+    """
 
     def __init__(self, path: str) -> None:
-        self._fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                                       0o600)
         self._lock = threading.Lock()
+        self._last_ts = ""
+        self.n_written = 0
 
-    def write(self, obj: dict[str, Any]) -> None:
-        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    @staticmethod
+    def encode(obj: Any) -> bytes:
+        try:
+            return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (``"\\ud800"`` in the JSON): keep it escaped
+            return (json.dumps(obj, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+    def _write_bytes(self, data: bytes) -> None:
+        if self._fd is None:
+            return  # closed (shutdown): nothing left to write to
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self.n_written += 1
+
+    def write(self, obj: Any) -> None:
+        """Append one object (its ``ts``, if any, chosen by the caller)."""
+        data = self.encode(obj)
         with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            self._write_bytes(data)
+
+    def write_now(self, build: Callable[[str], Iterable[Any]], after: Callable[[str], None] | None = None) -> str:
+        """Take the timestamp, build the objects for it and append them, all under the writer's lock.
+
+        ``after(ts)`` runs under the lock too (e.g. to write a companion file in the same order).
+        Returns the timestamp used.
+        """
+        with self._lock:
+            ts = utc_now()
+            if ts < self._last_ts:  # the wall clock stepped back: keep file order = time order
+                ts = self._last_ts
+            self._last_ts = ts
+            for obj in build(ts):
+                self._write_bytes(self.encode(obj))
+            if after is not None:
+                after(ts)
+            return ts
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+__all__ = [
+    "CLIENT_TO_SERVER",
+    "SERVER_TO_CLIENT",
+    "REDACTED",
+    "REDACTED_HEADERS",
+    "JsonlWriter",
+    "default_connection_id",
+    "is_loopback",
+    "is_secret_name",
+    "legacy_session_id",
+    "parse_json_message",
+    "redact_headers",
+    "redact_query",
+    "utc_now",
+]

@@ -1,22 +1,54 @@
-"""Logging reverse proxy for MCP Streamable HTTP (starlette + uvicorn + httpx).
+"""Logging reverse proxy for MCP over HTTP: Streamable HTTP and the 2024-11-05 HTTP+SSE transport.
 
-    python -m mcptrace.capture.http --listen 127.0.0.1:PORT --upstream URL --out FILE
+    mcptrace capture http --listen 127.0.0.1:PORT --upstream URL --out FILE [--har FILE] [--no-redact]
+    python -m mcptrace.capture.http (same options)
 
-Every request is forwarded to ``URL`` + the request path (so ``--upstream http://127.0.0.1:9000``
-and a client pointed at ``http://127.0.0.1:PORT/mcp`` reach ``http://127.0.0.1:9000/mcp``).
-POST, GET and DELETE (and anything else) are forwarded; ``text/event-stream`` responses are
-streamed through chunk by chunk as they arrive. One envelope per JSON-RPC message is appended to
-``--out``::
+Every request is forwarded to ``URL`` + the request path and query (so ``--upstream
+http://127.0.0.1:9000`` and a client pointed at ``http://127.0.0.1:PORT/mcp`` reach
+``http://127.0.0.1:9000/mcp``); any method (POST, GET, DELETE...). Response bodies are forwarded
+chunk by chunk as they arrive, never held to the end: ``text/event-stream`` responses (a POST's
+SSE response, the GET stream resumed with ``Last-Event-ID``, the legacy ``GET /sse`` stream) and
+JSON bodies alike. One envelope per JSON-RPC message (a JSON-RPC batch array is one envelope) is
+appended to ``--out``::
 
-    {"ts", "direction", "transport": "streamable_http", "connection_id": "<client host:port>",
-     "http": {"method", "path", "status", "request_headers", "response_headers", "sse_event_id"},
+    {"ts", "direction", "transport": "streamable_http"|"sse", "connection_id",
+     "http": {"method", "path", "status", "request_headers", "response_headers", "sse_event_id",
+              "mcp_session_id", "exchange_id", "error"?},
      "message": <JSON-RPC object or batch array>}
 
-Client->server envelopes carry the time the request body arrived and are written once the upstream
-response headers are known. A JSON response body gives one server->client envelope; an event
-stream gives one envelope per SSE event whose data is JSON, stamped when the event arrived (events
-with empty data - priming events - are not messages and are skipped). Header names are lower-cased
-and credential headers are redacted. The proxy only binds to loopback addresses.
+- **Client to server**: the POST body, stamped when it arrived, written once the upstream response
+  headers are known (so ``status`` and the ``Mcp-Session-Id`` the server assigns at ``initialize``
+  are in it), before any of its response's envelopes.
+- **Server to client**: a JSON body gives one envelope stamped when it was complete; an event
+  stream gives one envelope per SSE event, stamped when the chunk completing it arrived and written
+  before that chunk is forwarded. Priming/keep-alive events (empty data) and comments are not
+  messages. Stream envelopes are taken and written under one lock, so their file order is their
+  time order; within one exchange the request always precedes its responses.
+- **HTTP metadata**: header names lower-cased; credential headers (``Authorization``, ``Cookie``,
+  ``Set-Cookie``, ``X-Api-Key`` and every name matching :data:`mcptrace.redact.DEFAULT_SECRET_KEYS`)
+  and credential-looking query values are ``[REDACTED]`` unless ``--no-redact``. ``mcp_session_id``
+  is lifted from the ``Mcp-Session-Id`` request or response header, or the legacy ``session_id``.
+- **connection_id**: the client's TCP connection (``host:port`` as the proxy sees it) for Streamable
+  HTTP; for the legacy transport the session id announced by the ``endpoint`` event (and carried
+  by the POSTs' ``session_id`` query), so that the stream's responses and the POSTed requests share
+  one pairing scope.
+- **exchange_id**: ``<proxy run>-<n>``, the same on the request and on every response envelope
+  of one HTTP exchange (a POST and its SSE stream, a GET stream).
+- **Failures** never take the proxy down and are recorded: an unreachable upstream answers the
+  client 502 and the request's envelope carries ``status: 502`` and ``http.error``
+  (``upstream_error: ConnectError: ...``); a client that disconnects before the headers leaves the
+  request with ``status: null`` and ``error: client_disconnected: ...``; a stream that breaks after
+  its headers (``upstream_reset: ...``), or that the client closes (or the capture stops) while a
+  request sent on it is still unanswered (``client_disconnected`` / ``proxy_shutdown``), adds one
+  record with ``"message": null`` and the reason in ``http.error`` (the loader lists it in
+  ``rejects``). Non-JSON-RPC bodies of MCP exchanges (an HTML error page, a broken SSE event) are
+  kept as ``"message": null, "raw": "<first 4 KiB>"``; non-MCP exchanges (health checks, OAuth)
+  are forwarded but not recorded.
+
+Legacy HTTP+SSE: the ``endpoint`` event is forwarded as is when it is a path (what the SDKs send);
+an absolute URL naming the upstream's origin is rewritten to the proxy's so the client keeps
+posting through it. The proxy binds to loopback unless ``--allow-remote``; it prints where it
+listens and writes on stderr. The capture file is appended to, never truncated.
 
 With ``--har FILE`` the proxy also keeps a HAR 1.2 record of every exchange (see :class:`HarRecorder`):
 request and response headers (credential values redacted), the request body as ``postData.text``, the
@@ -33,15 +65,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import ipaddress
 import json
 import logging
 import os
+import secrets
+import signal
+import socket
 import sys
 import time
 import zlib
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 try:
@@ -49,23 +84,27 @@ try:
     import httpx
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"the HTTP capture proxy needs httpx, starlette and uvicorn ({_exc}); "
-        "install them with: pip install 'mcptrace[samples]'"
+        "install them with: pip install 'mcptrace[capture]'"
     ) from _exc
 
+from mcptrace.capture._cli import add_http_arguments
 from mcptrace.capture._common import (
     CLIENT_TO_SERVER,
     REDACTED,
-    REDACTED_HEADERS,
     SERVER_TO_CLIENT,
     JsonlWriter,
+    is_loopback,
+    is_secret_name,
+    legacy_session_id,
     parse_json_message,
     redact_headers,
+    redact_query,
     utc_now,
 )
 from mcptrace.capture.sse import SSEParser
@@ -98,6 +137,7 @@ class _BodyDecoder:
         enc = encoding.strip().lower()
         self.supported = enc in ("", "identity", "gzip", "x-gzip", "deflate")
         self._z = zlib.decompressobj(wbits=47) if enc in ("gzip", "x-gzip", "deflate") else None
+        self.identity = self._z is None and self.supported
 
     def feed(self, chunk: bytes) -> bytes:
         if self._z is None:
@@ -107,6 +147,13 @@ class _BodyDecoder:
         except zlib.error:
             self.supported = False
             return b""
+
+
+def _decodable_codings(accept_encoding: bytes) -> bytes:
+    """``Accept-Encoding`` narrowed to the codings the proxy can undo to read the body (gzip, deflate)."""
+    keep = [t.strip() for t in accept_encoding.split(b",")
+            if t.split(b";")[0].strip().lower() in (b"gzip", b"x-gzip", b"deflate", b"identity")]
+    return b", ".join(keep) or b"identity"
 
 
 def _parse_utc(ts: str) -> datetime:
@@ -119,12 +166,12 @@ def _ms(a: datetime, b: datetime) -> float:
     return (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) / 1000
 
 
-def _har_headers(items: Any) -> list[dict[str, str]]:
+def _har_headers(items: Any, redact: bool = True) -> list[dict[str, str]]:
     out = []
     for name, value in items:
         name = name.decode("latin-1") if isinstance(name, bytes) else name
         value = value.decode("latin-1") if isinstance(value, bytes) else value
-        out.append({"name": name, "value": REDACTED if name.lower() in REDACTED_HEADERS else value})
+        out.append({"name": name, "value": REDACTED if redact and is_secret_name(name) else value})
     return out
 
 
@@ -148,13 +195,16 @@ class HarRecorder:
     """Keeps a HAR 1.2 log of the proxied exchanges and writes it to ``path``.
 
     Entries are kept in memory for the whole run (a debugging proxy's traffic); a response body
-    beyond ``max_body`` bytes is cut (``content.comment`` says so). Header values of
-    ``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie`` and ``x-api-key`` are
-    ``[REDACTED]``; the ``cookies`` arrays stay empty.
+    beyond ``max_body`` bytes is cut (``content.comment`` says so). Unless ``redact`` is false,
+    credential header values (``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
+    ``x-api-key``...) and credential-looking query values are ``[REDACTED]``; the ``cookies`` arrays
+    stay empty.
     """
 
-    def __init__(self, path: str, *, max_body: int = 32 * 1024 * 1024, min_interval: float = 1.0) -> None:
+    def __init__(self, path: str, *, max_body: int = 32 * 1024 * 1024, min_interval: float = 1.0,
+                 redact: bool = True) -> None:
         self.path = path
+        self.redact = redact
         self.max_body = max_body
         self.min_interval = min_interval
         self.exchanges: list[_HarExchange] = []
@@ -168,10 +218,11 @@ class HarRecorder:
         ctype = request.headers.get("content-type", "")
         req: dict[str, Any] = {
             "method": request.method,
-            "url": str(request.url),
+            "url": redact_query(str(request.url), self.redact),
             "httpVersion": f"HTTP/{request.scope.get('http_version', '1.1')}",
-            "headers": _har_headers(headers),
-            "queryString": [{"name": k, "value": v} for k, v in request.query_params.multi_items()],
+            "headers": _har_headers(headers, self.redact),
+            "queryString": [{"name": k, "value": REDACTED if self.redact and is_secret_name(k) else v}
+                            for k, v in request.query_params.multi_items()],
             "cookies": [],
             "headersSize": -1,
             "bodySize": len(body),
@@ -195,7 +246,7 @@ class HarRecorder:
         ctype = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
         location = next((v.decode("latin-1") for k, v in headers if k.lower() == b"location"), "")
         ex.entry["response"].update({"status": status, "statusText": reason, "httpVersion": http_version,
-                                     "headers": _har_headers(headers), "redirectURL": location})
+                                     "headers": _har_headers(headers, self.redact), "redirectURL": location})
         ex.entry["response"]["content"]["mimeType"] = ctype or "x-unknown"
         if ctype.split(";")[0].strip().lower() == "text/event-stream":
             ex.events = []
@@ -284,59 +335,300 @@ class HarRecorder:
         self._dirty = False
 
 
-class LoggingProxy:
-    def __init__(self, upstream: str, out: str, *, connect_timeout: float = 10.0, har: str | None = None) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.writer = JsonlWriter(out)
-        self.har = HarRecorder(har) if har else None
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=None),
-            follow_redirects=False,
-        )
+_MAX_PARSED_BODY = 16 * 1024 * 1024
+_RAW_NOTE = 4096
 
-    # -- envelopes -------------------------------------------------------------------------------
-    def _envelope(
-        self, ts: str, direction: str, connection_id: str, http: dict[str, Any], message: Any
-    ) -> dict[str, Any]:
+
+def _is_jsonrpc(value: Any) -> bool:
+    """A JSON-RPC message, or a batch holding at least one (what the envelope's ``message`` is for)."""
+    if isinstance(value, dict):
+        # (an OAuth error body {"error": "invalid_token"} has no id: not JSON-RPC)
+        return "jsonrpc" in value or "method" in value or ("id" in value and ("result" in value or "error" in value))
+    if isinstance(value, list):
+        return any(_is_jsonrpc(v) for v in value if isinstance(v, dict))
+    return False
+
+
+def _ids(value: Any, *, requests: bool) -> set[str]:
+    """JSON texts of the ids of the requests (or of the responses) in a message or batch."""
+    items = value if isinstance(value, list) else [value]
+    out = set()
+    for m in items:
+        if isinstance(m, dict) and m.get("id") is not None and (("method" in m) == requests):
+            out.add(json.dumps(m["id"]))
+    return out
+
+
+class UpstreamBroke(Exception):
+    """The upstream body broke off: raised to uvicorn so that it aborts the client's response too."""
+
+
+class _QuietUpstreamBreaks(logging.Filter):
+    """Drops uvicorn's tracebacks for what the capture records itself: an upstream break passed on to
+    the client, and the streams cancelled when the capture stops."""
+
+    def __init__(self, proxy: LoggingProxy) -> None:
+        super().__init__()
+        self.proxy = proxy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, UpstreamBroke) or (self.proxy.stopping and isinstance(exc, asyncio.CancelledError)):
+                return False
+            exc = exc.__context__
+        return True
+
+
+class _Exchange:
+    """One proxied HTTP exchange: what its envelopes carry, and what is still unanswered on it."""
+
+    __slots__ = ("transport", "conn", "http", "mcp", "pending", "sse", "parser", "decoder", "body", "body_cut",
+                 "har", "proxy_origin", "parsed_ok", "c2s_written")
+
+    def __init__(self, transport: str, conn: str, http: dict[str, Any]) -> None:
+        self.transport = transport
+        self.conn = conn
+        self.http = http
+        self.mcp = False  # the exchange carries MCP traffic (so odd bodies are worth a record)
+        self.pending: set[str] = set()  # ids of requests sent on this exchange and not answered on it
+        self.sse = False
+        self.parser: SSEParser | None = None
+        self.decoder: _BodyDecoder | None = None
+        self.body = bytearray()
+        self.body_cut = False
+        self.har: _HarExchange | None = None
+        self.proxy_origin = ""
+        self.parsed_ok = False
+        self.c2s_written = False
+
+    def envelope(self, ts: str, direction: str, message: Any, **http_extra: Any) -> dict[str, Any]:
         return {
             "ts": ts,
             "direction": direction,
-            "transport": "streamable_http",
-            "connection_id": connection_id,
-            "http": http,
+            "transport": self.transport,
+            "connection_id": self.conn,
+            "http": dict(self.http, **http_extra) if http_extra else dict(self.http),
             "message": message,
         }
 
-    def _write_c2s(self, ts: str, conn: str, http: dict[str, Any], body: bytes) -> None:
-        if not body.strip():
+
+class LoggingProxy:
+    """The reverse proxy: forwards every request to ``upstream`` + path and records the MCP messages."""
+
+    def __init__(self, upstream: str, out: str, *, connect_timeout: float = 10.0, har: str | None = None,
+                 redact: bool = True) -> None:
+        self.upstream = upstream.rstrip("/")
+        parts = httpx.URL(self.upstream)
+        self.upstream_origin = f"{parts.scheme}://{parts.netloc.decode('ascii')}"
+        self.redact = redact
+        self.writer = JsonlWriter(out)
+        self.har = HarRecorder(har, redact=redact) if har else None
+        self.stopping = False
+        self._run_id = secrets.token_hex(4)
+        self._n_exchanges = 0
+        self._open: set[object] = set()  # exchanges not yet recorded to their end
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=None),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            follow_redirects=False,
+            trust_env=False,  # never send loopback traffic through an HTTP(S)_PROXY from the environment
+        )
+
+    # -- recording -------------------------------------------------------------------------------
+    def _record_body(self, ex: _Exchange, ts: str, direction: str, text: str, status_floor: int = 0) -> list[dict]:
+        """Envelopes for one HTTP body (request or JSON response) received at ``ts``."""
+        if not text.strip():
+            return []
+        value, ok = parse_json_message(text)
+        if ok and _is_jsonrpc(value):
+            ex.mcp = True
+            return [ex.envelope(ts, direction, value)]
+        status = ex.http.get("status") or 0
+        if ex.mcp and status >= status_floor:
+            # Not JSON-RPC on an MCP exchange (a broken body, an error page): keep what was said.
+            return [dict(ex.envelope(ts, direction, None), raw=text[:_RAW_NOTE])]
+        return []
+
+    def _write_c2s(self, ex: _Exchange, ts: str | None, body_text: str, **http_extra: Any) -> None:
+        """Write the request's envelope (``ts=None``: stamped now, in file order) with ``http_extra``
+        merged into its metadata; once written, a later failure becomes a note instead."""
+        ex.http.update(http_extra)
+        if ex.c2s_written:
+            if http_extra.get("error") or (ex.http.get("status") or 0) >= 400:
+                self._note(ex, http_extra.get("error") or f"http_error: HTTP {ex.http['status']}")
             return
-        message, ok = parse_json_message(body.decode("utf-8", errors="replace"))
+        ex.c2s_written = True
+        ctype = ex.http["request_headers"].get("content-type", "")
+        if not body_text.strip() or not (ex.parsed_ok or "json" in ctype.lower()):
+            return  # no body, or not one the MCP transports send (a form POST to an OAuth endpoint...)
+        if ts is None:
+            self.writer.write_now(lambda now: self._record_body(ex, now, CLIENT_TO_SERVER, body_text))
+        else:
+            for env in self._record_body(ex, ts, CLIENT_TO_SERVER, body_text):
+                self.writer.write(env)
+
+    def _note(self, ex: _Exchange, error: str) -> None:
+        """An exchange ended abnormally after its headers: a record with no message, the error in ``http``."""
+        if ex.pending:
+            error += f" (no response yet to id {', '.join(sorted(ex.pending))})"
+        self.writer.write_now(lambda ts: [ex.envelope(ts, SERVER_TO_CLIENT, None, error=error)])
+
+    def _on_events(self, ex: _Exchange, events: list[Any]) -> bytes | None:
+        """Record the SSE events completed by one chunk (stamped now); returns a replacement for an
+        ``endpoint`` announcement that names the upstream's origin, else ``None``."""
+        rewrite: bytes | None = None
+        envs: list[tuple[Any, Any, str | None]] = []
+        for ev in events:
+            if ev.event == "endpoint":
+                # 2024-11-05 HTTP+SSE: the stream announces where to POST; its session_id names the session.
+                sid = legacy_session_id(ev.data)
+                if sid:
+                    ex.transport, ex.conn, ex.mcp = "sse", sid, True
+                    ex.http["mcp_session_id"] = sid
+                if ev.data.startswith(self.upstream_origin + "/") and ex.proxy_origin:
+                    rewrite = self.upstream_origin.encode()
+                continue
+            if ev.data == "":
+                continue  # priming / keep-alive event: not a message
+            value, ok = parse_json_message(ev.data)
+            if ok and _is_jsonrpc(value):
+                ex.mcp = True
+                ex.pending -= _ids(value, requests=False)
+                envs.append((ev, value, None))
+            elif ex.mcp:
+                envs.append((ev, None, ev.data[:_RAW_NOTE]))
+
+        def build(ts: str) -> list[dict[str, Any]]:
+            if ex.har is not None and self.har is not None:
+                for ev in events:
+                    self.har.event(ex.har, ts, ev)
+            out = []
+            for ev, value, raw in envs:
+                env = ex.envelope(ts, SERVER_TO_CLIENT, value, sse_event_id=ev.id)
+                if raw is not None:
+                    env["raw"] = raw
+                out.append(env)
+            return out
+
+        if envs or (ex.har is not None and events):
+            self.writer.write_now(build)
+        return rewrite
+
+    def _on_chunk(self, ex: _Exchange, chunk: bytes) -> bytes:
+        """Parse one chunk of the response body before it is forwarded; returns the bytes to forward."""
+        har = ex.har
+        decoder = ex.decoder
+        assert decoder is not None
+        if har is not None and not decoder.supported:
+            self.har.body(har, chunk, decoded=False)
+            return chunk
+        decoded = decoder.feed(chunk)
+        if har is not None:
+            self.har.body(har, decoded, decoded=decoder.supported)
+        if ex.sse:
+            assert ex.parser is not None
+            try:
+                events = ex.parser.feed(decoded)
+            except ValueError:
+                decoder.supported = False  # an event over the size limit: stop parsing, keep forwarding
+                return chunk
+            if events:
+                origin = self._on_events(ex, events)
+                if origin is not None and decoder.identity:
+                    return chunk.replace(origin, ex.proxy_origin.encode())
+        elif not ex.body_cut:
+            if len(ex.body) + len(decoded) > _MAX_PARSED_BODY:
+                ex.body_cut = True
+                ex.body.clear()
+            else:
+                ex.body += decoded
+        return chunk
+
+    def _on_body_end(self, ex: _Exchange) -> str | None:
+        """A non-stream body is complete: one envelope for its message, stamped now (the time returned)."""
+        if ex.sse or ex.body_cut or not ex.decoder or not ex.decoder.supported:
+            return None
+        text = bytes(ex.body).decode("utf-8", errors="replace")
+        ex.body.clear()
+        value, ok = parse_json_message(text) if text.strip() else (None, False)
         if ok:
-            self.writer.write(self._envelope(ts, CLIENT_TO_SERVER, conn, dict(http, sse_event_id=None), message))
+            ex.pending -= _ids(value, requests=False)
+        return self.writer.write_now(lambda ts: self._record_body(ex, ts, SERVER_TO_CLIENT, text, status_floor=400))
+
+    def _next_exchange_id(self) -> str:
+        self._n_exchanges += 1
+        return f"{self._run_id}-{self._n_exchanges}"
 
     # -- ASGI endpoint ---------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
-        body = await request.body()
+        token = object()
+        self._open.add(token)
+        relayed = False
+        try:
+            response = await self._handle(request, token)
+            relayed = isinstance(response, _StreamingPassThrough)
+            return response
+        finally:
+            if not relayed:
+                self._open.discard(token)
+
+    async def _handle(self, request: Request, token: object) -> Response:
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=499)  # the request never arrived whole: nothing was sent upstream
         ts_req = utc_now()
+        scope = request.scope
+        raw_target = scope.get("raw_path") or request.url.path.encode()
+        query = scope.get("query_string") or b""
+        target = raw_target.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
         client = request.client
-        conn = f"{client.host}:{client.port}" if client else "unknown"
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        req_headers_raw = [(k, v) for k, v in request.headers.raw]
-        fwd_headers = [(k, v) for k, v in req_headers_raw if k.decode("latin-1").lower() not in _HOP_BY_HOP]
+        req_raw = list(request.headers.raw)
+        fwd_headers = [
+            (k, _decodable_codings(v) if k.lower() == b"accept-encoding" else v)
+            for k, v in req_raw
+            if k.decode("latin-1").lower() not in _HOP_BY_HOP
+        ]
+        req_headers = redact_headers(req_raw, self.redact)
+        session = req_headers.get("mcp-session-id")
+        legacy_sid = None if session else legacy_session_id(target)
         http: dict[str, Any] = {
             "method": request.method,
-            "path": path,
+            "path": redact_query(target, self.redact),
             "status": None,
-            "request_headers": redact_headers(req_headers_raw),
+            "request_headers": req_headers,
             "response_headers": {},
             "sse_event_id": None,
+            "mcp_session_id": session or legacy_sid,
+            "exchange_id": self._next_exchange_id(),
         }
-        har = self.har.start(ts_req, request, body, conn) if self.har else None
+        if legacy_sid:  # a POST to a 2024-11-05 message endpoint: the session is the connection
+            ex = _Exchange("sse", legacy_sid, http)
+            ex.mcp = True
+        else:
+            ex = _Exchange("streamable_http", f"{client.host}:{client.port}" if client else "unknown", http)
+            ex.mcp = session is not None or "mcp-protocol-version" in req_headers
+        host = request.headers.get("host")
+        ex.proxy_origin = f"{request.url.scheme}://{host}" if host else ""
+        body_text = body.decode("utf-8", errors="replace") if body else ""
+        parsed, ok = parse_json_message(body_text) if body_text.strip() else (None, False)
+        if ok and _is_jsonrpc(parsed):
+            ex.mcp = ex.parsed_ok = True
+            ex.pending = _ids(parsed, requests=True)
+        if self.har is not None:
+            ex.har = self.har.start(ts_req, request, body, ex.conn)
+        if legacy_sid:
+            # 2024-11-05: the response comes back on the GET stream, possibly before this POST's own
+            # "202 Accepted" does, so the request is written now (its status stays null; a failure of
+            # the POST adds a record with the status and error).
+            self._write_c2s(ex, None, body_text)
 
         upstream_req = self.client.build_request(
-            request.method, self.upstream + path, headers=fwd_headers, content=body or None
+            request.method, self.upstream + target, headers=fwd_headers, content=body or None
         )
         upstream: httpx.Response | None = None
+        send_error: httpx.HTTPError | None = None
         disconnected = False
         try:
             # Wait for the upstream response headers, but give up (closing the upstream connection) if the
@@ -353,129 +645,113 @@ class LoggingProxy:
                             tg.cancel_scope.cancel()
                             return
 
+                async def send_upstream() -> None:
+                    nonlocal upstream, send_error
+                    try:
+                        upstream = await self.client.send(upstream_req, stream=True)
+                    except httpx.HTTPError as exc:
+                        send_error = exc
+                    tg.cancel_scope.cancel()
+
                 tg.start_soon(watch_disconnect)
-                upstream = await self.client.send(upstream_req, stream=True)
-                tg.cancel_scope.cancel()
-        except httpx.HTTPError as exc:
-            http["status"] = 502
-            self._write_c2s(ts_req, conn, http, body)
-            if har is not None:
-                self.har.finish(har, utc_now(), status=502, text=f"upstream error: {type(exc).__name__}",
-                                error=f"upstream error: {exc!r}")
-            return Response(f"upstream error: {type(exc).__name__}", status_code=502, media_type="text/plain")
+                tg.start_soon(send_upstream)
         finally:
-            if upstream is None and not http["status"]:
-                # Client disconnected (or we were cancelled) before any upstream response: the request
-                # was still sent, so record it with no status.
-                self._write_c2s(ts_req, conn, http, body)
-                if har is not None:
-                    self.har.finish(har, utc_now(), error="the client disconnected before the response")
+            if upstream is None and send_error is None:
+                # The client went away (or we were cancelled) before any upstream response: the request
+                # was still sent, so record it, with no status.
+                reason = "proxy_shutdown" if self.stopping else "client_disconnected"
+                self._write_c2s(ex, ts_req, body_text, error=f"{reason}: before the response headers")
+                if ex.har is not None:
+                    self.har.finish(ex.har, utc_now(), error="the client disconnected before the response")
+        if send_error is not None:
+            exc = send_error
+            error = f"upstream_error: {type(exc).__name__}: {exc}".rstrip(": ")
+            self._write_c2s(ex, ts_req, body_text, status=502, error=error)
+            if ex.har is not None:
+                self.har.finish(ex.har, utc_now(), status=502, text=f"upstream error: {type(exc).__name__}",
+                                error=error)
+            return Response(f"mcptrace capture: upstream error: {type(exc).__name__}\n", status_code=502,
+                            media_type="text/plain")
         if upstream is None or disconnected:
             if upstream is not None:
-                await upstream.aclose()
-                if har is not None:
-                    self.har.finish(har, utc_now(), error="the client disconnected before the response")
+                http["status"] = upstream.status_code
+                with anyio.CancelScope(shield=True):
+                    await upstream.aclose()
+                self._write_c2s(ex, ts_req, body_text, error="client_disconnected: before the response headers")
+                if ex.har is not None:
+                    self.har.finish(ex.har, utc_now(), error="the client disconnected before the response")
             return Response(status_code=499)
-        if har is not None:
-            self.har.response(har, utc_now(), upstream.status_code, upstream.reason_phrase,
-                              upstream.http_version, upstream.headers.raw)
 
-        http["status"] = upstream.status_code
-        http["response_headers"] = redact_headers(upstream.headers.raw)
-        self._write_c2s(ts_req, conn, http, body)
-
-        out_headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in upstream.headers.raw
-            if k.decode("latin-1").lower() not in _RESPONSE_DROP
-        ]
+        resp_raw = upstream.headers.raw
+        if ex.har is not None:
+            self.har.response(ex.har, utc_now(), upstream.status_code, upstream.reason_phrase,
+                              upstream.http_version, resp_raw)
+        resp_headers = redact_headers(resp_raw, self.redact)
+        if not http["mcp_session_id"] and resp_headers.get("mcp-session-id"):
+            http["mcp_session_id"] = resp_headers["mcp-session-id"]  # initialize: the server assigns it here
+            ex.mcp = True
         content_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
-        decoder = _BodyDecoder(upstream.headers.get("content-encoding", ""))
+        ex.sse = content_type == "text/event-stream"
+        if ex.sse:
+            ex.parser = SSEParser()
+        encoding = upstream.headers.get("content-encoding", "")
+        ex.decoder = _BodyDecoder(encoding)
+        # The request is written now, with the outcome's metadata (status, the session id the server
+        # assigned): before any of its response's envelopes, with the time it arrived.
+        self._write_c2s(ex, ts_req, body_text, status=upstream.status_code, response_headers=resp_headers)
+        if not ex.decoder.supported and (ex.mcp or ex.sse):
+            # (Accept-Encoding is narrowed to what we can undo, so a server should not do this.)
+            self._note(ex, f"unreadable_body: content-encoding {encoding!r} cannot be decoded; its messages "
+                           "are forwarded but not recorded")
 
-        if content_type == "text/event-stream":
-            return _StreamingPassThrough(
-                self._relay_sse(upstream, decoder, conn, http, har),
-                status_code=upstream.status_code,
-                headers=out_headers,
-            )
+        keep_length = not ex.sse and "transfer-encoding" not in upstream.headers
+        out_headers = [
+            (k, v) for k, v in resp_raw
+            if k.decode("latin-1").lower() not in _RESPONSE_DROP or (keep_length and k.lower() == b"content-length")
+        ]
+        return _StreamingPassThrough(self._relay(upstream, ex, token), status_code=upstream.status_code,
+                                     headers=out_headers)
 
-        # Anything else is read to the end (JSON bodies are small and complete) and sent back.
-        chunks: list[bytes] = []
-        body_error = None
-        try:
-            async for chunk in upstream.aiter_raw():  # raw: forwarded with its content-encoding intact
-                chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            body_error = f"upstream body ended early: {exc!r}"
-        finally:
-            await upstream.aclose()
-        raw = b"".join(chunks)
-        ts_resp = utc_now()
-        is_json = content_type in ("application/json", "application/json-rpc") or content_type.endswith("+json")
-        decoded = decoder.feed(raw) if (is_json or har is not None) else b""
-        if har is not None:
-            if decoder.supported:
-                self.har.body(har, decoded)
-            else:
-                self.har.body(har, raw, decoded=False)
-            self.har.finish(har, ts_resp, error=body_error)
-        if is_json:
-            if decoder.supported and decoded.strip():
-                message, ok = parse_json_message(decoded.decode("utf-8", errors="replace"))
-                if ok:
-                    self.writer.write(self._envelope(ts_resp, SERVER_TO_CLIENT, conn, dict(http), message))
-        response = Response(raw, status_code=upstream.status_code)
-        response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
-        response.raw_headers.append((b"content-length", str(len(raw)).encode()))
-        return response
-
-    async def _relay_sse(
-        self,
-        upstream: httpx.Response,
-        decoder: _BodyDecoder,
-        conn: str,
-        http: dict[str, Any],
-        har: _HarExchange | None = None,
-    ) -> AsyncIterator[bytes]:
-        parser = SSEParser()
-        har_error: str | None = "the client disconnected before the stream ended"
+    async def _relay(self, upstream: httpx.Response, ex: _Exchange, token: object) -> AsyncIterator[bytes]:
+        """Forward the upstream body chunk by chunk as it arrives, recording as it goes."""
+        outcome: str | None = "client_disconnected: the client closed the stream"
+        broke: BaseException | None = None
+        ended: str | None = None
         try:
             async for chunk in upstream.aiter_raw():
-                ts = utc_now()
-                # Parse (cheap) before forwarding so a client that disconnects right after this chunk
-                # cannot make us lose its events; the chunk itself is forwarded immediately after.
-                if har is not None and not decoder.supported:
-                    self.har.body(har, chunk, decoded=False)
-                if decoder.supported:
-                    try:
-                        decoded = decoder.feed(chunk)
-                        if har is not None:
-                            self.har.body(har, decoded, decoded=decoder.supported)
-                        events = parser.feed(decoded)
-                    except ValueError:
-                        decoder.supported = False
-                        events = []
-                    for ev in events:
-                        if har is not None:
-                            self.har.event(har, ts, ev)
-                        if ev.data == "":
-                            continue  # priming / keep-alive event: not a message
-                        message, ok = parse_json_message(ev.data)
-                        if ok:
-                            env_http = dict(http, sse_event_id=ev.id)
-                            self.writer.write(self._envelope(ts, SERVER_TO_CLIENT, conn, env_http, message))
-                yield chunk
-            har_error = None
+                yield self._on_chunk(ex, chunk)
+            outcome = None
+            ended = self._on_body_end(ex)  # the HAR entry ends when the envelope says the body did
         except httpx.HTTPError as exc:
             logger.debug("upstream stream ended with %r", exc)
-            har_error = f"upstream stream ended early: {exc!r}"
+            outcome = f"upstream_reset: {type(exc).__name__}: {exc}".rstrip(": ")
+            broke = exc
+        except Exception as exc:  # a bug of ours must not take the proxy down, nor go unnoticed
+            logger.exception("relaying %s %s failed", ex.http["method"], ex.http["path"])
+            outcome = f"proxy_error: {type(exc).__name__}: {exc}"
         finally:
-            if har is not None:
-                self.har.finish(har, utc_now(), error=har_error)
+            if outcome is not None and self.stopping and outcome.startswith("client_disconnected"):
+                outcome = "proxy_shutdown: the capture stopped while the stream was open"
+            if outcome is not None and ex.mcp and (ex.pending or not outcome.startswith(("client_disc", "proxy_sh"))):
+                # A stream the client itself closed with nothing outstanding is a normal end (GET streams,
+                # a POST stream read to its response); anything else is worth a record.
+                self._note(ex, outcome)
+            if ex.har is not None:
+                self.har.finish(ex.har, ended or utc_now(), error=outcome)
+            self._open.discard(token)  # recorded: shutdown need not wait for the rest
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
+        if broke is not None:
+            # Pass the break on: the client's connection is aborted (no clean end of the body), as if
+            # it were talking to the upstream itself.
+            raise UpstreamBroke(outcome) from broke
 
     async def aclose(self) -> None:
+        """Shut down: let the exchanges uvicorn just cancelled record how they ended, then close."""
+        self.stopping = True
+        deadline = time.monotonic() + 2.0
+        while self._open and time.monotonic() < deadline:
+            await anyio.sleep(0.01)
         await self.client.aclose()
         self.writer.close()
         if self.har is not None:
@@ -485,19 +761,18 @@ class LoggingProxy:
 class _StreamingPassThrough(StreamingResponse):
     """StreamingResponse whose headers are exactly the upstream's (minus hop-by-hop)."""
 
-    def __init__(self, content: AsyncIterator[bytes], status_code: int, headers: list[tuple[str, str]]) -> None:
+    def __init__(self, content: AsyncIterator[bytes], status_code: int, headers: list[tuple[bytes, bytes]]) -> None:
         super().__init__(content, status_code=status_code)
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        self.raw_headers = [(k.lower(), v) for k, v in headers]
 
 
-def build_app(upstream: str, out: str, har: str | None = None) -> Starlette:
-    proxy = LoggingProxy(upstream, out, har=har)
+def build_app(upstream: str, out: str, har: str | None = None, *, redact: bool = True,
+              proxy: LoggingProxy | None = None) -> Starlette:
+    proxy = proxy or LoggingProxy(upstream, out, har=har, redact=redact)
     methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
 
     async def endpoint(request: Request) -> Response:
         return await proxy.handle(request)
-
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -509,39 +784,98 @@ def build_app(upstream: str, out: str, har: str | None = None) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)], lifespan=lifespan)
 
 
-def _parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` (on 127.0.0.1); only loopback hosts unless ``allow_remote``."""
     host, sep, port = value.rpartition(":")
     if not sep:
-        raise argparse.ArgumentTypeError("expected HOST:PORT")
+        host, port = "127.0.0.1", value
     host = host.strip("[]") or "127.0.0.1"
     try:
-        is_loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        port_n = int(port)
     except ValueError:
-        is_loopback = False
-    if not is_loopback:
-        raise argparse.ArgumentTypeError(f"refusing to bind to non-loopback address {host!r}")
-    return host, int(port)
+        raise argparse.ArgumentTypeError(f"bad port in {value!r}") from None
+    if not 0 <= port_n <= 65535:
+        raise argparse.ArgumentTypeError(f"bad port in {value!r}")
+    if not allow_remote and not is_loopback(host):
+        raise argparse.ArgumentTypeError(
+            f"refusing to listen on non-loopback address {host!r} (pass --allow-remote to do it anyway)")
+    return host, port_n
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, proxy: LoggingProxy) -> None:
+        super().__init__(config)
+        self._proxy = proxy
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._proxy.stopping = True
+        super().handle_exit(sig, frame)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None = None, redact: bool = True,
+          log_level: str = "warning", banner: bool = True) -> int:
+    """Bind ``listen``, print where it listens and writes, and proxy until SIGTERM/SIGINT."""
+    host, port = listen
+    proxy = LoggingProxy(upstream, out, har=har, redact=redact)
+    app = build_app(upstream, out, proxy=proxy)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
+    # SSE writes wait on the client's delayed ACKs (Nagle), ~40 ms each.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        print(f"mcptrace capture http: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    sock.set_inheritable(True)
+    bound = sock.getsockname()
+    shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+    if banner:
+        print(f"mcptrace capture http: listening on http://{shown}:{bound[1]} -> {proxy.upstream}, "
+              f"recording to {os.path.abspath(out)}" + (f" (HAR: {os.path.abspath(har)})" if har else ""),
+              file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=host, port=bound[1], log_level=log_level, timeout_graceful_shutdown=3,
+                            lifespan="on")
+    logging.getLogger("uvicorn.error").addFilter(_QuietUpstreamBreaks(proxy))  # recorded, not a proxy failure
+    # uvicorn re-raises the signal it caught after its graceful shutdown, with the handlers it found:
+    # make that a normal exit (status 0) rather than death by SIGTERM.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
+    try:
+        _Server(config, proxy).run(sockets=[sock])
+    except SystemExit:
+        pass
+    return 0
+
+
+def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        listen = parse_listen(args.listen, allow_remote=args.allow_remote)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    if not args.upstream.startswith(("http://", "https://")):
+        parser.error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
+    try:
+        return serve(listen, args.upstream, args.out, har=args.har, redact=not args.no_redact,
+                     log_level=args.log_level, banner=not args.quiet)
+    except OSError as exc:
+        print(f"mcptrace capture http: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mcptrace.capture.http",
-        description="Logging reverse proxy for MCP Streamable HTTP; writes envelope JSONL.",
+        description="Logging reverse proxy for MCP Streamable HTTP and HTTP+SSE; writes envelope JSONL.",
     )
-    parser.add_argument("--listen", required=True, type=_parse_listen, help="loopback HOST:PORT to listen on")
-    parser.add_argument("--upstream", required=True, help="upstream base URL; the request path is appended")
-    parser.add_argument("--out", required=True, help="envelope JSONL file (appended)")
-    parser.add_argument("--har", default=None, metavar="FILE",
-                        help="also write a HAR 1.2 file of every exchange (rewritten as exchanges complete)")
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
-    host, port = args.listen
-    app = build_app(args.upstream, args.out, har=args.har)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=3, lifespan="on"
-    )
-    uvicorn.Server(config).run()
-    return 0
+    add_http_arguments(parser)
+    return run_args(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":

@@ -1,131 +1,386 @@
 """stdio tee: run an MCP server command, pass its stdio through unchanged, record every line.
 
-    python -m mcptrace.capture.stdio --out FILE --connection-id ID [--bare FILE] -- COMMAND ARGS...
+    mcptrace capture stdio --out FILE [--connection-id ID] [--stderr-out FILE] -- COMMAND ARGS...
+    python -m mcptrace.capture.stdio --out FILE [--connection-id ID] [--bare FILE] -- COMMAND ARGS...
 
-Bytes flow through unchanged in both directions (our stdin -> child stdin, child stdout -> our
-stdout); the child's stderr is inherited. Every line read is appended to ``--out`` as an envelope::
+Configure it in the host in place of the server command. Bytes flow through unchanged in both
+directions (our stdin -> the child's stdin, the child's stdout -> our stdout): each chunk is
+forwarded as soon as it is read, with no re-encoding and no waiting for a line end. Every complete
+line is appended to ``--out`` as an envelope::
 
     {"ts": "...Z", "direction": "client_to_server"|"server_to_client", "transport": "stdio",
      "connection_id": ID, "message": <parsed JSON-RPC object or array>}
 
-A line that is not JSON gets ``"message": null, "raw": "<text>"``. ``--bare FILE`` additionally
-appends every raw line (both directions, arrival order, exactly as on the wire) - a bare JSON-RPC
-NDJSON capture. SIGTERM/SIGINT are forwarded to the child; the exit code is the child's.
+``ts`` is taken when the chunk that completed the line was read, and the timestamp and the write
+happen under one lock shared by both directions, so the file order is the timestamp order; a line
+is on disk before it is forwarded, so a response can never precede its request in the file. A line
+that is not JSON gets ``"message": null, "raw": "<text>"``; blank lines are passed through, not
+recorded. The file is written with one ``write(2)`` per line (nothing buffered in the process), so
+a crash loses at most the line in flight; an existing file is appended to.
+
+The default connection id is fresh per process: ``stdio:<command name>:<8 hex>``. The child's
+stderr is passed through (inherited); with ``--stderr-out FILE`` it is also appended there, one
+``<ts> <connection id> <line>`` per line. ``--bare FILE`` additionally appends every raw line (both
+directions, in the envelope order, exactly as on the wire): a bare JSON-RPC NDJSON capture.
+
+SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to the child, which runs in its
+own process group, so a signal to our whole group (the host's ``killpg``, Ctrl-C in a terminal)
+reaches it once, through us. On Linux the child is killed if the tee itself is (SIGKILL cannot be
+forwarded), as it would be if it shared the tee's group; elsewhere it is left with its stdin
+closed. The exit code is the child's (128 + N when a signal N ended it; 127 when the command cannot
+be run).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
-from typing import IO
+from typing import Any
 
-from mcptrace.capture._common import CLIENT_TO_SERVER, SERVER_TO_CLIENT, JsonlWriter, parse_json_message, utc_now
+from mcptrace.capture._cli import add_stdio_arguments
+from mcptrace.capture._common import (
+    CLIENT_TO_SERVER,
+    SERVER_TO_CLIENT,
+    JsonlWriter,
+    default_connection_id,
+    parse_json_message,
+    utc_now,
+)
+
+FORWARDED_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+CHUNK = 64 * 1024
+#: A line longer than this is not kept whole for the record (it is still forwarded whole).
+MAX_LINE = 32 * 1024 * 1024
+_RAW_PREFIX = 4096
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _parent_death_signal(parent: int):
+    """Linux: make the child die with the tee (SIGKILL included), as it would in the tee's process group."""
+
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: the child only calls it
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        if prctl(1, signal.SIGKILL, 0, 0, 0) == 0 and os.getppid() != parent:  # 1 = PR_SET_PDEATHSIG
+            os._exit(1)  # the tee died before prctl took effect
+
+    return preexec
+
+
+class _LineSplitter:
+    """Cuts a byte stream into lines; a line over ``MAX_LINE`` bytes keeps only a prefix for the record."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.total = 0  # bytes of the current line so far
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
+        """The lines completed by ``chunk`` as ``(bytes incl. the newline, n_bytes_dropped)``."""
+        lines: list[tuple[bytes, int]] = []
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                break
+            self._add(chunk[start : nl + 1])
+            lines.append(self._take())
+            start = nl + 1
+        if start < len(chunk):
+            self._add(chunk[start:])
+        return lines
+
+    def _add(self, piece: bytes) -> None:
+        self.total += len(piece)
+        if self.total > MAX_LINE:
+            if len(self.buf) > _RAW_PREFIX:
+                del self.buf[_RAW_PREFIX:]
+            self.buf += piece[: _RAW_PREFIX - len(self.buf)]
+        else:
+            self.buf += piece
+
+    def _take(self) -> tuple[bytes, int]:
+        line = (bytes(self.buf), self.total - len(self.buf))
+        self.buf.clear()
+        self.total = 0
+        return line
+
+    def flush(self) -> list[tuple[bytes, int]]:
+        """End of stream: an unterminated last line (the peer died mid-line) is still a record."""
+        return [self._take()] if self.total else []
 
 
 class StdioTee:
     """Spawn ``command`` and pump its stdio, recording lines as envelopes (and optionally bare)."""
 
-    def __init__(self, command: list[str], out: str, connection_id: str, bare: str | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        out: str,
+        connection_id: str | None = None,
+        bare: str | None = None,
+        stderr_out: str | None = None,
+    ) -> None:
         self.command = command
-        self.connection_id = connection_id
-        self._env_writer = JsonlWriter(out)
-        self._bare: IO[bytes] | None = open(bare, "ab") if bare else None  # noqa: SIM115
-        self._bare_lock = threading.Lock()
+        self.connection_id = connection_id or default_connection_id(command)
+        self.out = out
+        self._writer = JsonlWriter(out)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._bare_fd: int | None = os.open(bare, flags, 0o600) if bare else None
+        self._stderr_fd: int | None = os.open(stderr_out, flags, 0o600) if stderr_out else None
         self._proc: subprocess.Popen[bytes] | None = None
+        self.n_lines = {CLIENT_TO_SERVER: 0, SERVER_TO_CLIENT: 0}
 
     # -- recording -------------------------------------------------------------------------------
-    def _record(self, direction: str, line: bytes, ts: str) -> None:
-        if self._bare is not None:
-            with self._bare_lock:
-                # A final line without its newline (peer died mid-line) still ends its record here, so it
-                # cannot fuse with the next line from the other direction.
-                self._bare.write(line if line.endswith(b"\n") else line + b"\n")
-                self._bare.flush()
-        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    def _envelope(self, ts: str, direction: str, line: bytes, dropped: int) -> dict[str, Any] | None:
+        try:
+            text = line.decode("utf-8")
+            valid = True
+        except UnicodeDecodeError:
+            text = line.decode("utf-8", errors="replace")
+            valid = False
+        text = text.rstrip("\r\n")
         if not text.strip():
-            return  # blank line: nothing to record as a message
-        envelope: dict[str, object] = {
+            return None  # blank line: nothing to record as a message
+        envelope: dict[str, Any] = {
             "ts": ts,
             "direction": direction,
             "transport": "stdio",
             "connection_id": self.connection_id,
         }
-        message, ok = parse_json_message(text)
+        message, ok = parse_json_message(text) if valid and not dropped else (None, False)
         envelope["message"] = message if ok else None
         if not ok:
             envelope["raw"] = text
-        self._env_writer.write(envelope)
+            if dropped:
+                envelope["raw_truncated_bytes"] = dropped
+        return envelope
 
-    # -- pumps -----------------------------------------------------------------------------------
-    def _pump(self, src: IO[bytes], dst: IO[bytes] | None, direction: str, close_dst: bool) -> None:
-        try:
-            while True:
-                line = src.readline()
-                if not line:
-                    break
-                ts = utc_now()
-                if dst is not None:
-                    try:
-                        dst.write(line)
-                        dst.flush()
-                    except (BrokenPipeError, OSError, ValueError):
-                        dst = None  # the peer is gone; keep recording what we read
-                self._record(direction, line, ts)
-        except (OSError, ValueError):
-            pass
-        finally:
-            if close_dst and dst is not None:
+    def _record(self, direction: str, lines: list[tuple[bytes, int]]) -> None:
+        """Stamp and append the lines of one read, under the writer's lock (file order = time order)."""
+        if not lines:
+            return
+
+        def build(ts: str) -> list[dict[str, Any]]:
+            envs = [self._envelope(ts, direction, line, dropped) for line, dropped in lines]
+            return [e for e in envs if e is not None]
+
+        def bare(_ts: str) -> None:
+            if self._bare_fd is not None:
+                # A final line without its newline (peer died mid-line) still ends its record here, so it
+                # cannot fuse with the next line from the other direction.
+                data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line, _ in lines)
                 try:
-                    dst.close()
+                    _write_all(self._bare_fd, data)
                 except OSError:
                     pass
+
+        self._writer.write_now(build, bare)
+        self.n_lines[direction] += len(lines)
+
+    # -- pumps -----------------------------------------------------------------------------------
+    def _pump(self, src: int, dst: int | None, direction: str, close_dst: Any = None) -> None:
+        """Read ``src`` until EOF; record each completed line, then forward the chunk to ``dst``.
+
+        ``close_dst``: called once when ``src`` ends or ``dst`` breaks (closes the child's stdin, so
+        it sees the client's EOF)."""
+        splitter = _LineSplitter()
+        try:
+            while True:
+                try:
+                    chunk = os.read(src, CHUNK)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                if not chunk:
+                    break
+                self._record(direction, splitter.feed(chunk))
+                if dst is not None:
+                    try:
+                        _write_all(dst, chunk)
+                    except OSError:
+                        # the peer is gone; keep reading and recording what this side still says
+                        dst = None
+                        self._call_quietly(close_dst)
+                        close_dst = None
+        except OSError:
+            pass
+        finally:
+            self._record(direction, splitter.flush())
+            self._call_quietly(close_dst)
+
+    @staticmethod
+    def _call_quietly(fn: Any) -> None:
+        if fn is not None:
+            try:
+                fn()
+            except OSError:
+                pass
+
+    def _pump_stderr(self, src: int) -> None:
+        splitter = _LineSplitter()
+        forward = True
+
+        def log(lines: list[tuple[bytes, int]]) -> None:
+            if self._stderr_fd is None or not lines:
+                return
+            ts = utc_now()
+            prefix = f"{ts} {self.connection_id} ".encode()
+            data = b"".join(prefix + line.rstrip(b"\r\n") + b"\n" for line, _ in lines)
+            try:
+                _write_all(self._stderr_fd, data)
+            except OSError:
+                pass
+
+        try:
+            while True:
+                chunk = os.read(src, CHUNK)
+                if not chunk:
+                    break
+                log(splitter.feed(chunk))
+                if forward:
+                    try:
+                        _write_all(2, chunk)
+                    except OSError:
+                        forward = False
+        except OSError:
+            pass
+        finally:
+            log(splitter.flush())
+
+    @staticmethod
+    def _close_fd(fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
     def _forward_signal(self, signum: int, _frame: object) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
                 proc.send_signal(signum)
-            except ProcessLookupError:
+            except (ProcessLookupError, OSError):
                 pass
 
-    def run(self) -> int:
-        self._proc = proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-        assert proc.stdin is not None and proc.stdout is not None
-        for signum in (signal.SIGTERM, signal.SIGINT):
+    def run(self, banner: bool = True) -> int:
+        """Run the child to its end; returns its exit code (128 + N if signal N ended it)."""
+        record_stderr = self._stderr_fd is not None
+        kwargs: dict[str, Any] = {}
+        if sys.platform != "win32":
+            kwargs["process_group"] = 0
+            if sys.platform.startswith("linux"):
+                kwargs["preexec_fn"] = _parent_death_signal(os.getpid())
+        # Signals before the child exists are forwarded once it does (handlers first, then spawn).
+        pending: list[int] = []
+        previous = {}
+        for signum in FORWARDED_SIGNALS:
+            previous[signum] = signal.signal(signum, lambda s, _f: pending.append(s))
+        try:
+            self._proc = proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if record_stderr else None,
+                bufsize=0,
+                **kwargs,
+            )
+        except BaseException:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            raise
+        for signum in FORWARDED_SIGNALS:
             signal.signal(signum, self._forward_signal)
+        for signum in pending:
+            self._forward_signal(signum, None)
+        if banner:
+            print(
+                f"mcptrace capture stdio: recording {shlex.join(self.command)} (pid {proc.pid}) "
+                f"as {self.connection_id} to {self.out}",
+                file=sys.stderr,
+                flush=True,
+            )
+        assert proc.stdin is not None and proc.stdout is not None
+        # The pumps read and write the raw pipe fds (no Python buffering); the file objects stay open.
+        child_in, child_out = proc.stdin.fileno(), proc.stdout.fileno()
+        threads = [
+            threading.Thread(target=self._pump, args=(0, child_in, CLIENT_TO_SERVER, proc.stdin.close),
+                             name="tee-c2s", daemon=True),
+            threading.Thread(target=self._pump, args=(child_out, 1, SERVER_TO_CLIENT), name="tee-s2c", daemon=True),
+        ]
+        if record_stderr:
+            assert proc.stderr is not None
+            threads.append(threading.Thread(target=self._pump_stderr, args=(proc.stderr.fileno(),),
+                                            name="tee-stderr", daemon=True))
+        for t in threads:
+            t.start()
 
-        stdin = sys.stdin.buffer
-        stdout = sys.stdout.buffer
-        to_child = threading.Thread(
-            target=self._pump, args=(stdin, proc.stdin, CLIENT_TO_SERVER, True), name="tee-c2s", daemon=True
-        )
-        from_child = threading.Thread(
-            target=self._pump, args=(proc.stdout, stdout, SERVER_TO_CLIENT, False), name="tee-s2c", daemon=True
-        )
-        to_child.start()
-        from_child.start()
-
-        while True:
-            try:
-                rc = proc.wait()
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
-                continue
-        from_child.join(timeout=5)  # drain what the child wrote before it exited
+        rc = proc.wait()
+        # Drain what the child wrote before it exited (a grandchild holding the pipe open: give up).
+        for t in threads[1:]:
+            t.join(timeout=2)
         self.close()
         if rc < 0:  # killed by a signal: shell convention
             return 128 - rc
         return rc
 
     def close(self) -> None:
-        self._env_writer.close()
-        if self._bare is not None:
-            with self._bare_lock:
-                self._bare.close()
+        self._writer.close()
+        with self._writer._lock:  # the bare file is written under this lock
+            for fd in (self._bare_fd, self._stderr_fd):
+                if fd is not None:
+                    self._close_fd(fd)
+            self._bare_fd = self._stderr_fd = None
+
+
+# -- command line ---------------------------------------------------------------------------------
+def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the tee from parsed arguments and end the process with the child's exit code.
+
+    Ends with ``os._exit``: the pump reading our stdin may still sit in a blocking read, and a
+    normal interpreter shutdown would wait on (or trip over) it.
+    """
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        parser.error("missing COMMAND after --")
+    try:
+        tee = StdioTee(command, out=args.out, connection_id=args.connection_id, bare=getattr(args, "bare", None),
+                       stderr_out=args.stderr_out)
+    except OSError as exc:
+        print(f"mcptrace capture stdio: cannot open the capture file: {exc}", file=sys.stderr)
+        code = 2
+    else:
+        try:
+            code = tee.run(banner=not args.quiet)
+        except OSError as exc:  # FileNotFoundError, PermissionError: the command cannot be run
+            tee.close()
+            print(f"mcptrace capture stdio: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+            code = 127
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,26 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m mcptrace.capture.stdio",
         description="stdio tee for MCP servers: passes bytes through and writes envelope JSONL.",
     )
-    parser.add_argument("--out", required=True, help="envelope JSONL file (appended)")
-    parser.add_argument("--connection-id", required=True, help="connection_id written into every envelope")
-    parser.add_argument("--bare", help="also append every raw line here (bare JSON-RPC NDJSON)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
-    args = parser.parse_args(argv)
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if not command:
-        parser.error("missing COMMAND after --")
-    tee = StdioTee(command, out=args.out, connection_id=args.connection_id, bare=args.bare)
-    try:
-        return tee.run()
-    except FileNotFoundError as exc:
-        print(f"mcptrace.capture.stdio: cannot run {command[0]!r}: {exc}", file=sys.stderr)
-        return 127
+    add_stdio_arguments(parser)
+    return run_args(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    # Daemon pump threads may still sit in a blocking read of our stdin; do not wait for them.
-    os._exit(code)
+    main()

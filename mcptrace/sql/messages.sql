@@ -90,7 +90,7 @@ SELECT $base_id + row_number() OVER (ORDER BY source_id, record_no, batch_index)
        source_id, record_no, ts,
        coalesce(direction, mcp_method_direction(method)) AS direction,
        transport, connection_id,
-       coalesce(h[5], h[6], h[7], h[8],
+       coalesce(h[5], h[6], h[7], h[8], http->>'$.mcp_session_id',
                 nullif(regexp_extract(h[2], '[?&]session_?[iI]d=([^&]+)', 1), '')) AS mcp_session_id,
        kind,
        CASE WHEN v[1] IS NOT NULL THEN v[1]::VARCHAR END AS rpc_id,

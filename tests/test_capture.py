@@ -1,0 +1,609 @@
+"""``mcptrace capture``: the stdio tee and the HTTP reverse proxy, with real MCP SDK processes.
+
+The clients are the official SDK ``Client`` run by this file as a script (``python
+tests/test_capture.py client MODE ...``, see the bottom), the server is ``mcptrace.samples.server``
+(stdio and Streamable HTTP; its tools served over the 2024-11-05 HTTP+SSE transport by ``python
+tests/test_capture.py sse-server``), and the recorders run as ``python -m mcptrace capture ...``.
+Everything listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+N_CALLS = 520  # tools/call per recorder, CONCURRENCY at a time, plus one timing call
+CONCURRENCY = 10
+PROGRESS_STEPS = 2  # every 10th call is long_task(steps=2): progress notifications over SSE
+TIMING_STEPS = 50  # long_task(steps=50): a progress event every 40 ms for 2 s
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers (pytest side)
+# ------------------------------------------------------------------------------------------------
+def _env(otlp: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    if otlp:
+        env["MCPTRACE_SAMPLES_OTLP_ENDPOINT"] = otlp
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+        try:
+            httpx.get(url, timeout=1.0, trust_env=False)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {url}")
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
+class Proxy:
+    """``mcptrace capture http`` on a free loopback port (read from the line it prints)."""
+
+    def __init__(self, tmp: Path, upstream: str, out: Path, *extra: str) -> None:
+        self.log = tmp / f"proxy-{_free_port()}.log"
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "mcptrace", "capture", "http", "--upstream", upstream, "--out", str(out), *extra],
+                cwd=ROOT, env=_env(), stdout=fh, stderr=fh, start_new_session=True,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            text = self.log.read_text(errors="replace")
+            if "listening on http://" in text:
+                self.url = text.split("listening on ", 1)[1].split()[0]
+                break
+            assert self.proc.poll() is None and time.monotonic() < deadline, text
+            time.sleep(0.05)
+        assert self.url.startswith("http://127.0.0.1:"), text
+        assert str(out.resolve()) in text
+
+    def stop(self) -> int:
+        return _stop(self.proc)
+
+
+def _http_server(tmp: Path, transport: str = "http") -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    if transport == "http":
+        cmd = [PY, "-m", "mcptrace.samples.server", "--transport", "http", "--port", str(port),
+               "--service-name", "capture-test-http", "--otlp-endpoint", "http://127.0.0.1:9/v1/traces"]
+    else:
+        cmd = [PY, str(Path(__file__).resolve()), "sse-server", "--port", str(port)]
+    log = open(tmp / f"server-{transport}-{port}.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url + "/", proc)
+    return proc, url
+
+
+def _run_client(*args: str, timeout: float = 90, otlp: str | None = None) -> dict[str, Any]:
+    r = subprocess.run([PY, str(Path(__file__).resolve()), "client", *args], cwd=ROOT, env=_env(otlp),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _envelopes(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _scope(e: dict[str, Any]) -> str:
+    """What pairs a request with its response: the transport session, else the connection."""
+    return (e.get("http") or {}).get("mcp_session_id") or e["connection_id"]
+
+
+def _check_stress_capture(path: Path, summary: dict[str, Any], transport: str) -> list[dict[str, Any]]:
+    """Every request, response and notification of the stress run is in the capture, in order."""
+    envs = _envelopes(path)
+    assert envs and all(e["transport"] == transport for e in envs)
+    assert all(isinstance(e["message"], dict) for e in envs), [e for e in envs if not isinstance(e["message"], dict)]
+    ts = [e["ts"] for e in envs]
+    assert all(t.endswith("Z") and len(t) == 27 for t in ts)  # RFC 3339 UTC, microseconds
+
+    if transport == "stdio":
+        # one lock for both directions: the whole file is in time order
+        assert ts == sorted(ts)
+    else:
+        # per stream (one HTTP exchange): the request first, then its events in arrival order
+        streams: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for e in envs:
+            streams[e["http"]["exchange_id"]].append(e)
+        for s in streams.values():
+            assert [e["ts"] for e in s] == sorted(e["ts"] for e in s)
+            dirs = [e["direction"] for e in s]
+            assert dirs == sorted(dirs)  # client_to_server (the POST body) before server_to_client
+        # and everything the proxy stamped as it arrived (all server-to-client) is in time order
+        s2c = [e["ts"] for e in envs if e["direction"] == "server_to_client"]
+        assert s2c == sorted(s2c)
+
+    requests: dict[tuple[str, str], tuple[int, dict]] = {}
+    responses: dict[tuple[str, str], tuple[int, dict]] = {}
+    progress: Counter = Counter()
+    for i, e in enumerate(envs):
+        m = e["message"]
+        key = (_scope(e), json.dumps(m.get("id")))
+        if e["direction"] == "client_to_server" and "method" in m and "id" in m:
+            assert key not in requests, f"request id reused while open: {key}"
+            requests[key] = (i, e)
+        elif e["direction"] == "server_to_client" and "method" not in m:
+            assert key not in responses, f"two responses for {key}"
+            responses[key] = (i, e)
+        elif m.get("method") == "notifications/progress":
+            assert e["direction"] == "server_to_client"
+            progress[json.dumps(m["params"]["progressToken"])] += 1
+
+    calls = {k: v for k, v in requests.items() if v[1]["message"]["method"] == "tools/call"}
+    assert len(calls) == N_CALLS + 1
+    for key, (i, req) in requests.items():
+        assert key in responses, f"no response to {req['message']}"
+        j, resp = responses[key]
+        assert j > i and resp["ts"] >= req["ts"], (req, resp)
+        assert "error" not in resp["message"], resp
+    assert set(responses) <= set(requests)
+
+    # progress: every long_task's token got one notification per step, sent before its response
+    steps = {}
+    for key, (_i, req) in calls.items():
+        params = req["message"]["params"]
+        if params["name"] == "long_task":
+            token = json.dumps(params["_meta"]["progressToken"])
+            steps[token] = params["arguments"]["steps"]
+    assert len(steps) == N_CALLS // 10 + 1
+    assert dict(progress) == steps
+    assert summary["progress_callbacks"] == sum(steps.values())
+    assert summary["ok"] == N_CALLS + 1 and summary["errors"] == []
+    if transport == "streamable_http":  # one envelope per SSE event, each with its id (the server keeps events)
+        ids = [e["http"]["sse_event_id"] for e in envs if e["direction"] == "server_to_client"]
+        assert None not in ids and len(set(ids)) == len(ids)
+    return envs
+
+
+def _check_loads(path: Path, transport: str) -> None:
+    import mcptrace
+
+    ws = mcptrace.load(path)
+    try:
+        assert ws.sql("SELECT count(*) FROM rejects").rows() == [(0,)]
+        rows = ws.sql("SELECT status, count(*) FROM calls WHERE method = 'tools/call' GROUP BY 1").rows()
+        assert rows == [("ok", N_CALLS + 1)]
+        rows = ws.sql("SELECT DISTINCT status FROM calls").rows()
+        assert rows == [("ok",)]
+        n = ws.sql("SELECT count(*) FROM messages WHERE method = 'notifications/progress'").rows()[0][0]
+        assert n == (N_CALLS // 10) * PROGRESS_STEPS + TIMING_STEPS
+        assert ws.sql("SELECT DISTINCT transport FROM messages").rows() == [(transport,)]
+        assert ws.sql("SELECT count(*) FROM gaps WHERE code IN ('unanswered_request', 'orphan_response', "
+                      "'duplicate_request_id', 'unknown_progress_token', 'session_split')").rows() == [(0,)]
+        assert ws.sql("SELECT count(DISTINCT coalesce(mcp_session_id, connection_id)) FROM calls").rows() == [(1,)]
+    finally:
+        ws.close()
+
+
+def _check_no_buffering(summary: dict[str, Any]) -> None:
+    """long_task(steps=50) reports progress every 40 ms for 2 s: the first event must arrive long
+    before the result (a proxy holding the stream to its end would deliver both together)."""
+    t = summary["timing"]
+    assert t["n_progress"] == TIMING_STEPS
+    assert t["result"] - t["first_progress"] > 1.2, t
+    assert t["first_progress"] < 1.0, t  # measured from the call's start
+
+
+# ------------------------------------------------------------------------------------------------
+# fixtures
+# ------------------------------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def otlp(tmp_path_factory):
+    """Where the sample server processes send their spans (they flush on exit)."""
+    from mcptrace.samples.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver(str(tmp_path_factory.mktemp("otlp") / "traces.jsonl")).start()
+    yield receiver.endpoint
+    receiver.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# (1) + (2): 500+ calls through each recorder, nothing lost, in order, rebuilt by the loader;
+#            progress reaches the client while the tool still runs
+# ------------------------------------------------------------------------------------------------
+def test_stdio_tee_records_every_message_in_order(tmp_path, otlp):
+    out, err = tmp_path / "stdio.jsonl", tmp_path / "stderr.log"
+    summary = _run_client("stdio", "--out", str(out), "--stderr-out", str(err), otlp=otlp)
+    envs = _check_stress_capture(out, summary, "stdio")
+    conns = {e["connection_id"] for e in envs}
+    assert len(conns) == 1 and next(iter(conns)).startswith("stdio:mcptrace.samples.server:")
+    assert err.exists()  # --stderr-out: the server's stderr (quiet here) is recorded there
+    _check_loads(out, "stdio")
+    _check_no_buffering(summary)
+
+
+def test_http_proxy_records_every_message_in_order(tmp_path):
+    server, upstream = _http_server(tmp_path)
+    out, har = tmp_path / "http.jsonl", tmp_path / "http.har"
+    proxy = Proxy(tmp_path, upstream, out, "--har", str(har))
+    try:
+        summary = _run_client("http", "--url", proxy.url + "/mcp")
+    finally:
+        assert proxy.stop() == 0
+        _stop(server, signal.SIGKILL)
+    envs = _check_stress_capture(out, summary, "streamable_http")
+    # Mcp-Session-Id lifted into every envelope, initialize included (its response assigned it)
+    sids = {e["http"]["mcp_session_id"] for e in envs}
+    assert len(sids) == 1 and None not in sids
+    assert all(e["http"]["status"] == 200 or (e["http"]["status"] == 202 and "id" not in e["message"])
+               for e in envs)
+    _check_loads(out, "streamable_http")
+    _check_no_buffering(summary)
+    entries = json.loads(har.read_text())["log"]["entries"]
+    assert sum(1 for x in entries if '"tools/call"' in (x["request"].get("postData") or {}).get("text", "")) \
+        == N_CALLS + 1
+
+
+def test_http_proxy_legacy_sse_transport(tmp_path):
+    """2024-11-05 HTTP+SSE: GET /sse announces the POST endpoint; responses come back on that stream."""
+    server, upstream = _http_server(tmp_path, "sse")
+    out = tmp_path / "sse.jsonl"
+    proxy = Proxy(tmp_path, upstream, out)
+    try:
+        summary = _run_client("sse", "--url", proxy.url + "/sse")
+    finally:
+        assert proxy.stop() == 0
+        _stop(server, signal.SIGKILL)
+    envs = _check_stress_capture(out, summary, "sse")
+    posts = [e for e in envs if e["direction"] == "client_to_server"]
+    stream = [e for e in envs if e["direction"] == "server_to_client"]
+    assert {e["http"]["method"] for e in posts} == {"POST"} and {e["http"]["status"] for e in posts} == {None}
+    assert {e["http"]["method"] for e in stream} == {"GET"} and {e["http"]["path"] for e in stream} == {"/sse"}
+    sid = {e["connection_id"] for e in envs}
+    assert len(sid) == 1 and all(e["http"]["path"] == f"/messages/?session_id={next(iter(sid))}" for e in posts)
+    _check_loads(out, "sse")
+
+
+# ------------------------------------------------------------------------------------------------
+# (3) failures: the client leaves mid-stream, the upstream dies; the proxy lives on and says so
+# ------------------------------------------------------------------------------------------------
+def _post(client, url: str, body: dict, sid: str | None = None, **headers: str):
+    h = {"accept": "application/json, text/event-stream", "content-type": "application/json", **headers}
+    if sid:
+        h["mcp-session-id"] = sid
+    return client.stream("POST", url, json=body, headers=h)
+
+
+def _first_event(lines) -> str:
+    for line in lines:
+        if line.startswith("data: ") and line[6:].strip():
+            return line[6:]
+    raise AssertionError("stream ended without an event")
+
+
+def test_http_proxy_survives_disconnects_and_upstream_death(tmp_path):
+    import httpx
+
+    import mcptrace
+
+    server, upstream = _http_server(tmp_path)
+    out = tmp_path / "fail.jsonl"
+    previous = b'{"ts":"2026-01-01T00:00:00.000000Z","direction":"client_to_server","transport":"stdio",' \
+               b'"connection_id":"earlier-run","message":{"jsonrpc":"2.0","id":"x","method":"ping"}}\n'
+    out.write_bytes(previous)  # (5) an existing capture is appended to
+    proxy = Proxy(tmp_path, upstream, out)
+    url = proxy.url + "/mcp"
+
+    def call(i: int, tool: str, args: dict) -> dict:
+        return {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                "params": {"name": tool, "arguments": args, "_meta": {"progressToken": f"p{i}"}}}
+
+    try:
+        with httpx.Client(timeout=10, trust_env=False) as c:
+            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "raw-client", "version": "1"}}}
+            with _post(c, url, init, authorization="Bearer s3cret", cookie="a=b") as r:
+                assert r.status_code == 200
+                sid = r.headers["mcp-session-id"]
+                json.loads(_first_event(r.iter_lines()))
+            with _post(c, url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, sid) as r:
+                assert r.status_code == 202
+
+            # the client disconnects mid-stream: after the first progress event of a 2 s task
+            with _post(c, url, call(2, "long_task", {"steps": 50}), sid) as r:
+                assert json.loads(_first_event(r.iter_lines()))["method"] == "notifications/progress"
+            # the proxy carries on
+            with _post(c, url, call(3, "divide", {"a": 1, "b": 4}), sid) as r:
+                assert json.loads(_first_event(r.iter_lines()))["result"]["structuredContent"] == {"result": 0.25}
+
+            # the upstream dies mid-stream: the stream breaks, the next request gets a 502
+            with _post(c, url, call(4, "long_task", {"steps": 50}), sid) as r:
+                lines = r.iter_lines()
+                assert json.loads(_first_event(lines))["method"] == "notifications/progress"
+                server.kill()
+                server.wait(timeout=5)
+                with pytest.raises(httpx.HTTPError):  # the proxy passes the break on
+                    for _ in lines:
+                        pass
+            with _post(c, url, call(5, "divide", {"a": 1, "b": 2}), sid) as r:
+                assert r.status_code == 502
+                r.read()
+            assert proxy.proc.poll() is None
+            # still serving (and still recording) after all that
+            with _post(c, url, call(6, "divide", {"a": 1, "b": 2}), sid) as r:
+                assert r.status_code == 502
+    finally:
+        assert proxy.stop() == 0
+        _stop(server, signal.SIGKILL)
+
+    data = out.read_bytes()
+    assert data.startswith(previous)
+    envs = _envelopes(out)[1:]
+    by_id: dict[Any, list[dict]] = defaultdict(list)
+    notes = []
+    for e in envs:
+        if e["message"] is None:
+            notes.append(e)
+        elif "id" in e["message"]:
+            by_id[e["message"]["id"]].append(e)
+    # credentials redacted by default; the session id lifted
+    assert by_id[1][0]["http"]["request_headers"]["authorization"] == "[REDACTED]"
+    assert by_id[1][0]["http"]["request_headers"]["cookie"] == "[REDACTED]"
+    assert b"s3cret" not in data
+    assert {e["http"]["mcp_session_id"] for e in envs} == {sid}
+    # 2: the request, no response, and a record saying the client left with it unanswered
+    assert [e["direction"] for e in by_id[2]] == ["client_to_server"]
+    # 3 answered
+    assert [e["direction"] for e in by_id[3]] == ["client_to_server", "server_to_client"]
+    # 4: the request, no response, a reset
+    assert [e["direction"] for e in by_id[4]] == ["client_to_server"]
+    # 5, 6: 502 in the request's http metadata
+    for i in (5, 6):
+        (req,) = by_id[i]
+        assert req["http"]["status"] == 502 and req["http"]["error"].startswith("upstream_error: ConnectError")
+    errors = [n["http"]["error"] for n in notes]
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("client_disconnected") and "id 2" in errors[0]
+    assert errors[1].startswith("upstream_reset") and "id 4" in errors[1]
+    assert [n["http"]["exchange_id"] for n in notes] == [by_id[2][0]["http"]["exchange_id"],
+                                                         by_id[4][0]["http"]["exchange_id"]]
+
+    ws = mcptrace.load(out)
+    try:
+        rows = ws.sql("SELECT rpc_id, status FROM calls WHERE connection_id <> 'earlier-run' ORDER BY start_ts").rows()
+        assert rows == [("1", "ok"), ("2", "unanswered"), ("3", "ok"), ("4", "unanswered"), ("5", "unanswered"),
+                        ("6", "unanswered")]
+        # the two stream-end records have no message: listed as rejects, with the error in their raw line
+        rej = ws.sql("SELECT raw FROM rejects ORDER BY record_no").rows()
+        assert len(rej) == 2
+    finally:
+        ws.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# (4) the stdio tee: bytes unchanged both ways, exit code, signals; (5) appends
+# ------------------------------------------------------------------------------------------------
+PAYLOAD = (
+    b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"x":"\xc3\xa9\xe2\x82\xac"}}\n'
+    b'{"jsonrpc":"2.0","id":2,"method":"ping"}\r\n'
+    b"\n"
+    b"not json at all\n"
+    b"\xff\xfe invalid utf-8 \x00\n"
+    b'[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"}]\n'
+    + b'{"jsonrpc":"2.0","id":4,"method":"big","params":{"blob":"' + b"a" * 300_000 + b'"}}\n'
+    + b'{"jsonrpc":"2.0","id":5,"method":"no newline at the end"}'
+)
+
+
+def _tee(out: Path, *command: str, stdin: bytes = b"", extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "mcptrace", "capture", "stdio", "--out", str(out), *extra, "--", *command],
+                          input=stdin, capture_output=True, cwd=ROOT, env=_env(), timeout=30)
+
+
+def test_stdio_tee_passes_bytes_through_unchanged_and_returns_the_exit_code(tmp_path):
+    out, got, err = tmp_path / "tee.jsonl", tmp_path / "server-received.bin", tmp_path / "stderr.log"
+    server = f"tee {got}; echo 'server log line' >&2; exit 7"  # the "server" echoes what it received
+    r = _tee(out, "sh", "-c", server, stdin=PAYLOAD, extra=("--stderr-out", str(err), "--quiet"))
+    assert r.returncode == 7
+    assert got.read_bytes() == PAYLOAD  # what the server received is what the client sent
+    assert r.stdout == PAYLOAD  # and what the client got back is what the server wrote
+    assert r.stderr == b"server log line\n"  # stderr passed through
+    assert err.read_text().endswith(" server log line\n")
+
+    envs = _envelopes(out)
+    lines = [line for line in PAYLOAD.split(b"\n") if line.strip()]
+    for direction in ("client_to_server", "server_to_client"):
+        mine = [e for e in envs if e["direction"] == direction]
+        assert len(mine) == len(lines)
+        assert [e["message"] is None for e in mine] == [False, False, True, True, False, False, False]
+        assert mine[2]["raw"] == "not json at all" and mine[3]["raw"].endswith(" invalid utf-8 \x00")
+        assert mine[1]["message"]["id"] == 2 and mine[4]["message"][0]["id"] == 3
+        assert len(mine[5]["message"]["params"]["blob"]) == 300_000 and mine[6]["message"]["id"] == 5
+    assert [e["ts"] for e in envs] == sorted(e["ts"] for e in envs)
+    assert len({e["connection_id"] for e in envs}) == 1 and envs[0]["connection_id"].startswith("stdio:sh:")
+
+
+def test_stdio_tee_forwards_signals_and_reports_them(tmp_path):
+    out = tmp_path / "sig.jsonl"
+    proc = subprocess.Popen([PY, "-m", "mcptrace", "capture", "stdio", "--out", str(out), "--", "sleep", "30"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            env=_env())
+    import select
+
+    ready, _, _ = select.select([proc.stderr], [], [], 15)  # the banner: the child is running
+    assert ready
+    assert b"recording sleep 30" in proc.stderr.readline()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 5
+    proc.stdin.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    # a command that cannot be run
+    r = _tee(out, "/nonexistent/server")
+    assert r.returncode == 127 and b"cannot run" in r.stderr
+
+
+def test_stdio_capture_appends_with_a_fresh_connection_id_per_process(tmp_path):
+    out = tmp_path / "append.jsonl"
+    out.write_bytes(b'{"earlier": "content"}\n')
+    for i in (1, 2):
+        r = _tee(out, "cat", stdin=b'{"jsonrpc":"2.0","id":%d,"method":"ping"}\n' % i)
+        assert r.returncode == 0
+    lines = out.read_bytes().splitlines()
+    assert lines[0] == b'{"earlier": "content"}' and len(lines) == 5
+    envs = [json.loads(x) for x in lines[1:]]
+    assert [e["message"]["id"] for e in envs] == [1, 1, 2, 2]
+    assert envs[0]["connection_id"] == envs[1]["connection_id"] != envs[2]["connection_id"]
+
+
+def test_redaction_can_be_turned_off_and_listen_is_loopback_only(tmp_path):
+    from mcptrace.capture._common import redact_headers, redact_query
+
+    h = [(b"Authorization", b"Bearer x"), (b"X-Goog-Api-Key", b"k"), (b"Mcp-Session-Id", b"s")]
+    assert redact_headers(h) == {"authorization": "[REDACTED]", "x-goog-api-key": "[REDACTED]",
+                                 "mcp-session-id": "s"}
+    assert redact_headers(h, redact=False)["authorization"] == "Bearer x"
+    assert redact_query("/sse?session_id=1&api_key=2") == "/sse?session_id=1&api_key=[REDACTED]"
+    r = subprocess.run([PY, "-m", "mcptrace", "capture", "http", "--listen", "0.0.0.0:0", "--upstream",
+                        "http://127.0.0.1:9", "--out", str(tmp_path / "x.jsonl")],
+                       capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=30)
+    assert r.returncode == 2 and "non-loopback" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# the client and the legacy-SSE server (run as scripts by the tests above)
+# ------------------------------------------------------------------------------------------------
+async def _client_main(args: Any) -> dict[str, Any]:
+    import anyio
+    from mcp import Client, StdioServerParameters
+    from mcp.client.sse import sse_client
+
+    if args.mode == "stdio":
+        tee = ["-m", "mcptrace", "capture", "stdio", "--quiet", "--out", args.out]
+        if args.stderr_out:
+            tee += ["--stderr-out", args.stderr_out]
+        server = [PY, "-m", "mcptrace.samples.server", "--transport", "stdio", "--service-name", "capture-test"]
+        target: Any = StdioServerParameters(command=PY, args=[*tee, "--", *server], cwd=str(ROOT),
+                                            env={"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+                                                 "MCPTRACE_SAMPLES_OTLP_ENDPOINT":
+                                                     os.environ.get("MCPTRACE_SAMPLES_OTLP_ENDPOINT", "")})
+    elif args.mode == "http":
+        target = args.url
+    else:
+        target = sse_client(args.url)
+
+    summary: dict[str, Any] = {"ok": 0, "errors": [], "progress_callbacks": 0, "timing": {}}
+    limiter = anyio.CapacityLimiter(CONCURRENCY)
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        summary["progress_callbacks"] += 1
+
+    async def one(client: Any, i: int) -> None:
+        async with limiter:
+            try:
+                if i % 10 == 0:
+                    res = await client.call_tool("long_task", {"steps": PROGRESS_STEPS}, progress_callback=on_progress)
+                    good = res.content[0].text == f"done in {PROGRESS_STEPS} steps"
+                elif i % 10 == 5:
+                    res = await client.call_tool("search", {"query": f"q{i}"})
+                    good = res.content[0].text.startswith("3 results")
+                else:
+                    res = await client.call_tool("divide", {"a": i, "b": 4})
+                    good = float(res.content[0].text) == i / 4
+                good = good and not res.is_error
+            except Exception as exc:  # noqa: BLE001 - reported to the test
+                summary["errors"].append(f"{i}: {exc!r}")
+                return
+            if good:
+                summary["ok"] += 1
+            else:
+                summary["errors"].append(f"{i}: {res}")
+
+    async def timing(client: Any) -> None:
+        t0 = time.monotonic()
+        seen: list[float] = []
+
+        async def on_timing_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(time.monotonic() - t0)
+            summary["progress_callbacks"] += 1
+
+        res = await client.call_tool("long_task", {"steps": TIMING_STEPS}, progress_callback=on_timing_progress)
+        summary["timing"] = {"first_progress": seen[0] if seen else None, "result": time.monotonic() - t0,
+                             "n_progress": len(seen)}
+        if res.is_error:
+            summary["errors"].append(f"timing: {res}")
+        else:
+            summary["ok"] += 1
+
+    async with Client(target, mode="legacy") as client:
+        await client.list_tools()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(timing, client)
+            await anyio.sleep(0.05)
+            for i in range(N_CALLS):
+                tg.start_soon(one, client, i)
+    return summary
+
+
+def _sse_server(port: int) -> None:
+    import uvicorn
+
+    from mcptrace.samples.server import weather
+
+    uvicorn.run(weather.sse_app(host="127.0.0.1"), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    import anyio
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    cp = sub.add_parser("client")
+    cp.add_argument("mode", choices=["stdio", "http", "sse"])
+    cp.add_argument("--out")
+    cp.add_argument("--stderr-out")
+    cp.add_argument("--url")
+    sp = sub.add_parser("sse-server")
+    sp.add_argument("--port", type=int, required=True)
+    a = parser.parse_args()
+    if a.cmd == "client":
+        print(json.dumps(anyio.run(_client_main, a)), flush=True)
+    else:
+        _sse_server(a.port)
