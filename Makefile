@@ -19,10 +19,12 @@ venv: $(PY)
 venv-test: $(PY)
 	$(PIP) install -q -e '.[test]'
 
-# kaleido (PNG/SVG export) drives a system Chromium.
+# kaleido (PNG/SVG export) drives a system Chromium; the browser tests drive it through the
+# system chromedriver (Debian's chromium-driver): no browser is ever downloaded.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium ; }
+	@{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ; } && \
+	  command -v chromedriver >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver ; }
 
 demo: venv chromium
 	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out

@@ -14,9 +14,19 @@ from mcptrace.workspace import Workspace, load, open
 
 __version__ = "0.1.0"
 
+
+def explore(workspace: Workspace, session_id: str | None = None):
+    """An ipywidgets explorer of ``workspace`` (session picker, filters, timeline, waterfall,
+    gap list, message inspector); see :func:`mcptrace.explorer.explore`."""
+    from mcptrace.explorer import explore as _explore
+
+    return _explore(workspace, session_id)
+
+
 __all__ = [
     "load",
     "open",
+    "explore",
     "Workspace",
     "Result",
     "KeyConfig",

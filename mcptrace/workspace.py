@@ -161,6 +161,12 @@ class Workspace:
 
         return adjust_clock_skew(self, tolerance_ms)
 
+    def explore(self, session_id: str | None = None):
+        """An ipywidgets explorer of this workspace for Jupyter; see :func:`mcptrace.explorer.explore`."""
+        from mcptrace.explorer import explore
+
+        return explore(self, session_id)
+
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()
