@@ -2,11 +2,13 @@
 
 PNG and SVG go through kaleido (v1), which drives a system Chromium/Chrome found on the
 PATH or at ``/usr/bin/chromium`` (Debian package ``chromium``); ``BROWSER_PATH`` overrides.
+One browser process serves every image a process writes (kaleido's sync server).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 
 import plotly.graph_objects as go
@@ -14,6 +16,21 @@ import plotly.graph_objects as go
 from mcptrace.errors import MCPTraceError
 
 FORMATS = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg"}
+
+_server_started = False
+
+
+def _browser() -> None:
+    """Keep one Chromium process (kaleido's sync server) for every image this process writes."""
+    global _server_started
+    if not _server_started:
+        import atexit
+
+        import kaleido
+
+        kaleido.start_sync_server(silence_warnings=True)
+        atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+        _server_started = True
 
 
 def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: bool | str = True,
@@ -34,7 +51,10 @@ def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: b
         fig.write_html(path, include_plotlyjs=include_plotlyjs, full_html=True)
         return path
     try:
-        fig.write_image(path, format=fmt, width=width, height=height or fig.layout.height or 600, scale=scale)
+        _browser()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            fig.write_image(path, format=fmt, width=width, height=height or fig.layout.height or 600, scale=scale)
     except Exception as e:  # kaleido raises several classes when Chromium is missing
         if "browser" in str(e).lower() or "chrome" in str(e).lower():
             raise MCPTraceError(f"{path}: PNG/SVG export needs Chromium: apt-get install chromium ({e})") from e
