@@ -70,7 +70,7 @@ def assign_lanes(starts: list, ends: list) -> list[int]:
 
 
 def _esc(v: object) -> str:
-    return html.escape("" if v is None else str(v), quote=True)
+    return html.escape("" if v is None else str(v), quote=False)  # plotly text: tags matter, quotes do not
 
 
 def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = None, height: int | None = None) -> go.Figure:

@@ -26,7 +26,7 @@ UNLINKED_CODES = ("server_span_unlinked", "downstream_unlinked", "server_span_mi
 
 
 def _esc(v: object) -> str:
-    return html.escape("" if v is None else str(v), quote=True)
+    return html.escape("" if v is None else str(v), quote=False)  # plotly text: tags matter, quotes do not
 
 
 def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48) -> go.Figure:

@@ -588,7 +588,7 @@ def _sse_upstream(port: int):
 
 
 def test_capture_proxy_writes_a_har_that_loads_like_its_envelopes(tmp_path):
-    httpx = pytest.importorskip("httpx")
+    import httpx
     up_port, proxy_port = _free_port(), _free_port()
     server, thread = _sse_upstream(up_port)
     out, har = tmp_path / "proxy.jsonl", tmp_path / "proxy.har"

@@ -66,7 +66,7 @@ def test_hostile_strings_are_escaped_in_hover(tmp_path):
     ws = mcptrace.load(write_lines(tmp_path / "hostile_tool_name.jsonl", lines))
     fig = ws.timeline(ws.busiest_session())
     hover = "\n".join(str(v) for t in fig.data if t.customdata is not None for row in t.customdata for v in row)
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in hover
+    assert "&lt;img src=x onerror=\"alert(1)\"&gt;" in hover
     assert "<img" not in hover
 
 

@@ -290,18 +290,9 @@ def _env(otlp_endpoint: str, pid_dir: Path) -> dict[str, str]:
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    import httpx
+    from mcptrace.samples.__main__ import _wait_http as wait
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(map(str, proc.args))} exited early with code {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {url}")
+    wait(url, proc, timeout)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
