@@ -23,9 +23,18 @@ def explore(workspace: Workspace, session_id: str | None = None):
     return _explore(workspace, session_id)
 
 
+def open_dataset(directory):
+    """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` without copying it;
+    see :func:`mcptrace.export.open_dataset`."""
+    from mcptrace.export import open_dataset as _open_dataset
+
+    return _open_dataset(directory)
+
+
 __all__ = [
     "load",
     "open",
+    "open_dataset",
     "explore",
     "Workspace",
     "Result",

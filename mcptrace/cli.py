@@ -113,10 +113,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mcptrace.export import write_chrome_trace, write_table
+    from mcptrace.export import write_chrome_trace, write_dataset, write_table
 
     with _open_existing(args.db) as ws:
         try:
+            if args.parquet:
+                write_dataset(ws, args.parquet)
+                print(f"wrote {args.parquet} (every table, Hive-partitioned by source and day)")
             if args.chrome_trace:
                 session = args.session or ws.busiest_session()
                 write_chrome_trace(ws, session, args.chrome_trace)
@@ -215,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--chrome-trace", metavar="PATH", help="write the session as Chrome Trace Event JSON (Perfetto)")
     ep.add_argument("--table", action="append", metavar="TABLE=PATH",
                     help="write a table to .parquet or .csv, e.g. calls=out/calls.parquet (repeatable)")
+    ep.add_argument("--parquet", metavar="DIR",
+                    help="write every table as a Hive-partitioned Parquet dataset (open it with mcptrace.open_dataset)")
     ep.set_defaults(func=cmd_export)
 
     from mcptrace.capture._cli import add_capture_arguments

@@ -25,3 +25,20 @@ def test_dataset_round_trip(samples_ws, tmp_path):
     sid = samples_ws.busiest_session()
     assert attached.busiest_session() == sid
     assert list(attached.tree(sid)["node_id"]) == list(samples_ws.tree(sid)["node_id"])
+
+
+def test_export_parquet_cli(tmp_path):
+    import subprocess
+    import sys
+
+    import mcptrace
+    from conftest import ROOT, SAMPLES
+
+    db = tmp_path / "x.duckdb"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "mcptrace", *map(str, a)], capture_output=True,
+                                    text=True, cwd=ROOT, timeout=300)
+    assert run("load", SAMPLES, "--db", db).returncode == 0
+    r = run("export", "--db", db, "--parquet", tmp_path / "ds")
+    assert r.returncode == 0, r.stderr
+    ws = mcptrace.open_dataset(tmp_path / "ds")
+    assert len(ws.calls()) == len(mcptrace.open(str(db)).calls())
