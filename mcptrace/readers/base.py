@@ -56,7 +56,8 @@ def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
                 err_list.append(f"invalid UTF-8 at byte {e.start}")
         text, errs = pa.array(texts, pa.string()), pa.array(err_list, pa.string())
     text = pc.replace_substring_regex(text, "\r$", "")
-    keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    # blank means JSON whitespace only; other control characters are a (bad) record
+    keep = pc.greater(pc.utf8_length(pc.utf8_trim(text, characters=" \t\n\r\x0b\x0c")), 0)
     return pa.table({"record_no": nos, "line": text, "decode_error": errs}, schema=LINES_SCHEMA).filter(keep)
 
 
