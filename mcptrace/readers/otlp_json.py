@@ -122,6 +122,10 @@ WITH parsed AS (
     SELECT record_no, res_attrs, scope_name, unnest(span_list) AS span FROM ss2
 ), {SPAN_ROWS_SQL}
 UNION ALL BY NAME
+SELECT record_no, 'resourceSpans entry has neither scopeSpans nor instrumentationLibrarySpans' AS reject_reason,
+       left(rs::VARCHAR, 4096) AS raw
+FROM rs WHERE NOT json_exists(rs, '$.scopeSpans') AND NOT json_exists(rs, '$.instrumentationLibrarySpans')
+UNION ALL BY NAME
 SELECT record_no,
        CASE WHEN decode_error IS NOT NULL THEN decode_error
             WHEN NOT ok THEN 'invalid JSON'
