@@ -467,12 +467,7 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
 # -- structure -----------------------------------------------------------------------------------
 
 
-def _attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    out = {}
-    for kv in items or []:
-        v = kv.get("value", {})
-        out[kv["key"]] = next(iter(v.values()), None) if v else None
-    return out
+from mcptrace.samples.check import _attrs  # noqa: E402 - OTLP attribute lists as plain dicts
 
 
 def load_spans(path: Path) -> list[dict[str, Any]]:
