@@ -40,7 +40,7 @@ incidents: venv-test
 	$(PY) -m mcptrace.samples.incidents data/incidents
 
 bench: venv-test
-	$(PY) benchmarks/load_100k.py
+	$(PY) benchmarks/bench.py --out out/bench
 
 clean:
 	rm -rf out .pytest_cache test-artifacts

@@ -1,6 +1,6 @@
 """Where does an mcptrace load spend its time? Times every SQL statement a load runs.
 
-    .venv/bin/python benchmarks/profile_load.py FILE.jsonl [--top 15]
+    .venv/bin/python benchmarks/profile_load.py FILE [FILE ...] [--top 15]
 
 Runs the same code as ``mcptrace.load([FILE], db=...)`` (``connect`` + ``Loader.load`` +
 ``analysis.rebuild``) with the DuckDB connection wrapped in a proxy that times each
@@ -61,14 +61,14 @@ class _Lazy:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("file")
+    ap.add_argument("files", nargs="+")
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         con = TimedConnection(loader.connect(os.path.join(tmp, "p.duckdb")))
         t1 = time.perf_counter()
-        loader.Loader(con).load([args.file])
+        loader.Loader(con).load(args.files)
         t2 = time.perf_counter()
         analysis.rebuild(con)
         t3 = time.perf_counter()

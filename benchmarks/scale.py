@@ -1,8 +1,11 @@
-"""Scale real envelope captures up to N messages by repeating them.
+"""Scale real captures up to N messages and M spans by repeating them.
 
-The source files (by default the captured samples ``data/samples/agent_stdio.jsonl`` and
-``data/samples/ide_http.jsonl``) are read in order as one *unit*; the unit is written again
-and again until ``n_messages`` lines are out (the last copy is cut short). Copy 0 is the
+The envelope sources (by default the captured samples ``data/samples/agent_stdio.jsonl``,
+``ide_http.jsonl`` and ``plain_stdio.jsonl``: parallel turns with ``anthropic/session``, Streamable
+HTTP with SSE blocks, a host without tracing whose server dies mid-call) are read in order as one
+*unit*; the unit is written again and again until ``n_messages`` lines are out (the last copy is
+cut short). The OTLP/JSON trace dump (``data/samples/traces.otlp.jsonl``, Collector file-exporter
+lines) is repeated the same way, span by span, until ``n_spans`` spans are out. Copy 0 is the
 original verbatim; copy k > 0 gets fresh values so copies never correlate with each other:
 
 * ``connection_id``                                  -> ``<id>~k``
@@ -11,11 +14,15 @@ original verbatim; copy k > 0 gets fresh values so copies never correlate with e
 * the trace-id of every traceparent (``_meta.traceparent`` and an HTTP ``traceparent`` header)
   -> a deterministic fresh 32-hex id per (copy, original trace-id); parent-id and flags are kept
 * ``ts`` -> ``ts + k * (span of the unit + 1 s)``, so copies follow each other in time.
+* spans: ``traceId`` (and links' ``traceId``) -> the same fresh id as the messages of copy k, span
+  ids kept (a trace-id is unique per copy, so (trace-id, span-id) is), ``startTimeUnixNano`` /
+  ``endTimeUnixNano`` / event times shifted by the same step, ``gen_ai.conversation.id`` and
+  ``mcp.session.id`` attributes suffixed ``~k`` like the session keys.
 
 Everything else (other ``_meta`` keys, SSE event ids, JSON-RPC ids, line order, parallel
 turns) is kept as is. The output is deterministic.
 
-    .venv/bin/python benchmarks/scale.py out/bench/envelope_100k.jsonl --messages 100000
+    .venv/bin/python benchmarks/scale.py out/bench --messages 1000000 --spans 1000000
 """
 
 from __future__ import annotations
@@ -28,7 +35,11 @@ from datetime import datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCES = [os.path.join(ROOT, "data", "samples", "agent_stdio.jsonl"),
-                   os.path.join(ROOT, "data", "samples", "ide_http.jsonl")]
+                   os.path.join(ROOT, "data", "samples", "ide_http.jsonl"),
+                   os.path.join(ROOT, "data", "samples", "plain_stdio.jsonl")]
+DEFAULT_TRACES = os.path.join(ROOT, "data", "samples", "traces.otlp.jsonl")
+#: span attributes that carry a session key: suffixed per copy like ``_meta`` session keys
+SESSION_ATTRIBUTES = ("gen_ai.conversation.id", "mcp.session.id")
 SESSION_META_KEY = "anthropic/session"
 
 
@@ -84,16 +95,20 @@ def _rewrite_http(http: object, copy: int) -> None:
                 headers[name] = _traceparent(value, copy)
 
 
+def _envelope_unit(src_paths: list[str]) -> tuple[list[str], list[datetime], timedelta]:
+    unit = [line for p in src_paths for line in open(p, encoding="utf-8").read().splitlines() if line.strip()]
+    if not unit:
+        raise ValueError("no envelope lines in the sources")
+    times = [_parse_ts(json.loads(line)["ts"]) for line in unit]
+    return unit, times, (max(times) - min(times)) + timedelta(seconds=1)
+
+
 def scale_envelope(src_paths: list[str], out_path: str, n_messages: int) -> int:
     """Write ``n_messages`` envelope lines to ``out_path`` made of renumbered copies of ``src_paths``.
 
     Returns the number of lines written.
     """
-    unit = [line for p in src_paths for line in open(p, encoding="utf-8").read().splitlines() if line.strip()]
-    if not unit:
-        raise ValueError("no envelope lines in the sources")
-    times = [_parse_ts(json.loads(line)["ts"]) for line in unit]
-    step = (max(times) - min(times)) + timedelta(seconds=1)
+    unit, times, step = _envelope_unit(src_paths)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     written = 0
     with open(out_path, "w", encoding="utf-8") as out:
@@ -117,14 +132,84 @@ def scale_envelope(src_paths: list[str], out_path: str, n_messages: int) -> int:
     return written
 
 
+def _rewrite_span(span: dict, copy: int, shift_ns: int) -> None:
+    if isinstance(span.get("traceId"), str) and len(span["traceId"]) == 32:
+        span["traceId"] = _fresh_trace_id(span["traceId"].lower(), copy)
+    for key in ("startTimeUnixNano", "endTimeUnixNano"):
+        if key in span:
+            span[key] = str(int(span[key]) + shift_ns)
+    for event in span.get("events") or []:
+        if "timeUnixNano" in event:
+            event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+    for link in span.get("links") or []:
+        if isinstance(link.get("traceId"), str) and len(link["traceId"]) == 32:
+            link["traceId"] = _fresh_trace_id(link["traceId"].lower(), copy)
+    for attr in span.get("attributes") or []:
+        value = attr.get("value") or {}
+        if attr.get("key") in SESSION_ATTRIBUTES and isinstance(value.get("stringValue"), str):
+            value["stringValue"] = f"{value['stringValue']}~{copy}"
+
+
+def scale_spans(trace_path: str, out_path: str, n_spans: int, step: timedelta) -> int:
+    """Write OTLP/JSON lines holding ``n_spans`` spans: copies of ``trace_path`` shifted by ``step``.
+
+    Each output line is one source line (one ``ExportTraceServiceRequest``) of copy k; the last
+    line is cut short so exactly ``n_spans`` spans are written. Returns the number of spans.
+    """
+    unit = [json.loads(line) for line in open(trace_path, encoding="utf-8") if line.strip()]
+    per_unit = sum(len(ss.get("spans", [])) for req in unit for rs in req["resourceSpans"] for ss in rs["scopeSpans"])
+    if not per_unit:
+        raise ValueError(f"{trace_path}: no spans")
+    step_ns = int(step.total_seconds() * 1e6) * 1000
+    written = 0
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as out:
+        copy = 0
+        while written < n_spans:
+            for req in unit:
+                if written == n_spans:
+                    break
+                req = json.loads(json.dumps(req))  # a fresh copy to rewrite
+                for rs in req["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        spans = ss.get("spans", [])[: n_spans - written]
+                        ss["spans"] = spans
+                        if copy:
+                            for span in spans:
+                                _rewrite_span(span, copy, copy * step_ns)
+                        written += len(spans)
+                out.write(json.dumps(req, separators=(",", ":"), ensure_ascii=False) + "\n")
+            copy += 1
+    return written
+
+
+def scale_capture(out_dir: str, n_messages: int, n_spans: int, sources: list[str] | None = None,
+                  traces: str = DEFAULT_TRACES) -> tuple[str, str]:
+    """Write ``envelope_<N>.jsonl`` and ``traces_<M>.otlp.jsonl`` into ``out_dir`` (reused when present).
+
+    Copy k of the spans carries the trace-ids, session keys and time shift of copy k of the messages.
+    Returns the two paths.
+    """
+    sources = sources or DEFAULT_SOURCES
+    env_path = os.path.join(out_dir, f"envelope_{n_messages}.jsonl")
+    span_path = os.path.join(out_dir, f"traces_{n_spans}.otlp.jsonl")
+    if not os.path.exists(env_path):
+        scale_envelope(sources, env_path + ".part", n_messages)
+        os.replace(env_path + ".part", env_path)
+    if not os.path.exists(span_path):
+        scale_spans(traces, span_path + ".part", n_spans, _envelope_unit(sources)[2])
+        os.replace(span_path + ".part", span_path)
+    return env_path, span_path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", help="output JSONL path")
-    ap.add_argument("--messages", type=int, default=100_000, help="lines to write (default 100000)")
-    ap.add_argument("sources", nargs="*", default=DEFAULT_SOURCES, help="envelope JSONL files to repeat")
+    ap.add_argument("out_dir", help="directory for envelope_<N>.jsonl and traces_<M>.otlp.jsonl")
+    ap.add_argument("--messages", type=int, default=100_000, help="messages to write (default 100000)")
+    ap.add_argument("--spans", type=int, default=100_000, help="spans to write (default 100000)")
     args = ap.parse_args()
-    n = scale_envelope(args.sources, args.out, args.messages)
-    print(f"wrote {n} messages to {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+    for path in scale_capture(args.out_dir, args.messages, args.spans):
+        print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -61,6 +62,54 @@ def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
     return pa.table({"record_no": nos, "line": text, "decode_error": errs}, schema=LINES_SCHEMA).filter(keep)
 
 
+_JSON_WS = np.frombuffer(b" \t\n\r\x0b\x0c", np.uint8)
+#: bytes of lines per Arrow record batch handed to DuckDB (it scans record batches in parallel)
+BATCH_BYTES = 1024 * 1024
+
+
+def _block_lines(block: bytes, first_no: int) -> pa.Table:
+    """Number, decode and filter the lines of ``block`` (complete lines, each ending in ``\\n``).
+
+    Zero-copy: the block becomes the data buffer of an Arrow string array whose offsets are the
+    newline positions, validated as UTF-8 in C. A block with invalid UTF-8 takes the per-line
+    path of :func:`_decode_lines` so each bad line gets its own error.
+    """
+    raw = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(raw == 10) + 1
+    n = len(ends)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(block))
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return _decode_lines(block.split(b"\n")[:-1], first_no)
+    text = pc.utf8_slice_codeunits(arr, 0, -1)  # drop the newline
+    if b"\r" in block:
+        text = pc.replace_substring_regex(text, "\r$", "")
+    nos = pa.array(np.arange(first_no, first_no + n, dtype=np.int64))
+    table = pa.table({"record_no": nos, "line": text.cast(pa.string()), "decode_error": pa.nulls(n, pa.string())},
+                     schema=LINES_SCHEMA)
+    # record batches of about BATCH_BYTES each, so DuckDB's threads share the block
+    cuts = np.unique(np.searchsorted(offsets, np.arange(BATCH_BYTES, len(block), BATCH_BYTES)))
+    bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
+    table = pa.Table.from_batches([b for i in range(len(bounds) - 1)
+                                   for b in table.slice(bounds[i], bounds[i + 1] - bounds[i]).to_batches()],
+                                  LINES_SCHEMA)
+    # only a line starting with JSON whitespace (or empty) can be blank: test just those
+    first = raw[offsets[:-1]]
+    maybe = np.flatnonzero(np.isin(first, _JSON_WS))
+    if len(maybe):
+        cand = pc.take(text, pa.array(maybe))
+        blank = maybe[np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim(cand, characters=" \t\n\r\x0b\x0c")), 0))]
+        if len(blank):
+            keep = np.ones(n, bool)
+            keep[blank] = False
+            table = table.filter(pa.array(keep))
+    return table
+
+
 def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
     """Yield the non-blank lines of an input as Arrow tables of (record_no, line, decode_error).
 
@@ -86,14 +135,16 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Tabl
                 pending.append(chunk)
                 pending_len += len(chunk)
             if pending and (pending_len >= chunk_bytes or not chunk):
-                parts = (carry + b"".join(pending)).split(b"\n")
+                block = carry + b"".join(pending)
                 pending, pending_len = [], 0
-                carry = parts.pop()
-                if line_no == 1 and parts and parts[0].startswith(b"\xef\xbb\xbf"):
-                    parts[0] = parts[0][3:]
-                if parts:
-                    yield _decode_lines(parts, line_no)
-                    line_no += len(parts)
+                cut = block.rfind(b"\n") + 1
+                block, carry = block[:cut], block[cut:]
+                if line_no == 1 and block.startswith(b"\xef\xbb\xbf"):
+                    block = block[3:]
+                if block:
+                    table = _block_lines(block, line_no)
+                    yield table
+                    line_no += block.count(b"\n")
             if not chunk:
                 break
     if carry:

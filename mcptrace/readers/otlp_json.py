@@ -30,6 +30,13 @@ CREATE OR REPLACE MACRO otlp_attrs(a) AS (
             lambda e: to_json(coalesce(e->>'$.key', '')) || ':' || coalesce(otlp_value(e->'$.value')::VARCHAR, 'null')), ',')
          || '}')::JSON
     END);
+CREATE OR REPLACE MACRO otlp_attr_list(l) AS coalesce(('{' || array_to_string(list_transform(l, lambda e:
+    to_json(coalesce(e.key, '')) || ':' || coalesce(
+        e.value.stringValue::VARCHAR, try_cast(e.value.intValue AS BIGINT)::VARCHAR, e.value.boolValue::VARCHAR,
+        e.value.doubleValue::VARCHAR, e.value.bytesValue::VARCHAR,
+        CASE WHEN e.value.arrayValue IS NOT NULL THEN to_json(list_transform(
+            coalesce(json_extract(e.value.arrayValue, '$.values[*]'), []), lambda x: otlp_scalar(x)))::VARCHAR END,
+        e.value.kvlistValue::VARCHAR, 'null')), ',') || '}')::JSON, '{}'::JSON);
 CREATE OR REPLACE MACRO otlp_kind(k) AS CASE upper(k)
     WHEN '0' THEN 'unspecified' WHEN 'SPAN_KIND_UNSPECIFIED' THEN 'unspecified'
     WHEN '1' THEN 'internal' WHEN 'SPAN_KIND_INTERNAL' THEN 'internal'
@@ -45,43 +52,54 @@ CREATE OR REPLACE MACRO otlp_status(c) AS CASE upper(coalesce(c, '0'))
 CREATE OR REPLACE MACRO otlp_ts(nanos) AS make_timestamp(nanos // 1000)::TIMESTAMPTZ;
 """
 
+#: OTLP ``KeyValue[]`` typed for ``json_transform`` (one parse); ``otlp_attr_list`` makes it a JSON object
+ATTR_LIST = ('[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON",'
+             '"doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}]')
 SPAN_STRUCT = (
     '{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR",'
-    '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":"JSON","events":"JSON",'
+    '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":' + ATTR_LIST + ',"events":"JSON",'
     '"links":"JSON","status":"JSON"}'
 )
 
-# Turns ``_otlp_span_rows(record_no, res_attrs JSON, scope_name, span JSON)`` into span rows.
+# Turns ``sp(record_no, rattrs JSON, scope_name, span JSON)`` into span rows; ``rattrs`` is the
+# resource's attributes already as a JSON object (converted once per resource, not per span).
 SPAN_ROWS_SQL = f"""
 t AS (
-    SELECT record_no, res_attrs, scope_name, span,
+    SELECT record_no, rattrs, scope_name, span,
            json_transform(span, '{SPAN_STRUCT}') AS s
     FROM sp
 ), v AS (
-    SELECT record_no, span, scope_name, s,
+    SELECT record_no, span, scope_name, s, rattrs,
            lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
            nullif(lower(s.parentSpanId), '') AS parent_span_id,
            try_cast(s.startTimeUnixNano AS BIGINT) AS start_ns, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
-           otlp_attrs(s.attributes) AS attrs, otlp_attrs(res_attrs) AS rattrs
+           otlp_attr_list(s.attributes) AS attrs
     FROM t
+), w AS (
+    SELECT *, json_extract_string(attrs, ['$."mcp.method.name"', '$."jsonrpc.request.id"', '$."mcp.request.id"',
+                                          '$."gen_ai.tool.name"', '$."mcp.tool.name"', '$."mcp.session.id"']) AS a
+    FROM v
 )
-SELECT record_no,
+SELECT * EXCLUDE (span), CASE WHEN reject_reason IS NOT NULL THEN span::VARCHAR END AS raw FROM (
+SELECT record_no, span,
        trace_id, span_id, parent_span_id, s.name AS name, otlp_kind(s.kind) AS kind,
        rattrs->>'$."service.name"' AS service_name,
        otlp_ts(start_ns) AS start_ts, otlp_ts(end_ns) AS end_ts,
        (end_ns - start_ns) / 1e6 AS duration_ms,
        otlp_status(s.status->>'$.code') AS status_code, s.status->>'$.message' AS status_message,
        attrs AS attributes, rattrs AS resource_attributes,
+       CASE WHEN s.events IS NULL THEN '[]'::JSON ELSE
        to_json(list_transform(coalesce(json_extract(s.events, '$[*]'), []), lambda e: struct_pack(
            name := e->>'$.name', time_unix_nano := try_cast(e->>'$.timeUnixNano' AS BIGINT),
-           attributes := otlp_attrs(e->'$.attributes')))) AS events,
+           attributes := otlp_attrs(e->'$.attributes')))) END AS events,
+       CASE WHEN s.links IS NULL THEN '[]'::JSON ELSE
        to_json(list_transform(coalesce(json_extract(s.links, '$[*]'), []), lambda l: struct_pack(
            trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
-           attributes := otlp_attrs(l->'$.attributes')))) AS links,
-       attrs->>'$."mcp.method.name"' AS mcp_method_name,
-       coalesce(attrs->>'$."jsonrpc.request.id"', attrs->>'$."mcp.request.id"') AS jsonrpc_request_id,
-       coalesce(attrs->>'$."gen_ai.tool.name"', attrs->>'$."mcp.tool.name"') AS gen_ai_tool_name,
-       attrs->>'$."mcp.session.id"' AS mcp_session_id,
+           attributes := otlp_attrs(l->'$.attributes')))) END AS links,
+       a[1] AS mcp_method_name,
+       coalesce(a[2], a[3]) AS jsonrpc_request_id,
+       coalesce(a[4], a[5]) AS gen_ai_tool_name,
+       a[6] AS mcp_session_id,
        scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
        CASE
          WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{{32}}') OR trace_id = repeat('0', 32)
@@ -91,35 +109,38 @@ SELECT record_no,
          WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{{16}}')
               THEN 'span parentSpanId is not 16 hex digits: ' || left(s.parentSpanId, 40)
          WHEN start_ns IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
-       END AS reject_reason,
-       span::VARCHAR AS raw
-FROM v
+       END AS reject_reason
+FROM w)
 """
 
 _SQL = f"""
 WITH parsed AS (
     SELECT record_no, line, decode_error, json_valid(line) AS ok FROM _lines
-), req AS (
+), req AS MATERIALIZED (
     SELECT record_no, line, decode_error, ok,
            CASE WHEN ok AND json_type(line) = 'OBJECT' AND json_type(line, '$.resourceSpans') = 'ARRAY'
                 THEN json_extract(line, '$.resourceSpans[*]') END AS rs_list
     FROM parsed
-), rs AS (
+), rs AS MATERIALIZED (
     SELECT record_no, unnest(rs_list) AS rs FROM req WHERE len(rs_list) > 0
-), rs2 AS (
-    SELECT record_no, rs->'$.resource.attributes' AS res_attrs,
-           CASE WHEN json_exists(rs, '$.scopeSpans') THEN json_extract(rs, '$.scopeSpans[*]')
-                ELSE json_extract(rs, '$.instrumentationLibrarySpans[*]') END AS ss_list
+), rs1 AS (
+    SELECT record_no, rs, json_exists(rs, '$.scopeSpans') AS has_ss,
+           json_exists(rs, '$.instrumentationLibrarySpans') AS has_ils
     FROM rs
+), rs2 AS (
+    SELECT record_no, otlp_attrs(rs->'$.resource.attributes') AS rattrs,
+           CASE WHEN has_ss THEN json_extract(rs, '$.scopeSpans[*]')
+                ELSE json_extract(rs, '$.instrumentationLibrarySpans[*]') END AS ss_list
+    FROM rs1 WHERE has_ss OR has_ils
 ), ss AS (
-    SELECT record_no, res_attrs, unnest(ss_list) AS ss FROM rs2
+    SELECT record_no, rattrs, unnest(ss_list) AS ss FROM rs2
 ), ss2 AS (
-    SELECT record_no, res_attrs,
+    SELECT record_no, rattrs,
            coalesce(ss->>'$.scope.name', ss->>'$.instrumentationLibrary.name') AS scope_name,
            json_extract(ss, '$.spans[*]') AS span_list
     FROM ss
 ), sp AS (
-    SELECT record_no, res_attrs, scope_name, unnest(span_list) AS span FROM ss2
+    SELECT record_no, rattrs, scope_name, unnest(span_list) AS span FROM ss2
 ), {SPAN_ROWS_SQL}
 UNION ALL BY NAME
 SELECT record_no, 'resourceSpans entry has neither scopeSpans nor instrumentationLibrarySpans' AS reject_reason,

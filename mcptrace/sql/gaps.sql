@@ -169,20 +169,32 @@ FROM r JOIN sessions s USING (session_id) WHERE r.prev IS NOT NULL;
 -- two logical sessions that look like one client reconnecting, with nothing to link them:
 -- same client, the first ended abnormally (requests left unanswered), the second began soon after
 INSERT INTO _gap_rows
-WITH st AS (
+WITH agg AS (
+    SELECT session_id, count(*) FILTER (WHERE status = 'unanswered') AS n_unanswered,
+           arg_max(call_id, start_ord) AS last_call, arg_min(call_id, start_ord) AS first_call
+    FROM calls GROUP BY 1
+), st AS (
     SELECT s.session_id, s.client_name, s.first_ts, s.last_ts,
-           (SELECT count(*) FROM calls c WHERE c.session_id = s.session_id AND c.status = 'unanswered') AS n_unanswered,
-           (SELECT arg_max(call_id, start_ord) FROM calls c WHERE c.session_id = s.session_id) AS last_call,
-           (SELECT arg_min(call_id, start_ord) FROM calls c WHERE c.session_id = s.session_id) AS first_call
-    FROM sessions s WHERE s.client_name IS NOT NULL
+           coalesce(a.n_unanswered, 0) AS n_unanswered, a.last_call, a.first_call
+    FROM sessions s LEFT JOIN agg a USING (session_id) WHERE s.client_name IS NOT NULL
+), ended AS (
+    SELECT * FROM st WHERE n_unanswered > 0 AND last_ts IS NOT NULL
+), nxt AS (
+    -- the next session of the same client: the earliest starting strictly after a ended (an ASOF
+    -- join, which cannot be a itself), or one starting at the very instant a ended (not a)
+    SELECT a.session_id AS a_id, b.session_id AS b_id, b.first_ts AS b_first, b.first_call
+    FROM ended a ASOF JOIN (SELECT * FROM st WHERE first_ts IS NOT NULL) b
+         ON a.client_name = b.client_name AND b.first_ts > a.last_ts
+    UNION ALL
+    SELECT a.session_id, b.session_id, b.first_ts, b.first_call
+    FROM ended a JOIN st b ON a.client_name = b.client_name AND b.first_ts = a.last_ts AND a.session_id <> b.session_id
 ), pairs AS (
-    SELECT a.session_id AS a_id, b.session_id AS b_id, a.client_name, a.last_ts AS a_last, b.first_ts AS b_first,
-           a.n_unanswered, a.last_call, b.first_call,
-           date_diff('microsecond', a.last_ts, b.first_ts) / 1e6 AS seconds_between,
-           row_number() OVER (PARTITION BY a.session_id ORDER BY b.first_ts) AS r
-    FROM st a JOIN st b ON a.client_name = b.client_name AND a.session_id <> b.session_id
-    WHERE a.n_unanswered > 0 AND b.first_ts >= a.last_ts
-      AND date_diff('microsecond', a.last_ts, b.first_ts) <= $reconnect_s * 1e6
+    SELECT a.session_id AS a_id, n.b_id, a.client_name, a.last_ts AS a_last, n.b_first,
+           a.n_unanswered, a.last_call, n.first_call,
+           date_diff('microsecond', a.last_ts, n.b_first) / 1e6 AS seconds_between,
+           row_number() OVER (PARTITION BY a.session_id ORDER BY n.b_first, n.b_id) AS r
+    FROM ended a JOIN nxt n ON n.a_id = a.session_id
+    WHERE date_diff('microsecond', a.last_ts, n.b_first) <= $reconnect_s * 1e6
 )
 SELECT 'session_split', 'error', x.session_id, x.call_id, NULL, NULL, NULL, x.ts,
        json_object('other_session_id', x.other, 'part', x.part, 'client_name', p.client_name,

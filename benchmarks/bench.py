@@ -1,0 +1,198 @@
+"""Load benchmark at incident scale: mcptrace vs. the DuckDB scan floor vs. pandas and polars.
+
+    .venv/bin/python benchmarks/bench.py [--messages 1000000] [--spans 1000000] [--out out/bench]
+
+The captured samples are scaled up (``benchmarks/scale.py``) into one envelope JSONL of N messages
+and one OTLP/JSON trace dump of M spans; the same two files go to every contender, each in its
+own fresh Python process, one after the other:
+
+  floor     DuckDB alone, nothing else: ``read_ndjson`` with explicit columns into a flat messages
+            table (ts, direction, connection_id, method, id, message) and the OTLP explode of
+            PERFORMANCE.md (``read_ndjson_objects`` -> resourceSpans -> scopeSpans -> spans, child
+            lists extracted before each ``unnest``, one ``json_transform`` per span) into a flat
+            spans table, both in a DuckDB file. This is the denominator.
+  mcptrace  ``mcptrace.load([envelope, traces], db=FILE).close()``: sniff, validate, reject,
+            redact, normalise into ``messages`` and ``spans``, then rebuild ``calls``,
+            ``sessions``, turns, ``call_spans`` and ``gaps`` (the whole job).
+  pandas    ``pd.read_json(lines=True)`` of both files, ``json_normalize`` of the messages and of
+            ``resourceSpans.scopeSpans.spans`` (in memory).
+  polars    ``pl.read_ndjson`` of both files (schema inferred), spans exploded and unnested
+            (in memory).
+
+Columns: ``wall s`` is the time of the work itself measured inside the child (interpreter start
+and imports excluded); ``peak RSS MB`` is the child's maximum resident set (``getrusage``)
+(includes the interpreter and libraries, ~100-150 MB); ``x floor`` is wall / floor wall. A
+contender that runs past ``--timeout`` seconds is stopped and reported as such. Times drift
++-25% run to run on the shared 2-core machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale import scale_capture  # noqa: E402
+
+FLOOR_MESSAGES_SQL = """
+CREATE TABLE m AS
+SELECT ts::TIMESTAMPTZ AS ts, direction, connection_id, message->>'$.method' AS method,
+       (message->'$.id')::VARCHAR AS rpc_id, message
+FROM read_ndjson(?, columns={ts: 'VARCHAR', direction: 'VARCHAR', transport: 'VARCHAR',
+                             connection_id: 'VARCHAR', http: 'JSON', message: 'JSON'})
+"""
+
+FLOOR_SPANS_SQL = """
+CREATE TABLE s AS
+WITH r AS (
+    SELECT json_extract(json, '$.resourceSpans[*]') AS rs_list FROM read_ndjson_objects(?)
+), rs AS (
+    SELECT unnest(rs_list) AS rs FROM r
+), rs2 AS (
+    SELECT json_extract(rs, '$.scopeSpans[*]') AS ss_list FROM rs
+), ss AS (
+    SELECT unnest(ss_list) AS ss FROM rs2
+), ss2 AS (
+    SELECT json_extract(ss, '$.spans[*]') AS span_list FROM ss
+), sp AS (
+    SELECT unnest(span_list) AS span FROM ss2
+), t AS (
+    SELECT json_transform(span, '{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR",
+        "name":"VARCHAR","kind":"INTEGER","startTimeUnixNano":"UBIGINT","endTimeUnixNano":"UBIGINT",
+        "attributes":"JSON","status":"JSON"}') AS s FROM sp
+)
+SELECT s.traceId AS trace_id, s.spanId AS span_id, s.parentSpanId AS parent_span_id, s.name AS name,
+       s.kind AS kind, s.startTimeUnixNano AS start_unix_nano, s.endTimeUnixNano AS end_unix_nano,
+       s.attributes AS attributes, s.status AS status
+FROM t
+"""
+
+
+# -- the contenders: each runs in a child process and returns (seconds, extra info) -------------
+def run_floor(env: str, spans: str, db: str) -> tuple[float, dict]:
+    import duckdb
+
+    t0 = time.perf_counter()
+    con = duckdb.connect(db)
+    con.execute(FLOOR_MESSAGES_SQL, [env])
+    con.execute(FLOOR_SPANS_SQL, [spans])
+    con.close()
+    dt = time.perf_counter() - t0
+    with duckdb.connect(db, read_only=True) as con:
+        m, s = con.execute("SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM s)").fetchone()
+    return dt, {"messages": m, "spans": s}
+
+
+def run_mcptrace(env: str, spans: str, db: str) -> tuple[float, dict]:
+    import mcptrace
+
+    t0 = time.perf_counter()
+    mcptrace.load([env, spans], db=db).close()  # close (checkpoint) inside the timing, as for the floor
+    dt = time.perf_counter() - t0
+    with mcptrace.open(db) as ws:
+        info = dict(zip(("messages", "spans", "calls", "sessions", "gaps", "call_spans", "rejects"), ws.con.execute(
+            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM spans), (SELECT count(*) FROM calls), "
+            "(SELECT count(*) FROM sessions), (SELECT count(*) FROM gaps), (SELECT count(*) FROM call_spans), "
+            "(SELECT count(*) FROM rejects)").fetchone()))
+    return dt, info
+
+
+def run_pandas(env: str, spans: str, db: str) -> tuple[float, dict]:
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = pd.read_json(env, lines=True)
+    messages = pd.json_normalize(df["message"].tolist())
+    traces = pd.read_json(spans, lines=True)
+    flat = pd.json_normalize(traces.to_dict("records"), record_path=["resourceSpans", "scopeSpans", "spans"])
+    dt = time.perf_counter() - t0
+    return dt, {"messages": len(messages), "message_columns": messages.shape[1], "spans": len(flat)}
+
+
+def run_polars(env: str, spans: str, db: str) -> tuple[float, dict]:
+    import polars as pl
+
+    t0 = time.perf_counter()
+    messages = pl.read_ndjson(env, infer_schema_length=None)
+    flat = (pl.read_ndjson(spans, infer_schema_length=None)
+            .explode("resourceSpans").unnest("resourceSpans")
+            .explode("scopeSpans").unnest("scopeSpans")
+            .explode("spans").unnest("spans"))
+    dt = time.perf_counter() - t0
+    return dt, {"messages": messages.height, "spans": flat.height}
+
+
+CONTENDERS = {"floor": run_floor, "mcptrace": run_mcptrace, "pandas": run_pandas, "polars": run_polars}
+
+
+def measure(name: str, env: str, spans: str, workdir: str, timeout: float) -> dict:
+    """Run one contender in a fresh interpreter; return its timing, peak RSS and info."""
+    db = os.path.join(workdir, f"{name}.duckdb")
+    for f in (db, db + ".wal"):
+        if os.path.exists(f):
+            os.remove(f)
+    proc = subprocess.Popen([sys.executable, __file__, "--child", name, env, spans, db],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out = None
+        proc.wait()
+        return {"seconds": None, "peak_mb": float("nan"), "info": {"stopped": f"after {timeout:.0f} s"}}
+    if proc.returncode:
+        return {"seconds": None, "peak_mb": float("nan"), "info": {"failed": f"exit code {proc.returncode}"}}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--spans", type=int, default=1_000_000)
+    ap.add_argument("--out", default=None, help="work dir for the scaled files and databases (default: a temp dir)")
+    ap.add_argument("--only", nargs="*", choices=list(CONTENDERS), help="run only these contenders (floor always runs)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds before a contender is stopped")
+    ap.add_argument("--child", nargs=4, metavar=("CONTENDER", "ENVELOPE", "SPANS", "DB"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        name, env, spans, db = args.child
+        seconds, info = CONTENDERS[name](env, spans, db)
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        print(json.dumps({"seconds": seconds, "peak_mb": peak, "info": info}))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="mcptrace-bench-") as tmp:
+        workdir = args.out or tmp
+        os.makedirs(workdir, exist_ok=True)
+        env, spans = scale_capture(workdir, args.messages, args.spans)
+        print(f"{args.messages} messages, {os.path.getsize(env) / 1e6:.0f} MB: {env}")
+        print(f"{args.spans} spans, {os.path.getsize(spans) / 1e6:.0f} MB: {spans}\n")
+        names = ["floor"] + [n for n in CONTENDERS if n != "floor" and (not args.only or n in args.only)]
+        results = {}
+        for name in names:
+            results[name] = measure(name, env, spans, workdir, args.timeout)
+            print(f"  {name}: done", file=sys.stderr, flush=True)
+        floor = results["floor"]["seconds"]
+        print(f"{'contender':<10} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}")
+        for name, r in results.items():
+            s = r["seconds"]
+            print(f"{name:<10} {s if s is None else round(s, 2)!s:>8} {r['peak_mb']:>12.0f} "
+                  f"{'-' if s is None else f'{s / floor:.2f}':>8}")
+        print()
+        for name, r in results.items():
+            print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["info"].items()))
+        got = results.get("mcptrace", {}).get("info", {})
+        if "messages" in got and got["messages"] + got["rejects"] < args.messages:
+            print(f"WARNING: mcptrace kept {got['messages']} messages + {got['rejects']} rejects of {args.messages}")
+
+
+if __name__ == "__main__":
+    main()
