@@ -29,6 +29,21 @@ CALL_META_KEYS: tuple[str, ...] = (
 )
 
 
+#: Paths every message is read at, in the order ``sql/messages.sql`` numbers them.
+MESSAGE_PATHS: tuple[str, ...] = (
+    "$.id", "$.method", "$.params.name", "$.params._meta", "$.params.progressToken",
+    "$.params.requestId", "$.result.isError", "$.error.code", "$.error.message",
+    "$.params.clientInfo.name", "$.params.clientInfo.version", "$.params.protocolVersion",
+    "$.result.serverInfo.name", '$.result._meta."io.modelcontextprotocol/serverInfo".name',
+    "$.result.resultType", "$.result.requestState", "$.params.requestState",
+    "$.params._meta.traceparent", "$.params._meta.tracestate", "$.params._meta.progressToken",
+    '$.params._meta."io.modelcontextprotocol/protocolVersion"',
+    '$.params._meta."io.modelcontextprotocol/clientInfo".name',
+    '$.params._meta."io.modelcontextprotocol/clientInfo".version',
+    "$.result", "$.error",
+)
+
+
 def json_path(key: str) -> str:
     """A DuckDB JSON path selecting the top-level member ``key`` verbatim (dots and slashes included)."""
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -38,6 +53,12 @@ def json_path(key: str) -> str:
 class KeyConfig:
     session_meta_keys: tuple[str, ...] = SESSION_META_KEYS
     call_meta_keys: tuple[str, ...] = CALL_META_KEYS
+
+    def message_params(self) -> dict[str, object]:
+        """Parameters of ``sql/messages.sql``: the message paths, then session-key and call-key paths."""
+        meta = [("$.params._meta" + json_path(k)[1:]) for k in (*self.session_meta_keys, *self.call_meta_keys)]
+        return {"paths": [*MESSAGE_PATHS, *meta], "n_sk": len(self.session_meta_keys),
+                "sk_names": list(self.session_meta_keys), "ck_names": list(self.call_meta_keys)}
 
     def params(self) -> dict[str, list[str]]:
         return {

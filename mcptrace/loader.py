@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from mcptrace import readers as _readers
 from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
-from mcptrace.redact import DEFAULT_SECRET_KEYS, PREFILTER, REDACTED, json_value_pattern, redact_json_text
+from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for, redact_json_text
 from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
@@ -175,13 +178,27 @@ class Loader:
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made by
-        # `CREATE TABLE AS ... WHERE false` inside a transaction.
-        con.execute("CREATE OR REPLACE TEMP TABLE _wire_new (source_id INTEGER, record_no BIGINT, ts TIMESTAMPTZ, "
-                    "direction VARCHAR, transport VARCHAR, connection_id VARCHAR, http JSON, message JSON)")
+        red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
+               "redacted": '\\1"' + REDACTED + '"', "prefilter": prefilter_for(self.secret_keys)}
+        params = {**red, **self.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
+        # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
+        # reader's SQL and normalisation into a temp table `_all` holding the file's rows; one
+        # insert at the end moves them into messages or spans (many small inserts into a table
+        # are several times slower). Reader-level rejects are taken from `_all` batch by batch.
+        table = "messages" if reader.kind == "messages" else "spans"
+        stage = statements("messages.sql")[0] if reader.kind == "messages" else STAGE_SPANS
+        stage = stage.replace("FROM _batch_out", f"FROM ({reader.sql}) _batch_out")
+        # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made
+        # by `CREATE TABLE AS ... WHERE false` inside a transaction.
+        cols = ", ".join(f'"{name}" {dtype}' for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+            "AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index",
+            [table]).fetchall())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _all ({cols}, reject_reason VARCHAR, raw_reject VARCHAR, "
+                    "from_reader BOOLEAN)")
         n_records = 0
         n_skipped = 0
-        for batch in reader.batches(inp):
+        for batch in _prefetch(reader.batches(inp)):
             # rows with neither a line nor an error are text the format allows between records
             # (log noise): counted in sources.n_skipped, not records
             skip = pc.and_(pc.is_null(batch.column("line")), pc.is_null(batch.column("decode_error")))
@@ -194,47 +211,29 @@ class Loader:
             n_records += batch.num_rows
             con.register("_lines", batch)
             try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_out AS {reader.sql}",
-                            {"connection_id": connection_id} if "$connection_id" in reader.sql else None)
-                self._take_rejects(path, source_id, reader.record_label)
+                con.execute(stage, {n: v for n, v in params.items() if f"${n}" in stage} or None)
+                lo, hi = pc.min_max(batch.column("record_no")).values()
+                self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
             finally:
                 try:
                     con.unregister("_lines")
                 except duckdb.Error:
                     pass
-            red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
-                   "redacted": '\\1"' + REDACTED + '"', "prefilter": PREFILTER}
-            if reader.kind == "messages":
-                # the full pattern (and the re-parse of its output) only where the cheap test hits
-                con.execute(f"INSERT INTO _wire_new SELECT {source_id}, record_no, ts, direction, transport, connection_id, "
-                            "CASE WHEN $redact AND regexp_matches(http::VARCHAR, $prefilter) "
-                            "THEN regexp_replace(http::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE http END, "
-                            "CASE WHEN $redact AND regexp_matches(message::VARCHAR, $prefilter) "
-                            "THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON "
-                            "ELSE message END FROM _batch_out WHERE reject_reason IS NULL", red)
-            else:
-                con.execute("INSERT INTO spans BY NAME SELECT * EXCLUDE (reject_reason, raw) REPLACE ("
-                            "CASE WHEN $redact THEN regexp_replace(attributes::VARCHAR, $secret_re, $redacted, 'g')::JSON "
-                            "ELSE attributes END AS attributes, "
-                            "CASE WHEN $redact THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON "
-                            "ELSE events END AS events"
-                            f"), {source_id} AS source_id "
-                            "FROM _batch_out WHERE reject_reason IS NULL",
-                            {k: v for k, v in red.items() if k != "prefilter"})
-            con.execute("DROP TABLE _batch_out")
+        finish = statements("messages_finish.sql") if reader.kind == "messages" else [FINISH_SPANS]
+        params["record_label"] = reader.record_label
+        params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
+        for stmt in finish:
+            con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
         if reader.kind == "messages":
-            base = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
-            params = {"base_id": base, "record_label": reader.record_label, **self.keys.params()}
-            for stmt in statements("messages.sql"):
-                names = [n for n in params if f"${n}" in stmt]
-                con.execute(stmt, {n: params[n] for n in names})
+            if one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND direction IS NULL", [source_id])[0]:
+                for stmt in statements("directions.sql"):
+                    con.execute(stmt, {"source_id": source_id})
             if self.errors == "raise":
                 self._raise_first_reject(path, source_id)
             rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ?", [source_id])[0]
         else:
             rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
-        table = "messages" if reader.kind == "messages" else "spans"
         covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = ? UNION "
                            "SELECT record_no FROM rejects WHERE source_id = ?)", [source_id, source_id])[0]
         if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
@@ -250,16 +249,16 @@ class Loader:
                     "? AS n_skipped, ? AS compression",
                     [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size,
                      n_skipped, inp.compression])
-        con.execute("DROP TABLE IF EXISTS _wire_new")
-        con.execute("DROP TABLE IF EXISTS _batch_out")
+        con.execute("DROP TABLE IF EXISTS _all")
         return rep
 
-    def _take_rejects(self, path: str, source_id: int, label: str = "line") -> None:
+    def _take_rejects(self, path: str, source_id: int, label: str, lo: int, hi: int) -> None:
+        """Move the reader's rejects of the batch of records ``lo..hi`` from ``_all`` into ``rejects``."""
         con = self.con
-        raw = "b.raw" if "raw" in _columns(con, "_batch_out") else "l.line"
-        rows = con.execute(f"SELECT b.record_no, b.reject_reason, left({raw}, 65536) FROM _batch_out b "
-                           "JOIN _lines l USING (record_no) WHERE b.reject_reason IS NOT NULL "
-                           "ORDER BY b.record_no").fetchall()
+        rows = con.execute("SELECT b.record_no, b.reject_reason, left(coalesce(b.raw_reject, l.line), 65536) "
+                           "FROM _all b JOIN _lines l USING (record_no) "
+                           "WHERE b.from_reader AND b.record_no BETWEEN ? AND ? ORDER BY b.record_no",
+                           [lo, hi]).fetchall()
         if not rows:
             return
         out = []
@@ -278,8 +277,66 @@ class Loader:
             raise RecordError(path, row[0], row[1])
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+#: One batch of a span reader's rows into ``_all`` (the reader's SQL is put in for ``_batch_out``).
+STAGE_SPANS = """
+INSERT INTO _all BY NAME
+SELECT * EXCLUDE (raw), $source_id::INTEGER AS source_id, raw AS raw_reject, reject_reason IS NOT NULL AS from_reader
+FROM _batch_out
+"""
+
+#: A file's spans from ``_all`` into ``spans``; redaction (the full pattern only where the cheap test hits).
+FINISH_SPANS = """
+INSERT INTO spans BY NAME
+SELECT * EXCLUDE (reject_reason, raw_reject, from_reader) REPLACE (
+    CASE WHEN $redact AND regexp_matches(attributes::VARCHAR, $prefilter)
+         THEN regexp_replace(attributes::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE attributes END AS attributes,
+    CASE WHEN $redact AND regexp_matches(events::VARCHAR, $prefilter)
+         THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE events END AS events)
+FROM _all WHERE reject_reason IS NULL
+"""
+
+
+def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Iterate ``batches`` with the next ``depth`` of them read in a background thread.
+
+    Reading and splitting lines (file reads, decompression, numpy, Arrow) releases the GIL, as
+    DuckDB does while it runs a statement, so the two overlap. Exceptions reach the caller.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for b in batches:
+                if not put(b):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer
+            put(e)
+
+    t = threading.Thread(target=work, name="mcptrace-read", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()
 
 
 def _group_reasons(reasons: Counter) -> Counter:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from mcptrace.readers.inputs import DECODE_ERRORS, Input
 
 HEAD_BYTES = 64 * 1024
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024 * 1024
 
 LINES_SCHEMA = pa.schema([("record_no", pa.int64()), ("line", pa.string()), ("decode_error", pa.string())])
 
@@ -67,39 +67,42 @@ _JSON_WS = np.frombuffer(b" \t\n\r\x0b\x0c", np.uint8)
 BATCH_BYTES = 1024 * 1024
 
 
-def _block_lines(block: bytes, first_no: int) -> pa.Table:
+def _block_lines(block: bytes, first_no: int) -> tuple[pa.Table, int]:
     """Number, decode and filter the lines of ``block`` (complete lines, each ending in ``\\n``).
 
-    Zero-copy: the block becomes the data buffer of an Arrow string array whose offsets are the
-    newline positions, validated as UTF-8 in C. A block with invalid UTF-8 takes the per-line
-    path of :func:`_decode_lines` so each bad line gets its own error.
+    Returns the table of non-blank lines and the number of lines in the block. Vectorised: the
+    block without its newlines becomes the data buffer of an Arrow string array whose offsets
+    come from the newline positions, validated as UTF-8 in C. A block with invalid UTF-8 takes
+    the per-line path of :func:`_decode_lines` so each bad line gets its own error.
     """
     raw = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(raw == 10) + 1
-    n = len(ends)
+    newlines = np.flatnonzero(raw == 10)
+    n = len(newlines)
+    # without its newlines, line i of the block spans [newlines[i-1] + 1 - i, newlines[i] - i)
+    data = block.replace(b"\n", b"")
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
-    offsets[1:] = ends
-    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(block))
+    offsets[1:] = newlines - np.arange(n)
+    text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     try:
-        arr.validate(full=True)
+        text.validate(full=True)
     except pa.ArrowInvalid:
-        return _decode_lines(block.split(b"\n")[:-1], first_no)
-    text = pc.utf8_slice_codeunits(arr, 0, -1)  # drop the newline
-    if b"\r" in block:
+        return _decode_lines(block.split(b"\n")[:-1], first_no), n
+    if b"\r" in data:
         text = pc.replace_substring_regex(text, "\r$", "")
     nos = pa.array(np.arange(first_no, first_no + n, dtype=np.int64))
     table = pa.table({"record_no": nos, "line": text.cast(pa.string()), "decode_error": pa.nulls(n, pa.string())},
                      schema=LINES_SCHEMA)
     # record batches of about BATCH_BYTES each, so DuckDB's threads share the block
-    cuts = np.unique(np.searchsorted(offsets, np.arange(BATCH_BYTES, len(block), BATCH_BYTES)))
+    cuts = np.unique(np.searchsorted(offsets, np.arange(BATCH_BYTES, len(data), BATCH_BYTES)))
     bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
     table = pa.Table.from_batches([b for i in range(len(bounds) - 1)
                                    for b in table.slice(bounds[i], bounds[i + 1] - bounds[i]).to_batches()],
                                   LINES_SCHEMA)
     # only a line starting with JSON whitespace (or empty) can be blank: test just those
-    first = raw[offsets[:-1]]
-    maybe = np.flatnonzero(np.isin(first, _JSON_WS))
+    lengths = np.diff(offsets)
+    first = np.frombuffer(data, np.uint8)[np.minimum(offsets[:-1], max(len(data) - 1, 0))] if len(data) else lengths
+    maybe = np.flatnonzero((lengths == 0) | np.isin(first, _JSON_WS))
     if len(maybe):
         cand = pc.take(text, pa.array(maybe))
         blank = maybe[np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim(cand, characters=" \t\n\r\x0b\x0c")), 0))]
@@ -107,7 +110,7 @@ def _block_lines(block: bytes, first_no: int) -> pa.Table:
             keep = np.ones(n, bool)
             keep[blank] = False
             table = table.filter(pa.array(keep))
-    return table
+    return table, n
 
 
 def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
@@ -142,9 +145,9 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Tabl
                 if line_no == 1 and block.startswith(b"\xef\xbb\xbf"):
                     block = block[3:]
                 if block:
-                    table = _block_lines(block, line_no)
+                    table, n = _block_lines(block, line_no)
                     yield table
-                    line_no += block.count(b"\n")
+                    line_no += n
             if not chunk:
                 break
     if carry:
