@@ -61,10 +61,25 @@ class LoadReport:
         return all(f.status in ("loaded", "duplicate") for f in self.files)
 
 
-def connect(db: str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) an mcptrace database; ``db=None`` is in memory."""
+#: DuckDB ``memory_limit`` of a file-backed database unless told otherwise (``MCPTRACE_MEMORY_LIMIT``
+#: or ``memory_limit=``): loads and analyses then spill to ``<db>.tmp`` instead of growing.
+DEFAULT_MEMORY_LIMIT = "1GiB"
+
+
+def connect(db: str | None = None, *, read_only: bool = False,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
+
+    A file-backed database gets DuckDB's ``memory_limit`` (``memory_limit``, else the
+    ``MCPTRACE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`; DuckDB
+    size syntax such as ``"2GiB"``); work beyond it spills to the ``<db>.tmp`` directory. An
+    in-memory database keeps DuckDB's default (its data has nowhere else to live).
+    """
     con = duckdb.connect(db or ":memory:", read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    limit = memory_limit or os.environ.get("MCPTRACE_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if db else None)
+    if limit:
+        con.execute("SET memory_limit = ?", [limit])
     if not read_only:
         for stmt in statements("schema.sql"):
             con.execute(stmt)
@@ -162,29 +177,38 @@ class Loader:
                 if inp.compression and head:
                     why = f"{inp.compression}-compressed"
                 return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
+        # Each batch commits on its own (a transaction over a whole large file holds all of its rows
+        # in memory until it commits); the file becomes visible with its `sources` row, written
+        # last. A failure (or an interrupted earlier load) leaves no rows under the source id.
         con = self.con
-        con.execute("BEGIN TRANSACTION")
+        source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
+        self._discard(source_id)
         try:
-            rep = self._ingest(inp, sha, size, reader)
+            return self._ingest(inp, sha, size, reader, source_id)
         except BaseException:
-            con.execute("ROLLBACK")
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # no transaction open
+            self._discard(source_id)
             raise
-        con.execute("COMMIT")
-        return rep
 
-    def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader) -> FileReport:
+    def _discard(self, source_id: int) -> None:
+        for table in ("messages", "spans", "rejects"):
+            self.con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
+
+    def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int) -> FileReport:
         con = self.con
         path = inp.path
-        source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
         red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
                "redacted": '\\1"' + REDACTED + '"', "prefilter": prefilter_for(self.secret_keys)}
         params = {**red, **self.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
-        # reader's SQL and normalisation into a temp table `_all` holding the file's rows; one
-        # insert at the end moves them into messages or spans (many small inserts into a table
-        # are several times slower). Reader-level rejects are taken from `_all` batch by batch.
+        # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
+        # from it, then one insert moves the batch into messages or spans. Batches are large
+        # (CHUNK_BYTES of lines): many small inserts into a table are several times slower.
         table = "messages" if reader.kind == "messages" else "spans"
         stage = statements("messages.sql")[0] if reader.kind == "messages" else STAGE_SPANS
         stage = stage.replace("FROM _batch_out", f"FROM ({reader.sql}) _batch_out")
@@ -196,6 +220,8 @@ class Loader:
             [table]).fetchall())
         con.execute(f"CREATE OR REPLACE TEMP TABLE _all ({cols}, reject_reason VARCHAR, raw_reject VARCHAR, "
                     "from_reader BOOLEAN)")
+        finish = statements("messages_finish.sql") if reader.kind == "messages" else [FINISH_SPANS]
+        params["record_label"] = reader.record_label
         n_records = 0
         n_skipped = 0
         for batch in _prefetch(reader.batches(inp)):
@@ -210,6 +236,7 @@ class Loader:
                 continue
             n_records += batch.num_rows
             con.register("_lines", batch)
+            con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(stage, {n: v for n, v in params.items() if f"${n}" in stage} or None)
                 lo, hi = pc.min_max(batch.column("record_no")).values()
@@ -219,11 +246,11 @@ class Loader:
                     con.unregister("_lines")
                 except duckdb.Error:
                     pass
-        finish = statements("messages_finish.sql") if reader.kind == "messages" else [FINISH_SPANS]
-        params["record_label"] = reader.record_label
-        params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
-        for stmt in finish:
-            con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
+            params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
+            for stmt in finish:
+                con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
+            con.execute("DELETE FROM _all")
+            con.execute("COMMIT")
         if reader.kind == "messages":
             if one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND direction IS NULL", [source_id])[0]:
                 for stmt in statements("directions.sql"):
@@ -296,7 +323,7 @@ FROM _all WHERE reject_reason IS NULL
 """
 
 
-def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+def _prefetch(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
     """Iterate ``batches`` with the next ``depth`` of them read in a background thread.
 
     Reading and splitting lines (file reads, decompression, numpy, Arrow) releases the GIL, as

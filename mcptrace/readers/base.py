@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from mcptrace.readers.inputs import DECODE_ERRORS, Input
 
 HEAD_BYTES = 64 * 1024
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 32 * 1024 * 1024
 
 LINES_SCHEMA = pa.schema([("record_no", pa.int64()), ("line", pa.string()), ("decode_error", pa.string())])
 
