@@ -1,4 +1,4 @@
--- Move one file's normalised rows (_all, filled by messages.sql batch by batch) into
+-- Move one batch of normalised rows (_all, filled by messages.sql) into
 -- rejects and messages. Parameters: $record_label, $base_id (message ids continue from it).
 
 INSERT INTO rejects
