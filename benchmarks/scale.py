@@ -22,7 +22,15 @@ original verbatim; copy k > 0 gets fresh values so copies never correlate with e
 Everything else (other ``_meta`` keys, SSE event ids, JSON-RPC ids, line order, parallel
 turns) is kept as is. The output is deterministic.
 
+With ``keep_session_key=True`` the copies form ONE logical session instead: the
+``_meta["anthropic/session"]`` value and the span attribute ``gen_ai.conversation.id`` keep their
+original value in every copy, while everything else (connection ids, ``Mcp-Session-Id``,
+``mcp.session.id``, trace ids, times) is still fresh per copy. Repeating the agent sample this way
+gives one host conversation with many turns (and a reconnect per copy, carried by the key);
+:func:`scale_session` writes such a capture with about ``n_calls`` calls.
+
     .venv/bin/python benchmarks/scale.py out/bench --messages 1000000 --spans 1000000
+    .venv/bin/python benchmarks/scale.py out/bench --one-session-calls 50000
 """
 
 from __future__ import annotations
@@ -38,8 +46,12 @@ DEFAULT_SOURCES = [os.path.join(ROOT, "data", "samples", "agent_stdio.jsonl"),
                    os.path.join(ROOT, "data", "samples", "ide_http.jsonl"),
                    os.path.join(ROOT, "data", "samples", "plain_stdio.jsonl")]
 DEFAULT_TRACES = os.path.join(ROOT, "data", "samples", "traces.otlp.jsonl")
+#: the agent capture: parallel turns under one ``anthropic/session`` key (the source of :func:`scale_session`)
+AGENT_SOURCE = os.path.join(ROOT, "data", "samples", "agent_stdio.jsonl")
 #: span attributes that carry a session key: suffixed per copy like ``_meta`` session keys
 SESSION_ATTRIBUTES = ("gen_ai.conversation.id", "mcp.session.id")
+#: span attributes that carry the logical session (the conversation): kept with ``keep_session_key``
+LOGICAL_SESSION_ATTRIBUTES = ("gen_ai.conversation.id",)
 SESSION_META_KEY = "anthropic/session"
 
 
@@ -66,7 +78,7 @@ def _traceparent(tp: object, copy: int) -> object:
     return "-".join(parts)
 
 
-def _rewrite_message(msg: object, copy: int) -> None:
+def _rewrite_message(msg: object, copy: int, keep_session_key: bool = False) -> None:
     for m in msg if isinstance(msg, list) else [msg]:
         if not isinstance(m, dict):
             continue
@@ -74,7 +86,7 @@ def _rewrite_message(msg: object, copy: int) -> None:
             meta = m.get(part, {}).get("_meta") if isinstance(m.get(part), dict) else None
             if not isinstance(meta, dict):
                 continue
-            if isinstance(meta.get(SESSION_META_KEY), str):
+            if isinstance(meta.get(SESSION_META_KEY), str) and not keep_session_key:
                 meta[SESSION_META_KEY] = f"{meta[SESSION_META_KEY]}~{copy}"
             if "traceparent" in meta:
                 meta["traceparent"] = _traceparent(meta["traceparent"], copy)
@@ -103,10 +115,11 @@ def _envelope_unit(src_paths: list[str]) -> tuple[list[str], list[datetime], tim
     return unit, times, (max(times) - min(times)) + timedelta(seconds=1)
 
 
-def scale_envelope(src_paths: list[str], out_path: str, n_messages: int) -> int:
+def scale_envelope(src_paths: list[str], out_path: str, n_messages: int, *, keep_session_key: bool = False) -> int:
     """Write ``n_messages`` envelope lines to ``out_path`` made of renumbered copies of ``src_paths``.
 
-    Returns the number of lines written.
+    ``keep_session_key``: leave ``_meta["anthropic/session"]`` unsuffixed, so every copy belongs
+    to the same logical session. Returns the number of lines written.
     """
     unit, times, step = _envelope_unit(src_paths)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
@@ -125,14 +138,14 @@ def scale_envelope(src_paths: list[str], out_path: str, n_messages: int) -> int:
                     if isinstance(env.get("connection_id"), str):
                         env["connection_id"] = f"{env['connection_id']}~{copy}"
                     _rewrite_http(env.get("http"), copy)
-                    _rewrite_message(env.get("message"), copy)
+                    _rewrite_message(env.get("message"), copy, keep_session_key)
                     out.write(json.dumps(env, separators=(",", ":"), ensure_ascii=False) + "\n")
                 written += 1
             copy += 1
     return written
 
 
-def _rewrite_span(span: dict, copy: int, shift_ns: int) -> None:
+def _rewrite_span(span: dict, copy: int, shift_ns: int, keep_session_key: bool = False) -> None:
     if isinstance(span.get("traceId"), str) and len(span["traceId"]) == 32:
         span["traceId"] = _fresh_trace_id(span["traceId"].lower(), copy)
     for key in ("startTimeUnixNano", "endTimeUnixNano"):
@@ -146,15 +159,19 @@ def _rewrite_span(span: dict, copy: int, shift_ns: int) -> None:
             link["traceId"] = _fresh_trace_id(link["traceId"].lower(), copy)
     for attr in span.get("attributes") or []:
         value = attr.get("value") or {}
+        if keep_session_key and attr.get("key") in LOGICAL_SESSION_ATTRIBUTES:
+            continue
         if attr.get("key") in SESSION_ATTRIBUTES and isinstance(value.get("stringValue"), str):
             value["stringValue"] = f"{value['stringValue']}~{copy}"
 
 
-def scale_spans(trace_path: str, out_path: str, n_spans: int, step: timedelta) -> int:
+def scale_spans(trace_path: str, out_path: str, n_spans: int, step: timedelta, *,
+                keep_session_key: bool = False) -> int:
     """Write OTLP/JSON lines holding ``n_spans`` spans: copies of ``trace_path`` shifted by ``step``.
 
     Each output line is one source line (one ``ExportTraceServiceRequest``) of copy k; the last
-    line is cut short so exactly ``n_spans`` spans are written. Returns the number of spans.
+    line is cut short so exactly ``n_spans`` spans are written. ``keep_session_key``: leave
+    ``gen_ai.conversation.id`` unsuffixed (see :func:`scale_envelope`). Returns the number of spans.
     """
     unit = [json.loads(line) for line in open(trace_path, encoding="utf-8") if line.strip()]
     per_unit = sum(len(ss.get("spans", [])) for req in unit for rs in req["resourceSpans"] for ss in rs["scopeSpans"])
@@ -176,7 +193,7 @@ def scale_spans(trace_path: str, out_path: str, n_spans: int, step: timedelta) -
                         ss["spans"] = spans
                         if copy:
                             for span in spans:
-                                _rewrite_span(span, copy, copy * step_ns)
+                                _rewrite_span(span, copy, copy * step_ns, keep_session_key)
                         written += len(spans)
                 out.write(json.dumps(req, separators=(",", ":"), ensure_ascii=False) + "\n")
             copy += 1
@@ -202,13 +219,53 @@ def scale_capture(out_dir: str, n_messages: int, n_spans: int, sources: list[str
     return env_path, span_path
 
 
+def _unit_counts(src_paths: list[str], trace_path: str) -> tuple[int, int, int]:
+    """(envelope lines, JSON-RPC requests, spans) in one copy of the unit."""
+    unit = _envelope_unit(src_paths)[0]
+    n_requests = 0
+    for line in unit:
+        msg = json.loads(line).get("message")
+        for m in msg if isinstance(msg, list) else [msg]:
+            if isinstance(m, dict) and "method" in m and "id" in m:
+                n_requests += 1
+    n_spans = sum(len(ss.get("spans", [])) for line in open(trace_path, encoding="utf-8") if line.strip()
+                  for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"])
+    return len(unit), n_requests, n_spans
+
+
+def scale_session(out_dir: str, n_calls: int, source: str = AGENT_SOURCE,
+                  traces: str = DEFAULT_TRACES) -> tuple[str, str]:
+    """Write one logical session of at least ``n_calls`` calls: whole copies of ``source`` (the
+    agent capture) and of ``traces`` with ``keep_session_key=True``, as
+    ``session_<n_calls>.jsonl`` and ``session_<n_calls>.otlp.jsonl`` in ``out_dir`` (reused when
+    present). Returns the two paths.
+    """
+    env_path = os.path.join(out_dir, f"session_{n_calls}.jsonl")
+    span_path = os.path.join(out_dir, f"session_{n_calls}.otlp.jsonl")
+    n_lines, n_requests, n_spans = _unit_counts([source], traces)
+    if not n_requests:
+        raise ValueError(f"{source}: no requests to repeat")
+    copies = -(-n_calls // n_requests)
+    if not os.path.exists(env_path):
+        scale_envelope([source], env_path + ".part", copies * n_lines, keep_session_key=True)
+        os.replace(env_path + ".part", env_path)
+    if not os.path.exists(span_path):
+        scale_spans(traces, span_path + ".part", copies * n_spans, _envelope_unit([source])[2], keep_session_key=True)
+        os.replace(span_path + ".part", span_path)
+    return env_path, span_path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", help="directory for envelope_<N>.jsonl and traces_<M>.otlp.jsonl")
     ap.add_argument("--messages", type=int, default=100_000, help="messages to write (default 100000)")
     ap.add_argument("--spans", type=int, default=100_000, help="spans to write (default 100000)")
+    ap.add_argument("--one-session-calls", type=int, metavar="N",
+                    help="instead: one logical session of N calls from the agent sample (scale_session)")
     args = ap.parse_args()
-    for path in scale_capture(args.out_dir, args.messages, args.spans):
+    paths = (scale_session(args.out_dir, args.one_session_calls) if args.one_session_calls
+             else scale_capture(args.out_dir, args.messages, args.spans))
+    for path in paths:
         print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
 
 

@@ -15,20 +15,20 @@ from mcptrace.workspace import Workspace, load, open
 __version__ = "0.1.0"
 
 
-def explore(workspace: Workspace, session_id: str | None = None):
+def explore(workspace: Workspace, session_id: str | None = None, **kwargs):
     """An ipywidgets explorer of ``workspace`` (session picker, filters, timeline, waterfall,
     gap list, message inspector); see :func:`mcptrace.explorer.explore`."""
     from mcptrace.explorer import explore as _explore
 
-    return _explore(workspace, session_id)
+    return _explore(workspace, session_id, **kwargs)
 
 
-def open_dataset(directory):
-    """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` without copying it;
-    see :func:`mcptrace.export.open_dataset`."""
-    from mcptrace.export import open_dataset as _open_dataset
+def open_dataset(location, **kwargs):
+    """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` (a directory or an
+    object-store URL) without copying it; see :func:`mcptrace.dataset.open_dataset`."""
+    from mcptrace.dataset import open_dataset as _open_dataset
 
-    return _open_dataset(directory)
+    return _open_dataset(location, **kwargs)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Command line: ``mcptrace load | sessions | gaps | timeline | tree | report | export``.
+"""Command line: ``mcptrace load | open | sessions | gaps | timeline | tree | turns | report | export``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
 ``--errors raise`` (the other paths still load); 2 usage errors (argparse).
@@ -27,11 +27,27 @@ def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
 
 
 def _open_existing(db: str):
+    """A database file, or a Parquet dataset (directory or object-store URL) attached read-only."""
+    from mcptrace.dataset import is_url
     from mcptrace.workspace import open as open_ws
 
-    if not os.path.exists(db):
+    if not is_url(db) and not os.path.exists(db):
         raise MCPTraceError(f"{db}: no such database; create it with: mcptrace load PATH... --db {db}")
     return open_ws(db)
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    with _open_existing(args.location) as ws:
+        if args.sql:
+            _print_table(ws.sql(args.sql), max_width=args.width)
+            return 0
+        n = one(ws.con, "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM messages), "
+                        "(SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
+                        "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)")
+        kind = "Parquet dataset (read-only)" if ws.read_only else "database"
+        print(f"{args.location}: {kind}: {n[0]} sources, {n[1]} messages, {n[2]} sessions, {n[3]} calls, "
+              f"{n[4]} spans, {n[5]} gaps")
+    return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -136,18 +152,41 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_tree(args: argparse.Namespace) -> int:
     from mcptrace.export import write_figure
+    from mcptrace.waterfall import AGGREGATE_ABOVE
 
+    note = ""
     with _open_existing(args.db) as ws:
         session = args.session or ws.busiest_session()
         try:
             if os.path.splitext(args.out)[1].lower() in TABLE_FORMATS:
-                write_table(ws.tree(session), args.out)
+                write_table(ws.tree(session, turn=args.turn, call_id=args.call), args.out)
             else:
-                write_figure(ws.waterfall(session), args.out)
+                write_figure(ws.waterfall(session, turn=args.turn, call_id=args.call), args.out)
+                n = one(ws.con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session])
+                if args.turn is None and args.call is None and n and n[0] > AGGREGATE_ABOVE:
+                    note = (f"; {n[0]} calls: one row per turn, drill down with --turn KEY "
+                            f"(keys: mcptrace turns --db {args.db} --session {session}) or --call ID")
         except KeyError as e:
             print(f"error: {e.args[0]}", file=sys.stderr)
             return 1
-    print(f"wrote {args.out} (session {session})")
+    selected = f", turn {args.turn}" if args.turn else (f", the turn of call {args.call}" if args.call is not None else "")
+    print(f"wrote {args.out} (session {session}{selected}{note})")
+    return 0
+
+
+def cmd_turns(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as ws:
+        session = args.session or ws.busiest_session()
+        if session is None or not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session]).rows():
+            print(f"error: no session {session!r}", file=sys.stderr)
+            return 1
+        from mcptrace.views import TURNS_SQL, UNTRACED_RUN
+
+        _print_table(ws.sql(f"""SELECT turn, name, first_ts, duration_ms, n_calls, n_errors, n_cancelled, n_unanswered,
+                                       n_gaps, array_to_string(gap_codes, ',') AS gap_codes
+                                FROM ({TURNS_SQL}) WHERE NOT $with_gaps OR n_gaps > 0 ORDER BY first_ord""",
+                            {"session_id": session, "run": UNTRACED_RUN, "with_gaps": args.with_gaps}),
+                     max_width=args.width)
     return 0
 
 
@@ -184,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep credential headers and secret-looking _meta/argument values (redacted by default)")
     lp.set_defaults(func=cmd_load)
 
+    op = sub.add_parser("open", help="open a database or attach a Parquet dataset (directory or object-store URL); "
+                                     "print its size, or run --sql")
+    op.add_argument("location", help="a DuckDB file, a dataset directory, or a URL such as s3://bucket/prefix")
+    op.add_argument("--sql", help="a query to run; its result is printed as a table")
+    op.add_argument("--width", type=int, default=48, help="cut cells to this many characters")
+    op.set_defaults(func=cmd_open)
+
     sp = sub.add_parser("sessions", help="list logical sessions")
     sp.add_argument("--db", required=True)
     sp.set_defaults(func=cmd_sessions)
@@ -204,7 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     trp.add_argument("--db", required=True)
     trp.add_argument("--session", help="session id (default: the busiest)")
     trp.add_argument("--out", required=True, help="output path; format from the extension")
+    trp.add_argument("--turn", metavar="KEY", help="only this turn's rows (keys: mcptrace turns); large sessions "
+                                                   "are otherwise drawn one row per turn")
+    trp.add_argument("--call", type=int, metavar="ID", help="only the rows of this call's turn")
     trp.set_defaults(func=cmd_tree)
+
+    tup = sub.add_parser("turns", help="list a session's turns (keys for tree --turn), with calls, errors and gaps")
+    tup.add_argument("--db", required=True)
+    tup.add_argument("--session", help="session id (default: the busiest)")
+    tup.add_argument("--with-gaps", action="store_true", help="only turns with gaps")
+    tup.add_argument("--width", type=int, default=60, help="truncate cells to this width")
+    tup.set_defaults(func=cmd_turns)
 
     rp = sub.add_parser("report", help="a self-contained HTML incident report")
     rp.add_argument("--db", required=True)
@@ -219,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--table", action="append", metavar="TABLE=PATH",
                     help="write a table to .parquet or .csv, e.g. calls=out/calls.parquet (repeatable)")
     ep.add_argument("--parquet", metavar="DIR",
-                    help="write every table as a Hive-partitioned Parquet dataset (open it with mcptrace.open_dataset)")
+                    help="write every table as a Hive-partitioned Parquet dataset (attach it with mcptrace open DIR, or --db DIR)")
     ep.set_defaults(func=cmd_export)
 
     from mcptrace.capture._cli import add_capture_arguments

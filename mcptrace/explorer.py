@@ -6,11 +6,16 @@ Layout (top to bottom):
 - a one-line summary of the picked session;
 - filters: tool, status, gap code and a time range (ms since the session's first call);
 - the session's timeline and waterfall (tabs): calls outside the filter are greyed, so the
-  selection stands out against the rest of the session;
+  selection stands out against the rest of the session. A session of more than
+  ``aggregate_above`` calls (:data:`mcptrace.waterfall.AGGREGATE_ABOVE`) gets the per-turn
+  waterfall (one row per turn) and a turn picker above it: picking a turn, or picking a call in
+  the call list, drills down to the detailed rows of that turn;
 - the gap list (one line per gap) with the selected gap's evidence (``gaps.detail``);
 - the call list and the message inspector: the selected call's summary, its request and
   response JSON, the ``_meta`` of both, HTTP headers, and the spans and gaps joined to it.
-  Picking a gap picks its call.
+  Picking a gap picks its call. The gap and call lists show at most ``list_limit`` entries
+  (the count says how many the filters select); messages and spans are read per call, when
+  it is inspected, so opening a 50k-call session stays a matter of seconds.
 
 Everything that decides *what* is shown lives in :class:`ExplorerModel` (plain Python, no
 widgets) so it can be tested without a browser; :class:`ExplorerWidget` only wires widgets
@@ -28,7 +33,6 @@ import datetime as _dt
 import html
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,17 +47,24 @@ if TYPE_CHECKING:  # pragma: no cover
 ALL = "(all)"
 DIM_COLOR = "#dee2e6"
 NO_TIME = "(no times in this capture: message order)"
+#: the turn picker's value for the per-turn (aggregated) waterfall
+ALL_TURNS = ""
+#: most entries the call list, the gap list and the turn picker show
+LIST_LIMIT = 1_000
 
 _CALLS_SQL = """
+WITH g AS (
+    SELECT call_id, list_sort(list_distinct(list(code))) AS gap_codes
+    FROM gaps WHERE session_id = $session_id AND call_id IS NOT NULL GROUP BY call_id
+)
 SELECT c.call_id, c.rpc_id, c.method, c.tool_name, coalesce(c.tool_name, c.method) AS name, c.status,
        c.error_code, c.error_message, c.start_ts, c.end_ts, c.duration_ms, c.trace_id, c.parent_span_id,
        c.trace_context_source, c.request_session_key, c.request_session_key_source, c.connection_id,
        c.mcp_session_id, c.parallel_group, c.turn_id, c.request_message_id, c.response_message_id,
-       c.cancel_message_id, c.start_ord, c.end_ord,
-       list_sort(list_distinct(list(g.code) FILTER (WHERE g.code IS NOT NULL))) AS gap_codes
-FROM calls c LEFT JOIN gaps g ON g.call_id = c.call_id AND g.session_id = c.session_id
-WHERE c.session_id = ?
-GROUP BY ALL ORDER BY c.start_ord
+       c.cancel_message_id, c.start_ord, c.end_ord, coalesce(g.gap_codes, []::VARCHAR[]) AS gap_codes
+FROM calls c LEFT JOIN g USING (call_id)
+WHERE c.session_id = $session_id
+ORDER BY c.start_ord
 """
 _CALL_COLUMNS = ["call_id", "rpc_id", "method", "tool_name", "name", "status", "error_code", "error_message",
                  "start_ts", "end_ts", "duration_ms", "trace_id", "parent_span_id", "trace_context_source",
@@ -152,11 +163,23 @@ class ExplorerModel:
     >>> m.inspect(call_id).request_json                        # doctest: +SKIP
     """
 
-    def __init__(self, ws: "Workspace") -> None:
+    def __init__(self, ws: "Workspace", *, aggregate_above: int | None = None, list_limit: int = LIST_LIMIT,
+                 timeline_aggregate_above: int | None = None) -> None:
+        from mcptrace.timeline import AGGREGATE_ABOVE as TIMELINE_ABOVE
+        from mcptrace.waterfall import AGGREGATE_ABOVE
+
         self.ws = ws
+        #: sessions with more calls get the per-turn waterfall (see :mod:`mcptrace.waterfall`)
+        self.aggregate_above = AGGREGATE_ABOVE if aggregate_above is None else aggregate_above
+        #: sessions with more calls get the timeline's overview strip (see :mod:`mcptrace.timeline`)
+        self.timeline_aggregate_above = TIMELINE_ABOVE if timeline_aggregate_above is None else timeline_aggregate_above
+        #: most entries in the call list, the gap list and the turn picker
+        self.list_limit = list_limit
         self._calls: dict[str, list[dict]] = {}
         self._timeline: dict[str, Any] = {}
-        self._waterfall: dict[str, Any] = {}
+        self._waterfall: dict[Any, Any] = {}
+        self._turns: dict[str, list[dict]] = {}
+        self._turn_keys: dict[str, dict[int, str]] = {}
 
     # sessions --------------------------------------------------------------------------
     def sessions(self) -> "pd.DataFrame":
@@ -211,7 +234,7 @@ class ExplorerModel:
         """The session's calls in wire order as dicts (columns of ``calls`` plus ``name``,
         ``gap_codes`` and ``offset_ms``/``end_offset_ms``: ms since the session's first call)."""
         if session_id not in self._calls:
-            rows = self.ws.sql(_CALLS_SQL, [session_id]).rows()
+            rows = self.ws.sql(_CALLS_SQL, {"session_id": session_id}).rows()
             calls = [dict(zip(_CALL_COLUMNS, r)) for r in rows]
             t0 = min((c["start_ts"] for c in calls if c["start_ts"] is not None), default=None)
             for c in calls:
@@ -270,7 +293,73 @@ class ExplorerModel:
         gaps = f"  ⚠ {', '.join(c['gap_codes'])}" if c["gap_codes"] else ""
         return f"{when}  id {_short(c['rpc_id'], 12)}  {_short(c['name'], 40)}  [{c['status']}, {dur}]{gaps}"
 
+    def call_options(self, session_id: str, f: Filters | None = None) -> tuple[list[tuple[str, int]], int]:
+        """(label, call_id) of the first :attr:`list_limit` calls that pass ``f``, and how many pass."""
+        calls = self.filtered_calls(session_id, f)
+        return [(self.call_label(c), c["call_id"]) for c in calls[: self.list_limit]], len(calls)
+
+    # turns -----------------------------------------------------------------------------
+    def is_aggregated(self, session_id: str) -> bool:
+        """Whether the session's waterfall is drawn one row per turn (more than
+        :attr:`aggregate_above` calls)."""
+        row = self.ws.sql("SELECT n_calls FROM sessions WHERE session_id = ?", [session_id]).rows()
+        return bool(row) and row[0][0] > self.aggregate_above
+
+    def turns(self, session_id: str) -> list[dict]:
+        """The session's turns in wire order as dicts (columns of :func:`mcptrace.views.turns`
+        plus ``offset_ms``: ms since the session's first call)."""
+        if session_id not in self._turns:
+            res = self.ws.turns(session_id)
+            t0 = self.session_t0(session_id)
+            out = []
+            for r in res.rows():
+                t = dict(zip(res.columns, r))
+                t["offset_ms"] = _ms_between(t0, t["first_ts"])
+                out.append(t)
+            self._turns[session_id] = out
+        return self._turns[session_id]
+
+    def turn_of(self, session_id: str, call_id: int) -> str | None:
+        """The turn key (as in :meth:`turns`) of a call of the session, None for other calls."""
+        if session_id not in self._turn_keys:
+            from mcptrace.views import TURN_KEYS_SQL, UNTRACED_RUN
+
+            self._turn_keys[session_id] = dict(self.ws.sql(f"SELECT call_id, turn FROM ({TURN_KEYS_SQL})", {
+                "session_id": session_id, "run": UNTRACED_RUN}).rows())
+        return self._turn_keys[session_id].get(call_id)
+
+    def turn_label(self, t: dict) -> str:
+        """One line per turn for the turn picker (plain text)."""
+        when = f"{t['offset_ms']:9.1f} ms" if t["offset_ms"] is not None else f"#{t['first_ord']:>6}"
+        extra = "".join(f" · {t[k]} {label}" for k, label in (("n_errors", "errors"), ("n_cancelled", "cancelled"),
+                                                              ("n_unanswered", "unanswered"), ("n_gaps", "gaps"))
+                        if t[k])
+        return f"{when}  {_short(t['name'], 32)} · {t['n_calls']} call{'' if t['n_calls'] == 1 else 's'}{extra}"
+
+    def turn_options(self, session_id: str, f: Filters | None = None,
+                     include: str | None = None) -> tuple[list[tuple[str, str]], int]:
+        """Options of the turn picker: ("all turns", :data:`ALL_TURNS`) then (label, turn key)
+        of the first :attr:`list_limit` turns holding a call that passes ``f`` (wire order), plus
+        the turn ``include`` wherever it falls; and how many turns pass."""
+        f = f or Filters()
+        turns = self.turns(session_id)
+        if f.active:
+            keys = {self.turn_of(session_id, c["call_id"]) for c in self.filtered_calls(session_id, f)}
+            turns = [t for t in turns if t["turn"] in keys]
+        shown = turns[: self.list_limit]
+        if include is not None and include not in {t["turn"] for t in shown}:
+            extra = [t for t in self.turns(session_id) if t["turn"] == include]
+            shown = sorted(shown + extra, key=lambda t: t["first_ord"])
+        n = len(self.turns(session_id))
+        head = (f"(all {n} turns: one row per turn)", ALL_TURNS)
+        return [head] + [(self.turn_label(t), t["turn"]) for t in shown], len(turns)
+
     # gaps ----------------------------------------------------------------------------
+    def gap_options(self, session_id: str, f: Filters | None = None) -> tuple[list[tuple[str, int]], int]:
+        """(label, gap_id) of the first :attr:`list_limit` gaps :meth:`gaps` keeps, and how many it keeps."""
+        gaps = self.gaps(session_id, f)
+        return [(self.gap_label(g), g["gap_id"]) for g in gaps[: self.list_limit]], len(gaps)
+
     def gaps(self, session_id: str, f: Filters | None = None) -> list[dict]:
         """The session's gaps as dicts (columns of ``gaps`` plus ``offset_ms``), filtered:
         by code; by the time range; and, when a tool/status/gap-code/time filter picks calls,
@@ -412,7 +501,7 @@ class ExplorerModel:
         import plotly.graph_objects as go
 
         if session_id not in self._timeline:
-            self._timeline[session_id] = self.ws.timeline(session_id)
+            self._timeline[session_id] = self.ws.timeline(session_id, aggregate_above=self.timeline_aggregate_above)
         fig = go.Figure(copy.deepcopy(self._timeline[session_id]))
         f = f or Filters()
         if not f.active:
@@ -432,16 +521,30 @@ class ExplorerModel:
         fig.update_layout(title_text=(fig.layout.title.text or "") + _e(f" — filter shows {len(picked)} of {n} calls"))
         return fig
 
-    def waterfall(self, session_id: str, f: Filters | None = None) -> "go.Figure":
+    def waterfall(self, session_id: str, f: Filters | None = None, turn: str | None = None) -> "go.Figure":
         """The session's waterfall (:mod:`mcptrace.waterfall`) with the rows of calls outside
-        ``f`` (the calls and their spans) greyed."""
+        ``f`` (the calls and their spans) greyed. Above :attr:`aggregate_above` calls it is the
+        per-turn waterfall (turns without a call that passes ``f`` greyed) unless ``turn`` (a key
+        of :meth:`turns`) picks the detailed rows of one turn."""
         import plotly.graph_objects as go
 
-        if session_id not in self._waterfall:
-            self._waterfall[session_id] = (self.ws.waterfall(session_id), self.ws.tree(session_id))
-        base, tree = self._waterfall[session_id]
-        fig = go.Figure(copy.deepcopy(base))
         f = f or Filters()
+        turn = turn or None
+        if turn is None and self.is_aggregated(session_id):
+            if (session_id, None) not in self._waterfall:
+                self._waterfall[(session_id, None)] = (self.ws.waterfall(session_id,
+                                                                         aggregate_above=self.aggregate_above), None)
+            fig = go.Figure(copy.deepcopy(self._waterfall[(session_id, None)][0]))
+            if f.active:
+                keys = {self.turn_of(session_id, c["call_id"]) for c in self.filtered_calls(session_id, f)}
+                _dim_turns(fig, {html.escape(k, quote=False) for k in keys if k is not None})
+            return fig
+        if (session_id, turn) not in self._waterfall:
+            self._waterfall[(session_id, turn)] = (
+                self.ws.waterfall(session_id, turn=turn, aggregate_above=self.aggregate_above),
+                self.ws.tree(session_id, turn=turn))
+        base, tree = self._waterfall[(session_id, turn)]
+        fig = go.Figure(copy.deepcopy(base))
         if not f.active:
             return fig
         picked = {c["call_id"] for c in self.filtered_calls(session_id, f)}
@@ -456,6 +559,58 @@ class ExplorerModel:
         return fig
 
 
+def _mode(trace: Any) -> str | None:
+    """A trace's ``mode`` (bars, e.g. the timeline's overview strip, have none)."""
+    return getattr(trace, "mode", None)
+
+
+def _as_array(v: Any):
+    """A trace's data array as numpy: plotly keeps numpy arrays as given, but a copied figure
+    holds them as typed-array specs (``{"dtype", "bdata", "shape"?}``, base64)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        if v.get("shape"):
+            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
+        return a
+    return np.asarray(v, dtype=object if v is not None and len(v) and isinstance(v[0], (list, tuple)) else None)
+
+
+def _dim_turns(fig, picked: set) -> None:
+    """Grey the rows of a per-turn waterfall (:func:`mcptrace.waterfall.turn_waterfall`) whose
+    turn key (escaped, ``customdata[8]``) is not in ``picked``: each class's line and marker
+    traces are split into kept and dimmed parts."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    data = list(fig.data)
+    markers = {t.legendgroup: t for t in data if _mode(t) == "markers" and t.customdata is not None
+               and np.ndim(t.customdata) == 2}
+    dim_x: list = []
+    dim_y: list = []
+    width = None
+    for t in data:
+        if _mode(t) != "lines" or t.legendgroup not in markers:
+            continue
+        m = markers[t.legendgroup]
+        keep = np.array([row[8] in picked for row in m.customdata], dtype=bool)
+        xs, ys = _as_array(t.x), _as_array(t.y)
+        seg = np.repeat(keep, 3)
+        dim_x.append(xs[~seg])
+        dim_y.append(ys[~seg])
+        t.x, t.y = xs[seg], ys[seg]
+        m.x, m.y, m.customdata = _as_array(m.x)[keep], _as_array(m.y)[keep], _as_array(m.customdata)[keep]
+        width = t.line.width
+    if dim_x and sum(len(x) for x in dim_x):
+        fig.add_trace(go.Scattergl(x=np.concatenate(dim_x), y=np.concatenate(dim_y), mode="lines",
+                                   line=dict(color=DIM_COLOR, width=width or 4), name="turns filtered out",
+                                   legendgroup="filtered out", hoverinfo="skip"))
+        fig.data = (fig.data[-1],) + fig.data[:-1]  # under the kept rows
+
+
 def _call_id_of(row: Any) -> Any:
     """The call id a timeline marker carries: its ``customdata`` is the call id, or a row of
     hover fields ending with it."""
@@ -466,60 +621,57 @@ def _call_id_of(row: Any) -> Any:
 
 def timeline_call_ids(fig) -> list:
     """The call ids of the calls drawn in colour (not greyed) in a timeline figure."""
-    return [_call_id_of(r) for t in fig.data if t.customdata is not None and t.mode == "markers"
-            and t.legendgroup != "filtered out" for r in t.customdata]
+    from mcptrace.timeline import STATUS_COLORS
+
+    return [_call_id_of(r) for t in fig.data if t.customdata is not None and _mode(t) == "markers"
+            and t.legendgroup in STATUS_COLORS for r in t.customdata]
 
 
 def _dim_timeline(fig, picked: set, f: Filters) -> None:
     """Grey the calls of ``fig`` (a :func:`mcptrace.timeline.timeline`) that are not in
     ``picked``: the per-status line and marker traces are split into kept and dimmed parts
-    (the dimmed markers keep their hover)."""
+    (the dimmed markers keep their hover). Array operations, no loop over calls."""
+    import numpy as np
     import plotly.graph_objects as go
 
+    from mcptrace.timeline import STATUS_COLORS
+
     data = list(fig.data)
-    markers = {t.legendgroup: t for t in data if t.customdata is not None and t.mode == "markers"}
-    dim_x: list = []
-    dim_y: list = []
-    dim_mx: list = []
-    dim_my: list = []
-    dim_custom: list = []
-    dim_hover: list = []
+    markers = {t.legendgroup: t for t in data if t.customdata is not None and _mode(t) == "markers"
+               and t.legendgroup in STATUS_COLORS}
+    wanted = np.fromiter(picked, dtype=np.int64, count=len(picked))
+    dim_x, dim_y, dim_mx, dim_my, dim_custom, dim_hover = [], [], [], [], [], []
     width = None
     template = None
+    n_dim = 0
     for t in data:
-        if t.mode == "lines" and t.legendgroup in markers:
-            m = markers[t.legendgroup]
-            rows = list(m.customdata)
-            ids = [_call_id_of(r) for r in rows]
-            xs, ys = list(t.x), list(t.y)
-            if len(xs) != 3 * len(ids):
-                raise ValueError("unexpected timeline layout")
-            keep_x, keep_y = [], []
-            for k, cid in enumerate(ids):
-                seg_x, seg_y = xs[3 * k:3 * k + 3], ys[3 * k:3 * k + 3]
-                if cid in picked:
-                    keep_x += seg_x
-                    keep_y += seg_y
-                else:
-                    dim_x += seg_x
-                    dim_y += seg_y
-            width = t.line.width
-            t.x, t.y = keep_x, keep_y
-            mx, my = list(m.x), list(m.y)
-            mh = list(m.hovertext) if m.hovertext is not None and not isinstance(m.hovertext, str) else None
-            template = template or m.hovertemplate
-            keep = [k for k, cid in enumerate(ids) if cid in picked]
-            drop = [k for k, cid in enumerate(ids) if cid not in picked]
-            dim_mx += [mx[k] for k in drop]
-            dim_my += [my[k] for k in drop]
-            dim_custom += [rows[k] for k in drop]
-            dim_hover += [mh[k] for k in drop] if mh else [""] * len(drop)
-            m.x, m.y = [mx[k] for k in keep], [my[k] for k in keep]
-            m.customdata = [rows[k] for k in keep]
-            if mh:
-                m.hovertext = [mh[k] for k in keep]
-            t.name = f"{t.legendgroup} ({len(keep)})"
-    call_re = re.compile(r"call id: (\d+)\s*$")
+        if _mode(t) != "lines" or t.legendgroup not in markers:
+            continue
+        m = markers[t.legendgroup]
+        rows = _as_array(m.customdata)
+        ids = np.array([_call_id_of(r) for r in rows], dtype=np.int64) if rows.ndim != 2 else \
+            rows[:, -1].astype(np.int64)
+        keep = np.isin(ids, wanted)
+        xs, ys = _as_array(t.x), _as_array(t.y)
+        if len(xs) != 3 * len(ids):
+            raise ValueError("unexpected timeline layout")
+        seg = np.repeat(keep, 3)
+        dim_x.append(xs[~seg])
+        dim_y.append(ys[~seg])
+        t.x, t.y = xs[seg], ys[seg]
+        width = t.line.width
+        mx, my = _as_array(m.x), _as_array(m.y)
+        mh = m.hovertext if m.hovertext is not None and not isinstance(m.hovertext, str) else None
+        template = template or m.hovertemplate
+        dim_mx.append(mx[~keep])
+        dim_my.append(my[~keep])
+        dim_custom.append(rows[~keep])
+        dim_hover += list(np.asarray(mh, dtype=object)[~keep]) if mh is not None else [""] * int((~keep).sum())
+        m.x, m.y, m.customdata = mx[keep], my[keep], rows[keep]
+        if mh is not None:
+            m.hovertext = np.asarray(mh, dtype=object)[keep]
+        t.name = f"{t.legendgroup} ({int(keep.sum())})"
+        n_dim += int((~keep).sum())
     for t in data:
         name = t.name or ""
         if not name.startswith("gap: "):
@@ -528,26 +680,27 @@ def _dim_timeline(fig, picked: set, f: Filters) -> None:
         if f.gap_code is not None and code != f.gap_code:
             t.visible = "legendonly"
             continue
-        hov = list(t.hovertext) if t.hovertext is not None and not isinstance(t.hovertext, str) else []
-        ops = []
-        for h in hov:
-            mm = call_re.search(str(h))
-            ops.append(1.0 if (mm is None or int(mm.group(1)) in picked) else 0.2)
-        if hov:
-            t.marker.opacity = ops
-    if dim_x:
-        fig.add_trace(go.Scattergl(x=dim_x, y=dim_y, mode="lines", line=dict(color=DIM_COLOR, width=width or 8),
-                                   name=f"filtered out ({len(dim_mx)})", legendgroup="filtered out", hoverinfo="skip"))
-        hover = dict(customdata=dim_custom, hovertemplate=template) if template else \
-            dict(customdata=dim_custom, hovertext=dim_hover, hoverinfo="text")
-        fig.add_trace(go.Scattergl(x=dim_mx, y=dim_my, mode="markers", marker=dict(color=DIM_COLOR, symbol="square"),
-                                   legendgroup="filtered out", showlegend=False, name="filtered out", **hover))
+        # a gap's customdata is its call id as text ('' for gaps without a call)
+        ids = [] if t.customdata is None else [str(v) for v in t.customdata]
+        if ids:
+            t.marker.opacity = [1.0 if (not cid or int(cid) in picked) else 0.2 for cid in ids]
+    if n_dim:
+        fig.add_trace(go.Scattergl(x=np.concatenate(dim_x), y=np.concatenate(dim_y), mode="lines",
+                                   line=dict(color=DIM_COLOR, width=width or 8), name=f"filtered out ({n_dim})",
+                                   legendgroup="filtered out", hoverinfo="skip"))
+        custom = np.concatenate(dim_custom)
+        hover = dict(customdata=custom, hovertemplate=template) if template else \
+            dict(customdata=custom, hovertext=dim_hover, hoverinfo="text")
+        fig.add_trace(go.Scattergl(x=np.concatenate(dim_mx), y=np.concatenate(dim_my), mode="markers",
+                                   marker=dict(color=DIM_COLOR, symbol="square"), legendgroup="filtered out",
+                                   showlegend=False, name="filtered out", **hover))
 
 
 def _axis_value(fig, t0: _dt.datetime, ms: float):
     """A point of the timeline's x axis ``ms`` after ``t0``, in the figure's own x representation
     (epoch milliseconds, or naive UTC ISO text for datetime values)."""
-    sample = next((x for t in fig.data if t.mode == "lines" and t.x is not None for x in t.x if x is not None), None)
+    sample = next((x for t in fig.data if _mode(t) == "lines" and t.x is not None
+                   for x in _as_array(t.x)[:1]), None)
     when = t0 + _dt.timedelta(milliseconds=ms)
     if isinstance(sample, (int, float)):
         return when.timestamp() * 1000.0
@@ -570,12 +723,15 @@ class ExplorerWidget(w.VBox):
     """The explorer's widgets, wired to an :class:`ExplorerModel`. Public parts:
     ``session_picker``, ``tool_filter``, ``status_filter``, ``gap_filter``, ``time_filter``,
     ``reset_button``, ``summary`` (HTML, escaped), ``figure_tabs`` (``timeline_out``,
-    ``waterfall_out``), ``gap_list``, ``gap_detail``, ``call_list``, ``call_header`` (HTML,
+    ``waterfall_box``: ``turn_picker`` for sessions above the model's ``aggregate_above`` calls,
+    then ``waterfall_out``), ``gap_list``, ``gap_detail``, ``call_list``, ``call_header`` (HTML,
     escaped), ``inspector_tabs`` (``request_text``, ``response_text``, ``meta_text``,
-    ``http_text``, ``spans_text``, ``call_gaps_text``)."""
+    ``http_text``, ``spans_text``, ``call_gaps_text``). ``aggregate_above`` and ``list_limit``
+    go to the :class:`ExplorerModel`."""
 
-    def __init__(self, ws: "Workspace", session_id: str | None = None, **kwargs: Any) -> None:
-        self.model = ExplorerModel(ws)
+    def __init__(self, ws: "Workspace", session_id: str | None = None, *, aggregate_above: int | None = None,
+                 list_limit: int = LIST_LIMIT, **kwargs: Any) -> None:
+        self.model = ExplorerModel(ws, aggregate_above=aggregate_above, list_limit=list_limit)
         self._quiet = False
         self._figs_stale = {0: True, 1: True}
         mono = w.Layout(width="98%", height="300px")
@@ -596,7 +752,11 @@ class ExplorerWidget(w.VBox):
         self.count_label = w.Label()
         self.timeline_out = w.Output(layout=w.Layout(width="100%"))
         self.waterfall_out = w.Output(layout=w.Layout(width="100%"))
-        self.figure_tabs = w.Tab(children=[self.timeline_out, self.waterfall_out])
+        # shown above the waterfall only for sessions drawn one row per turn
+        self.turn_picker = w.Dropdown(options=[("(all turns)", ALL_TURNS)], value=ALL_TURNS, description="Turn",
+                                      layout=w.Layout(width="100%"), style={"description_width": "40px"})
+        self.waterfall_box = w.VBox([self.waterfall_out], layout=w.Layout(width="100%"))
+        self.figure_tabs = w.Tab(children=[self.timeline_out, self.waterfall_box])
         self.figure_tabs.set_title(0, "Timeline")
         self.figure_tabs.set_title(1, "Waterfall")
         self.gap_list = w.Select(options=[], rows=9, description="", layout=w.Layout(width="100%"))
@@ -632,6 +792,7 @@ class ExplorerWidget(w.VBox):
         self.reset_button.on_click(lambda _b: self.reset_filters())
         self.gap_list.observe(self._on_gap, "value")
         self.call_list.observe(self._on_call, "value")
+        self.turn_picker.observe(self._on_turn, "value")
         self.figure_tabs.observe(self._on_tab, "selected_index")
 
         if options:
@@ -687,6 +848,13 @@ class ExplorerWidget(w.VBox):
         if self._quiet or change["new"] is None:
             return
         self.show_call(change["new"])
+        if self.session_id is not None and self.model.is_aggregated(self.session_id):
+            self.show_turn(self.model.turn_of(self.session_id, change["new"]))  # drill down to its turn
+
+    def _on_turn(self, _change) -> None:
+        if not self._quiet:
+            self._figs_stale[1] = True
+            self._render_figures()
 
     def _on_tab(self, change) -> None:
         self._render_figures()
@@ -718,6 +886,9 @@ class ExplorerWidget(w.VBox):
                 self.time_filter.value = (0.0, hi)
                 self.time_filter.disabled = False
             self.summary.value = self.model.session_summary_html(session_id)
+            aggregated = self.model.is_aggregated(session_id)
+            self.waterfall_box.children = [self.turn_picker, self.waterfall_out] if aggregated else [self.waterfall_out]
+            self.turn_picker.value = ALL_TURNS
         self.refresh()
 
     def reset_filters(self) -> None:
@@ -730,20 +901,26 @@ class ExplorerWidget(w.VBox):
         if sid is None:
             return
         f = self.filters()
-        calls = self.model.filtered_calls(sid, f)
-        gaps = self.model.gaps(sid, f)
+        call_options, n_calls = self.model.call_options(sid, f)
+        gap_options, n_gaps = self.model.gap_options(sid, f)
         n = len(self.model.calls(sid))
-        self.count_label.value = f"{len(calls)} of {n} calls · {len(gaps)} gaps"
+        shown = "" if n_calls <= len(call_options) and n_gaps <= len(gap_options) else \
+            f" (lists show the first {self.model.list_limit}: narrow with the filters)"
+        self.count_label.value = f"{n_calls} of {n} calls · {n_gaps} gaps{shown}"
         previous_call = self.call_list.value
         with self._quietly():
-            self.gap_list.options = [(self.model.gap_label(g), g["gap_id"]) for g in gaps]
+            self.gap_list.options = gap_options
             self.gap_list.value = None
-            self.gap_detail.value = "" if gaps else "(no gaps in the selection)"
-            self.call_list.options = [(self.model.call_label(c), c["call_id"]) for c in calls]
-            ids = [c["call_id"] for c in calls]
-            pick = previous_call if previous_call in ids else (
-                next((c["call_id"] for c in calls if c["gap_codes"]), ids[0] if ids else None))
+            self.gap_detail.value = "" if gap_options else "(no gaps in the selection)"
+            self.call_list.options = call_options
+            ids = [v for _l, v in call_options]
+            gapped = (c["call_id"] for c in self.model.filtered_calls(sid, f)[: self.model.list_limit] if c["gap_codes"])
+            pick = previous_call if previous_call in ids else next(gapped, ids[0] if ids else None)
             self.call_list.value = pick
+            if self.model.is_aggregated(sid):
+                current = self.turn_picker.value or None
+                self.turn_picker.options = self.model.turn_options(sid, f, include=current)[0]
+                self.turn_picker.value = current or ALL_TURNS
         self._figs_stale = {0: True, 1: True}
         self._render_figures()
         self.show_call(pick)
@@ -757,8 +934,21 @@ class ExplorerWidget(w.VBox):
         if idx == 0:
             self.timeline_out.outputs = (figure_output(self.model.timeline(sid, f)),)
         else:
-            self.waterfall_out.outputs = (figure_output(self.model.waterfall(sid, f)),)
+            turn = (self.turn_picker.value or None) if self.model.is_aggregated(sid) else None
+            self.waterfall_out.outputs = (figure_output(self.model.waterfall(sid, f, turn=turn)),)
         self._figs_stale[idx] = False
+
+    def show_turn(self, turn: str | None) -> None:
+        """Drill the waterfall down to one turn (a key of ``model.turns``); None or
+        :data:`ALL_TURNS` goes back to one row per turn. Only for aggregated sessions."""
+        sid = self.session_id
+        if sid is None or not self.model.is_aggregated(sid):
+            return
+        turn = turn or ALL_TURNS
+        if turn not in [v for _l, v in self.turn_picker.options]:
+            with self._quietly():
+                self.turn_picker.options = self.model.turn_options(sid, self.filters(), include=turn or None)[0]
+        self.turn_picker.value = turn  # fires _on_turn
 
     def show_call(self, call_id: int | None) -> None:
         """Fill the inspector with one call (None clears it)."""
@@ -788,13 +978,14 @@ class ExplorerWidget(w.VBox):
             self.show_call(row[0][0])
 
 
-def explore(ws: "Workspace", session_id: str | None = None):
+def explore(ws: "Workspace", session_id: str | None = None, **kwargs: Any):
     """An interactive explorer of ``ws`` for Jupyter (ipywidgets): session picker (most gaps
     first), filters (tool, status, gap code, time range), the session's timeline and
     waterfall, the gap list with each gap's evidence, and a message inspector (request and
     response JSON, ``_meta``, HTTP headers, joined spans). Display the returned widget (it is
-    an ``ipywidgets.VBox``; its ``model`` is the :class:`ExplorerModel`).
+    an ``ipywidgets.VBox``; its ``model`` is the :class:`ExplorerModel`). ``kwargs``
+    (``aggregate_above``, ``list_limit``) go to :class:`ExplorerWidget`.
 
     >>> mcptrace.explore(mcptrace.load("data/samples"))   # doctest: +SKIP
     """
-    return ExplorerWidget(ws, session_id)
+    return ExplorerWidget(ws, session_id, **kwargs)

@@ -77,7 +77,7 @@ def chrome_trace(ws, session_id: str) -> dict:
     a process, with spans as complete events (``ph`` ``X``) on tracks where they nest; a flow (``ph`` ``s``/``f``) joins each call's client span to its server span.
     Timestamps are microseconds since the Unix epoch (UTC). Gap markers are instant events.
     """
-    from mcptrace.timeline import assign_lanes
+    from mcptrace.lanes import call_lanes
 
     calls = ws.sql("SELECT call_id, coalesce(tool_name, method), rpc_id, status, trace_id, start_ts, end_ts, "
                    "epoch_us(start_ts), epoch_us(end_ts) FROM calls WHERE session_id = ? AND start_ts IS NOT NULL "
@@ -85,7 +85,8 @@ def chrome_trace(ws, session_id: str) -> dict:
     if not calls and not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).rows():
         raise KeyError(f"no session {session_id!r}")
     end_us = max([c[8] for c in calls if c[8] is not None] + [c[7] for c in calls] + [0])
-    lanes = assign_lanes([c[7] for c in calls], [c[8] for c in calls])
+    lane_of = dict(call_lanes(ws, session_id).rows())
+    lanes = [lane_of[c[0]] for c in calls]
     events: list[dict] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "MCP calls (wire)"}},
                           {"ph": "M", "pid": 1, "name": "process_sort_index", "args": {"sort_index": 0}}]
     for c, lane in zip(calls, lanes):
@@ -142,7 +143,6 @@ def chrome_trace(ws, session_id: str) -> dict:
             events.append({"ph": "s", "cat": "mcp", "name": "request", "id": call_id, "pid": a[0], "tid": a[1], "ts": a[2]})
             events.append({"ph": "f", "bp": "e", "cat": "mcp", "name": "request", "id": call_id, "pid": b[0],
                            "tid": b[1], "ts": b[2]})
-    lane_of = {c[0]: lane for c, lane in zip(calls, lanes)}
     for code, call_id, ts in ws.sql("SELECT code, call_id, epoch_us(ts) FROM gaps WHERE session_id = ? AND ts IS NOT NULL",
                                     [session_id]).rows():
         events.append({"ph": "i", "s": "t", "cat": "gap", "name": code, "pid": 1, "tid": lane_of.get(call_id, 0), "ts": ts})
@@ -187,64 +187,8 @@ def write_table(ws, table: str, path: str | os.PathLike) -> str:
 
 # -- Parquet datasets ----------------------------------------------------------------------
 
-#: the time column each table is partitioned by (day, UTC), besides source_id where it has one
-_DAY_COLUMN = {"messages": "ts", "spans": "start_ts", "calls": "start_ts", "gaps": "ts", "sessions": "first_ts"}
+def write_dataset(ws, directory):
+    """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.dataset.write_dataset`."""
+    from mcptrace.dataset import write_dataset as _write
 
-
-def _literal(text: str) -> str:
-    """A SQL string literal (COPY takes no parameters for its path)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
-    """Write every table to ``directory/<table>/`` as a Hive-partitioned Parquet dataset.
-
-    Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
-    (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``); calls, sessions and gaps by
-    ``day``; the rest are single files. Any Parquet engine reads the result; :func:`open_dataset`
-    attaches it to DuckDB without copying. Returns {table: path}.
-    """
-    directory = os.path.abspath(os.fspath(directory))
-    os.makedirs(directory, exist_ok=True)
-    cols = {t: {c for (c,) in ws.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                                     [t]).rows()} for t in TABLES}
-    out = {}
-    for table in TABLES:
-        path = os.path.join(directory, table)
-        day = _DAY_COLUMN.get(table)
-        parts = [p for p in ("source_id",) if p in cols[table] and day]
-        if day:
-            parts.append("day")
-            query = (f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"')
-            ws.con.execute(f"COPY ({query}) TO {_literal(path)} "
-                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
-        else:
-            os.makedirs(path, exist_ok=True)
-            ws.con.execute(f'COPY (SELECT * FROM "{table}") TO {_literal(os.path.join(path, "data.parquet"))} '
-                           "(FORMAT PARQUET)")
-        out[table] = path
-    return out
-
-
-def open_dataset(directory: str | os.PathLike):
-    """Attach a dataset written by :func:`write_dataset` as views, without copying it into memory.
-
-    Returns a :class:`mcptrace.Workspace` over an in-memory DuckDB whose tables are views on
-    ``read_parquet(<dir>/<table>/**/*.parquet, hive_partitioning = true)``; queries, timelines
-    and trees run out of core. (The ``day`` partition column is dropped from the views.)
-    """
-    import duckdb
-
-    from mcptrace.loader import install_macros
-    from mcptrace.workspace import Workspace
-
-    directory = os.path.abspath(os.fspath(directory))
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    install_macros(con)
-    for table in TABLES:
-        glob = os.path.join(directory, table, "**", "*.parquet")
-        src = f"read_parquet({_literal(glob)}, hive_partitioning = true, union_by_name = true)"
-        exclude = " EXCLUDE (day)" if table in _DAY_COLUMN else ""
-        con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
-    return Workspace(con, path=directory)
+    return _write(ws, directory)

@@ -61,6 +61,11 @@ class LoadReport:
         return all(f.status in ("loaded", "duplicate") for f in self.files)
 
 
+#: records per transaction while loading: large enough that DuckDB writes whole row groups
+#: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
+#: open transaction holds (a transaction over a whole large file holds all of it)
+COMMIT_ROWS = 250_000
+
 #: DuckDB ``memory_limit`` of a file-backed database unless told otherwise (``MCPTRACE_MEMORY_LIMIT``
 #: or ``memory_limit=``): loads and analyses then spill to ``<db>.tmp`` instead of growing.
 DEFAULT_MEMORY_LIMIT = "1GiB"
@@ -177,9 +182,9 @@ class Loader:
                 if inp.compression and head:
                     why = f"{inp.compression}-compressed"
                 return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
-        # Each batch commits on its own (a transaction over a whole large file holds all of its rows
-        # in memory until it commits); the file becomes visible with its `sources` row, written
-        # last. A failure (or an interrupted earlier load) leaves no rows under the source id.
+        # Batches commit every COMMIT_ROWS records (a transaction over a whole large file holds all
+        # of its rows in memory until it commits); the file becomes visible with its `sources` row,
+        # written last. A failure (or an interrupted earlier load) leaves no rows under the source id.
         con = self.con
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         self._discard(source_id)
@@ -224,6 +229,7 @@ class Loader:
         params["record_label"] = reader.record_label
         n_records = 0
         n_skipped = 0
+        in_txn, txn_rows = False, 0
         for batch in _prefetch(reader.batches(inp)):
             # rows with neither a line nor an error are text the format allows between records
             # (log noise): counted in sources.n_skipped, not records
@@ -236,7 +242,9 @@ class Loader:
                 continue
             n_records += batch.num_rows
             con.register("_lines", batch)
-            con.execute("BEGIN TRANSACTION")
+            if not in_txn:
+                con.execute("BEGIN TRANSACTION")
+                in_txn, txn_rows = True, 0
             try:
                 con.execute(stage, {n: v for n, v in params.items() if f"${n}" in stage} or None)
                 lo, hi = pc.min_max(batch.column("record_no")).values()
@@ -250,6 +258,11 @@ class Loader:
             for stmt in finish:
                 con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
             con.execute("DELETE FROM _all")
+            txn_rows += batch.num_rows
+            if txn_rows >= COMMIT_ROWS:
+                con.execute("COMMIT")
+                in_txn = False
+        if in_txn:
             con.execute("COMMIT")
         if reader.kind == "messages":
             if one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND direction IS NULL", [source_id])[0]:

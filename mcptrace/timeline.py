@@ -4,20 +4,31 @@ The figure uses WebGL traces (``Scattergl``): one line trace per status whose se
 are the calls (start to end, UTC; x values are epoch milliseconds on a date axis), plus
 midpoint markers whose ``customdata`` carries the hover fields (tool, status, JSON-RPC id,
 duration in ms, trace id, parallel group, call id; rendered by one ``hovertemplate``) and
-one marker trace per gap code. Lanes are
-assigned greedily in start order so calls in one lane never overlap. Captures without
-times (bare stdio tees) are drawn against message order instead of time.
+one marker trace per gap code. Captures without times (bare stdio tees) are drawn against
+message order instead of time.
+
+Everything per call comes from one DuckDB query as Arrow columns: the lanes
+(:mod:`mcptrace.lanes`, set-based: calls in one lane never overlap, as many lanes as calls in
+flight at once), the drawn ends, and the hover fields, already HTML-escaped in SQL. Coordinates
+go to plotly as numpy arrays (sent to the browser as typed arrays).
+
+Above :data:`AGGREGATE_ABOVE` calls the figure also gets an overview strip on top (calls started
+per time bucket, stacked by status, and the most calls in flight in each bucket), readable when
+zoomed out; every call is still drawn in the lanes below for zooming in (box-zoom on either).
 """
 
 from __future__ import annotations
 
-import heapq
 import html
 from typing import TYPE_CHECKING
 
+import numpy as np
 import plotly.graph_objects as go
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mcptrace.db import one
+from mcptrace.lanes import CALL_INTERVALS_SQL, lanes_sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace
@@ -33,153 +44,277 @@ SEVERITY_COLORS = {"error": "#c92a2a", "warning": "#e67700", "info": "#1971c2"}
 HOVER_TEMPLATE = ("<b>%{customdata[0]}</b><br>status: %{customdata[1]}<br>JSON-RPC id: %{customdata[2]}"
                   "<br>duration: %{customdata[3]}<br>trace id: %{customdata[4]}"
                   "<br>parallel group: %{customdata[5]}<br>call id: %{customdata[6]}<extra></extra>")
+HOVER_COLUMNS = ["h_name", "h_status", "h_rpc_id", "h_duration", "h_trace", "h_group", "call_id"]
 
-_CALLS_SQL = """
-SELECT call_id, rpc_id, method, tool_name, status, error_code, trace_id, parallel_group,
-       start_ts, end_ts, duration_ms, start_ord, end_ord, connection_id
-FROM calls WHERE session_id = ? ORDER BY start_ord
+#: calls in a session above which the timeline adds the aggregated overview strip
+AGGREGATE_ABOVE = 5_000
+#: time buckets of the overview strip
+OVERVIEW_BUCKETS = 400
+#: gap markers above which they are drawn with WebGL too (and without text labels)
+GL_GAPS_ABOVE = 1_000
+
+
+def sql_html_text(expr: str) -> str:
+    """SQL for ``html.escape(str(expr), quote=False)`` (``&``, ``<``, ``>``), NULL as ''."""
+    return f"replace(replace(replace(coalesce(({expr})::VARCHAR, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
+_E = sql_html_text
+
+# One row per call of the session: lane, drawn start/end (x0, x1, mid) and the escaped hover
+# fields. $timed picks epoch ms (true) or message order (false) for x; a call still open at the
+# end of the capture is drawn to the capture's end and at least 6% of the session's span.
+_CALLS_SQL = f"""
+WITH l AS ({{lanes}}),
+c AS (
+    SELECT c.*, l.lane,
+           CASE WHEN $timed THEN epoch_us(c.start_ts) / 1000.0 ELSE c.start_ord END::DOUBLE AS x0,
+           CASE WHEN $timed THEN epoch_us(c.end_ts) / 1000.0 ELSE c.end_ord END::DOUBLE AS x_end
+    FROM calls c JOIN l ON l.id = c.call_id WHERE c.session_id = $session_id
+),
+b AS (
+    SELECT min(x0) AS first_x, max(greatest(x0, coalesce(x_end, x0))) AS last_x,
+           CASE WHEN $timed THEN (SELECT epoch_us(max(ts)) / 1000.0 FROM messages) END AS capture_end
+    FROM c
+)
+SELECT c.call_id, c.lane, c.status, c.start_ord, c.x_end IS NULL AS is_open, c.x0,
+       CASE WHEN c.x_end IS NOT NULL THEN c.x_end
+            WHEN $timed THEN greatest(coalesce(b.capture_end, c.x0),
+                                      c.x0 + (greatest(coalesce(b.capture_end, b.first_x), b.last_x) - b.first_x) * 0.06)
+            ELSE b.last_x + 1 END AS x1,
+       {_E("coalesce(c.tool_name, c.method)")} AS h_name,
+       {_E("c.status")} || CASE WHEN c.error_code IS NOT NULL THEN ' (code ' || {_E("c.error_code")} || ')' ELSE '' END
+           AS h_status,
+       {_E("c.rpc_id")} AS h_rpc_id,
+       CASE WHEN c.duration_ms IS NULL THEN 'open at end of capture' ELSE printf('%.1f ms', c.duration_ms) END
+           AS h_duration,
+       {_E("coalesce(c.trace_id, '(none)')")} AS h_trace,
+       {_E("c.parallel_group")} AS h_group
+FROM c, b
+ORDER BY c.start_ord
 """
-_GAPS_SQL = """
-SELECT g.code, g.severity, g.call_id, g.ts, g.detail, m.ts AS message_ts, e.ord
-FROM gaps g LEFT JOIN messages m ON m.message_id = g.message_id
-LEFT JOIN (SELECT message_id, row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord FROM messages) e
-       ON e.message_id = g.message_id
-WHERE g.session_id = ? ORDER BY g.gap_id
+
+# One row per gap of the session: x (its time, else its message's; without times the message's
+# position; else its call's start), y above its call's lane (several at one point stack up).
+_GAPS_SQL = f"""
+WITH calls_x AS (SELECT * FROM _mcptrace_timeline_calls),
+ord AS (
+    SELECT message_id, row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord
+    FROM messages WHERE NOT $timed
+),
+g AS (
+    SELECT g.gap_id, g.code, g.severity, g.call_id, coalesce(c.lane, -1) AS lane,
+           coalesce(CASE WHEN $timed THEN epoch_us(coalesce(g.ts, m.ts)) / 1000.0 ELSE o.ord END, c.x0)::DOUBLE AS x
+    FROM gaps g LEFT JOIN messages m ON m.message_id = g.message_id
+    LEFT JOIN ord o ON o.message_id = g.message_id
+    LEFT JOIN calls_x c ON c.call_id = g.call_id
+    WHERE g.session_id = $session_id
+)
+SELECT gap_id, code, severity, x,
+       (lane - 0.32 - 0.28 * (row_number() OVER (PARTITION BY lane, x ORDER BY gap_id) - 1))::FLOAT AS y,
+       coalesce(call_id::VARCHAR, '') AS call_id
+FROM g WHERE x IS NOT NULL ORDER BY code, gap_id
 """
 
-
-def assign_lanes(starts: list, ends: list) -> list[int]:
-    """Greedy interval partitioning: for intervals sorted by start, the lowest lane free at
-    each start. ``ends`` may contain None (open interval: the lane stays taken)."""
-    free: list[int] = []
-    busy: list[tuple] = []  # (end, lane)
-    lanes: list[int] = []
-    n_lanes = 0
-    for s, e in zip(starts, ends):
-        while busy and busy[0][0] <= s:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        if free:
-            lane = heapq.heappop(free)
-        else:
-            lane = n_lanes
-            n_lanes += 1
-        lanes.append(lane)
-        if e is not None:
-            heapq.heappush(busy, (max(e, s), lane))
-    return lanes
+# The overview strip: per bucket of width $w from $x_lo, calls started by status, and the most
+# calls in flight (running sum of +1 at starts, -1 at ends, carried through empty buckets).
+_OVERVIEW_SQL = """
+WITH c AS (SELECT * FROM _mcptrace_timeline_calls),
+bk AS (SELECT range AS bucket FROM range(0, $n)),
+started AS (
+    SELECT least(floor((x0 - $x_lo) / $w), $n - 1)::BIGINT AS bucket, status, count(*) AS n
+    FROM c GROUP BY ALL
+),
+ev AS (
+    SELECT x0 AS x, start_ord AS o, 1 AS d FROM c
+    UNION ALL
+    SELECT x1, start_ord, -1 FROM c WHERE NOT is_open
+),
+run AS (SELECT x, sum(d) OVER (ORDER BY x, d, o ROWS UNBOUNDED PRECEDING) AS in_flight FROM ev),
+per AS (
+    SELECT least(floor((x - $x_lo) / $w), $n - 1)::BIGINT AS bucket, max(in_flight) AS peak,
+           arg_max(in_flight, x) AS at_end
+    FROM run GROUP BY 1
+),
+filled AS (
+    SELECT bk.bucket, per.peak,
+           last_value(per.at_end IGNORE NULLS) OVER (ORDER BY bk.bucket ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+               AS carried
+    FROM bk LEFT JOIN per USING (bucket)
+)
+SELECT f.bucket, $x_lo + (f.bucket + 0.5) * $w AS x, greatest(coalesce(f.peak, 0), coalesce(f.carried, 0)) AS peak,
+       s.status, coalesce(s.n, 0) AS n
+FROM filled f LEFT JOIN started s USING (bucket)
+ORDER BY f.bucket, s.status
+"""
 
 
 def _esc(v: object) -> str:
     return html.escape("" if v is None else str(v), quote=False)  # plotly text: tags matter, quotes do not
 
 
-def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = None, height: int | None = None) -> go.Figure:
+def _segments(a: np.ndarray, b: np.ndarray, fill=np.nan) -> np.ndarray:
+    """Interleave starts and ends with ``fill`` after each pair: one line segment per call (a NaN
+    x breaks the line, so y may stay integer)."""
+    out = np.full(3 * len(a), fill, dtype=np.result_type(a, b))
+    out[0::3] = a
+    out[1::3] = b
+    return out
+
+
+def _small_int(values: np.ndarray, top: int) -> np.ndarray:
+    """Lanes as the smallest integer type that holds ``top`` (typed arrays: 1 byte per lane)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if top < np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values.astype(np.int64)
+
+
+def timeline_data(ws: "Workspace", session_id: str, *, timed: bool = True) -> pa.Table:
+    """The per-call data of :func:`timeline` as one Arrow table, in wire order.
+
+    Columns: call_id BIGINT, lane INTEGER (0-based, see :mod:`mcptrace.lanes`), status VARCHAR,
+    start_ord BIGINT, is_open BOOLEAN (no response by the end of the capture), x0/x1 DOUBLE
+    (drawn start and end: epoch ms UTC when ``timed``, else message order; an open call ends at
+    the capture's end, and at least 6% of the session's span after its start), and the hover
+    fields h_name, h_status, h_rpc_id, h_duration, h_trace, h_group (VARCHAR, HTML-escaped).
+    Unknown sessions give no rows.
+    """
+    n = one(ws.con, "SELECT count(*) FROM calls WHERE session_id = ?", [session_id])[0]
+    sql = _CALLS_SQL.format(lanes=lanes_sql(CALL_INTERVALS_SQL, n))
+    return ws.con.sql(sql, params={"session_id": session_id, "timed": timed}).to_arrow_table()
+
+
+def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = None, height: int | None = None,
+             aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
     """Build the timeline figure of one session.
 
-    Returns a ``plotly.graph_objects.Figure``: x is UTC time (or message order for captures
-    without times), y the lane. Raises ``KeyError`` when the session does not exist.
-    Every string from the capture is HTML-escaped before it reaches hover text or labels.
+    Returns a ``plotly.graph_objects.Figure``: x is UTC time (epoch ms on a date axis) or message
+    order for captures without times, y the lane (0 at the top). Traces: per status a WebGL line
+    trace (one segment per call, ``legendgroup`` = status) and a marker trace (``customdata``
+    rows as :data:`HOVER_COLUMNS`, the last being the call id); per gap code a marker trace named
+    ``gap: CODE (N)`` (``customdata``: the gap's call id as text; WebGL above
+    :data:`GL_GAPS_ABOVE` gaps). With more than ``aggregate_above`` calls, an overview strip
+    (``yaxis2``: calls started per time bucket, stacked bars by status; ``yaxis3``: most calls in
+    flight per bucket, trace ``legendgroup="overview"``) sits above the lanes. Raises
+    ``KeyError`` when the session does not exist. Every string from the capture is HTML-escaped
+    before it reaches hover text or labels.
     """
     if session_id is None:
         raise KeyError("no sessions in this workspace")
-    srow = one(ws.con, "SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, last_ts "
-                          "FROM sessions WHERE session_id = ?", [session_id])
+    srow = one(ws.con, "SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, "
+                       "(SELECT count(*) FILTER (WHERE start_ts IS NULL) FROM calls WHERE session_id = $1) "
+                       "FROM sessions WHERE session_id = $1", [session_id])
     if srow is None:
         raise KeyError(f"no session {session_id!r}")
-    calls = ws.con.execute(_CALLS_SQL, [session_id]).fetchall()
-    gaps = ws.con.execute(_GAPS_SQL, [session_id]).fetchall()
-    timed = bool(calls) and all(c[8] is not None for c in calls)
-    last_ts = srow[5]
-
-    if timed:
-        # x as epoch milliseconds (a date axis reads numbers as ms): shorter than ISO strings
-        starts = [c[8].timestamp() * 1000.0 for c in calls]
-        ends = [c[9].timestamp() * 1000.0 if c[9] is not None else None for c in calls]
-        # a call still open at the end of the capture is drawn (dotted) to the capture's end,
-        # and at least 6% of the session's span so it stays visible
-        capture_end = one(ws.con, "SELECT max(ts) FROM messages")[0] or last_ts
-        capture_end = capture_end.timestamp() * 1000.0 if capture_end is not None else None
-        last_ms = last_ts.timestamp() * 1000.0 if last_ts is not None else None
-        first = min(starts)
-        min_open = (max(capture_end or first, last_ms or first) - first) * 0.06
-        draw_end = [e if e is not None else max(capture_end or s, s + min_open) for s, e in zip(starts, ends)]
-    else:
-        starts = [c[11] for c in calls]
-        ends = [c[12] for c in calls]
-        max_ord = max([e for e in ends if e is not None] + starts + [0])
-        draw_end = [e if e is not None else max_ord + 1 for e in ends]
-    lanes = assign_lanes(starts, ends)
-    lane_of = {c[0]: lane for c, lane in zip(calls, lanes)}
+    src, key, n_calls, max_par, n_gaps, n_untimed = srow
+    timed = bool(n_calls) and n_untimed == 0
+    data = timeline_data(ws, session_id, timed=timed)
 
     fig = go.Figure()
-    n_lanes = (max(lanes) + 1) if lanes else 1
+    n_lanes = (pc.max(data["lane"]).as_py() + 1) if data.num_rows else 1
     width = max(2.0, min(16.0, 420.0 / n_lanes))
+    overview = n_calls > aggregate_above and data.num_rows > 0
+    # the midpoint markers carry the hover; in large sessions they stay small (hover picks by
+    # distance, not size), which keeps the browser's first paint several times faster
+    marker_size = max(4.0, width) if not overview else min(5.0, width)
+    statuses = data["status"]
     for status, color in STATUS_COLORS.items():
-        idx = [i for i, c in enumerate(calls) if c[4] == status]
-        if not idx:
+        part = data.filter(pc.equal(statuses, status))
+        if not part.num_rows:
             continue
-        xs: list = []
-        ys: list = []
-        for i in idx:
-            xs += [starts[i], draw_end[i], None]
-            ys += [lanes[i], lanes[i], None]
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines",
+        x0 = part["x0"].to_numpy()
+        x1 = part["x1"].to_numpy()
+        lane = _small_int(part["lane"].to_numpy(), n_lanes)
+        fig.add_trace(go.Scattergl(x=_segments(x0, x1), y=_segments(lane, lane, 0), mode="lines",
                                    line=dict(color=color, width=width, dash="dot" if status == "unanswered" else "solid"),
-                                   name=f"{status} ({len(idx)})", legendgroup=status, hoverinfo="skip"))
-        mids, data = [], []
-        for i in idx:
-            c = calls[i]
-            s, e = starts[i], draw_end[i]
-            mids.append(s + (e - s) / 2)
-            dur = "open at end of capture" if c[10] is None else f"{c[10]:.1f} ms"
-            # the labels live once in the template; per call only the (escaped) values
-            data.append([_esc(c[3] or c[2]),
-                         _esc(c[4]) + (f" (code {_esc(c[5])})" if c[5] is not None else ""),
-                         _esc(c[1]), dur, _esc(c[6] or "(none)"), _esc(c[7]), c[0]])
-        fig.add_trace(go.Scattergl(x=mids, y=[lanes[i] for i in idx], mode="markers",
-                                   marker=dict(color=color, size=max(4.0, width), symbol="square"),
-                                   customdata=data, hovertemplate=HOVER_TEMPLATE, legendgroup=status,
+                                   name=f"{status} ({part.num_rows})", legendgroup=status, hoverinfo="skip"))
+        # the labels live once in the template; per call only the (escaped) values
+        custom = np.empty((part.num_rows, len(HOVER_COLUMNS)), dtype=object)
+        for j, col in enumerate(HOVER_COLUMNS):
+            custom[:, j] = part[col].to_numpy(zero_copy_only=False)
+        fig.add_trace(go.Scattergl(x=x0 + (x1 - x0) / 2, y=lane, mode="markers",
+                                   marker=dict(color=color, size=marker_size, symbol="square"),
+                                   customdata=custom, hovertemplate=HOVER_TEMPLATE, legendgroup=status,
                                    showlegend=False, name=status))
 
-    by_code: dict[str, list] = {}
-    start_of = dict(zip((c[0] for c in calls), starts))
-    stacked: dict[tuple, int] = {}
-    for code, severity, call_id, ts, _detail, message_ts, ord_ in gaps:
-        x = (ts or message_ts) if timed else ord_
-        if timed and x is not None:
-            x = x.timestamp() * 1000.0
-        if x is None:
-            x = start_of.get(call_id)
-        if x is None:
-            continue
-        lane = lane_of.get(call_id, -1)
-        k = stacked[(lane, x)] = stacked.get((lane, x), -1) + 1
-        # above the call's bar; several gaps at one point stack upwards
-        by_code.setdefault(code, []).append((x, lane - 0.32 - 0.28 * k, severity, call_id))
-    show_text = sum(len(v) for v in by_code.values()) <= 60
-    for code, pts in sorted(by_code.items()):
-        sev = pts[0][2]
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers+text" if show_text else "markers",
-            text=[code] * len(pts) if show_text else None, textposition="top center",
-            textfont=dict(size=10, color=SEVERITY_COLORS.get(sev, "#333")),
-            marker=dict(symbol="x-thin-open" if sev == "info" else "x", size=11, line=dict(width=2),
-                        color=SEVERITY_COLORS.get(sev, "#333")),
-            name=f"gap: {code} ({len(pts)})",
-            hovertext=[f"<b>{_esc(code)}</b> ({_esc(sev)})<br>call id: {_esc(p[3])}" for p in pts],
-            hoverinfo="text"))
+    ws.con.register("_mcptrace_timeline_calls", data.select(["call_id", "lane", "status", "start_ord", "is_open", "x0", "x1"]))
+    try:
+        gaps = ws.con.sql(_GAPS_SQL, params={"session_id": session_id, "timed": timed}).to_arrow_table()
+        if overview:
+            _add_overview(ws, fig, data)
+    finally:
+        ws.con.unregister("_mcptrace_timeline_calls")
+    _add_gaps(fig, gaps)
 
-    src, key, n_calls, max_par, n_gaps = srow[0], srow[1], srow[2], srow[3], srow[4]
-    fig.update_layout(
+    lanes_domain = [0.0, 0.72] if overview else [0.0, 1.0]
+    layout = dict(
         title=dict(text=title or _esc(f"Session {session_id} — {src}: {key} — {n_calls} calls, "
-                                      f"max {max_par} in flight, {n_gaps} gap{'' if n_gaps == 1 else 's'}"), font=dict(size=14)),
+                                      f"max {max_par} in flight, {n_gaps} gap{'' if n_gaps == 1 else 's'}"), font=dict(size=14),
+                   y=0.99 if overview else None, yanchor="top" if overview else None),
         xaxis=dict(title="time (UTC)" if timed else "message order", type="date" if timed else "linear"),
         yaxis=dict(title="lane (concurrent calls)", autorange="reversed", range=None, dtick=1 if n_lanes <= 30 else None,
-                   zeroline=False),
-        height=height or int(min(1400, max(360, 140 + 28 * (n_lanes + 1)))),
+                   zeroline=False, domain=lanes_domain),
+        height=height or int(min(1400, max(360, 140 + 28 * (n_lanes + 1)) + (260 if overview else 0))),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
-        margin=dict(l=70, r=20, t=90, b=60),
+        margin=dict(l=70, r=70 if overview else 20, t=120 if overview else 90, b=60),
         hovermode="closest",
         template="plotly_white",
     )
+    if overview:
+        layout.update(
+            yaxis2=dict(title="calls started", domain=[0.78, 1.0], anchor="x", rangemode="tozero", zeroline=False),
+            yaxis3=dict(title="max in flight", overlaying="y2", side="right", anchor="x", rangemode="tozero",
+                        showgrid=False, zeroline=False, tickformat="d"),
+            barmode="stack", bargap=0.0)
+    fig.update_layout(**layout)
     return fig
+
+
+def gap_hover_template(code: str, severity: str | None) -> str:
+    """The hover of a gap marker: code and severity (escaped), then ``call id: %{customdata}``."""
+    return f"<b>{_esc(code)}</b> ({_esc(severity)})<br>call id: %{{customdata}}<extra></extra>"
+
+
+def _add_gaps(fig: go.Figure, gaps: pa.Table) -> None:
+    """One marker trace per gap code (WebGL above :data:`GL_GAPS_ABOVE` gaps); ``customdata``
+    holds each gap's call id (text, '' for gaps without a call)."""
+    n = gaps.num_rows
+    show_text = n <= 60
+    trace = go.Scattergl if n > GL_GAPS_ABOVE else go.Scatter
+    codes = gaps["code"]
+    for code in pc.unique(codes).to_pylist():
+        part = gaps.filter(pc.equal(codes, code))
+        sev = part["severity"][0].as_py()
+        k = part.num_rows
+        kw = dict(mode="markers+text", text=[_esc(code)] * k, textposition="top center",
+                  textfont=dict(size=10, color=SEVERITY_COLORS.get(sev, "#333"))) if show_text else dict(mode="markers")
+        fig.add_trace(trace(
+            x=part["x"].to_numpy(), y=part["y"].to_numpy(),
+            marker=dict(symbol="x-thin-open" if sev == "info" and trace is go.Scatter else "x",
+                        size=11 if trace is go.Scatter else 8, line=dict(width=2 if trace is go.Scatter else 0),
+                        color=SEVERITY_COLORS.get(sev, "#333")),
+            name=_esc(f"gap: {code} ({k})"),
+            customdata=part["call_id"].to_numpy(zero_copy_only=False), hovertemplate=gap_hover_template(code, sev),
+            **kw))
+
+
+def _add_overview(ws: "Workspace", fig: go.Figure, data: pa.Table) -> None:
+    """The overview strip: calls started per bucket (stacked bars by status) and the most calls
+    in flight per bucket (a step line), on ``yaxis2``/``yaxis3`` above the lanes."""
+    lo = pc.min(data["x0"]).as_py()
+    hi = max(pc.max(data["x1"]).as_py(), lo + 1.0)
+    w = (hi - lo) / OVERVIEW_BUCKETS
+    ov = ws.con.sql(_OVERVIEW_SQL, params={"n": OVERVIEW_BUCKETS, "x_lo": lo, "w": w}).to_arrow_table()
+    statuses = ov["status"]
+    for status, color in STATUS_COLORS.items():
+        part = ov.filter(pc.equal(statuses, status))
+        if not part.num_rows:
+            continue
+        fig.add_trace(go.Bar(x=part["x"].to_numpy(), y=part["n"].to_numpy(), width=w, yaxis="y2",
+                             marker=dict(color=color, line=dict(width=0)), name=f"{status} started", legendgroup=status,
+                             showlegend=False, hovertemplate=f"{status}: %{{y}} calls started<extra></extra>"))
+    peak = ov.group_by(["bucket", "x"]).aggregate([("peak", "max")]).sort_by("bucket")
+    fig.add_trace(go.Scatter(x=peak["x"].to_numpy(), y=peak["peak_max"].to_numpy(), yaxis="y3", mode="lines",
+                             line=dict(color="#212529", width=1.5, shape="hvh"), name="max in flight",
+                             legendgroup="overview", hovertemplate="max in flight: %{y}<extra></extra>"))

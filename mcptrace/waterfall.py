@@ -5,6 +5,12 @@ first call (bars on a numeric axis: no date-axis pitfalls in image export), inde
 depth, calls coloured by status, spans by service, orphan spans outlined in red, gap codes
 marked on their node, and a banner when the tree is incomplete ("Incomplete: N orphan spans /
 N unlinked"). Every string from the capture is HTML-escaped.
+
+A session of more than :data:`AGGREGATE_ABOVE` calls is drawn aggregated instead: one row per
+turn (:func:`mcptrace.views.turns`: its calls' time range, number of calls, errors, cancelled and
+unanswered calls, gaps), in WebGL, coloured by the worst status in the turn. Drill down with
+``waterfall(ws, session_id, turn=KEY)`` (a key from the hover or ``ws.turns(session_id)``) or
+``call_id=ID`` (that call's turn): the detailed rows of exactly that turn.
 """
 
 from __future__ import annotations
@@ -12,9 +18,14 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+import pyarrow.compute as pc
 
-from mcptrace.timeline import SEVERITY_COLORS, STATUS_COLORS
+from mcptrace.db import one
+from mcptrace.timeline import SEVERITY_COLORS, STATUS_COLORS, sql_html_text
+from mcptrace.views import TURNS_SQL, UNTRACED_RUN, turn_of
 from mcptrace.views import tree as build_tree
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,15 +35,74 @@ KIND_COLORS = {"session": "#495057", "turn": "#74c0fc"}
 SERVICE_PALETTE = ["#4c6ef5", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fd7e14"]
 UNLINKED_CODES = ("server_span_unlinked", "downstream_unlinked", "server_span_missing")
 
+#: calls in a session above which the waterfall shows one row per turn (drill down with ``turn=``)
+AGGREGATE_ABOVE = 1_000
+#: aggregate rows up to which each row gets a text label on the y axis
+LABELS_UP_TO = 600
+#: the aggregate row colour: the worst status among the turn's calls
+TURN_CLASSES = {"unanswered": STATUS_COLORS["unanswered"], "error": STATUS_COLORS["error"],
+                "cancelled": STATUS_COLORS["cancelled"], "ok": KIND_COLORS["turn"]}
+TURN_HOVER_TEMPLATE = ("<b>%{customdata[0]}</b> (%{customdata[1]} calls)<br>errors: %{customdata[2]} · cancelled: "
+                       "%{customdata[3]} · unanswered: %{customdata[4]}<br>gaps: %{customdata[5]}"
+                       "<br>duration: %{customdata[6]}<br>tools: %{customdata[7]}<br>turn: %{customdata[8]}"
+                       "<extra></extra>")
+
+_E = sql_html_text
+# the aggregate rows: TURNS_SQL plus bar ends (x0/x1: ms since $t0, or message order), the row
+# class and the escaped label and hover fields
+_AGG_SQL = f"""
+SELECT t.turn, t.n_gaps, t.gap_severity,
+       CASE WHEN $timed THEN date_diff('microsecond', $t0::TIMESTAMPTZ, t.first_ts) / 1000.0 ELSE t.first_ord END::DOUBLE
+           AS x0,
+       CASE WHEN $timed THEN date_diff('microsecond', $t0::TIMESTAMPTZ, t.last_ts) / 1000.0 ELSE t.last_ord END::DOUBLE
+           AS x1,
+       CASE WHEN t.n_unanswered > 0 THEN 'unanswered' WHEN t.n_errors > 0 THEN 'error'
+            WHEN t.n_cancelled > 0 THEN 'cancelled' ELSE 'ok' END AS cls,
+       {_E("t.name")} || ' · ' || t.n_calls || ' call' || CASE WHEN t.n_calls = 1 THEN '' ELSE 's' END
+           || CASE WHEN t.n_errors > 0 THEN ' · ' || t.n_errors || ' error' || CASE WHEN t.n_errors = 1 THEN '' ELSE 's' END
+                   ELSE '' END
+           || CASE WHEN t.n_gaps > 0 THEN ' · ' || t.n_gaps || ' gap' || CASE WHEN t.n_gaps = 1 THEN '' ELSE 's' END
+                   ELSE '' END AS label,
+       {_E("t.name")} AS h_name, t.n_calls::VARCHAR AS h_calls, t.n_errors::VARCHAR AS h_errors,
+       t.n_cancelled::VARCHAR AS h_cancelled, t.n_unanswered::VARCHAR AS h_unanswered,
+       t.n_gaps::VARCHAR || CASE WHEN t.n_gaps > 0 THEN ' (' || {_E("array_to_string(t.gap_codes, ', ')")} || ')'
+                                ELSE '' END AS h_gaps,
+       CASE WHEN t.duration_ms IS NULL THEN '(no times)' ELSE printf('%.1f ms', t.duration_ms) END AS h_duration,
+       {_E("array_to_string(t.tools, ', ')")} AS h_tools, {_E("t.turn")} AS h_turn
+FROM ({TURNS_SQL}) t
+ORDER BY t.first_ord
+"""
+_AGG_HOVER = ["h_name", "h_calls", "h_errors", "h_cancelled", "h_unanswered", "h_gaps", "h_duration", "h_tools", "h_turn"]
+
 
 def _esc(v: object) -> str:
     return html.escape("" if v is None else str(v), quote=False)  # plotly text: tags matter, quotes do not
 
 
-def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48) -> go.Figure:
-    """Build the waterfall figure of one session. Raises KeyError for an unknown session."""
-    df = build_tree(ws, session_id)
+def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48, turn: str | None = None,
+              call_id: int | None = None, aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
+    """Build the waterfall figure of one session, or of one turn of it.
+
+    Without ``turn``/``call_id``: up to ``aggregate_above`` calls, one bar per node of
+    :func:`mcptrace.views.tree` (session, turns, calls, spans); above it, one row per turn
+    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.views.turns`) or
+    ``call_id`` (that call's turn): the detailed rows of exactly that turn. The x axis is ms
+    since the session's first call. Raises KeyError for an unknown session, turn or call.
+    """
+    if turn is None and call_id is None:
+        row = one(ws.con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session_id])
+        if row is None:
+            raise KeyError(f"no session {session_id!r}")
+        if row[0] > aggregate_above:
+            return turn_waterfall(ws, session_id)
+    if call_id is not None and turn is None:
+        call_sid, turn = turn_of(ws, call_id)
+        if call_sid != session_id:
+            raise KeyError(f"no call {call_id!r} in session {session_id!r}")
+    df = build_tree(ws, session_id, turn=turn)
     t0 = df["start_ts"].dropna().min()
+    if pd.isna(t0):  # a capture without times (bare stdio tee): bars at 0
+        t0 = None
     services = sorted(s for s in df["service_name"].dropna().unique())
     svc_color = {s: SERVICE_PALETTE[i % len(SERVICE_PALETTE)] for i, s in enumerate(services)}
     last = df["end_ts"].dropna().max() if df["end_ts"].notna().any() else t0
@@ -110,15 +180,105 @@ def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48) -> go.Fi
         "Complete: every span joined"
     annotations.append(dict(text=_esc(banner), xref="paper", yref="paper", x=0, y=1, yshift=58, showarrow=False,
                             xanchor="left", font=dict(size=12, color="#c92a2a" if incomplete else "#2b8a3e")))
+    selected = "" if turn is None else f" — turn {turn}"
+    xrange = None
+    if turn is not None and len(df) > 1:  # the turn, not the whole session the root spans
+        lo, hi = min(bases[1:]), max(b + w for b, w in zip(bases[1:], widths[1:]))
+        pad = max((hi - lo) * 0.03, 0.5)
+        xrange = [lo - pad, hi + pad]
     fig.update_layout(
-        title=dict(text=_esc(f"Waterfall — session {session_id}"), font=dict(size=14), y=0.995, yanchor="top"),
+        title=dict(text=_esc(f"Waterfall — session {session_id}{selected}"), font=dict(size=14), y=0.995, yanchor="top"),
         xaxis=dict(title="ms since the session's first call", zeroline=False, side="top",
-                   domain=[0.4, 1.0] if with_labels else [0.0, 1.0]),
+                   domain=[0.4, 1.0] if with_labels else [0.0, 1.0], range=xrange),
         yaxis=dict(showticklabels=not with_labels, tickmode="array", tickvals=list(range(len(df))),
                    ticktext=labels, autorange="reversed", showgrid=False),
         height=int(min(12000, max(320, 150 + 18 * len(df)))),
         margin=dict(l=10, r=20, t=120, b=30),
         bargap=0.25, template="plotly_white", hovermode="closest",
         annotations=annotations,
+    )
+    return fig
+
+
+def turn_waterfall(ws: "Workspace", session_id: str) -> go.Figure:
+    """The aggregated waterfall of one session: one row per turn, in wire order.
+
+    Each row is a bar over its calls' time range (ms since the session's first call; message
+    order without times), coloured by the worst status in the turn (:data:`TURN_CLASSES`), an
+    ``x`` marker at its start when it has gaps (coloured by the worst severity), a label (up to
+    :data:`LABELS_UP_TO` rows) and a hover with calls, errors, cancelled, unanswered, gaps,
+    duration, tools and the turn key (``customdata[8]``) to drill down with. WebGL traces: line
+    traces named after the class, marker traces carrying the hover. Raises KeyError for an
+    unknown session.
+    """
+    srow = one(ws.con, "SELECT n_calls, (SELECT min(start_ts) FROM calls WHERE session_id = $1), "
+                       "(SELECT count(*) FILTER (WHERE start_ts IS NULL) FROM calls WHERE session_id = $1) "
+                       "FROM sessions WHERE session_id = $1", [session_id])
+    if srow is None:
+        raise KeyError(f"no session {session_id!r}")
+    n_calls, t0, n_untimed = srow
+    timed = t0 is not None and n_untimed == 0
+    data = ws.con.sql(_AGG_SQL, params={"session_id": session_id, "run": UNTRACED_RUN, "timed": timed,
+                                        "t0": t0}).to_arrow_table()
+    n = data.num_rows
+    rows = np.arange(n, dtype=np.int32)
+    height = int(min(1400, max(320, 170 + 18 * n)))
+    width = float(max(1.0, min(12.0, 0.7 * (height - 170) / max(n, 1))))
+    fig = go.Figure()
+    gapped = pc.greater(data["n_gaps"], 0)
+    for sev, color in SEVERITY_COLORS.items():
+        mask = pc.and_(gapped, pc.equal(pc.fill_null(data["gap_severity"], ""), sev))
+        part = data.filter(mask)
+        if not part.num_rows:
+            continue
+        fig.add_trace(go.Scattergl(x=part["x0"].to_numpy(), y=rows[np.asarray(mask.to_numpy(zero_copy_only=False),
+                                                                             dtype=bool)],
+                                   mode="markers", marker=dict(symbol="x", size=max(5.0, width + 2), color=color),
+                                   name=f"turns with {sev} gaps ({part.num_rows})", legendgroup=f"gaps-{sev}",
+                                   customdata=part["h_gaps"].to_numpy(zero_copy_only=False),
+                                   hovertemplate="gaps: %{customdata}<extra></extra>"))
+    cls = data["cls"]
+    for name, color in reversed(TURN_CLASSES.items()):  # the worst drawn last, on top
+        mask = pc.equal(cls, name)
+        part = data.filter(mask)
+        if not part.num_rows:
+            continue
+        y = rows[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
+        x0, x1 = part["x0"].to_numpy(), part["x1"].to_numpy()
+        x1 = np.maximum(x1, x0)
+        xs = np.full(3 * len(y), np.nan)
+        xs[0::3], xs[1::3] = x0, x1
+        ys = np.zeros(3 * len(y), dtype=np.int32)
+        ys[0::3] = ys[1::3] = y
+        label = "ok" if name == "ok" else f"with {name} calls"
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=color, width=width),
+                                   name=f"turns {label} ({len(y)})", legendgroup=name, hoverinfo="skip"))
+        custom = np.empty((len(y), len(_AGG_HOVER)), dtype=object)
+        for j, col in enumerate(_AGG_HOVER):
+            custom[:, j] = part[col].to_numpy(zero_copy_only=False)
+        fig.add_trace(go.Scattergl(x=x0 + (x1 - x0) / 2, y=y, mode="markers", name=f"turns {label}",
+                                   marker=dict(color=color, size=max(3.0, width), symbol="square"),
+                                   customdata=custom, hovertemplate=TURN_HOVER_TEMPLATE, legendgroup=name,
+                                   showlegend=False))
+    with_labels = n <= LABELS_UP_TO
+    first_key = data["turn"][0].as_py() if n else ""
+    banner = (f"Aggregated: {n_calls} calls in {n} turns, one row per turn. Drill down: "
+              f"ws.waterfall({session_id!r}, turn=KEY) or mcptrace tree --session {session_id} --turn KEY "
+              f"(KEY from the hover, e.g. {first_key})")
+    fig.update_layout(
+        title=dict(text=_esc(f"Waterfall — session {session_id} — per turn ({n} turns)"), font=dict(size=14),
+                   y=0.995, yanchor="top"),
+        xaxis=dict(title="ms since the session's first call" if timed else "message order", zeroline=False, side="top"),
+        yaxis=dict(showticklabels=with_labels, tickmode="array" if with_labels else "auto",
+                   tickvals=rows.tolist() if with_labels else None,
+                   ticktext=data["label"].to_pylist() if with_labels else None,
+                   autorange="reversed", showgrid=False, zeroline=False, title=None if with_labels else "turns (wire order)",
+                   tickfont=dict(size=10, family="monospace")),
+        height=height,
+        margin=dict(l=10, r=20, t=130, b=60),
+        legend=dict(orientation="h", yanchor="top", y=-0.01, xanchor="left", x=0),
+        template="plotly_white", hovermode="closest",
+        annotations=[dict(text=_esc(banner), xref="paper", yref="paper", x=0, y=1, yshift=80, showarrow=False,
+                          xanchor="left", font=dict(size=12, color="#1971c2"))],
     )
     return fig

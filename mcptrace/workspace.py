@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 
 from mcptrace.analysis import rebuild
+from mcptrace.dataset import is_dataset, open_dataset
+from mcptrace.errors import MCPTraceError
 from mcptrace.keys import KeyConfig
 from mcptrace.loader import LoadReport, Loader, connect
 from mcptrace.redact import DEFAULT_SECRET_KEYS
@@ -26,10 +28,11 @@ class Workspace:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, path: str | None = None,
-                 keys: KeyConfig | None = None) -> None:
+                 keys: KeyConfig | None = None, read_only: bool = False) -> None:
         self.con = con
         self.path = path
         self.keys = keys or KeyConfig()
+        self.read_only = read_only
         self.last_report: LoadReport | None = None
 
     # -- loading --------------------------------------------------------------------
@@ -43,8 +46,12 @@ class Workspace:
         Files that are not captures are reported in the returned :class:`LoadReport`.
         With ``redact=True`` (default) the values of credential headers and secret-looking keys
         (``secret_keys``, see :mod:`mcptrace.redact`) are replaced by ``"[REDACTED]"`` before
-        anything is stored.
+        anything is stored. Raises :class:`mcptrace.MCPTraceError` on a read-only workspace
+        (an attached Parquet dataset).
         """
+        if self.read_only:
+            raise MCPTraceError(f"{self.path}: an attached Parquet dataset is read-only; load into a database "
+                                "(mcptrace.load(paths, db=FILE)) and export it again")
         report = Loader(self.con, keys=self.keys, errors=errors, format=format, redact=redact,
                         secret_keys=secret_keys).load(paths)
         rebuild(self.con)
@@ -124,22 +131,36 @@ class Workspace:
 
     # -- charts ---------------------------------------------------------------------
     def timeline(self, session_id: str | None = None, **kwargs: Any):
-        """A plotly Figure of one session's calls; see :func:`mcptrace.timeline.timeline`."""
+        """A plotly Figure of one session's calls (the busiest without ``session_id``), with an
+        overview strip above ``aggregate_above`` calls (default
+        :data:`mcptrace.timeline.AGGREGATE_ABOVE`); see :func:`mcptrace.timeline.timeline`."""
         from mcptrace.timeline import timeline
 
         return timeline(self, session_id or self.busiest_session(), **kwargs)
 
-    def tree(self, session_id: str):
-        """The session's parallel-call tree as a pandas DataFrame; see :func:`mcptrace.views.tree`."""
+    def tree(self, session_id: str, *, turn: str | None = None, call_id: int | None = None):
+        """The session's parallel-call tree as a pandas DataFrame, or with ``turn`` (a key of
+        :meth:`turns`) or ``call_id`` (that call's turn) only that turn's rows; see
+        :func:`mcptrace.views.tree`."""
         from mcptrace.views import tree
 
-        return tree(self, session_id)
+        return tree(self, session_id, turn=turn, call_id=call_id)
 
-    def waterfall(self, session_id: str):
-        """A Jaeger-style plotly Figure of the session's tree; see :func:`mcptrace.waterfall.waterfall`."""
+    def turns(self, session_id: str) -> Result:
+        """One row per turn of the session (calls, errors, gaps, time range) with the keys to drill
+        down with; see :func:`mcptrace.views.turns`."""
+        from mcptrace.views import turns
+
+        return turns(self, session_id)
+
+    def waterfall(self, session_id: str, *, turn: str | None = None, call_id: int | None = None, **kwargs: Any):
+        """A Jaeger-style plotly Figure of the session's tree: one row per turn above
+        ``aggregate_above`` calls (default :data:`mcptrace.waterfall.AGGREGATE_ABOVE`), and with
+        ``turn`` (a key of :meth:`turns`) or ``call_id`` (that call's turn) the detailed rows of
+        that turn; see :func:`mcptrace.waterfall.waterfall`."""
         from mcptrace.waterfall import waterfall
 
-        return waterfall(self, session_id)
+        return waterfall(self, session_id, turn=turn, call_id=call_id, **kwargs)
 
     def concurrency(self, session_id: str | None = None) -> Result:
         """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.views.concurrency`."""
@@ -161,11 +182,11 @@ class Workspace:
 
         return adjust_clock_skew(self, tolerance_ms)
 
-    def explore(self, session_id: str | None = None):
+    def explore(self, session_id: str | None = None, **kwargs: Any):
         """An ipywidgets explorer of this workspace for Jupyter; see :func:`mcptrace.explorer.explore`."""
         from mcptrace.explorer import explore
 
-        return explore(self, session_id)
+        return explore(self, session_id, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
@@ -189,16 +210,25 @@ def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
         rebuild(con)
 
 
-def open(db: str | None = None, *, keys: KeyConfig | None = None) -> Workspace:  # noqa: A001 - the verb users expect
-    """Open an mcptrace database (created if missing; ``None`` is in memory)."""
-    con = connect(db)
+def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None,  # noqa: A001 - the verb users expect
+         storage_options: dict | None = None) -> Workspace:
+    """Open an mcptrace database (created if missing; ``None`` is in memory).
+
+    ``db`` may also be a Parquet dataset written by ``mcptrace export --parquet`` (a local
+    directory or an object-store URL such as ``s3://bucket/prefix``): it is attached read-only,
+    without copying, by :func:`mcptrace.dataset.open_dataset` (``storage_options`` go there).
+    """
+    if db is not None and is_dataset(db):
+        return open_dataset(db, storage_options=storage_options)
+    con = connect(os.fspath(db) if db is not None else None)
     _ensure_derived(con)
     return Workspace(con, path=db, keys=keys)
 
 
 def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,
          errors: str = "collect", format: str | None = None, keys: KeyConfig | None = None,
-         redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS) -> Workspace:
+         redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
+         storage_options: dict | None = None) -> Workspace:
     """Load captures and trace dumps into DuckDB and rebuild calls, sessions and gaps.
 
     ``paths``: files or directories (recursed). Formats are sniffed from content:
@@ -207,9 +237,23 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
     for in memory. Returns a :class:`Workspace`; its ``last_report`` says per file what was
     loaded, rejected or not recognised.
 
+    ``paths`` may instead name one Parquet dataset written by ``mcptrace export --parquet``
+    (local directory or object-store URL): it is attached read-only without copying, as by
+    :func:`open` (``db`` must then be None). Raises :class:`mcptrace.MCPTraceError` when a
+    dataset is mixed with other paths or given as ``db``.
+
     >>> ws = mcptrace.load("data/samples")            # doctest: +SKIP
     >>> ws.sessions().df()                             # doctest: +SKIP
     """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    datasets = [p for p in items if is_dataset(p)]
+    if db is not None and is_dataset(db):
+        raise MCPTraceError(f"{db}: a Parquet dataset cannot be loaded into; give a DuckDB file as db")
+    if datasets:
+        if len(items) > 1 or db is not None:
+            raise MCPTraceError(f"{datasets[0]}: a Parquet dataset is attached on its own "
+                                "(mcptrace.open(DIR_OR_URL)), not mixed with captures or loaded into a database")
+        return open_dataset(datasets[0], storage_options=storage_options)
     ws = open(db, keys=keys)
     ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys)
     return ws

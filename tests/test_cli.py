@@ -75,3 +75,32 @@ def test_unknown_session_is_a_clear_error(tmp_path):
     assert run("load", SAMPLES, "--db", db).returncode == 0
     r = run("timeline", "--db", db, "--session", "s_nope", "--out", tmp_path / "t.html")
     assert r.returncode == 1 and "no session 's_nope'" in r.stderr
+
+
+def test_turns_and_tree_drill_down(tmp_path):
+    import pandas as pd
+
+    import mcptrace
+
+    db = tmp_path / "x.duckdb"
+    assert run("load", SAMPLES, "--db", db).returncode == 0
+    with mcptrace.open(str(db)) as ws:
+        sid = ws.busiest_session()
+        turns = ws.turns(sid).df()
+        key = turns["turn"].iloc[3]
+        want = ws.tree(sid, turn=key)
+        call = int(turns["first_call_id"].iloc[3])
+    r = run("turns", "--db", db, "--session", sid, "--width", 80)
+    assert r.returncode == 0, r.stderr
+    assert all(k in r.stdout for k in turns["turn"])
+    r = run("turns", "--db", db, "--with-gaps", "--width", 80)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 2 + int((turns["n_gaps"] > 0).sum())
+    r = run("tree", "--db", db, "--session", sid, "--turn", key, "--out", tmp_path / "turn.csv")
+    assert r.returncode == 0, r.stderr
+    assert list(pd.read_csv(tmp_path / "turn.csv")["node_id"]) == list(want["node_id"])
+    r = run("tree", "--db", db, "--call", call, "--out", tmp_path / "turn.html")
+    assert r.returncode == 0 and f"the turn of call {call}" in r.stdout
+    assert f"turn {key.split('/')[0]}" in (tmp_path / "turn.html").read_text()   # plotly writes / as \\/
+    r = run("tree", "--db", db, "--turn", "nope", "--out", tmp_path / "x.html")
+    assert r.returncode == 1 and "no turn 'nope'" in r.stderr
+    assert run("turns", "--db", db, "--session", "s_nope").returncode == 1

@@ -10,7 +10,8 @@ import pytest
 
 import mcptrace
 from conftest import ROOT, SAMPLES
-from mcptrace.explorer import ALL, DIM_COLOR, ExplorerModel, ExplorerWidget, Filters, timeline_call_ids
+from mcptrace.explorer import (ALL, ALL_TURNS, DIM_COLOR, ExplorerModel, ExplorerWidget, Filters,
+                               timeline_call_ids)
 from test_report import PAYLOADS, _hostile_capture
 
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -167,15 +168,15 @@ def test_filtered_figures_grey_what_is_filtered_out(model, samples_ws):
     t0 = model.session_t0(sid)
     ranged = model.timeline(sid, Filters(time_range_ms=(100.0, 200.0)))
     lo, hi = ranged.layout.xaxis.range
-    xs = [x for t in full.data if t.mode == "lines" for x in t.x if x is not None]
-    if isinstance(xs[0], (int, float)):
-        assert lo < t0.timestamp() * 1000 + 100 < t0.timestamp() * 1000 + 200 < hi < t0.timestamp() * 1000 + 210
+    xs = [x for t in samples_ws.timeline(sid).data if t.mode == "lines" for x in t.x]
+    assert isinstance(xs[0], float)   # epoch ms
+    assert lo < t0.timestamp() * 1000 + 100 < t0.timestamp() * 1000 + 200 < hi < t0.timestamp() * 1000 + 210
     assert f"filter shows {len(picked)} of {n} calls" in fig.layout.title.text
     gap_only = model.timeline(sid, Filters(gap_code="cancelled"))
     hidden = {t.name.split(" (")[0] for t in gap_only.data if t.visible == "legendonly"}
     assert hidden == {"gap: downstream_unlinked", "gap: missing_session_key"}
     # the cached base figure is not changed by filtering
-    assert model.timeline(sid).to_plotly_json() == full.to_plotly_json()
+    assert model.timeline(sid).to_json() == full.to_json()
     wf = model.waterfall(sid, f)
     tree = samples_ws.tree(sid)
     colors = list(wf.data[0].marker.color)
@@ -249,6 +250,95 @@ def test_capture_without_times_disables_the_time_filter():
         assert _figure(ex.timeline_out)["layout"]["xaxis"]["title"]["text"] == "message order"
     finally:
         ws.close()
+
+
+# -- sessions above the aggregation threshold -----------------------------------------------------
+
+def test_model_of_an_aggregated_session_drills_down_by_turn(samples_ws):
+    sid = _sid_by_client(samples_ws, "agent-host")
+    m = ExplorerModel(samples_ws, aggregate_above=5)
+    assert m.is_aggregated(sid) and not ExplorerModel(samples_ws).is_aggregated(sid)
+    turns = samples_ws.turns(sid).df()
+    assert [t["turn"] for t in m.turns(sid)] == list(turns["turn"])
+    agg = m.waterfall(sid)
+    assert "per turn (6 turns)" in agg.layout.title.text
+    key = turns["turn"].iloc[4]
+    detail = m.waterfall(sid, turn=key)
+    assert detail.layout.title.text.endswith(f"turn {key}")
+    assert len(detail.data[0].y) == len(samples_ws.tree(sid, turn=key))
+    # every call maps to its turn
+    for c in m.calls(sid):
+        assert m.turn_of(sid, c["call_id"]) == (c["turn_id"] or turns["turn"].iloc[0])
+    # a filter greys the turns without a picked call, under the others
+    f = Filters(status="cancelled")
+    dimmed = m.waterfall(sid, f)
+    assert dimmed.data[0].name == "turns filtered out" and dimmed.data[0].line.color == DIM_COLOR
+    kept = [row[8] for t in dimmed.data if t.mode == "markers" and t.customdata is not None
+            and len(getattr(t.customdata, "shape", ())) == 2 for row in t.customdata]
+    assert kept == [turns["turn"].iloc[4]]      # turn 3 holds the cancelled call
+    options, n = m.turn_options(sid, f)
+    assert options[0][1] == ALL_TURNS and [v for _l, v in options[1:]] == kept and n == 1
+    options, _n = m.turn_options(sid, f, include=turns["turn"].iloc[0])
+    assert [v for _l, v in options[1:]] == [turns["turn"].iloc[0], kept[0]]
+    assert "turn 3 · 4 calls · 1 cancelled · 1 gaps" in m.turn_label(m.turns(sid)[4])
+
+
+def test_widget_of_an_aggregated_session_drills_down_on_a_turn_or_a_call(samples_ws):
+    sid = _sid_by_client(samples_ws, "agent-host")
+    ex = ExplorerWidget(samples_ws, sid, aggregate_above=5)
+    assert list(ex.waterfall_box.children) == [ex.turn_picker, ex.waterfall_out]
+    assert ex.turn_picker.value == ALL_TURNS and len(ex.turn_picker.options) == 1 + 6
+    ex.figure_tabs.selected_index = 1
+    assert "per turn (6 turns)" in _figure(ex.waterfall_out)["layout"]["title"]["text"]
+    # picking a turn drills down to its rows
+    key = ex.turn_picker.options[3][1]
+    ex.turn_picker.value = key
+    assert _figure(ex.waterfall_out)["layout"]["title"]["text"].endswith(f"turn {key}")
+    # picking a call in the list drills down to that call's turn
+    cancelled = next(c for c in ex.model.calls(sid) if c["status"] == "cancelled")
+    ex.call_list.value = cancelled["call_id"]
+    assert ex.turn_picker.value == cancelled["turn_id"]
+    assert _figure(ex.waterfall_out)["layout"]["title"]["text"].endswith(f"turn {cancelled['turn_id']}")
+    ex.turn_picker.value = ALL_TURNS
+    assert "per turn" in _figure(ex.waterfall_out)["layout"]["title"]["text"]
+    # a session at or under the threshold (5 calls) has no turn picker: its waterfall is the full tree
+    plain = _sid_by_client(samples_ws, "plain-host")
+    ex.session_picker.value = plain
+    assert not ex.model.is_aggregated(plain) and list(ex.waterfall_box.children) == [ex.waterfall_out]
+    assert "Waterfall — session " + plain == _figure(ex.waterfall_out)["layout"]["title"]["text"]
+    ex.session_picker.value = sid
+    assert list(ex.waterfall_box.children) == [ex.turn_picker, ex.waterfall_out] and ex.turn_picker.value == ALL_TURNS
+    small = ExplorerWidget(samples_ws, sid)
+    assert list(small.waterfall_box.children) == [small.waterfall_out]
+
+
+def test_filters_grey_the_timeline_with_its_overview_strip(samples_ws):
+    sid = _sid_by_client(samples_ws, "agent-host")
+    m = ExplorerModel(samples_ws, timeline_aggregate_above=5)
+    full = m.timeline(sid)
+    assert [t for t in full.data if t.type == "bar"]          # the overview strip is there
+    f = Filters(status="ok")
+    picked = {c["call_id"] for c in m.filtered_calls(sid, f)}
+    fig = m.timeline(sid, f)
+    assert sorted(timeline_call_ids(fig)) == sorted(picked) and 0 < len(picked) < len(m.calls(sid))
+    dimmed = [t for t in fig.data if t.legendgroup == "filtered out"]
+    assert len(dimmed) == 2 and len(dimmed[1].customdata) == len(m.calls(sid)) - len(picked)
+    # gaps of calls outside the filter fade
+    for t in fig.data:
+        if (t.name or "").startswith("gap: "):
+            assert list(t.marker.opacity) == [1.0 if not c or int(c) in picked else 0.2 for c in t.customdata]
+
+
+def test_lists_show_at_most_list_limit_entries(samples_ws):
+    sid = _sid_by_client(samples_ws, "agent-host")
+    ex = ExplorerWidget(samples_ws, sid, list_limit=3)
+    calls = ex.model.calls(sid)
+    assert [v for _l, v in ex.call_list.options] == [c["call_id"] for c in calls[:3]]
+    assert len(ex.gap_list.options) == 3 < len(ex.model.gaps(sid))
+    assert ex.count_label.value.startswith(f"{len(calls)} of {len(calls)} calls · {len(ex.model.gaps(sid))} gaps")
+    assert "first 3" in ex.count_label.value
+    options, n = ex.model.call_options(sid, Filters(tool="search"))
+    assert n == 2 and len(options) == 2
 
 
 # -- hostile strings -------------------------------------------------------------------------------

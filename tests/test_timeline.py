@@ -1,38 +1,21 @@
-"""Timeline: lanes never overlap, statuses and gaps drawn, capture strings escaped, exports written."""
+"""Timeline: lanes from SQL, statuses and gaps drawn, the overview strip of large sessions,
+capture strings escaped, exports written."""
 
 from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import numpy as np
 
 import mcptrace
-from conftest import SAMPLES, first_index, read_lines, write_lines
+from conftest import ROOT, SAMPLES, first_index, read_lines, write_lines
 from mcptrace.export import write_figure
-from mcptrace.timeline import STATUS_COLORS, assign_lanes
-
-# (start, duration): duration None is a call still open at the end of the capture
-intervals = st.lists(st.tuples(st.integers(0, 1000), st.one_of(st.none(), st.integers(1, 300))), max_size=60)
+from mcptrace.lanes import call_lanes
+from mcptrace.timeline import AGGREGATE_ABOVE, STATUS_COLORS
 
 
-@settings(max_examples=300, deadline=None)
-@given(intervals)
-def test_lanes_never_overlap_and_use_the_fewest_lanes(raw):
-    inf = float("inf")
-    ivs = sorted(((s, None if d is None else s + d) for s, d in raw), key=lambda iv: (iv[0], iv[1] or inf))
-    starts, ends = [s for s, _ in ivs], [e for _, e in ivs]
-    lanes = assign_lanes(starts, ends)
-    for i in range(len(ivs)):
-        for j in range(i + 1, len(ivs)):
-            if lanes[i] == lanes[j]:
-                a, b = ivs[i], ivs[j]
-                assert (a[1] if a[1] is not None else inf) <= b[0], (a, b)
-    # optimal: as many lanes as the deepest overlap (interval graphs are perfect)
-    depth = 0
-    for s in starts:
-        depth = max(depth, sum(1 for (a, e) in ivs if a <= s < (e if e is not None else inf)))
-    assert (max(lanes) + 1 if lanes else 0) == depth
+def _call_markers(fig):
+    return [t for t in fig.data if t.type == "scattergl" and t.mode == "markers" and t.legendgroup in STATUS_COLORS]
 
 
 def test_timeline_of_busiest_session(samples_ws):
@@ -46,10 +29,10 @@ def test_timeline_of_busiest_session(samples_ws):
         n = int((calls["status"] == t.legendgroup).sum())
         assert len(t.x) == 3 * n
         assert t.line.color == STATUS_COLORS[t.legendgroup]
-    hover = [row for t in fig.data if t.mode == "markers" and t.customdata is not None for row in t.customdata]
+    hover = [row for t in _call_markers(fig) for row in t.customdata]
     assert sorted(int(r[6]) for r in hover) == sorted(calls["call_id"])
     assert {r[4] for r in hover} == set(calls["trace_id"].fillna("(none)"))
-    assert all("%{customdata[4]}" in t.hovertemplate for t in fig.data if t.mode == "markers" and t.customdata is not None)
+    assert all("%{customdata[4]}" in t.hovertemplate for t in _call_markers(fig))
     gap_traces = [t for t in fig.data if t.name and t.name.startswith("gap: ")]
     n_gaps = len(samples_ws.gaps(session_id=sid))
     assert sum(len(t.x) for t in gap_traces) == n_gaps
@@ -93,3 +76,65 @@ def test_bare_capture_is_drawn_against_message_order(tmp_path):
     fig = ws.timeline(ws.busiest_session())
     assert fig.layout.xaxis.type == "linear"
     assert fig.layout.xaxis.title.text == "message order"
+
+
+def test_lanes_are_the_sql_lanes_and_segments_break_between_calls(samples_ws):
+    for (sid,) in samples_ws.sql("SELECT session_id FROM sessions").rows():
+        fig = samples_ws.timeline(sid)
+        lane = dict(call_lanes(samples_ws, sid).rows())
+        drawn = {int(row[6]): int(y) for t in _call_markers(fig) for row, y in zip(t.customdata, t.y)}
+        assert drawn == lane
+        for t in fig.data:
+            if t.mode == "lines":
+                xs = np.asarray(t.x, dtype=float)
+                assert np.isnan(xs[2::3]).all() and not np.isnan(xs[0::3]).any()   # one segment per call
+                assert (xs[1::3] >= xs[0::3]).all()
+
+
+def test_overview_strip_above_the_threshold(samples_ws):
+    sid = samples_ws.busiest_session()
+    small = samples_ws.timeline(sid)
+    assert AGGREGATE_ABOVE >= 1000 and not [t for t in small.data if t.type == "bar"]
+    assert "yaxis2" not in small.layout.to_plotly_json()
+    fig = samples_ws.timeline(sid, aggregate_above=5)
+    calls = samples_ws.calls(sid).df()
+    bars = [t for t in fig.data if t.type == "bar"]
+    # calls started per bucket, one bar trace per status, on the overview axis above the lanes
+    assert {t.legendgroup for t in bars} == set(calls["status"])
+    for t in bars:
+        assert t.yaxis == "y2" and sum(t.y) == (calls["status"] == t.legendgroup).sum()
+    (peak,) = [t for t in fig.data if t.legendgroup == "overview"]
+    max_parallel = samples_ws.sql("SELECT max_parallel FROM sessions WHERE session_id = ?", [sid]).rows()[0][0]
+    assert peak.yaxis == "y3" and max(peak.y) == max_parallel
+    assert fig.layout.yaxis2.domain[0] > fig.layout.yaxis.domain[1]
+    assert fig.layout.barmode == "stack"
+    # every call is still drawn in the lanes, with its hover
+    assert sorted(int(r[6]) for t in _call_markers(fig) for r in t.customdata) == sorted(calls["call_id"])
+    assert len(fig.data) == len(small.data) + len(bars) + 1
+
+
+def test_gap_markers_carry_their_call_and_an_escaped_template(samples_ws):
+    sid = samples_ws.busiest_session()
+    fig = samples_ws.timeline(sid)
+    gaps = samples_ws.gaps(session_id=sid).df()
+    gap_traces = [t for t in fig.data if t.name and t.name.startswith("gap: ")]
+    got = sorted((t.name.split(" (")[0][5:], str(c)) for t in gap_traces for c in t.customdata)
+    want = sorted((code, "" if cid != cid or cid is None else str(int(cid))) for code, cid in zip(gaps["code"], gaps["call_id"]))
+    assert got == want
+    for t in gap_traces:
+        assert "call id: %{customdata}" in t.hovertemplate
+
+
+def test_bare_capture_lanes_and_overview_in_message_order():
+    ws = mcptrace.load(ROOT / "data" / "bare")
+    try:
+        sid = ws.busiest_session()
+        fig = ws.timeline(sid, aggregate_above=1)
+        assert fig.layout.xaxis.type == "linear"
+        ords = dict((r[0], r[1]) for r in ws.sql("SELECT call_id, start_ord FROM calls WHERE session_id = ?",
+                                                  [sid]).rows())
+        xs = {int(r[6]): x for t in _call_markers(fig) for r, x in zip(t.customdata, t.x)}
+        assert set(xs) == set(ords)
+        assert sum(sum(t.y) for t in fig.data if t.type == "bar") == len(ords)
+    finally:
+        ws.close()

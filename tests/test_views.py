@@ -83,3 +83,32 @@ def test_http_header_and_meta_disagree(tmp_path):
     assert d["http_traceparent"].startswith("00-" + "ab" * 16) and d["meta_traceparent"] != d["http_traceparent"]
     # _meta wins: the trace id is the one the SDK put in params._meta
     assert ws.sql("SELECT count(*) FROM calls WHERE trace_context_source = 'meta'").rows() == [(n,)]
+
+
+def test_turns_one_row_per_turn_with_its_counts(samples_ws):
+    for (sid,) in samples_ws.sql("SELECT session_id FROM sessions").rows():
+        turns = samples_ws.turns(sid).df()
+        calls = samples_ws.calls(sid).df()
+        gaps = samples_ws.gaps(session_id=sid).df()
+        assert turns["n_calls"].sum() == len(calls)
+        assert list(turns["first_ord"]) == sorted(turns["first_ord"])          # wire order
+        traced = turns[turns["turn_id"].notna()]
+        assert list(traced["turn"]) == list(traced["turn_id"])
+        for t in traced.itertuples():
+            mine = calls[calls["turn_id"] == t.turn_id]
+            assert t.n_calls == len(mine)
+            assert t.n_errors == mine["status"].isin(["error", "tool_error"]).sum()
+            assert t.n_cancelled == (mine["status"] == "cancelled").sum()
+            assert t.first_ts == mine["start_ts"].min()
+            assert t.n_gaps == gaps["call_id"].isin(mine["call_id"]).sum()
+            assert list(t.gap_codes) == sorted(set(gaps[gaps["call_id"].isin(mine["call_id"])]["code"]))
+    # the agent's turns are named after the client's turn span; handshake calls after their trace
+    agent = samples_ws.sql("SELECT session_id FROM sessions WHERE client_name = 'agent-host'").rows()[0][0]
+    names = list(samples_ws.turns(agent).df()["name"])
+    assert names[2:] == ["turn 1", "turn 2", "turn 3", "turn 4"] and names[0].startswith("trace ")
+    # calls without trace context: one run, keyed by its first call
+    plain = samples_ws.sql("SELECT session_id FROM sessions WHERE client_name = 'plain-host'").rows()[0][0]
+    (row,) = samples_ws.turns(plain).rows()
+    first = samples_ws.sql("SELECT min(call_id) FROM calls WHERE session_id = ?", [plain]).rows()[0][0]
+    assert row[0] == f"untraced:{first}" and row[1] is None and row[2] == "untraced calls"
+    assert len(samples_ws.turns("s_nope")) == 0

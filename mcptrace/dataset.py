@@ -1,0 +1,160 @@
+"""Parquet datasets: every table written Hive-partitioned, attached again without copying.
+
+``mcptrace export --db FILE --parquet DIR`` writes ``DIR/<table>/source_id=<n>/day=<YYYY-MM-DD>/*.parquet``
+(calls, sessions and gaps by day only; sources, rejects and call_spans as one file each) plus
+``DIR/mcptrace-dataset.json`` naming the tables. Any Parquet engine reads it (pandas, polars,
+Spark, DuckDB). :func:`open_dataset` attaches a local directory or an object-store URL as views
+over ``read_parquet(..., hive_partitioning = true)``: queries stream from the files, so analyses
+of captures larger than memory run out of core.
+
+Object-store URLs (``s3://``, ``gs://``, ``az://``, ``r2://``, ``https://`` ...) are read through
+DuckDB's ``httpfs`` extension when it loads (credentials from DuckDB's secrets, e.g.
+``CREATE SECRET (TYPE s3, PROVIDER credential_chain)`` run through ``setup_sql``), or else
+through an fsspec filesystem registered with DuckDB (``pip install 'mcptrace[cloud]'`` for S3;
+``storage_options`` go to ``fsspec.filesystem``, e.g. ``{"endpoint_url": ...}``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+
+import duckdb
+
+from mcptrace.errors import MCPTraceError
+
+TABLES = ("sources", "rejects", "messages", "calls", "sessions", "spans", "call_spans", "gaps")
+MANIFEST = "mcptrace-dataset.json"
+#: the time column each table is partitioned by (day, UTC), besides source_id where it has one
+DAY_COLUMN = {"messages": "ts", "spans": "start_ts", "calls": "start_ts", "gaps": "ts", "sessions": "first_ts"}
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)
+#: fsspec protocol for a URL scheme where the two differ
+_FSSPEC_PROTOCOL = {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "r2": "s3"}
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (COPY and views take no parameters for their paths)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """True when ``location`` is a URL other than ``file://``."""
+    m = _URL.match(os.fspath(location))
+    return bool(m) and m.group(1).lower() != "file"
+
+
+def is_dataset(location: str | os.PathLike) -> bool:
+    """True for an object-store URL or a local directory written by :func:`write_dataset`."""
+    location = os.fspath(location)
+    if is_url(location):
+        return True
+    return os.path.isdir(location) and (os.path.exists(os.path.join(location, MANIFEST))
+                                        or os.path.isdir(os.path.join(location, "messages")))
+
+
+def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
+    """Write every table to ``directory/<table>/`` as a Hive-partitioned Parquet dataset.
+
+    Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
+    (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``, ``unknown`` without one);
+    calls, sessions and gaps by ``day``; the rest are single files. Writes ``mcptrace-dataset.json``
+    at the top. Returns {table: path}. Raises ``duckdb.IOException`` when the directory cannot
+    be written.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    os.makedirs(directory, exist_ok=True)
+    cols = {t: {c for (c,) in ws.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                     [t]).rows()} for t in TABLES}
+    out = {}
+    for table in TABLES:
+        path = os.path.join(directory, table)
+        day = DAY_COLUMN.get(table)
+        parts = [p for p in ("source_id",) if p in cols[table] and day]
+        if day:
+            parts.append("day")
+            query = f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"'
+            ws.con.execute(f"COPY ({query}) TO {_literal(path)} "
+                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
+        else:
+            os.makedirs(path, exist_ok=True)
+            ws.con.execute(f'COPY (SELECT * FROM "{table}") TO {_literal(os.path.join(path, "data.parquet"))} '
+                           "(FORMAT PARQUET)")
+        out[table] = path
+    with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump({"format": "mcptrace-dataset", "version": 1, "tables": list(TABLES),
+                   "partitioned_by": {t: (["source_id", "day"] if t in ("messages", "spans") else ["day"])
+                                      for t in DAY_COLUMN}}, f, indent=2)
+    return out
+
+
+def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dict | None) -> str:
+    """Make ``url`` readable by ``con``: DuckDB's httpfs, else fsspec. Returns which one."""
+    scheme = _URL.match(url).group(1).lower()
+    problems = []
+    if storage_options is None:
+        try:
+            con.execute("LOAD httpfs")
+            return "httpfs"
+        except duckdb.Error as e:
+            problems.append(f"DuckDB's httpfs extension is not installed ({str(e).splitlines()[0]})")
+    try:
+        import fsspec
+
+        fs = fsspec.filesystem(_FSSPEC_PROTOCOL.get(scheme, scheme), **(storage_options or {}))
+    except ImportError as e:
+        problems.append(f"no fsspec filesystem for {scheme}:// ({e}; pip install 'mcptrace[cloud]')")
+    except ValueError as e:
+        problems.append(f"fsspec does not know {scheme}:// ({e})")
+    else:
+        con.register_filesystem(fs)
+        return "fsspec"
+    if storage_options is None:
+        try:
+            con.execute("INSTALL httpfs")
+            con.execute("LOAD httpfs")
+            return "httpfs"
+        except duckdb.Error as e:
+            problems.append(f"INSTALL httpfs failed ({str(e).splitlines()[0]})")
+    raise MCPTraceError(f"{url}: cannot read {scheme}:// URLs: " + "; ".join(problems))
+
+
+def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = None,
+                 setup_sql: Sequence[str] = ()):
+    """Attach a dataset written by :func:`write_dataset` as views, without copying it.
+
+    ``location``: a local directory or an object-store URL (see the module docs for how URLs
+    are read; ``storage_options`` force the fsspec route, ``setup_sql`` statements run first,
+    e.g. a DuckDB ``CREATE SECRET``). Returns a :class:`mcptrace.Workspace` over an in-memory
+    DuckDB whose tables are views on ``read_parquet(<location>/<table>/**/*.parquet,
+    hive_partitioning = true)``; queries, timelines and trees run out of core. The ``day``
+    partition column is dropped from the views. Read-only: loading into it raises
+    :class:`mcptrace.MCPTraceError`, as does a location holding no ``messages`` table.
+    """
+    from mcptrace.loader import install_macros
+    from mcptrace.workspace import Workspace
+
+    location = os.fspath(location)
+    url = is_url(location)
+    base = location.rstrip("/") if url else os.path.abspath(location)
+    if not url and not os.path.isdir(base):
+        raise MCPTraceError(f"{location}: no such directory")
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for stmt in setup_sql:
+        con.execute(stmt)
+    if url:
+        _object_store(con, base, storage_options)
+    install_macros(con)
+    for table in TABLES:
+        glob = f"{base}/{table}/**/*.parquet"
+        src = f"read_parquet({_literal(glob)}, hive_partitioning = true, union_by_name = true)"
+        exclude = " EXCLUDE (day)" if table in DAY_COLUMN else ""
+        try:
+            con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
+        except duckdb.Error as e:
+            con.close()
+            raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "
+                                f"({str(e).splitlines()[0]})") from e
+    return Workspace(con, path=location, read_only=True)
