@@ -3,6 +3,12 @@
 -- in the opposite direction while it is open; a notifications/cancelled from the same
 -- sender cancels the latest request with that id. Event order is time, then file order.
 
+-- message order numbered over the narrow sort key only, then joined to the wide columns (a
+-- window over the wide rows would sort all of them)
+CREATE OR REPLACE TEMP TABLE _ord AS
+SELECT message_id, row_number() OVER (ORDER BY ts, source_id, record_no, batch_index, message_id) AS ord
+FROM messages;
+
 CREATE OR REPLACE TEMP TABLE _ev AS
 SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction, m.connection_id,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
@@ -10,8 +16,8 @@ SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction,
        m.cancel_request_id, m.is_error, m.error_code, m.error_message, m.transport, m.protocol_version,
        m.result_type, m.request_state,
        coalesce(mcp_session_id, connection_id) AS scope,
-       row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord
-FROM messages m;
+       o.ord
+FROM messages m JOIN _ord o USING (message_id);
 
 CREATE OR REPLACE TEMP TABLE _rr AS
 WITH e AS (
