@@ -41,6 +41,7 @@ incidents: venv-test
 
 bench: venv-test
 	$(PY) benchmarks/bench.py --out out/bench
+	$(PY) benchmarks/timeline_50k.py
 
 clean:
 	rm -rf out .pytest_cache test-artifacts

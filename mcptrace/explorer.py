@@ -148,6 +148,16 @@ def _short(s: object, n: int = 48) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _dicts_with_offset(res, t0, ts_column: str) -> list[dict]:
+    """Rows of ``res`` as dicts, each with ``offset_ms``: ms from ``t0`` to its ``ts_column``."""
+    out = []
+    for r in res.rows():
+        d = dict(zip(res.columns, r))
+        d["offset_ms"] = _ms_between(t0, d[ts_column])
+        out.append(d)
+    return out
+
+
 def _ms_between(a: _dt.datetime | None, b: _dt.datetime | None) -> float | None:
     if a is None or b is None:
         return None
@@ -309,14 +319,8 @@ class ExplorerModel:
         """The session's turns in wire order as dicts (columns of :func:`mcptrace.views.turns`
         plus ``offset_ms``: ms since the session's first call)."""
         if session_id not in self._turns:
-            res = self.ws.turns(session_id)
-            t0 = self.session_t0(session_id)
-            out = []
-            for r in res.rows():
-                t = dict(zip(res.columns, r))
-                t["offset_ms"] = _ms_between(t0, t["first_ts"])
-                out.append(t)
-            self._turns[session_id] = out
+            self._turns[session_id] = _dicts_with_offset(self.ws.turns(session_id), self.session_t0(session_id),
+                                                         "first_ts")
         return self._turns[session_id]
 
     def turn_of(self, session_id: str, call_id: int) -> str | None:
@@ -366,12 +370,7 @@ class ExplorerModel:
         gaps of a call only when that call is picked (gaps without a call stay)."""
         rows = self.ws.sql("SELECT gap_id, code, severity, session_id, call_id, message_id, trace_id, span_id, ts, "
                            "detail FROM gaps WHERE session_id = ? ORDER BY ts NULLS LAST, gap_id", [session_id])
-        t0 = self.session_t0(session_id)
-        out = []
-        for r in rows.rows():
-            g = dict(zip(rows.columns, r))
-            g["offset_ms"] = _ms_between(t0, g["ts"])
-            out.append(g)
+        out = _dicts_with_offset(rows, self.session_t0(session_id), "ts")
         f = f or Filters()
         if not f.active:
             return out
