@@ -13,7 +13,10 @@ original verbatim; copy k > 0 gets fresh values so copies never correlate with e
 * ``_meta["anthropic/session"]`` (in params and result)  -> ``<key>~k``
 * the trace-id of every traceparent (``_meta.traceparent`` and an HTTP ``traceparent`` header)
   -> a deterministic fresh 32-hex id per (copy, original trace-id); parent-id and flags are kept
-* ``ts`` -> ``ts + k * (span of the unit + 1 s)``, so copies follow each other in time.
+* ``ts`` -> ``ts + k * (span of the unit + 61 s)``, so copies follow each other in time, further
+  apart than the 60 s reconnect window (no copy looks like a reconnect of the one before).
+* a traceparent that is not valid W3C (all-zero trace-id, bad version ...) is kept verbatim:
+  it is evidence for an ``invalid_traceparent`` gap in every copy.
 * spans: ``traceId`` (and links' ``traceId``) -> the same fresh id as the messages of copy k, span
   ids kept (a trace-id is unique per copy, so (trace-id, span-id) is), ``startTimeUnixNano`` /
   ``endTimeUnixNano`` / event times shifted by the same step, ``gen_ai.conversation.id`` and
@@ -39,6 +42,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 from datetime import datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +57,9 @@ SESSION_ATTRIBUTES = ("gen_ai.conversation.id", "mcp.session.id")
 #: span attributes that carry the logical session (the conversation): kept with ``keep_session_key``
 LOGICAL_SESSION_ATTRIBUTES = ("gen_ai.conversation.id",)
 SESSION_META_KEY = "anthropic/session"
+#: pause between copies: longer than the reconnect window (mcptrace.analysis.RECONNECT_WITHIN_S,
+#: 60 s), so a copy whose server died does not look like one client reconnecting in the next copy
+COPY_PAUSE = timedelta(seconds=61)
 
 
 def _parse_ts(ts: str) -> datetime:
@@ -68,13 +75,14 @@ def _fresh_trace_id(trace_id: str, copy: int) -> str:
     return h if h != "0" * 32 else "1" * 32  # all-zero is an invalid trace-id
 
 
+_VALID_TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-.*)?")
+
+
 def _traceparent(tp: object, copy: int) -> object:
-    if not isinstance(tp, str):
-        return tp
+    if not isinstance(tp, str) or not _VALID_TRACEPARENT.fullmatch(tp):
+        return tp  # not a valid W3C traceparent: kept verbatim, it is evidence for a gap
     parts = tp.split("-")
-    if len(parts) < 4 or len(parts[1]) != 32:
-        return tp  # not a traceparent we understand: keep it (it is evidence for a gap)
-    parts[1] = _fresh_trace_id(parts[1].lower(), copy)
+    parts[1] = _fresh_trace_id(parts[1], copy)
     return "-".join(parts)
 
 
@@ -112,7 +120,7 @@ def _envelope_unit(src_paths: list[str]) -> tuple[list[str], list[datetime], tim
     if not unit:
         raise ValueError("no envelope lines in the sources")
     times = [_parse_ts(json.loads(line)["ts"]) for line in unit]
-    return unit, times, (max(times) - min(times)) + timedelta(seconds=1)
+    return unit, times, (max(times) - min(times)) + COPY_PAUSE
 
 
 def scale_envelope(src_paths: list[str], out_path: str, n_messages: int, *, keep_session_key: bool = False) -> int:
