@@ -96,7 +96,7 @@ ORDER BY c.start_ord
 
 # One row per gap of the session: x (its time, else its message's; without times the message's
 # position; else its call's start), y above its call's lane (several at one point stack up).
-_GAPS_SQL = f"""
+_GAPS_SQL = """
 WITH calls_x AS (SELECT * FROM _mcptrace_timeline_calls),
 ord AS (
     SELECT message_id, row_number() OVER (ORDER BY ts, source_id, record_no, batch_index) AS ord

@@ -70,7 +70,7 @@ REQUEST_STRUCT = (
 
 # Turns ``sp(record_no, rattrs JSON, scope_name, s STRUCT)`` into span rows; ``rattrs`` is the
 # resource's attributes already as a JSON object (converted once per resource, not per span).
-SPAN_ROWS_SQL = f"""
+SPAN_ROWS_SQL = """
 v AS (
     SELECT record_no, scope_name, s, rattrs,
            lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
@@ -105,11 +105,11 @@ SELECT record_no, s,
        a[6] AS mcp_session_id,
        scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
        CASE
-         WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{{32}}') OR trace_id = repeat('0', 32)
+         WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{32}') OR trace_id = repeat('0', 32)
               THEN 'span traceId is not 32 hex digits: ' || coalesce(left(s.traceId, 40), 'missing')
-         WHEN NOT regexp_full_match(coalesce(span_id, ''), '[0-9a-f]{{16}}') OR span_id = repeat('0', 16)
+         WHEN NOT regexp_full_match(coalesce(span_id, ''), '[0-9a-f]{16}') OR span_id = repeat('0', 16)
               THEN 'span spanId is not 16 hex digits: ' || coalesce(left(s.spanId, 40), 'missing')
-         WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{{16}}')
+         WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{16}')
               THEN 'span parentSpanId is not 16 hex digits: ' || left(s.parentSpanId, 40)
          WHEN start_ns IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
        END AS reject_reason
