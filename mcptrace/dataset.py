@@ -89,6 +89,14 @@ def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def _reason(e: BaseException) -> str:
+    """The telling line of a DuckDB error (a wrapped Python traceback ends with the exception)."""
+    lines = [ln.strip() for ln in str(e).split("\n\nLINE ")[0].splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        return lines[-1]
+    return lines[0] if lines else type(e).__name__
+
+
 def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dict | None) -> str:
     """Make ``url`` readable by ``con``: DuckDB's httpfs, else fsspec. Returns which one."""
     scheme = _URL.match(url).group(1).lower()
@@ -98,13 +106,14 @@ def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dic
             con.execute("LOAD httpfs")
             return "httpfs"
         except duckdb.Error as e:
-            problems.append(f"DuckDB's httpfs extension is not installed ({str(e).splitlines()[0]})")
+            problems.append(f"DuckDB's httpfs extension is not installed ({_reason(e)})")
     try:
         import fsspec
 
         fs = fsspec.filesystem(_FSSPEC_PROTOCOL.get(scheme, scheme), **(storage_options or {}))
     except ImportError as e:
-        problems.append(f"no fsspec filesystem for {scheme}:// ({e}; pip install 'mcptrace[cloud]')")
+        hint = "; pip install 'mcptrace[cloud]'" if _FSSPEC_PROTOCOL.get(scheme, scheme) == "s3" else ""
+        problems.append(f"no fsspec filesystem for {scheme}:// ({e}{hint})")
     except ValueError as e:
         problems.append(f"fsspec does not know {scheme}:// ({e})")
     else:
@@ -116,7 +125,7 @@ def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dic
             con.execute("LOAD httpfs")
             return "httpfs"
         except duckdb.Error as e:
-            problems.append(f"INSTALL httpfs failed ({str(e).splitlines()[0]})")
+            problems.append(f"INSTALL httpfs failed ({_reason(e)})")
     raise MCPTraceError(f"{url}: cannot read {scheme}:// URLs: " + "; ".join(problems))
 
 
@@ -156,5 +165,5 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
         except duckdb.Error as e:
             con.close()
             raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "
-                                f"({str(e).splitlines()[0]})") from e
+                                f"({_reason(e)})") from e
     return Workspace(con, path=location, read_only=True)
