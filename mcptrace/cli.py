@@ -28,23 +28,41 @@ def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
 
 def _open_existing(db: str):
     """A database file, or a Parquet dataset (directory or object-store URL) attached read-only."""
-    from mcptrace.dataset import is_url
+    from mcptrace.dataset import is_dataset, is_url
     from mcptrace.workspace import open as open_ws
 
     if not is_url(db) and not os.path.exists(db):
         raise MCPTraceError(f"{db}: no such database; create it with: mcptrace load PATH... --db {db}")
+    if os.path.isdir(db) and not is_dataset(db):
+        raise MCPTraceError(f"{db}: a directory that is not an mcptrace Parquet dataset "
+                            "(no mcptrace-dataset.json, no messages/*.parquet)")
     return open_ws(db)
 
 
+def _open_read_only(location: str):
+    """Like :func:`_open_existing`, but a database file is opened read-only (nothing rebuilt or written)."""
+    from mcptrace.dataset import is_dataset
+    from mcptrace.loader import connect
+    from mcptrace.workspace import Workspace
+
+    if is_dataset(location) or not os.path.isfile(location):
+        return _open_existing(location)
+    try:
+        con = connect(location, read_only=True)
+    except Exception as e:  # duckdb.Error: not a DuckDB file, or locked by a writer
+        raise MCPTraceError(f"{location}: cannot open read-only: {str(e).splitlines()[0]}") from e
+    return Workspace(con, path=location, read_only=True)
+
+
 def cmd_open(args: argparse.Namespace) -> int:
-    with _open_existing(args.location) as ws:
+    with _open_read_only(args.location) as ws:
         if args.sql:
             _print_table(ws.sql(args.sql), max_width=args.width)
             return 0
         n = one(ws.con, "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM messages), "
                         "(SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
                         "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)")
-        kind = "Parquet dataset (read-only)" if ws.read_only else "database"
+        kind = "database (read-only)" if os.path.isfile(args.location) else "Parquet dataset (read-only)"
         print(f"{args.location}: {kind}: {n[0]} sources, {n[1]} messages, {n[2]} sessions, {n[3]} calls, "
               f"{n[4]} spans, {n[5]} gaps")
     return 0

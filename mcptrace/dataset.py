@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from glob import escape, iglob
 from collections.abc import Sequence
 
 import duckdb
@@ -50,8 +51,13 @@ def is_dataset(location: str | os.PathLike) -> bool:
     location = os.fspath(location)
     if is_url(location):
         return True
-    return os.path.isdir(location) and (os.path.exists(os.path.join(location, MANIFEST))
-                                        or os.path.isdir(os.path.join(location, "messages")))
+    if not os.path.isdir(location):
+        return False
+    if os.path.exists(os.path.join(location, MANIFEST)):
+        return True
+    # a dataset written before the manifest existed: Parquet files under messages/ (a folder of
+    # captures that happens to have a messages/ subfolder is not one)
+    return next(iglob(os.path.join(escape(location), "messages", "**", "*.parquet"), recursive=True), None) is not None
 
 
 def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
@@ -157,8 +163,12 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
         _object_store(con, base, storage_options)
     install_macros(con)
     for table in TABLES:
-        glob = f"{base}/{table}/**/*.parquet"
-        src = f"read_parquet({_literal(glob)}, hive_partitioning = true, union_by_name = true)"
+        if url:
+            files = _literal(f"{base}/{table}/**/*.parquet")
+        else:  # listed here: DuckDB's glob would read [ ] * ? in the directory's own name as patterns
+            found = sorted(iglob(os.path.join(escape(base), table, "**", "*.parquet"), recursive=True))
+            files = "[" + ", ".join(_literal(f) for f in found) + "]" if found else _literal(f"{base}/{table}/*.parquet")
+        src = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
         exclude = " EXCLUDE (day)" if table in DAY_COLUMN else ""
         try:
             con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')

@@ -82,12 +82,16 @@ def connect(db: str | None = None, *, read_only: bool = False,
     """
     con = duckdb.connect(db or ":memory:", read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
-    limit = memory_limit or os.environ.get("MCPTRACE_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if db else None)
+    in_memory = not db or db == ":memory:"
+    limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
     if limit:
         con.execute("SET memory_limit = ?", [limit])
     if not read_only:
         for stmt in statements("schema.sql"):
             con.execute(stmt)
+        # rows of a load that died before writing its `sources` row (loads commit batch by batch)
+        for table in ("messages", "spans", "rejects"):
+            con.execute(f"DELETE FROM {table} WHERE source_id NOT IN (SELECT source_id FROM sources)")
     install_macros(con)
     return con
 
@@ -183,8 +187,9 @@ class Loader:
                     why = f"{inp.compression}-compressed"
                 return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
         # Batches commit every COMMIT_ROWS records (a transaction over a whole large file holds all
-        # of its rows in memory until it commits); the file becomes visible with its `sources` row,
-        # written last. A failure (or an interrupted earlier load) leaves no rows under the source id.
+        # of its rows in memory until it commits); the `sources` row is written last. A failure
+        # removes the file's rows here; rows of a process that died mid-load (no `sources` row)
+        # are removed by connect() before anything reads them.
         con = self.con
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         self._discard(source_id)
@@ -195,7 +200,10 @@ class Loader:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # no transaction open
-            self._discard(source_id)
+            try:
+                self._discard(source_id)
+            except duckdb.Error:
+                pass  # the connection is gone; connect() removes the rows next time
             raise
 
     def _discard(self, source_id: int) -> None:
@@ -217,6 +225,8 @@ class Loader:
         table = "messages" if reader.kind == "messages" else "spans"
         stage = statements("messages.sql")[0] if reader.kind == "messages" else STAGE_SPANS
         stage = stage.replace("FROM _batch_out", f"FROM ({reader.sql}) _batch_out")
+        if reader.kind == "messages" and reader.reject_raw:
+            stage = stage.replace("NULL::VARCHAR AS reader_raw", "raw AS reader_raw")
         # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made
         # by `CREATE TABLE AS ... WHERE false` inside a transaction.
         cols = ", ".join(f'"{name}" {dtype}' for name, dtype in con.execute(

@@ -177,8 +177,12 @@ class Workspace:
 
     def adjust_clock_skew(self, tolerance_ms: float = 5.0) -> int:
         """Opt-in: fill ``spans.adjusted_start_ts/adjusted_end_ts/clock_adjustment_ms`` (raw times
-        untouched); returns the number of spans shifted. See :mod:`mcptrace.skew`."""
+        untouched); returns the number of spans shifted. See :mod:`mcptrace.skew`. Raises
+        :class:`mcptrace.MCPTraceError` on a read-only workspace."""
         from mcptrace.skew import adjust_clock_skew
+
+        if self.read_only:
+            raise MCPTraceError(f"{self.path}: read-only; adjust clock skew in a database (mcptrace.load(..., db=FILE))")
 
         return adjust_clock_skew(self, tolerance_ms)
 

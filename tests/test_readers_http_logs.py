@@ -210,6 +210,8 @@ def test_sse_event_with_data_that_is_not_json_is_a_reject_naming_the_event(tmp_p
     ws, rep = load(write_har(tmp_path, "sse_event_with_plain_text_data.har", [har_entry(body=CALL, text=body)]))
     assert [r for (r,) in ws.sql("SELECT reason FROM rejects").rows()] == [
         "entry 1: response SSE event 1 (id 'e1') data is not JSON (Expecting value at line 1 column 1)"]
+    # the evidence kept is the offending event's data, not the whole entry
+    assert ws.sql("SELECT raw FROM rejects").rows() == [("hello there",)]
     assert ws.sql("SELECT status FROM calls").rows() == [("ok",)]
 
 

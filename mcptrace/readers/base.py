@@ -58,11 +58,11 @@ def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
         text, errs = pa.array(texts, pa.string()), pa.array(err_list, pa.string())
     text = pc.replace_substring_regex(text, "\r$", "")
     # blank means JSON whitespace only; other control characters are a (bad) record
-    keep = pc.greater(pc.utf8_length(pc.utf8_trim(text, characters=" \t\n\r\x0b\x0c")), 0)
+    keep = pc.greater(pc.utf8_length(pc.utf8_trim(text, characters=" \t\n\r")), 0)
     return pa.table({"record_no": nos, "line": text, "decode_error": errs}, schema=LINES_SCHEMA).filter(keep)
 
 
-_JSON_WS = np.frombuffer(b" \t\n\r\x0b\x0c", np.uint8)
+_JSON_WS = np.frombuffer(b" \t\n\r", np.uint8)  # JSON whitespace (RFC 8259): nothing else is blank
 #: bytes of lines per Arrow record batch handed to DuckDB (it scans record batches in parallel)
 BATCH_BYTES = 1024 * 1024
 
@@ -105,7 +105,7 @@ def _block_lines(block: bytes, first_no: int) -> tuple[pa.Table, int]:
     maybe = np.flatnonzero((lengths == 0) | np.isin(first, _JSON_WS))
     if len(maybe):
         cand = pc.take(text, pa.array(maybe))
-        blank = maybe[np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim(cand, characters=" \t\n\r\x0b\x0c")), 0))]
+        blank = maybe[np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim(cand, characters=" \t\n\r")), 0))]
         if len(blank):
             keep = np.ones(n, bool)
             keep[blank] = False
@@ -178,6 +178,8 @@ class Reader:
     sql: ClassVar[str] = ""
     #: what a record is called in reject reasons ("line 17: ...", "entry 3: ...")
     record_label: ClassVar[str] = "line"
+    #: the SQL has a ``raw`` column: a reject's own text (else the record's line is kept)
+    reject_raw: ClassVar[bool] = False
 
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError

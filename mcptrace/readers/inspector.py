@@ -208,6 +208,7 @@ class InspectorExportReader(Reader):
     kind = "messages"
     record_label = "entry"
     sql = MULTI_SQL
+    reject_raw = True
 
     def sniff(self, head: bytes) -> bool:
         text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")

@@ -19,6 +19,7 @@ INSERT INTO _all BY NAME
 WITH w0 AS MATERIALIZED (
     -- the full redaction pattern (and the re-parse of its output) only where the cheap test hits
     SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
+           NULL::VARCHAR AS reader_raw,  -- the loader puts the reader's `raw` here when it has one
            reject_reason IS NULL AND $redact
                AND regexp_matches(coalesce(http::VARCHAR, '') || message::VARCHAR, $prefilter) AS hit
     FROM _batch_out
@@ -137,5 +138,6 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
 FROM r
 UNION ALL BY NAME
 -- the reader's rejects (the loader takes them with their lines)
-SELECT record_no, reader_reason AS reject_reason, true AS from_reader, $source_id::INTEGER AS source_id
+SELECT record_no, reader_reason AS reject_reason, reader_raw AS raw_reject, true AS from_reader,
+       $source_id::INTEGER AS source_id
 FROM w0 WHERE reader_reason IS NOT NULL;
