@@ -254,15 +254,23 @@ def test_stdio_tee_records_every_message_in_order(tmp_path, otlp):
     _check_no_buffering(summary)
 
 
-def test_http_proxy_records_every_message_in_order(tmp_path):
-    server, upstream = _http_server(tmp_path)
-    out, har = tmp_path / "http.jsonl", tmp_path / "http.har"
-    proxy = Proxy(tmp_path, upstream, out, "--har", str(har))
+def _through_proxy(tmp_path, transport: str, path: str, *proxy_args: str):
+    """Drive the stress client through the recording proxy in front of a real SDK server of
+    ``transport`` ("http" or "sse"); returns the capture's path and the client's summary."""
+    server, upstream = _http_server(tmp_path, transport)
+    out = tmp_path / f"{transport}.jsonl"
+    proxy = Proxy(tmp_path, upstream, out, *proxy_args)
     try:
-        summary = _run_client("http", "--url", proxy.url + "/mcp")
+        summary = _run_client(transport, "--url", proxy.url + path)
     finally:
         assert proxy.stop() == 0
         _stop(server, signal.SIGKILL)
+    return out, summary
+
+
+def test_http_proxy_records_every_message_in_order(tmp_path):
+    har = tmp_path / "http.har"
+    out, summary = _through_proxy(tmp_path, "http", "/mcp", "--har", str(har))
     envs = _check_stress_capture(out, summary, "streamable_http")
     # Mcp-Session-Id lifted into every envelope, initialize included (its response assigned it)
     sids = {e["http"]["mcp_session_id"] for e in envs}
@@ -278,14 +286,7 @@ def test_http_proxy_records_every_message_in_order(tmp_path):
 
 def test_http_proxy_legacy_sse_transport(tmp_path):
     """2024-11-05 HTTP+SSE: GET /sse announces the POST endpoint; responses come back on that stream."""
-    server, upstream = _http_server(tmp_path, "sse")
-    out = tmp_path / "sse.jsonl"
-    proxy = Proxy(tmp_path, upstream, out)
-    try:
-        summary = _run_client("sse", "--url", proxy.url + "/sse")
-    finally:
-        assert proxy.stop() == 0
-        _stop(server, signal.SIGKILL)
+    out, summary = _through_proxy(tmp_path, "sse", "/sse")
     envs = _check_stress_capture(out, summary, "sse")
     posts = [e for e in envs if e["direction"] == "client_to_server"]
     stream = [e for e in envs if e["direction"] == "server_to_client"]
