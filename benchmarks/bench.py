@@ -11,6 +11,12 @@ own fresh Python process, one after the other:
             PERFORMANCE.md (``read_ndjson_objects`` -> resourceSpans -> scopeSpans -> spans, child
             lists extracted before each ``unnest``, one ``json_transform`` per span) into a flat
             spans table, both in a DuckDB file. This is the denominator.
+  columns   the floor's spans, and the messages with every column mcptrace's ``messages`` table
+            holds: the same ``read_ndjson``, then one ``json_extract`` of all the message paths
+            mcptrace reads (id, method, ``_meta`` keys, result/error fields ...) and one of the
+            HTTP header paths, each value its own column. No validation, rejects, redaction or
+            reconstruction: what storing mcptrace's columns costs DuckDB alone, a lower bound
+            for any load into those tables.
   mcptrace  ``mcptrace.load([envelope, traces], db=FILE).close()``: sniff, validate, reject,
             redact, normalise into ``messages`` and ``spans``, then rebuild ``calls``,
             ``sessions``, turns, ``call_spans`` and ``gaps`` (the whole job).
@@ -72,6 +78,28 @@ SELECT s.traceId AS trace_id, s.spanId AS span_id, s.parentSpanId AS parent_span
 FROM t
 """
 
+#: HTTP fields of the envelope mcptrace reads (sql/messages.sql): one column each
+HTTP_PATHS = ['$.method', '$.path', '$.status', '$.sse_event_id', '$.request_headers."mcp-session-id"',
+              '$.request_headers."Mcp-Session-Id"', '$.response_headers."mcp-session-id"',
+              '$.response_headers."Mcp-Session-Id"', '$.request_headers.traceparent', '$.request_headers.Traceparent',
+              '$.request_headers."mcp-protocol-version"', '$.request_headers."MCP-Protocol-Version"',
+              '$.request_headers."mcp-client-session-id"', '$.request_headers."Mcp-Client-Session-Id"',
+              '$.mcp_session_id']
+
+
+def columns_messages_sql(n_paths: int) -> str:
+    """The floor's messages scan plus one column per message path and per HTTP path."""
+    return (
+        "CREATE TABLE m AS WITH r AS (SELECT * FROM read_ndjson($path, columns={ts: 'VARCHAR', direction: 'VARCHAR', "
+        "transport: 'VARCHAR', connection_id: 'VARCHAR', http: 'JSON', message: 'JSON'})), "
+        "e AS (SELECT *, json_extract(message, $paths::VARCHAR[]) AS v, "
+        "json_extract_string(http, $http_paths::VARCHAR[]) AS h, "
+        "json_extract(http, ['$.request_headers', '$.response_headers']) AS hj FROM r) "
+        "SELECT ts::TIMESTAMPTZ AS ts, direction, transport, connection_id, "
+        "message AS raw, hj[1] AS request_headers, hj[2] AS response_headers, "
+        + ", ".join(f"v[{i + 1}] AS v{i + 1}" for i in range(n_paths)) + ", "
+        + ", ".join(f"h[{i + 1}] AS h{i + 1}" for i in range(len(HTTP_PATHS))) + " FROM e")
+
 
 # -- the contenders: each runs in a child process and returns (seconds, extra info) -------------
 def run_floor(env: str, spans: str, db: str) -> tuple[float, dict]:
@@ -86,6 +114,24 @@ def run_floor(env: str, spans: str, db: str) -> tuple[float, dict]:
     with duckdb.connect(db, read_only=True) as con:
         m, s = con.execute("SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM s)").fetchone()
     return dt, {"messages": m, "spans": s}
+
+
+def run_columns(env: str, spans: str, db: str) -> tuple[float, dict]:
+    import duckdb
+
+    from mcptrace.keys import KeyConfig
+
+    paths = KeyConfig().message_params()["paths"]
+    t0 = time.perf_counter()
+    con = duckdb.connect(db)
+    con.execute(columns_messages_sql(len(paths)), {"path": env, "paths": paths, "http_paths": HTTP_PATHS})
+    con.execute(FLOOR_SPANS_SQL, [spans])
+    con.close()
+    dt = time.perf_counter() - t0
+    with duckdb.connect(db, read_only=True) as con:
+        m, cols, s = con.execute("SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM duckdb_columns() "
+                                 "WHERE table_name = 'm'), (SELECT count(*) FROM s)").fetchone()
+    return dt, {"messages": m, "message_columns": cols, "spans": s}
 
 
 def run_mcptrace(env: str, spans: str, db: str) -> tuple[float, dict]:
@@ -127,7 +173,7 @@ def run_polars(env: str, spans: str, db: str) -> tuple[float, dict]:
     return dt, {"messages": messages.height, "spans": flat.height}
 
 
-CONTENDERS = {"floor": run_floor, "mcptrace": run_mcptrace, "pandas": run_pandas, "polars": run_polars}
+CONTENDERS = {"floor": run_floor, "columns": run_columns, "mcptrace": run_mcptrace, "pandas": run_pandas, "polars": run_polars}
 
 
 def measure(name: str, env: str, spans: str, workdir: str, timeout: float) -> dict:
