@@ -78,17 +78,8 @@ SELECT s.traceId AS trace_id, s.spanId AS span_id, s.parentSpanId AS parent_span
 FROM t
 """
 
-#: HTTP fields of the envelope mcptrace reads (sql/messages.sql): one column each
-HTTP_PATHS = ['$.method', '$.path', '$.status', '$.sse_event_id', '$.request_headers."mcp-session-id"',
-              '$.request_headers."Mcp-Session-Id"', '$.response_headers."mcp-session-id"',
-              '$.response_headers."Mcp-Session-Id"', '$.request_headers.traceparent', '$.request_headers.Traceparent',
-              '$.request_headers."mcp-protocol-version"', '$.request_headers."MCP-Protocol-Version"',
-              '$.request_headers."mcp-client-session-id"', '$.request_headers."Mcp-Client-Session-Id"',
-              '$.mcp_session_id']
-
-
-def columns_messages_sql(n_paths: int) -> str:
-    """The floor's messages scan plus one column per message path and per HTTP path."""
+def columns_messages_sql(n_paths: int, n_http: int) -> str:
+    """The floor's messages scan plus one column per message path and per HTTP path (``$paths``, ``$http_paths``)."""
     return (
         "CREATE TABLE m AS WITH r AS (SELECT * FROM read_ndjson($path, columns={ts: 'VARCHAR', direction: 'VARCHAR', "
         "transport: 'VARCHAR', connection_id: 'VARCHAR', http: 'JSON', message: 'JSON'})), "
@@ -98,7 +89,7 @@ def columns_messages_sql(n_paths: int) -> str:
         "SELECT ts::TIMESTAMPTZ AS ts, direction, transport, connection_id, "
         "message AS raw, hj[1] AS request_headers, hj[2] AS response_headers, "
         + ", ".join(f"v[{i + 1}] AS v{i + 1}" for i in range(n_paths)) + ", "
-        + ", ".join(f"h[{i + 1}] AS h{i + 1}" for i in range(len(HTTP_PATHS))) + " FROM e")
+        + ", ".join(f"h[{i + 1}] AS h{i + 1}" for i in range(n_http)) + " FROM e")
 
 
 # -- the contenders: each runs in a child process and returns (seconds, extra info) -------------
@@ -121,10 +112,11 @@ def run_columns(env: str, spans: str, db: str) -> tuple[float, dict]:
 
     from mcptrace.keys import KeyConfig
 
-    paths = KeyConfig().message_params()["paths"]
+    params = KeyConfig().message_params()
+    paths, http_paths = params["paths"], params["http_paths"]
     t0 = time.perf_counter()
     con = duckdb.connect(db)
-    con.execute(columns_messages_sql(len(paths)), {"path": env, "paths": paths, "http_paths": HTTP_PATHS})
+    con.execute(columns_messages_sql(len(paths), len(http_paths)), {"path": env, "paths": paths, "http_paths": http_paths})
     con.execute(FLOOR_SPANS_SQL, [spans])
     con.close()
     dt = time.perf_counter() - t0

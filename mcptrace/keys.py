@@ -43,6 +43,20 @@ MESSAGE_PATHS: tuple[str, ...] = (
     "$.result", "$.error",
 )
 
+#: Envelope ``http`` fields read as text by ``sql/messages.sql`` (``h[1..]`` there, in this order):
+#: 1 method, 2 path, 3 status, 4 sse_event_id, 5-8 ``Mcp-Session-Id`` request/response headers,
+#: 9-10 ``traceparent``, 11-12 ``MCP-Protocol-Version``, 13-14 ``Mcp-Client-Session-Id``,
+#: 15 ``mcp_session_id`` (a recorder's own field).
+HTTP_PATHS: tuple[str, ...] = (
+    "$.method", "$.path", "$.status", "$.sse_event_id",
+    '$.request_headers."mcp-session-id"', '$.request_headers."Mcp-Session-Id"',
+    '$.response_headers."mcp-session-id"', '$.response_headers."Mcp-Session-Id"',
+    "$.request_headers.traceparent", "$.request_headers.Traceparent",
+    '$.request_headers."mcp-protocol-version"', '$.request_headers."MCP-Protocol-Version"',
+    '$.request_headers."mcp-client-session-id"', '$.request_headers."Mcp-Client-Session-Id"',
+    "$.mcp_session_id",
+)
+
 
 def json_path(key: str) -> str:
     """A DuckDB JSON path selecting the top-level member ``key`` verbatim (dots and slashes included)."""
@@ -55,9 +69,10 @@ class KeyConfig:
     call_meta_keys: tuple[str, ...] = CALL_META_KEYS
 
     def message_params(self) -> dict[str, object]:
-        """Parameters of ``sql/messages.sql``: the message paths, then session-key and call-key paths."""
+        """Parameters of ``sql/messages.sql``: the message paths, then session-key and call-key paths;
+        the HTTP paths."""
         meta = [("$.params._meta" + json_path(k)[1:]) for k in (*self.session_meta_keys, *self.call_meta_keys)]
-        return {"paths": [*MESSAGE_PATHS, *meta], "n_sk": len(self.session_meta_keys),
+        return {"paths": [*MESSAGE_PATHS, *meta], "http_paths": list(HTTP_PATHS), "n_sk": len(self.session_meta_keys),
                 "sk_names": list(self.session_meta_keys), "ck_names": list(self.call_meta_keys)}
 
     def params(self) -> dict[str, list[str]]:

@@ -3,8 +3,8 @@
 -- moves the file's rows into messages and rejects in one insert each.
 -- Parameters: $source_id,
 -- $paths (VARCHAR[]: the message paths below, then the session-key and call-key paths of
--- params._meta), $n_sk, $sk_names, $ck_names, and the redaction settings $redact,
--- $prefilter, $secret_re, $redacted. Every message and header is parsed once: one
+-- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $sk_names,
+-- $ck_names, and the redaction settings $redact, $prefilter, $secret_re, $redacted. Every message and header is parsed once: one
 -- json_extract over all message paths, one json_extract_string over all header paths.
 --
 -- $paths[1..]: 1 id, 2 method, 3 params.name, 4 params._meta, 5 params.progressToken,
@@ -51,13 +51,7 @@ WITH w0 AS MATERIALIZED (
 ), e AS (
     SELECT *, coalesce(is_obj, json_type(m) = 'OBJECT') AS obj,
            json_extract(m, $paths::VARCHAR[]) AS v,
-           json_extract_string(http, ['$.method', '$.path', '$.status', '$.sse_event_id',
-                        '$.request_headers."mcp-session-id"', '$.request_headers."Mcp-Session-Id"',
-                        '$.response_headers."mcp-session-id"', '$.response_headers."Mcp-Session-Id"',
-                        '$.request_headers.traceparent', '$.request_headers.Traceparent',
-                        '$.request_headers."mcp-protocol-version"', '$.request_headers."MCP-Protocol-Version"',
-                        '$.request_headers."mcp-client-session-id"', '$.request_headers."Mcp-Client-Session-Id"',
-                        '$.mcp_session_id']) AS h,
+           json_extract_string(http, $http_paths::VARCHAR[]) AS h,
            json_extract(http, ['$.request_headers', '$.response_headers']) AS hj
     FROM x
 ), c AS (
