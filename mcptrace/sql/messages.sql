@@ -4,8 +4,9 @@
 -- Parameters: $source_id,
 -- $paths (VARCHAR[]: the message paths below, then the session-key and call-key paths of
 -- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $sk_names,
--- $ck_names, and the redaction settings $redact, $prefilter, $secret_re, $redacted. Every message and header is parsed once: one
--- json_extract over all message paths, one json_extract_string over all header paths.
+-- $ck_names, and the redaction settings $redact, $prefilter, $secret_re, $redacted. Every
+-- message and header is parsed once: one json_extract over all message paths, one
+-- json_extract_string over all header paths.
 --
 -- $paths[1..]: 1 id, 2 method, 3 params.name, 4 params._meta, 5 params.progressToken,
 -- 6 params.requestId, 7 result.isError, 8 error.code, 9 error.message, 10 clientInfo.name,
