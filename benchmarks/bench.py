@@ -78,6 +78,7 @@ SELECT s.traceId AS trace_id, s.spanId AS span_id, s.parentSpanId AS parent_span
 FROM t
 """
 
+
 def columns_messages_sql(n_paths: int, n_http: int) -> str:
     """The floor's messages scan plus one column per message path and per HTTP path (``$paths``, ``$http_paths``)."""
     return (

@@ -11,6 +11,7 @@ import pytest
 
 import mcptrace
 from conftest import ROOT
+from mcptrace.db import one as first_row
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402
@@ -23,9 +24,12 @@ def _unit() -> tuple[int, int]:
     return lines, spans
 
 
-def _counts(env: str, spans: str) -> dict[str, object]:
-    with mcptrace.load([env, spans]) as ws:
-        one = lambda q: ws.con.execute(q).fetchone()[0]  # noqa: E731
+def _counts(*paths: str) -> dict[str, object]:
+    """What a load of ``paths`` rebuilds: row counts, gaps per code, calls per status."""
+    with mcptrace.load(list(paths)) as ws:
+        def one(q: str) -> int:
+            return first_row(ws.con, q)[0]
+
         return {
             "messages": one("SELECT count(*) FROM messages"),
             "spans": one("SELECT count(*) FROM spans"),
@@ -58,10 +62,9 @@ def test_three_copies_rebuild_three_times_everything(one_and_three):
 
 def test_one_copy_is_the_samples(one_and_three):
     one, _ = one_and_three
-    with mcptrace.load([*scale.DEFAULT_SOURCES, scale.DEFAULT_TRACES]) as ws:
-        assert one["messages"] == ws.con.execute("SELECT count(*) FROM messages").fetchone()[0]
-        assert one["spans"] == ws.con.execute("SELECT count(*) FROM spans").fetchone()[0]
-        assert one["calls"] == ws.con.execute("SELECT count(*) FROM calls").fetchone()[0]
+    samples = _counts(*scale.DEFAULT_SOURCES, scale.DEFAULT_TRACES)
+    for key in ("messages", "spans", "calls", "statuses"):
+        assert one[key] == samples[key], key
 
 
 def test_bench_script_runs_every_duckdb_contender(tmp_path):

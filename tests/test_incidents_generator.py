@@ -35,6 +35,29 @@ def test_regenerated_incidents_match_the_committed_ones(tmp_path):
     assert (out / "README.md").read_text(encoding="utf-8") == (INCIDENTS / "README.md").read_text(encoding="utf-8")
 
 
+def test_a_situation_failing_its_checks_runs_again_alone(tmp_path, monkeypatch):
+    """The first check reports cancelled_call as missing its point (as a late client timeout does):
+    that situation, and only it, runs again, and the load ends without problems."""
+    from mcptrace.samples import incidents
+
+    seen: list[list[str]] = []
+
+    def verify_once_failing(target):
+        got = verify(target)
+        seen.append(got)
+        return got + (["cancelled_call: slow_report cancelled, never answered"] if len(seen) == 1 else [])
+
+    monkeypatch.setattr(incidents, "verify", verify_once_failing)
+    result = incidents.generate(tmp_path / "incidents")
+    assert len(seen) >= 2 and result["problems"] == []
+    assert result["runs"]["cancelled_call"]["reruns"] >= 1
+    # the others run again only when their own first check really failed
+    for name, run in result["runs"].items():
+        if name != "cancelled_call":
+            assert ("reruns" in run) == any(p.startswith(f"{name}: ") for p in seen[0]), name
+    assert fingerprint(tmp_path / "incidents")["cancelled_call"] == fingerprint(INCIDENTS)["cancelled_call"]
+
+
 @pytest.mark.parametrize("sit", SITUATIONS, ids=lambda s: s.name)
 def test_each_incident_yields_its_gap_codes(sit):
     """Loading a situation's pair gives the gap codes its README entry promises (and no others but the
