@@ -14,6 +14,7 @@ from collections import defaultdict
 import duckdb
 import pyarrow as pa
 
+from mcptrace.db import sql_params
 from mcptrace.sqlfiles import statements
 
 
@@ -23,25 +24,41 @@ WINDOW_MS = 1000.0
 SKEW_TOLERANCE_MS = 5.0
 #: how soon (s) after a transport ended abnormally a new one of the same client counts as its reconnect
 RECONNECT_WITHIN_S = 60.0
+#: how much nearer (ms) the nearest-starting call must be than the next for a downstream root to be
+#: given to it by the ``nearest_start`` rule (call_spans.sql)
+NEAREST_MARGIN_MS = 10.0
+
+#: a statement carrying this comment is run again until it inserts no row (an iterative assignment)
+REPEAT_MARK = "-- repeated until it inserts no row"
+
+
+def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
+    """Run the statements of ``sql/<name>`` with the named parameters each uses. A statement marked
+    :data:`REPEAT_MARK` runs until it inserts no row (at most 1,000 rounds)."""
+    for stmt in statements(name):
+        p = sql_params(stmt, params or {})
+        if REPEAT_MARK in stmt:
+            for _ in range(1000):
+                if not con.execute(stmt, p).fetchone()[0]:
+                    break
+        else:
+            con.execute(stmt, p)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
-            skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S) -> None:
-    """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages`` and ``spans``."""
-    params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s}
-    for stmt in statements("calls.sql"):
-        con.execute(stmt)
+            skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S,
+            nearest_margin_ms: float = NEAREST_MARGIN_MS) -> None:
+    """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages``, ``http_events``
+    and ``spans``."""
+    params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
+              "nearest_margin_ms": nearest_margin_ms}
+    run_script(con, "calls.sql", params)
     keys = assign_sessions(con)
     con.register("_session_keys_arrow", keys)
     con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
     con.unregister("_session_keys_arrow")
-    for stmt in statements("turns.sql"):
-        con.execute(stmt)
-    for stmt in statements("call_spans.sql"):
-        con.execute(stmt, {"window_ms": window_ms} if "$window_ms" in stmt else None)
-    for name in ("sessions.sql", "gaps.sql"):
-        for stmt in statements(name):
-            con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
+    for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
+        run_script(con, name, params)
 
 
 class _UnionFind:

@@ -46,7 +46,8 @@ MESSAGE_PATHS: tuple[str, ...] = (
 #: Envelope ``http`` fields read as text by ``sql/messages.sql`` (``h[1..]`` there, in this order):
 #: 1 method, 2 path, 3 status, 4 sse_event_id, 5-8 ``Mcp-Session-Id`` request/response headers,
 #: 9-10 ``traceparent``, 11-12 ``MCP-Protocol-Version``, 13-14 ``Mcp-Client-Session-Id``,
-#: 15 ``mcp_session_id`` (a recorder's own field).
+#: 15 ``mcp_session_id`` (a recorder's own field), 16 ``exchange_id``, 17 ``error`` (a recorder's note on a
+#: failed exchange), 18 ``sse_retry_ms``, 19-20 ``Last-Event-ID`` request header.
 HTTP_PATHS: tuple[str, ...] = (
     "$.method", "$.path", "$.status", "$.sse_event_id",
     '$.request_headers."mcp-session-id"', '$.request_headers."Mcp-Session-Id"',
@@ -54,7 +55,8 @@ HTTP_PATHS: tuple[str, ...] = (
     "$.request_headers.traceparent", "$.request_headers.Traceparent",
     '$.request_headers."mcp-protocol-version"', '$.request_headers."MCP-Protocol-Version"',
     '$.request_headers."mcp-client-session-id"', '$.request_headers."Mcp-Client-Session-Id"',
-    "$.mcp_session_id",
+    "$.mcp_session_id", "$.exchange_id", "$.error", "$.sse_retry_ms",
+    '$.request_headers."last-event-id"', '$.request_headers."Last-Event-ID"',
 )
 
 

@@ -29,9 +29,12 @@ from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, p
 from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
-from mcptrace.db import one
+from mcptrace.db import one, sql_params
 
 RAW_LIMIT = 4096
+
+#: tables holding a file's rows (removed together when its load fails)
+DATA_TABLES = ("messages", "http_events", "spans", "rejects")
 
 WIRE_COLUMNS = ("source_id", "record_no", "ts", "direction", "transport", "connection_id", "http", "message")
 
@@ -48,6 +51,10 @@ class FileReport:
     n_rejected: int = 0
     n_rows: int = 0
     n_skipped: int = 0
+    n_http_events: int = 0
+    """message-less HTTP envelopes (SSE priming events, GET streams, DELETE, resets), in ``http_events``"""
+    n_duplicate_spans: int = 0
+    """spans already loaded (same trace-id, span-id and content), stored once"""
     reasons: Counter = field(default_factory=Counter)
     error: str | None = None
 
@@ -90,7 +97,7 @@ def connect(db: str | None = None, *, read_only: bool = False,
         for stmt in statements("schema.sql"):
             con.execute(stmt)
         # rows of a load that died before writing its `sources` row (loads commit batch by batch)
-        for table in ("messages", "spans", "rejects"):
+        for table in DATA_TABLES:
             con.execute(f"DELETE FROM {table} WHERE source_id NOT IN (SELECT source_id FROM sources)")
     install_macros(con)
     return con
@@ -207,7 +214,7 @@ class Loader:
             raise
 
     def _discard(self, source_id: int) -> None:
-        for table in ("messages", "spans", "rejects"):
+        for table in DATA_TABLES:
             self.con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
 
     def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int) -> FileReport:
@@ -233,9 +240,11 @@ class Loader:
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
             "AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index",
             [table]).fetchall())
+        extra = (", event VARCHAR, sse_retry_ms BIGINT, last_event_id VARCHAR, http_error VARCHAR"
+                 if reader.kind == "messages" else "")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _all ({cols}, reject_reason VARCHAR, raw_reject VARCHAR, "
-                    "from_reader BOOLEAN)")
-        finish = statements("messages_finish.sql") if reader.kind == "messages" else [FINISH_SPANS]
+                    f"from_reader BOOLEAN{extra})")
+        finish = statements("messages_finish.sql" if reader.kind == "messages" else "spans_finish.sql")
         params["record_label"] = reader.record_label
         n_records = 0
         n_skipped = 0
@@ -256,7 +265,7 @@ class Loader:
                 con.execute("BEGIN TRANSACTION")
                 in_txn, txn_rows = True, 0
             try:
-                con.execute(stage, {n: v for n, v in params.items() if f"${n}" in stage} or None)
+                con.execute(stage, sql_params(stage, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
                 self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
             finally:
@@ -266,7 +275,9 @@ class Loader:
                     pass
             params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
             for stmt in finish:
-                con.execute(stmt, {n: v for n, v in params.items() if f"${n}" in stmt} or None)
+                con.execute(stmt, sql_params(stmt, params))
+            if reader.kind == "spans":
+                rep.n_duplicate_spans += one(con, "SELECT count(*) FROM _span_seen WHERE same_content")[0]
             con.execute("DELETE FROM _all")
             txn_rows += batch.num_rows
             if txn_rows >= COMMIT_ROWS:
@@ -284,8 +295,9 @@ class Loader:
         else:
             rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
-        covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = ? UNION "
-                           "SELECT record_no FROM rejects WHERE source_id = ?)", [source_id, source_id])[0]
+        covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = $s UNION "
+                           "SELECT record_no FROM http_events WHERE source_id = $s UNION "
+                           "SELECT record_no FROM rejects WHERE source_id = $s)", {"s": source_id})[0]
         if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
             raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
                                 "in messages and rejects; nothing was loaded from this file")
@@ -294,11 +306,12 @@ class Loader:
             [source_id]).fetchall())))
         rep.n_rejected = one(con, "SELECT count(*) FROM rejects WHERE source_id = ?", [source_id])[0]
         rep.n_skipped = n_skipped
+        rep.n_http_events = one(con, "SELECT count(*) FROM http_events WHERE source_id = ?", [source_id])[0]
         con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
                     "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
-                    "? AS n_skipped, ? AS compression",
+                    "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans",
                     [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size,
-                     n_skipped, inp.compression])
+                     n_skipped, inp.compression, rep.n_http_events, rep.n_duplicate_spans])
         con.execute("DROP TABLE IF EXISTS _all")
         return rep
 
@@ -334,16 +347,6 @@ SELECT * EXCLUDE (raw), $source_id::INTEGER AS source_id, raw AS raw_reject, rej
 FROM _batch_out
 """
 
-#: A file's spans from ``_all`` into ``spans``; redaction (the full pattern only where the cheap test hits).
-FINISH_SPANS = """
-INSERT INTO spans BY NAME
-SELECT * EXCLUDE (reject_reason, raw_reject, from_reader) REPLACE (
-    CASE WHEN $redact AND regexp_matches(attributes::VARCHAR, $prefilter)
-         THEN regexp_replace(attributes::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE attributes END AS attributes,
-    CASE WHEN $redact AND regexp_matches(events::VARCHAR, $prefilter)
-         THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE events END AS events)
-FROM _all WHERE reject_reason IS NULL
-"""
 
 
 def _prefetch(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:

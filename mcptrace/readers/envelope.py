@@ -7,7 +7,10 @@ Shape of a line (DESIGN §2)::
      "http": {"method", "path", "status", "request_headers", "response_headers", "sse_event_id"},
      "message": <JSON-RPC object or batch array>}
 
-A line whose ``message`` is null (text that was not JSON on the wire) is kept in ``rejects``.
+A line whose ``message`` is null is an HTTP transport event when it has an ``http`` object and no
+``raw`` text (an SSE priming event, a GET stream, a ``DELETE``, a stream reset noted by the recorder):
+it goes to ``http_events``. With ``raw`` text (a body that was not JSON on the wire), or without
+``http``, it is kept in ``rejects``.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ SELECT record_no,
        coalesce(e.transport, 'stdio') AS transport,
        coalesce(e.connection_id, $connection_id) AS connection_id,
        CASE WHEN json_type(e.http) = 'OBJECT' THEN e.http END AS http,
-       e.message AS message,
+       CASE WHEN json_type(e.message) <> 'NULL' THEN e.message END AS message,
        CASE
          WHEN decode_error IS NOT NULL THEN decode_error
          WHEN NOT ok THEN 'invalid JSON'
          WHEN e IS NULL THEN 'envelope is not a JSON object'
-         WHEN e.message IS NULL OR json_type(e.message) = 'NULL' THEN
+         WHEN (e.message IS NULL OR json_type(e.message) = 'NULL') AND (e.raw IS NOT NULL OR json_type(e.http) IS DISTINCT FROM 'OBJECT') THEN
               'not JSON on the wire: ' || coalesce(left(e.raw, 80), '(no message)')
-         WHEN json_type(e.message) NOT IN ('OBJECT', 'ARRAY') THEN 'message is not a JSON object or array'
+         WHEN json_type(e.message) NOT IN ('OBJECT', 'ARRAY', 'NULL') THEN 'message is not a JSON object or array'
          WHEN e.ts IS NOT NULL AND try_cast(e.ts AS TIMESTAMPTZ) IS NULL THEN 'ts is not an RFC 3339 timestamp: ' || left(e.ts, 40)
          WHEN e.direction IS NOT NULL AND e.direction NOT IN ('client_to_server', 'server_to_client')
               THEN 'direction is neither client_to_server nor server_to_client'

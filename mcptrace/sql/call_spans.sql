@@ -1,13 +1,18 @@
--- Spans of each call (DESIGN §4, §5), with how each was matched:
---   client      the span named by the traceparent's parent-id (matched_by 'parent')
---   server      a SERVER span whose parent is that client span ('parent'); else, for servers
---               that did not extract the context, a SERVER span linking to it ('link') or one
+-- Spans of each call (DESIGN §4, §5), with how each was matched (call_spans.matched_by) and
+-- whether the join was inferred (call_spans.inferred, n_candidates, evidence):
+--   client      the span named by the traceparent's parent-id ('parent', exact)
+--   server      a SERVER span whose parent is that client span ('parent', exact); else, for servers
+--               that did not extract the context, a SERVER span linking to it ('link', exact) or one
 --               whose jsonrpc.request.id + mcp.method.name (+ gen_ai.tool.name) match within the
---               call's time window ('attributes', nearest start wins, one span per call)
---   downstream  descendants of the server span ('parent'), and roots of other services that
---               start inside a leaf CLIENT span of the server span, when only one call explains
---               them ('time_window'), with their descendants
--- Parameter: $window_ms (DOUBLE), slack around the call's interval for attribute matching.
+--               call's time window ('attributes', inferred): when several such spans fit several
+--               calls they are assigned one to one, nearest first (a span lying inside the call's
+--               request→response interval before one that does not, then the smallest distance
+--               |span start - request| + |response - span end|)
+--   downstream  descendants of the server span ('parent', exact); and root spans of other services
+--               that start inside the server-side interval of one or more calls ('time_window',
+--               inferred; see _cs_down_cand below for the rule), with their descendants
+-- Parameters: $window_ms (DOUBLE), slack around the call's interval for attribute matching;
+-- $nearest_margin_ms (DOUBLE), how much nearer the nearest start must be to decide a downstream root.
 
 CREATE OR REPLACE TEMP TABLE _cs_client AS
 SELECT DISTINCT c.call_id, s.span_id, s.trace_id
@@ -28,7 +33,7 @@ SELECT c.call_id, l.span_id, l.trace_id, 'link' AS matched_by,
 FROM calls c JOIN l ON l.link->>'$.trace_id' = c.trace_id AND l.link->>'$.span_id' = c.parent_span_id
 ANTI JOIN _cs_server_parent p ON p.call_id = c.call_id;
 
-CREATE OR REPLACE TEMP TABLE _cs_server_attr AS
+CREATE OR REPLACE TEMP TABLE _attr_cand AS
 WITH taken AS (
     SELECT call_id, span_id, trace_id FROM _cs_server_parent
     UNION ALL SELECT call_id, span_id, trace_id FROM _cs_server_link
@@ -38,33 +43,61 @@ WITH taken AS (
 ), free_spans AS (
     SELECT s.* FROM spans s ANTI JOIN taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id
     WHERE s.kind = 'server' AND s.jsonrpc_request_id IS NOT NULL
-), cand AS (
-    SELECT c.call_id, s.span_id, s.trace_id,
-           abs(date_diff('microsecond', c.start_ts, s.start_ts)) AS dist,
-           list_filter(['jsonrpc.request.id', 'mcp.method.name',
-                        CASE WHEN c.tool_name IS NOT NULL THEN 'gen_ai.tool.name' END], lambda x: x IS NOT NULL) AS matched_on,
-           c.trace_id AS expected_trace_id
-    FROM open_calls c JOIN free_spans s
-      ON s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id)
-     AND s.mcp_method_name = c.method
-     AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-     AND s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-     AND s.start_ts <= coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-), best AS (
-    SELECT *, row_number() OVER (PARTITION BY call_id ORDER BY dist, span_id) AS r_call,
-              row_number() OVER (PARTITION BY span_id, trace_id ORDER BY dist, call_id) AS r_span
-    FROM cand
 )
-SELECT call_id, span_id, trace_id, 'attributes' AS matched_by,
-       json_object('matched_on', matched_on, 'expected_trace_id', expected_trace_id,
-                   'server_span_trace_id', trace_id, 'start_offset_ms', dist / 1000.0) AS evidence
-FROM best WHERE r_call = 1 AND r_span = 1;
+SELECT c.call_id, s.span_id, s.trace_id,
+       s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+           AND c.end_ts IS NOT NULL
+           AND s.end_ts <= c.end_ts + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS inside,
+       abs(date_diff('microsecond', c.start_ts, s.start_ts))
+           + coalesce(abs(date_diff('microsecond', s.end_ts, c.end_ts)), 0) AS dist,
+       abs(date_diff('microsecond', c.start_ts, s.start_ts)) AS start_dist,
+       list_filter(['jsonrpc.request.id', 'mcp.method.name',
+                    CASE WHEN c.tool_name IS NOT NULL THEN 'gen_ai.tool.name' END], lambda x: x IS NOT NULL) AS matched_on,
+       c.trace_id AS expected_trace_id
+FROM open_calls c JOIN free_spans s
+  ON s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id)
+ AND s.mcp_method_name = c.method
+ AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+ AND s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+ AND s.start_ts <= coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR) + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+
+CREATE OR REPLACE TEMP TABLE _cs_server_attr (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, matched_by VARCHAR,
+                                              evidence JSON, n_candidates INTEGER);
+
+-- one to one: each round assigns the pairs that are each other's best among what is still free
+-- (the globally nearest pair always is), so it ends with the greedy nearest-first assignment
+INSERT INTO _cs_server_attr
+-- repeated until it inserts no row
+WITH free AS (
+    SELECT x.* FROM _attr_cand x
+    ANTI JOIN _cs_server_attr a ON a.call_id = x.call_id
+    ANTI JOIN _cs_server_attr b ON b.span_id = x.span_id AND b.trace_id = x.trace_id
+), r AS (
+    SELECT *, row_number() OVER (PARTITION BY call_id ORDER BY inside DESC, dist, span_id, trace_id) AS r_call,
+              row_number() OVER (PARTITION BY span_id, trace_id ORDER BY inside DESC, dist, call_id) AS r_span
+    FROM free
+), n AS (
+    SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY inside DESC, dist, span_id)[:10] AS span_ids
+    FROM _attr_cand GROUP BY 1
+), m AS (
+    SELECT span_id, trace_id, count(*) AS n_calls FROM _attr_cand GROUP BY 1, 2
+)
+SELECT r.call_id, r.span_id, r.trace_id, 'attributes',
+       json_object('matched_on', r.matched_on, 'expected_trace_id', r.expected_trace_id,
+                   'server_span_trace_id', r.trace_id, 'start_offset_ms', r.start_dist / 1000.0,
+                   'inside_call', r.inside, 'distance_ms', r.dist / 1000.0,
+                   'rule', 'attributes, one to one, nearest first',
+                   'candidate_span_ids', n.span_ids, 'n_candidate_spans', n.n_spans,
+                   'n_calls_fitting_span', m.n_calls),
+       n.n_spans
+FROM r JOIN n USING (call_id) JOIN m USING (span_id, trace_id)
+WHERE r.r_call = 1 AND r.r_span = 1;
 
 CREATE OR REPLACE TEMP TABLE _cs_server AS
-SELECT * FROM _cs_server_parent UNION ALL SELECT * FROM _cs_server_link UNION ALL SELECT * FROM _cs_server_attr;
+SELECT call_id, span_id, trace_id, matched_by, evidence, 1 AS n_candidates FROM _cs_server_parent
+UNION ALL SELECT call_id, span_id, trace_id, matched_by, evidence, 1 FROM _cs_server_link
+UNION ALL SELECT call_id, span_id, trace_id, matched_by, evidence, n_candidates FROM _cs_server_attr;
 
--- roots of other services explained only by one call: they start inside a CLIENT span that
--- descends from the call's server span and has no children in the dump
 CREATE OR REPLACE TEMP TABLE _cs_down_parent AS
 WITH RECURSIVE down(call_id, span_id, trace_id) AS (
     SELECT call_id, span_id, trace_id FROM _cs_server
@@ -74,38 +107,134 @@ WITH RECURSIVE down(call_id, span_id, trace_id) AS (
 )
 SELECT d.* FROM down d ANTI JOIN _cs_server s ON s.call_id = d.call_id AND s.span_id = d.span_id;
 
-CREATE OR REPLACE TEMP TABLE _cs_down_window AS
-WITH leaf_clients AS (
+-- Downstream roots joined by time (inferred). A candidate root is a SERVER or CONSUMER span with
+-- no parent, or a parent not in the dump, of a service that is neither an MCP client nor an MCP
+-- server (no span of that service is joined to a call as client or server, nor carries
+-- mcp.method.name), in a trace that no call's spans are in. Its candidate calls are the
+-- client-to-server calls whose server-side interval (the server span, else request→response on
+-- the wire, else request→end of capture) contains the root's start. One candidate is chosen when
+-- one fits best, by the first rule that leaves exactly one:
+--   client_span       the root starts inside a leaf CLIENT span under that call's server span
+--   containment       only that call's interval holds the whole root span (or it is the only candidate)
+--   known_downstream  among those left, only that call's MCP server (service.name of its server span)
+--                     has spans of the root's service as trace children elsewhere in the data
+--   nearest_start     among those left, that call's server-side start is the nearest before the
+--                     root's, nearer than the next by at least $nearest_margin_ms
+-- Otherwise no call is chosen and the gap lists the candidates.
+CREATE OR REPLACE TEMP TABLE _cs_down_cand AS
+WITH mcp_services AS (
+    SELECT DISTINCT s.service_name FROM spans s
+    JOIN (SELECT span_id, trace_id FROM _cs_server UNION ALL SELECT span_id, trace_id FROM _cs_client) j
+      ON j.span_id = s.span_id AND j.trace_id = s.trace_id
+    WHERE s.service_name IS NOT NULL
+    UNION
+    SELECT DISTINCT service_name FROM spans WHERE mcp_method_name IS NOT NULL AND service_name IS NOT NULL
+), joined_traces AS (
+    SELECT DISTINCT trace_id FROM _cs_server UNION SELECT trace_id FROM _cs_client UNION SELECT trace_id FROM _cs_down_parent
+), roots AS (
+    SELECT r.* FROM spans r
+    WHERE r.kind IN ('server', 'consumer') AND r.start_ts IS NOT NULL
+      AND (r.parent_span_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id))
+      AND r.service_name IS NOT NULL AND r.service_name NOT IN (SELECT service_name FROM mcp_services)
+      AND r.trace_id NOT IN (SELECT trace_id FROM joined_traces)
+), srv AS (
+    SELECT x.call_id, arg_min(s.start_ts, s.start_ts) AS s_start, arg_min(s.end_ts, s.start_ts) AS s_end,
+           arg_min(s.service_name, s.start_ts) AS server_service
+    FROM _cs_server x JOIN spans s ON s.span_id = x.span_id AND s.trace_id = x.trace_id GROUP BY 1
+), iv AS (
+    SELECT c.call_id, c.session_id, c.start_ts AS call_start,
+           coalesce(v.s_start, c.start_ts) AS iv_start,
+           coalesce(v.s_end, c.end_ts, (SELECT max(ts) FROM messages)) AS iv_end,
+           v.server_service
+    FROM calls c LEFT JOIN srv v USING (call_id)
+    WHERE c.direction = 'client_to_server' AND c.start_ts IS NOT NULL
+), leaf_clients AS (
     SELECT d.call_id, s.span_id, s.trace_id, s.start_ts, s.end_ts, s.service_name, s.name
     FROM _cs_down_parent d JOIN spans s ON s.span_id = d.span_id AND s.trace_id = d.trace_id
     WHERE s.kind = 'client'
       AND NOT EXISTS (SELECT 1 FROM spans k WHERE k.trace_id = s.trace_id AND k.parent_span_id = s.span_id)
-), roots AS (
-    SELECT * FROM spans r
-    WHERE r.parent_span_id IS NULL AND r.kind IN ('server', 'consumer')
-      AND NOT EXISTS (SELECT 1 FROM _cs_server x WHERE x.span_id = r.span_id AND x.trace_id = r.trace_id)
-), cand AS (
-    SELECT lc.call_id, r.span_id, r.trace_id, lc.span_id AS via_span_id, lc.trace_id AS via_trace_id,
-           lc.name AS via_name, r.service_name, r.name,
-           count(*) OVER (PARTITION BY r.span_id, r.trace_id) AS n_explanations
-    FROM roots r JOIN leaf_clients lc
-      ON r.start_ts >= lc.start_ts AND r.start_ts <= lc.end_ts AND r.service_name IS DISTINCT FROM lc.service_name
+), known AS (
+    -- (MCP server service, downstream service) pairs seen with propagated context
+    SELECT DISTINCT v.server_service, s.service_name AS downstream_service
+    FROM _cs_down_parent d JOIN spans s ON s.span_id = d.span_id AND s.trace_id = d.trace_id
+    JOIN srv v USING (call_id)
+    WHERE s.service_name IS DISTINCT FROM v.server_service
+), c0 AS (
+    SELECT r.trace_id, r.span_id, r.start_ts AS r_start, r.end_ts AS r_end, r.service_name AS r_service, r.name AS r_name,
+           iv.call_id, iv.session_id, iv.iv_start, iv.call_start,
+           r.end_ts IS NOT NULL AND r.end_ts <= iv.iv_end AS contains,
+           k.server_service IS NOT NULL AS known,
+           date_diff('microsecond', iv.iv_start, r.start_ts) AS start_gap_us,
+           (SELECT arg_min(struct_pack(span_id := lc.span_id, trace_id := lc.trace_id, name := lc.name), lc.start_ts)
+            FROM leaf_clients lc WHERE lc.call_id = iv.call_id AND r.start_ts BETWEEN lc.start_ts AND lc.end_ts
+              AND lc.service_name IS DISTINCT FROM r.service_name) AS via
+    FROM roots r JOIN iv ON r.start_ts >= iv.iv_start AND r.start_ts <= iv.iv_end
+    LEFT JOIN known k ON k.server_service = iv.server_service AND k.downstream_service = r.service_name
+), c1 AS (
+    SELECT *, count(*) OVER w AS n, count(*) FILTER (WHERE via IS NOT NULL) OVER w AS n_cs,
+              count(*) FILTER (WHERE contains) OVER w AS n_ct
+    FROM c0 WINDOW w AS (PARTITION BY trace_id, span_id)
+), c2 AS (
+    SELECT *, CASE WHEN n_cs = 1 THEN via IS NOT NULL WHEN n_ct > 0 THEN contains ELSE true END AS in1 FROM c1
+), c3 AS (
+    SELECT *, count(*) FILTER (WHERE in1) OVER w AS n1, count(*) FILTER (WHERE in1 AND known) OVER w AS n1k
+    FROM c2 WINDOW w AS (PARTITION BY trace_id, span_id)
+), c4 AS (
+    SELECT *, in1 AND (n1k = 0 OR known) AS in2 FROM c3
+), c5 AS (
+    SELECT *, count(*) FILTER (WHERE in2) OVER w AS n2,
+           row_number() OVER (PARTITION BY trace_id, span_id ORDER BY NOT in2, start_gap_us, call_id) AS near_rank,
+           lead(start_gap_us) OVER (PARTITION BY trace_id, span_id ORDER BY NOT in2, start_gap_us, call_id) AS next_gap_us,
+           lead(in2) OVER (PARTITION BY trace_id, span_id ORDER BY NOT in2, start_gap_us, call_id) AS next_in2
+    FROM c4 WINDOW w AS (PARTITION BY trace_id, span_id)
 )
-SELECT call_id, span_id, trace_id,
-       json_object('client_span_id', via_span_id, 'client_span_trace_id', via_trace_id, 'client_span_name', via_name,
-                   'downstream_service', service_name, 'downstream_span_name', name,
+SELECT *,
+       CASE WHEN n_cs = 1 AND via IS NOT NULL THEN 'client_span'
+            WHEN n_cs = 1 THEN NULL
+            WHEN n1 = 1 AND in1 THEN CASE WHEN contains THEN 'containment' ELSE 'only_candidate' END
+            WHEN n1 = 1 THEN NULL
+            WHEN n2 = 1 AND in2 THEN 'known_downstream'
+            WHEN n2 = 1 THEN NULL
+            WHEN in2 AND near_rank = 1 AND next_in2
+                 AND next_gap_us - start_gap_us >= $nearest_margin_ms * 1000 THEN 'nearest_start'
+       END AS rule
+FROM c5;
+
+CREATE OR REPLACE TEMP TABLE _cs_down_root AS
+SELECT trace_id, span_id, any_value(r_service) AS downstream_service, any_value(r_name) AS downstream_span_name,
+       any_value(r_start) AS start_ts,
+       list(call_id ORDER BY call_start, call_id) AS candidates, count(*) AS n_candidates,
+       any_value(call_id) FILTER (WHERE rule IS NOT NULL) AS call_id,
+       any_value(rule) FILTER (WHERE rule IS NOT NULL) AS rule,
+       any_value(via) FILTER (WHERE rule IS NOT NULL) AS via,
+       coalesce(any_value(session_id) FILTER (WHERE rule IS NOT NULL), arg_min(session_id, call_start)) AS session_id
+FROM _cs_down_cand GROUP BY 1, 2;
+
+CREATE OR REPLACE TEMP TABLE _cs_down_window AS
+SELECT call_id, span_id, trace_id, n_candidates,
+       json_object('rule', rule, 'candidates', candidates, 'n_candidates', n_candidates, 'chosen_call_id', call_id,
+                   'client_span_id', via.span_id, 'client_span_trace_id', via.trace_id, 'client_span_name', via.name,
+                   'downstream_service', downstream_service, 'downstream_span_name', downstream_span_name,
                    'downstream_trace_id', trace_id) AS evidence
-FROM cand WHERE n_explanations = 1;
+FROM _cs_down_root WHERE call_id IS NOT NULL;
 
 CREATE OR REPLACE TABLE call_spans AS
-WITH RECURSIVE win_down(call_id, span_id, trace_id) AS (
-    SELECT call_id, span_id, trace_id FROM _cs_down_window
+WITH RECURSIVE win_down(call_id, span_id, trace_id, root_span_id) AS (
+    SELECT call_id, span_id, trace_id, span_id FROM _cs_down_window
     UNION
-    SELECT d.call_id, s.span_id, s.trace_id
+    SELECT d.call_id, s.span_id, s.trace_id, d.root_span_id
     FROM win_down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
 )
-SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by, NULL::VARCHAR AS via_span_id FROM _cs_client
-UNION ALL SELECT call_id, span_id, trace_id, 'server', matched_by, NULL FROM _cs_server
-UNION ALL SELECT call_id, span_id, trace_id, 'downstream', 'parent', NULL FROM _cs_down_parent
-UNION ALL SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id'
-FROM win_down d LEFT JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.span_id AND w.trace_id = d.trace_id;
+SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by, NULL::VARCHAR AS via_span_id,
+       false AS inferred, 1 AS n_candidates, NULL::JSON AS evidence
+FROM _cs_client
+UNION ALL
+SELECT call_id, span_id, trace_id, 'server', matched_by, NULL, matched_by = 'attributes', n_candidates, evidence
+FROM _cs_server
+UNION ALL
+SELECT call_id, span_id, trace_id, 'downstream', 'parent', NULL, false, 1, NULL FROM _cs_down_parent
+UNION ALL
+SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id', true,
+       w.n_candidates, w.evidence
+FROM win_down d JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.root_span_id AND w.trace_id = d.trace_id;

@@ -107,11 +107,16 @@ WHERE c.trace_id IS NOT NULL AND c.direction = 'client_to_server'
   AND c.transport_session IN (SELECT transport_session FROM served)
   AND NOT EXISTS (SELECT 1 FROM _cs_server x WHERE x.call_id = c.call_id);
 
+-- one row per downstream root joined by time: the chosen call when one fits best, else none (the
+-- candidates are in detail); the session is the chosen call's, else the earliest candidate's
 INSERT INTO _gap_rows
-SELECT 'downstream_unlinked', 'error', c.session_id, c.call_id, NULL, w.trace_id, w.span_id, s.start_ts,
-       json_merge_patch(w.evidence, json_object('call_trace_id', c.trace_id))
-FROM _cs_down_window w JOIN calls c ON c.call_id = w.call_id
-JOIN spans s ON s.span_id = w.span_id AND s.trace_id = w.trace_id;
+SELECT 'downstream_unlinked', 'error', r.session_id, r.call_id, NULL, r.trace_id, r.span_id, r.start_ts,
+       json_object('rule', r.rule, 'candidates', r.candidates, 'n_candidates', r.n_candidates,
+                   'chosen_call_id', r.call_id,
+                   'client_span_id', r.via.span_id, 'client_span_trace_id', r.via.trace_id, 'client_span_name', r.via.name,
+                   'downstream_service', r.downstream_service, 'downstream_span_name', r.downstream_span_name,
+                   'downstream_trace_id', r.trace_id, 'call_trace_id', c.trace_id)
+FROM _cs_down_root r LEFT JOIN calls c ON c.call_id = r.call_id;
 
 -- clock skew: a server span outside its request/response interval on the capture's clock, or a
 -- span of another service outside its parent, by more than $skew_ms
@@ -205,10 +210,14 @@ FROM pairs p,
       UNION ALL SELECT p.b_id, p.a_id, p.first_call, p.b_first, 'after') x
 WHERE p.r = 1;
 
+-- one row per code, call, message and span: evidence reached twice (a span in two dumps, two
+-- rules finding the same thing) is one gap
 CREATE OR REPLACE TABLE gaps AS
-SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id) AS gap_id,
+SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id, call_id) AS gap_id,
        code, severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail
-FROM _gap_rows;
+FROM _gap_rows
+QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id
+                           ORDER BY ts NULLS LAST, detail::VARCHAR) = 1;
 
 UPDATE sessions SET n_gaps = g.n FROM (SELECT session_id, count(*) AS n FROM gaps GROUP BY 1) g
 WHERE sessions.session_id = g.session_id;

@@ -20,3 +20,10 @@ CREATE OR REPLACE MACRO mcp_method_direction(method) AS CASE
                     'notifications/tools/list_changed', 'notifications/prompts/list_changed',
                     'notifications/elicitation/complete') THEN 'server_to_client'
     ELSE 'client_to_server' END;
+
+-- A span's content apart from where it was read (source, line): equal for the copies of one span
+-- that an exporter's retry or two overlapping dumps deliver.
+CREATE OR REPLACE MACRO span_content_hash(parent, name, kind, service, start_ns, end_ns, status_code, status_message,
+                                          attributes, resource_attributes, events, links, scope_name) AS
+    md5(to_json([parent::VARCHAR, name, kind, service, start_ns::VARCHAR, end_ns::VARCHAR, status_code, status_message,
+                 attributes::VARCHAR, resource_attributes::VARCHAR, events::VARCHAR, links::VARCHAR, scope_name])::VARCHAR);

@@ -1,6 +1,8 @@
 -- Normalise one batch of wire rows (the reader's _batch_out) into _all (created by the
--- loader with the columns of messages plus reject_reason, raw_reject and from_reader); messages_finish.sql then
--- moves the file's rows into messages and rejects in one insert each.
+-- loader with the columns of messages plus reject_reason, raw_reject, from_reader and the
+-- http_events columns); messages_finish.sql then moves the batch's rows into messages,
+-- http_events and rejects in one insert each. A wire row without a message (the reader left
+-- `message` NULL without rejecting it) is an HTTP transport event (kind 'http_event').
 -- Parameters: $source_id,
 -- $paths (VARCHAR[]: the message paths below, then the session-key and call-key paths of
 -- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $sk_names,
@@ -15,6 +17,7 @@
 -- 17 params.requestState, 18 _meta.traceparent, 19 _meta.tracestate, 20 _meta.progressToken,
 -- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version,
 -- 24 result (present?), 25 error (present?), then session keys, then call keys.
+-- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
 
 INSERT INTO _all BY NAME
 WITH w0 AS MATERIALIZED (
@@ -30,6 +33,12 @@ WITH w0 AS MATERIALIZED (
            CASE WHEN hit THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE message END AS message,
            left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
     FROM w0 WHERE reader_reason IS NULL
+), ev AS (
+    -- HTTP transport events: classified from the method, the Last-Event-ID header, the SSE fields
+    -- and the recorder's error note
+    SELECT record_no, ts, direction, transport, connection_id, http, h,
+           upper(h[1]) AS hm, try_cast(h[3] AS INTEGER) AS st, coalesce(h[19], h[20]) AS lei
+    FROM (SELECT *, json_extract_string(http, $http_paths::VARCHAR[]) AS h FROM w WHERE message IS NULL)
 ), arr AS (
     SELECT *, json_extract(message, '$[*]') AS items FROM w WHERE mt = '['
 ), arr2 AS (
@@ -37,7 +46,7 @@ WITH w0 AS MATERIALIZED (
 ), x AS (
     SELECT record_no, NULL::INTEGER AS batch_index, ts, direction, transport, connection_id, http, message AS m,
            mt = '{' AS is_obj, NULL::VARCHAR AS array_reason
-    FROM w WHERE mt <> '['
+    FROM w WHERE mt <> '[' AND message IS NOT NULL
     UNION ALL
     -- a 2025-03-26 batch when it holds at least one object
     SELECT record_no, unnest(range(n_items))::INTEGER, ts, direction, transport, connection_id, http,
@@ -129,8 +138,32 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        v[15]->>'$' AS result_type,
        coalesce(v[16]->>'$', v[17]->>'$') AS request_state,
        coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,
-                CASE WHEN meta_ok THEN v[23]->>'$' END) AS client_version
+                CASE WHEN meta_ok THEN v[23]->>'$' END) AS client_version,
+       h[16] AS exchange_id
 FROM r
+UNION ALL BY NAME
+SELECT record_no, NULL AS reject_reason, false AS from_reader, $source_id::INTEGER AS source_id, ts, direction,
+       transport, connection_id, 'http_event' AS kind,
+       coalesce(h[5], h[6], h[7], h[8], h[15],
+                nullif(regexp_extract(h[2], '[?&]session_?[iI]d=([^&]+)', 1), '')) AS mcp_session_id,
+       h[1] AS http_method, h[2] AS http_path, st AS http_status, h[4] AS sse_event_id, h[16] AS exchange_id,
+       try_cast(h[18] AS BIGINT) AS sse_retry_ms, lei AS last_event_id, h[17] AS http_error,
+       json_extract(http, '$.request_headers') AS http_request_headers,
+       json_extract(http, '$.response_headers') AS http_response_headers,
+       CASE WHEN h[17] IS NOT NULL THEN
+                 CASE WHEN starts_with(h[17], 'upstream_reset') THEN 'reset'
+                      WHEN starts_with(h[17], 'client_disconnected') THEN 'client_disconnected'
+                      WHEN starts_with(h[17], 'proxy_shutdown') THEN 'capture_stopped'
+                      WHEN starts_with(h[17], 'upstream_error') THEN 'upstream_error'
+                      ELSE 'error' END
+            WHEN direction = 'server_to_client' AND (h[4] IS NOT NULL OR h[18] IS NOT NULL) THEN 'sse_priming'
+            WHEN hm = 'DELETE' THEN 'delete'
+            WHEN hm = 'GET' AND lei IS NOT NULL AND st >= 400 THEN 'resumption_failed'
+            WHEN hm = 'GET' AND lei IS NOT NULL THEN 'resumption'
+            WHEN hm = 'GET' THEN 'get_stream'
+            WHEN st >= 400 THEN 'http_error'
+            ELSE 'other' END AS event
+FROM ev
 UNION ALL BY NAME
 -- the reader's rejects (the loader takes them with their lines)
 SELECT record_no, reader_reason AS reject_reason, reader_raw AS raw_reject, true AS from_reader,

@@ -13,7 +13,9 @@ CREATE TABLE IF NOT EXISTS sources (
     size_bytes   BIGINT,
     loaded_at    TIMESTAMPTZ,
     n_skipped    BIGINT,                    -- non-record text the format allows (log noise), not counted in n_records
-    compression  VARCHAR                    -- NULL | 'gzip' | 'zstd' | 'zstd-framed'
+    compression  VARCHAR,                   -- NULL | 'gzip' | 'zstd' | 'zstd-framed'
+    n_http_events BIGINT,                   -- message-less HTTP envelopes of the file (in http_events)
+    n_duplicate_spans BIGINT                -- spans already loaded with the same ids and content (stored once)
 );
 
 CREATE TABLE IF NOT EXISTS rejects (
@@ -68,7 +70,33 @@ CREATE TABLE IF NOT EXISTS messages (
     client_version      VARCHAR,
     server_name         VARCHAR,            -- result.serverInfo.name (initialize), or _meta io.modelcontextprotocol/serverInfo
     result_type         VARCHAR,            -- 2026-07-28 result.resultType ('complete' | 'input_required')
-    request_state       VARCHAR             -- 2026-07-28 requestState: of an input_required result, or echoed by its retry
+    request_state       VARCHAR,            -- 2026-07-28 requestState: of an input_required result, or echoed by its retry
+    exchange_id         VARCHAR             -- the recorder's HTTP exchange (a POST and its SSE stream, a GET stream)
+);
+
+-- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
+-- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.
+CREATE TABLE IF NOT EXISTS http_events (
+    source_id       INTEGER NOT NULL,
+    record_no       BIGINT NOT NULL,
+    ts              TIMESTAMPTZ,
+    event           VARCHAR NOT NULL,   -- 'sse_priming' | 'get_stream' | 'resumption' | 'resumption_failed' | 'delete'
+                                        -- | 'reset' | 'client_disconnected' | 'capture_stopped' | 'upstream_error'
+                                        -- | 'error' | 'http_error' | 'other'
+    direction       VARCHAR,
+    transport       VARCHAR,
+    connection_id   VARCHAR,
+    mcp_session_id  VARCHAR,
+    exchange_id     VARCHAR,
+    http_method     VARCHAR,
+    http_path       VARCHAR,
+    http_status     INTEGER,
+    sse_event_id    VARCHAR,
+    sse_retry_ms    BIGINT,
+    last_event_id   VARCHAR,            -- Last-Event-ID request header (a resumption)
+    error           VARCHAR,            -- the recorder's http.error (upstream_reset: ..., client_disconnected: ...)
+    http_request_headers  JSON,
+    http_response_headers JSON
 );
 
 CREATE TABLE IF NOT EXISTS spans (
