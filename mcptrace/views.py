@@ -64,7 +64,9 @@ t AS (
     GROUP BY k.turn
 )
 SELECT t.turn, t.turn_id,
-       coalesce(ts.name, CASE WHEN t.turn_id IS NULL THEN 'untraced calls' ELSE 'trace ' || left(t.turn_id, 8) END) AS name,
+       coalesce(ts.name, CASE WHEN t.turn_id IS NULL THEN 'untraced calls'
+                              WHEN starts_with(t.turn_id, 'overlap:') THEN 'overlapping calls (no trace context)'
+                              ELSE 'trace ' || left(t.turn_id, 8) END) AS name,
        t.first_ts, t.last_ts, date_diff('microsecond', t.first_ts, t.last_ts) / 1000.0 AS duration_ms,
        t.n_calls, t.n_errors, t.n_cancelled, t.n_unanswered, t.n_gaps, t.gap_codes, t.gap_severity, t.tools,
        t.first_ord, t.last_ord, t.first_call_id
@@ -78,11 +80,14 @@ def turns(ws: "Workspace", session_id: str) -> Result:
     """One row per turn of a session (DESIGN §4), in wire order: the aggregate the waterfall
     shows for large sessions, and the keys to drill down with (``tree(..., turn=...)``).
 
-    Calls without a turn (no trace context) are grouped into runs of consecutive such calls
-    (at most :data:`UNTRACED_RUN` each), keyed ``untraced:<first call_id>``.
+    A turn is ``calls.turn_id`` (``calls.turn_source`` says which rule made it: the client span's
+    parent, the trace, or for client requests without trace context the run of overlapping calls,
+    keyed ``overlap:<first call_id>``). Calls still without a turn (requests of the server) are
+    grouped into runs of consecutive such calls (at most :data:`UNTRACED_RUN` each), keyed
+    ``untraced:<first call_id>``.
     Columns: turn VARCHAR (the key: ``calls.turn_id`` or ``untraced:…``), turn_id VARCHAR (NULL
-    for untraced runs), name VARCHAR (the turn span's name, else ``trace <8 hex>`` or
-    ``untraced calls``), first_ts/last_ts TIMESTAMPTZ (UTC; first start and last end of its
+    for untraced runs), name VARCHAR (the turn span's name, else ``trace <8 hex>``,
+    ``overlapping calls (no trace context)`` or ``untraced calls``), first_ts/last_ts TIMESTAMPTZ (UTC; first start and last end of its
     calls, an unanswered call counts with its start), duration_ms DOUBLE (ms), n_calls,
     n_errors (error + tool_error), n_cancelled, n_unanswered, n_gaps (gaps on its calls) BIGINT,
     gap_codes VARCHAR[], gap_severity VARCHAR (the worst of its gaps: error | warning | info, NULL
@@ -204,13 +209,15 @@ def tree(ws: "Workspace", session_id: str, *, turn: str | None = None, call_id: 
         if c[7]:
             turn_calls[c[7]].append(c)
     for turn_id, members in turn_calls.items():
-        trace, _, parent = turn_id.partition("/")
+        overlap = turn_id.startswith("overlap:")
+        trace, _, parent = ("", "", "") if overlap else turn_id.partition("/")
         span = spans_by_id.get((trace, parent)) if parent else None
         start = span[4] if span else min((m[2] for m in members if m[2] is not None), default=None)
         ends = [m[3] for m in members if m[3] is not None]
         end = span[5] if span else (max(ends) if ends else None)
-        add(f"turn:{turn_id}", root, kind="turn", name=span[3] if span else f"trace {trace[:8]}",
-            start_ts=start, end_ts=end, duration_ms=_ms(start, end), trace_id=trace,
+        name = span[3] if span else ("overlapping calls (no trace context)" if overlap else f"trace {trace[:8]}")
+        add(f"turn:{turn_id}", root, kind="turn", name=name,
+            start_ts=start, end_ts=end, duration_ms=_ms(start, end), trace_id=trace or None,
             span_id=parent or None, service_name=span[7] if span else None)
     for c in calls:
         parent = f"turn:{c[7]}" if c[7] else root

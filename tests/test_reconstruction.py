@@ -132,8 +132,16 @@ def test_parallel_groups_are_the_turns(samples_ws):
                 assert groups[c["parallel_group"]] == 1, label(c)
         assert len({c["parallel_group"] for c in calls if c["call_id"] in in_turns}) == \
             sum(1 for (s, _t) in turns if s == svc)
-    # without trace context there is no turn, so no parallel group
-    assert {c["parallel_group"] for c in calls_of(samples_ws, C)} == {None}
+    # without trace context the turn is the run of overlapping calls (turn_source 'overlap'): the
+    # plain host's concurrent search + get_forecast are one group, every other call is alone
+    plain = calls_of(samples_ws, C)
+    assert {c["turn_source"] for c in plain} == {"overlap"}
+    groups = [[label(c) for c in plain if c["parallel_group"] == g]
+              for g in sorted({c["parallel_group"] for c in plain})]
+    assert sorted(map(sorted, groups)) == sorted([["initialize"], ["tools/list"], ["get_forecast", "search"],
+                                                  ["crash_worker"]])
+    assert all(c["turn_id"] == f"overlap:{min(d['call_id'] for d in plain if d['parallel_group'] == c['parallel_group'])}"
+               for c in plain)
 
 
 def test_call_spans(samples_ws):

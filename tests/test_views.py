@@ -106,9 +106,13 @@ def test_turns_one_row_per_turn_with_its_counts(samples_ws):
     agent = samples_ws.sql("SELECT session_id FROM sessions WHERE client_name = 'agent-host'").rows()[0][0]
     names = list(samples_ws.turns(agent).df()["name"])
     assert names[2:] == ["turn 1", "turn 2", "turn 3", "turn 4"] and names[0].startswith("trace ")
-    # calls without trace context: one run, keyed by its first call
+    # calls without trace context: one turn per run of overlapping calls, keyed by its first call
     plain = samples_ws.sql("SELECT session_id FROM sessions WHERE client_name = 'plain-host'").rows()[0][0]
-    (row,) = samples_ws.turns(plain).rows()
-    first = samples_ws.sql("SELECT min(call_id) FROM calls WHERE session_id = ?", [plain]).rows()[0][0]
-    assert row[0] == f"untraced:{first}" and row[1] is None and row[2] == "untraced calls"
+    rows = samples_ws.turns(plain).df()
+    runs = samples_ws.sql("SELECT turn_id, min(call_id), count(*) FROM calls WHERE session_id = ? GROUP BY 1 ORDER BY 2",
+                          [plain]).rows()
+    assert [(t, n) for t, _first, n in runs] == [(f"overlap:{first}", n) for _t, first, n in runs]
+    assert list(zip(rows["turn"], rows["n_calls"])) == [(t, n) for t, _first, n in runs]
+    assert [n for _t, _f, n in runs] == [1, 1, 2, 1]
+    assert set(rows["name"]) == {"overlapping calls (no trace context)"} and rows["turn_id"].tolist() == rows["turn"].tolist()
     assert len(samples_ws.turns("s_nope")) == 0

@@ -16,6 +16,20 @@ WITH joined AS (
 SELECT s.trace_id, s.span_id, j.call_id, coalesce(j.session_id, t.session_id) AS session_id
 FROM spans s LEFT JOIN joined j USING (trace_id, span_id) LEFT JOIN by_trace t USING (trace_id);
 
+-- HTTP transport events that explain an unanswered request: those of its exchange (the POST and
+-- its SSE stream), else of its transport session from its start on
+CREATE OR REPLACE TEMP TABLE _call_events AS
+SELECT c.call_id,
+       list(json_object('event', e.event, 'ts', e.ts, 'http_method', e.http_method, 'http_status', e.http_status,
+                        'error', e.error, 'exchange_id', e.exchange_id, 'last_event_id', e.last_event_id)
+            ORDER BY e.ts, e.record_no)[:10] AS events
+FROM calls c JOIN messages m ON m.message_id = c.request_message_id
+JOIN http_events e ON e.exchange_id = m.exchange_id
+                   OR (e.mcp_session_id = c.mcp_session_id AND e.ts >= c.start_ts
+                       AND e.exchange_id IS DISTINCT FROM m.exchange_id)
+WHERE c.status = 'unanswered' AND e.event NOT IN ('sse_priming', 'get_stream', 'other')
+GROUP BY 1;
+
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
 -- requests without any trace context
 SELECT 'missing_trace_context' AS code, 'warning' AS severity, c.session_id, c.call_id, m.message_id,
@@ -45,8 +59,8 @@ WHERE m.traceparent_valid AND w3c_traceparent_valid(m.http_traceparent)
 UNION ALL
 SELECT 'unanswered_request', 'error', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'stream', c.transport_session,
-                   'capture_ends', (SELECT max(ts) FROM messages))
-FROM calls c WHERE c.status = 'unanswered'
+                   'capture_ends', (SELECT max(ts) FROM messages), 'transport_events', coalesce(ce.events, []))
+FROM calls c LEFT JOIN _call_events ce USING (call_id) WHERE c.status = 'unanswered'
 UNION ALL
 SELECT 'cancelled', 'info', c.session_id, c.call_id, c.cancel_message_id, c.trace_id, NULL, m.ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'reason', m.raw->>'$.params.reason',
@@ -168,47 +182,111 @@ WITH t AS (
 )
 SELECT 'session_reconnect', 'info', r.session_id, r.first_call, NULL, NULL, NULL, r.first_ts,
        json_object('previous_transport', r.prev, 'new_transport', r.transport_session,
-                   'carried_by', s.session_key_source, 'session_key', s.session_key)
-FROM r JOIN sessions s USING (session_id) WHERE r.prev IS NOT NULL;
+                   'carried_by', s.session_key_source, 'session_key', s.session_key,
+                   'previous_transport_events', coalesce(ev.events, []))
+FROM r JOIN sessions s USING (session_id)
+LEFT JOIN (SELECT mcp_session_id, list(json_object('event', event, 'ts', ts, 'http_status', http_status, 'error', error)
+                                       ORDER BY ts, record_no)[:10] AS events
+           FROM http_events WHERE event NOT IN ('sse_priming', 'get_stream', 'other') GROUP BY 1) ev
+       ON ev.mcp_session_id = r.prev
+WHERE r.prev IS NOT NULL;
 
--- two logical sessions that look like one client reconnecting, with nothing to link them:
--- same client, the first ended abnormally (requests left unanswered), the second began soon after
-INSERT INTO _gap_rows
+-- Reconnects nothing links (session_split): a logical session that ended abnormally (requests
+-- left unanswered, or its transport reset, failed a resumption or could not reach the server;
+-- not one whose transport ended with a successful DELETE) pairs with at most one logical session
+-- of the same client (clientInfo name and version, same server) that began within $reconnect_s
+-- after it ended, and each such later session with at most one earlier: one to one, nearest
+-- first (the repeated statement below). Every earlier part with a candidate gets a 'before' row
+-- (other_session_id: its pair, NULL when every candidate went to another), every paired later
+-- part an 'after' row; `candidates` lists every pairing that fitted.
+CREATE OR REPLACE TEMP TABLE _sess_events AS
+SELECT c.session_id, e.event, e.ts, e.http_status, e.error, e.mcp_session_id
+FROM (SELECT DISTINCT session_id, mcp_session_id FROM calls WHERE mcp_session_id IS NOT NULL) c
+JOIN http_events e ON e.mcp_session_id = c.mcp_session_id
+WHERE e.event NOT IN ('sse_priming', 'get_stream', 'other');
+
+CREATE OR REPLACE TEMP TABLE _split_cand AS
 WITH agg AS (
     SELECT session_id, count(*) FILTER (WHERE status = 'unanswered') AS n_unanswered,
-           arg_max(call_id, start_ord) AS last_call, arg_min(call_id, start_ord) AS first_call
+           arg_max(call_id, start_ord) AS last_call, arg_min(call_id, start_ord) AS first_call,
+           arg_max(mcp_session_id, start_ord) AS last_mcp_session_id
     FROM calls GROUP BY 1
+), ev AS (
+    SELECT session_id,
+           count(*) FILTER (WHERE event IN ('reset', 'resumption_failed', 'upstream_error', 'client_disconnected')) AS n_bad,
+           list(DISTINCT event ORDER BY event) AS events
+    FROM _sess_events GROUP BY 1
+), clean AS (
+    SELECT DISTINCT x.session_id FROM _sess_events x JOIN agg a USING (session_id)
+    WHERE x.event = 'delete' AND coalesce(x.http_status, 200) < 400 AND x.mcp_session_id = a.last_mcp_session_id
 ), st AS (
-    SELECT s.session_id, s.client_name, s.first_ts, s.last_ts,
-           coalesce(a.n_unanswered, 0) AS n_unanswered, a.last_call, a.first_call
-    FROM sessions s LEFT JOIN agg a USING (session_id) WHERE s.client_name IS NOT NULL
+    SELECT s.session_id, s.client_name, s.client_version, s.server_name, s.first_ts, s.last_ts,
+           coalesce(a.n_unanswered, 0) AS n_unanswered, coalesce(ev.n_bad, 0) AS n_bad_events, ev.events,
+           a.last_call, a.first_call, s.session_id IN (SELECT session_id FROM clean) AS ended_clean
+    FROM sessions s LEFT JOIN agg a USING (session_id) LEFT JOIN ev USING (session_id)
+    WHERE s.client_name IS NOT NULL
 ), ended AS (
-    SELECT * FROM st WHERE n_unanswered > 0 AND last_ts IS NOT NULL
-), nxt AS (
-    -- the next session of the same client: the earliest starting strictly after a ended (an ASOF
-    -- join, which cannot be a itself), or one starting at the very instant a ended (not a)
-    SELECT a.session_id AS a_id, b.session_id AS b_id, b.first_ts AS b_first, b.first_call
-    FROM ended a ASOF JOIN (SELECT * FROM st WHERE first_ts IS NOT NULL) b
-         ON a.client_name = b.client_name AND b.first_ts > a.last_ts
-    UNION ALL
-    SELECT a.session_id, b.session_id, b.first_ts, b.first_call
-    FROM ended a JOIN st b ON a.client_name = b.client_name AND b.first_ts = a.last_ts AND a.session_id <> b.session_id
-), pairs AS (
-    SELECT a.session_id AS a_id, n.b_id, a.client_name, a.last_ts AS a_last, n.b_first,
-           a.n_unanswered, a.last_call, n.first_call,
-           date_diff('microsecond', a.last_ts, n.b_first) / 1e6 AS seconds_between,
-           row_number() OVER (PARTITION BY a.session_id ORDER BY n.b_first, n.b_id) AS r
-    FROM ended a JOIN nxt n ON n.a_id = a.session_id
-    WHERE date_diff('microsecond', a.last_ts, n.b_first) <= $reconnect_s * 1e6
+    SELECT * FROM st WHERE (n_unanswered > 0 OR n_bad_events > 0) AND NOT ended_clean AND last_ts IS NOT NULL
 )
-SELECT 'session_split', 'error', x.session_id, x.call_id, NULL, NULL, NULL, x.ts,
-       json_object('other_session_id', x.other, 'part', x.part, 'client_name', p.client_name,
-                   'seconds_between', p.seconds_between, 'unanswered_in_first_part', p.n_unanswered,
+SELECT a.session_id AS a_id, b.session_id AS b_id, a.client_name, a.client_version, a.last_ts AS a_last,
+       b.first_ts AS b_first, a.n_unanswered, a.events AS a_events, a.last_call, b.first_call,
+       date_diff('microsecond', a.last_ts, b.first_ts) AS dist_us
+FROM ended a JOIN st b
+  ON b.client_name = a.client_name AND b.client_version IS NOT DISTINCT FROM a.client_version
+ AND (a.server_name IS NULL OR b.server_name IS NULL OR a.server_name = b.server_name)
+ AND b.session_id <> a.session_id AND b.first_ts >= a.last_ts
+ AND date_diff('microsecond', a.last_ts, b.first_ts) <= $reconnect_s * 1e6;
+
+CREATE OR REPLACE TEMP TABLE _split_pair (a_id VARCHAR, b_id VARCHAR);
+
+INSERT INTO _split_pair
+-- repeated until it inserts no row
+WITH free AS (
+    SELECT x.* FROM _split_cand x
+    ANTI JOIN _split_pair p ON p.a_id = x.a_id
+    ANTI JOIN _split_pair q ON q.b_id = x.b_id
+), r AS (
+    SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY dist_us, b_id) AS r_a,
+              row_number() OVER (PARTITION BY b_id ORDER BY dist_us, a_id) AS r_b
+    FROM free
+)
+SELECT a_id, b_id FROM r WHERE r_a = 1 AND r_b = 1;
+
+INSERT INTO _gap_rows
+WITH ca AS (
+    SELECT a_id, list(b_id ORDER BY dist_us, b_id) AS candidates FROM _split_cand GROUP BY 1
+), cb AS (
+    SELECT b_id, list(a_id ORDER BY dist_us, a_id) AS candidates FROM _split_cand GROUP BY 1
+), ev AS (
+    SELECT session_id, list(json_object('event', event, 'ts', ts, 'http_status', http_status, 'error', error,
+                                        'mcp_session_id', mcp_session_id) ORDER BY ts)[:20] AS events
+    FROM _sess_events GROUP BY 1
+), one_a AS (
+    SELECT DISTINCT ON (a_id) * FROM _split_cand ORDER BY a_id
+), one_b AS (
+    SELECT DISTINCT ON (b_id) * FROM _split_cand ORDER BY b_id
+), rows AS (
+    SELECT a.a_id AS session_id, p.b_id AS other, a.last_call AS call_id, a.a_last AS ts, 'before' AS part,
+           ca.candidates, a.client_name, a.client_version
+    FROM one_a a JOIN ca USING (a_id) LEFT JOIN _split_pair p USING (a_id)
+    UNION ALL
+    SELECT p.b_id, p.a_id, b.first_call, b.b_first, 'after', cb.candidates, b.client_name, b.client_version
+    FROM _split_pair p JOIN one_b b USING (b_id) JOIN cb USING (b_id)
+)
+SELECT 'session_split', 'error', r.session_id, r.call_id, NULL, NULL, NULL, r.ts,
+       json_object('other_session_id', r.other, 'part', r.part, 'client_name', r.client_name,
+                   'client_version', r.client_version,
+                   'seconds_between', date_diff('microsecond', x.a_last, x.b_first) / 1e6,
+                   'unanswered_in_first_part', x.n_unanswered,
+                   'candidates', r.candidates, 'n_candidates', len(r.candidates),
+                   'assignment', CASE WHEN len(r.candidates) > 1 THEN 'one to one, nearest start; other pairings fitted'
+                                      ELSE 'the only pairing that fitted' END,
+                   'transport_events', coalesce(ev.events, []),
                    'keys_compared', ['session keys in _meta', 'Mcp-Client-Session-Id', 'trace id', 'Mcp-Session-Id'])
-FROM pairs p,
-     (SELECT p.a_id AS session_id, p.b_id AS other, p.last_call AS call_id, p.a_last AS ts, 'before' AS part
-      UNION ALL SELECT p.b_id, p.a_id, p.first_call, p.b_first, 'after') x
-WHERE p.r = 1;
+FROM rows r
+LEFT JOIN _split_cand x ON x.a_id = CASE r.part WHEN 'before' THEN r.session_id ELSE r.other END
+                       AND x.b_id = CASE r.part WHEN 'before' THEN r.other ELSE r.session_id END
+LEFT JOIN ev ON ev.session_id = CASE r.part WHEN 'before' THEN r.session_id ELSE r.other END;
 
 -- one row per code, call, message and span: evidence reached twice (a span in two dumps, two
 -- rules finding the same thing) is one gap

@@ -21,7 +21,8 @@ WITH ev AS (
            min(start_ord) AS first_ord
     FROM calls GROUP BY 1
 ), cl AS (
-    SELECT c.session_id, arg_min(m.client_name, m.message_id) AS client_name
+    SELECT c.session_id, arg_min(m.client_name, m.message_id) AS client_name,
+           arg_min(m.client_version, m.message_id) AS client_version
     FROM calls c JOIN messages m ON m.message_id = c.request_message_id
     WHERE m.client_name IS NOT NULL GROUP BY 1
 ), sv AS (
@@ -33,7 +34,7 @@ SELECT k.session_id, k.session_key, k.session_key_source,
        agg.first_ts, agg.last_ts, agg.n_calls, agg.n_transport_sessions,
        par.max_parallel::BIGINT AS max_parallel,
        0::BIGINT AS n_gaps,
-       agg.n_tool_calls, agg.n_errors, cl.client_name, sv.server_name
+       agg.n_tool_calls, agg.n_errors, cl.client_name, sv.server_name, cl.client_version
 FROM _session_keys k
 JOIN agg USING (session_id)
 LEFT JOIN par USING (session_id)

@@ -1,7 +1,14 @@
--- Turns and parallel groups (DESIGN §4). A call's turn is the parent of its client span
--- when the client spans are loaded (the span named by the traceparent's parent-id), else
--- its trace. Within a session and turn, calls whose request/response intervals overlap
--- (in message order, so bare captures without times work too) form one parallel_group.
+-- Turns and parallel groups (DESIGN §4). A call's turn, by the first rule that applies
+-- (calls.turn_source says which):
+--   client_span  the parent of its client span (the span the traceparent's parent-id names), when
+--                the client's spans are loaded: turn_id '<trace-id>/<parent span-id>'
+--   trace        else its trace: turn_id '<trace-id>'
+--   overlap      a client-to-server call without trace context: the run of such calls of its
+--                logical session whose request/response intervals overlap (an unanswered call
+--                lasts until the last message of its transport): turn_id 'overlap:<first call_id>'
+-- Within a session and turn, calls whose request/response intervals overlap form one
+-- parallel_group. Intervals are in message order (start_ord/end_ord: time, then file order), so
+-- bare captures without times use the order of the messages.
 
 CREATE OR REPLACE TEMP TABLE _turn AS
 WITH cs AS (
@@ -10,8 +17,37 @@ WITH cs AS (
 SELECT c.call_id,
        CASE WHEN c.trace_id IS NULL THEN NULL
             WHEN cs.parent_span_id IS NOT NULL THEN c.trace_id || '/' || cs.parent_span_id
-            ELSE c.trace_id END AS turn_id
+            ELSE c.trace_id END AS turn_id,
+       CASE WHEN c.trace_id IS NULL THEN NULL
+            WHEN cs.parent_span_id IS NOT NULL THEN 'client_span'
+            ELSE 'trace' END AS turn_source
 FROM calls c LEFT JOIN cs ON cs.trace_id = c.trace_id AND cs.span_id = c.parent_span_id;
+
+-- untraced client requests: overlap runs per logical session
+INSERT INTO _turn
+WITH scope_end AS (
+    SELECT scope, max(ord) AS last_ord FROM _ev GROUP BY 1
+), t AS (
+    SELECT c.call_id, c.session_id, c.start_ord,
+           coalesce(c.end_ord, e.last_ord, c.start_ord) AS end_ord
+    FROM calls c JOIN _turn u USING (call_id)
+    LEFT JOIN _ev q ON q.message_id = c.request_message_id
+    LEFT JOIN scope_end e ON e.scope = q.scope
+    WHERE u.turn_id IS NULL AND c.direction = 'client_to_server'
+), g AS (
+    SELECT *, max(end_ord) OVER (PARTITION BY session_id ORDER BY start_ord
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+    FROM t
+), h AS (
+    SELECT *, sum(CASE WHEN prev_end IS NULL OR start_ord > prev_end THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY session_id ORDER BY start_ord ROWS UNBOUNDED PRECEDING) AS run
+    FROM g
+)
+SELECT call_id, 'overlap:' || first_value(call_id) OVER (PARTITION BY session_id, run ORDER BY start_ord), 'overlap'
+FROM h;
+
+DELETE FROM _turn WHERE turn_id IS NULL
+  AND call_id IN (SELECT call_id FROM _turn GROUP BY 1 HAVING count(*) > 1);
 
 CREATE OR REPLACE TEMP TABLE _pgroup AS
 WITH t AS (
@@ -33,6 +69,6 @@ SELECT call_id, turn_id, dense_rank() OVER (ORDER BY gfirst) AS parallel_group F
 
 -- one rewrite of calls rather than two UPDATEs (updating every row of a wide table is slower)
 CREATE OR REPLACE TABLE calls AS
-SELECT c.* REPLACE (t.turn_id AS turn_id, p.parallel_group::BIGINT AS parallel_group)
+SELECT c.* REPLACE (t.turn_id AS turn_id, p.parallel_group::BIGINT AS parallel_group), t.turn_source
 FROM calls c LEFT JOIN _turn t USING (call_id) LEFT JOIN _pgroup p USING (call_id)
 ORDER BY c.call_id;
