@@ -81,7 +81,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     reasons: Counter = Counter()
     for f in report.files:
         if f.status == "loaded":
-            print(f"loaded     {f.path}  [{f.format}]  {f.n_records} records, {f.n_rows} rows, {f.n_rejected} rejected")
+            extra = "".join([f", {f.n_http_events} HTTP events" if f.n_http_events else "",
+                             f", {f.n_duplicate_spans} duplicate spans stored once" if f.n_duplicate_spans else ""])
+            print(f"loaded     {f.path}  [{f.format}]  {f.n_records} records, {f.n_rows} rows{extra}, "
+                  f"{f.n_rejected} rejected")
             reasons.update(f.reasons)
         elif f.status == "duplicate":
             print(f"skipped    {f.path}  (same content already loaded as source {f.source_id})")

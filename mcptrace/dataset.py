@@ -26,8 +26,10 @@ import duckdb
 
 from mcptrace.errors import MCPTraceError
 
-TABLES = ("sources", "rejects", "messages", "calls", "sessions", "spans", "call_spans", "gaps")
+TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "call_spans", "gaps")
 MANIFEST = "mcptrace-dataset.json"
+#: tables that datasets written by earlier versions lack: attached empty when absent
+LATER_TABLES = ("http_events",)
 #: the time column each table is partitioned by (day, UTC), besides source_id where it has one
 DAY_COLUMN = {"messages": "ts", "spans": "start_ts", "calls": "start_ts", "gaps": "ts", "sessions": "first_ts"}
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)
@@ -173,6 +175,11 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
         try:
             con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
         except duckdb.Error as e:
+            if table in LATER_TABLES and (url or not found):
+                from mcptrace.sqlfiles import statements
+
+                con.execute(next(st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st))
+                continue
             con.close()
             raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "
                                 f"({_reason(e)})") from e

@@ -123,7 +123,25 @@ class Workspace:
                            ORDER BY ts, source_id, record_no, batch_index""", [session_id] * 3)
 
     def rejects(self) -> Result:
+        """Records that could not be used: source_id INTEGER, record_no BIGINT, reason VARCHAR (names
+        the line, entry or frame), raw VARCHAR (the record's text, credentials redacted, at most 4 KiB),
+        path VARCHAR."""
         return self.sql("SELECT r.*, s.path FROM rejects r JOIN sources s USING (source_id) ORDER BY source_id, record_no")
+
+    def http_events(self, mcp_session_id: str | None = None) -> Result:
+        """HTTP transport events (envelopes without a JSON-RPC message), in time order; with
+        ``mcp_session_id``, those of one transport session.
+
+        Columns: source_id INTEGER, record_no BIGINT, ts TIMESTAMPTZ (UTC), event VARCHAR
+        (``sse_priming``, ``get_stream``, ``resumption``, ``resumption_failed``, ``delete``, ``reset``,
+        ``client_disconnected``, ``capture_stopped``, ``upstream_error``, ``error``, ``http_error``,
+        ``other``), direction, transport, connection_id, mcp_session_id, exchange_id, http_method,
+        http_path VARCHAR, http_status INTEGER, sse_event_id VARCHAR, sse_retry_ms BIGINT (ms),
+        last_event_id VARCHAR (the ``Last-Event-ID`` of a resumption), error VARCHAR (the recorder's
+        note), http_request_headers/http_response_headers JSON (credentials redacted).
+        """
+        return self.sql("SELECT * FROM http_events WHERE ?::VARCHAR IS NULL OR mcp_session_id = ? "
+                        "ORDER BY ts, source_id, record_no", [mcp_session_id, mcp_session_id])
 
     def busiest_session(self) -> str | None:
         row = one(self.con, "SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1")
