@@ -231,3 +231,96 @@ def test_no_redact_keeps_them(tmp_path):
     ws = mcptrace.load(_with_secrets(tmp_path), redact=False)
     text = _all_text(ws)
     assert all(s in text for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"))
+
+
+def _gap_counts(ws) -> list[tuple]:
+    return ws.sql("SELECT code, call_id IS NULL, count(*) FROM gaps GROUP BY ALL ORDER BY ALL").rows()
+
+
+def test_overlapping_dumps_store_each_span_once(tmp_path):
+    """Two dumps that share lines (an exporter's retry, two collectors) give the tables of one dump."""
+    lines = read_lines(SAMPLES / "traces.otlp.jsonl")
+    a = write_lines(tmp_path / "a.otlp.jsonl", lines[:4])
+    b = write_lines(tmp_path / "b.otlp.jsonl", lines[2:] + lines[3:4])  # line 4 twice in b too
+    envelopes = [SAMPLES / n for n in ("agent_stdio.jsonl", "ide_http.jsonl", "plain_stdio.jsonl")]
+    whole = mcptrace.load([*envelopes, SAMPLES / "traces.otlp.jsonl"])
+    both = mcptrace.load([*envelopes, a, b])
+    assert both.sql("SELECT count(*) FROM spans").rows() == whole.sql("SELECT count(*) FROM spans").rows()
+    assert both.sql("SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)").rows() == \
+        both.sql("SELECT count(*) FROM spans").rows()
+    n_shared = sum(len(s["spans"]) for line in lines[2:4] for rs in json.loads(line)["resourceSpans"]
+                   for s in rs["scopeSpans"])
+    n_line4 = sum(len(s["spans"]) for rs in json.loads(lines[3])["resourceSpans"] for s in rs["scopeSpans"])
+    assert both.sql("SELECT n_duplicate_spans FROM sources WHERE path LIKE '%b.otlp.jsonl'").rows() == \
+        [(n_shared + n_line4,)]
+    assert both.sql("SELECT count(*) FROM rejects").rows() == [(0,)]
+    assert _gap_counts(both) == _gap_counts(whole)
+    assert both.sql("SELECT count(*) FROM call_spans").rows() == whole.sql("SELECT count(*) FROM call_spans").rows()
+
+
+def test_same_span_ids_with_other_content_is_a_reject_naming_the_first_copy(tmp_path):
+    lines = read_lines(SAMPLES / "traces.otlp.jsonl")
+    req = json.loads(lines[0])
+    span = req["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    changed = json.loads(lines[0])
+    changed["resourceSpans"] = [dict(changed["resourceSpans"][0], scopeSpans=[
+        dict(changed["resourceSpans"][0]["scopeSpans"][0], spans=[dict(span, name="renamed")])])]
+    path = write_lines(tmp_path / "changed.otlp.jsonl", [json.dumps(changed)])
+    ws = mcptrace.load([SAMPLES / "traces.otlp.jsonl", path])
+    (reason,) = [r[0] for r in ws.sql("SELECT reason FROM rejects").rows()]
+    assert reason.startswith(f"line 1: span {span['traceId']}/{span['spanId']} has the trace-id and span-id of a span "
+                             "already loaded (source 1, line 1) but different content")
+    assert ws.sql("SELECT name FROM spans WHERE span_id = ?", [span["spanId"]]).rows() == [(span["name"],)]
+
+
+def _event_lines() -> tuple[list[str], list[str]]:
+    """The IDE sample's Streamable HTTP capture, and the same with the transport events a gateway
+    records beside the messages (built from the capture's own envelopes)."""
+    lines = read_lines(SAMPLES / "ide_http.jsonl")
+    envs = [json.loads(line) for line in lines]
+    post = next(e for e in envs if e["direction"] == "server_to_client" and e["http"].get("sse_event_id")
+                and e["http"]["response_headers"].get("mcp-session-id"))
+    sid = post["http"]["response_headers"]["mcp-session-id"]
+
+    def ev(direction, **http):
+        base = {k: v for k, v in post["http"].items() if k not in ("sse_event_id",)}
+        return json.dumps({"ts": post["ts"], "direction": direction, "transport": "streamable_http",
+                           "connection_id": post["connection_id"], "http": dict(base, **http), "message": None})
+
+    get_headers = {"mcp-session-id": sid, "accept": "text/event-stream"}
+    extra = [
+        ev("server_to_client", sse_event_id="e0", sse_retry_ms=1000),
+        ev("client_to_server", method="GET", status=200, request_headers=get_headers),
+        ev("client_to_server", method="GET", status=200, request_headers=dict(get_headers, **{"last-event-id": "e3"})),
+        ev("client_to_server", method="GET", status=404, request_headers=dict(get_headers, **{"last-event-id": "e9"})),
+        ev("server_to_client", error="upstream_reset: RemoteProtocolError: peer closed connection"),
+        ev("client_to_server", method="DELETE", status=200, request_headers={"mcp-session-id": sid}),
+    ]
+    return lines, lines + extra
+
+
+def test_message_less_http_envelopes_are_transport_events_not_rejects(tmp_path):
+    plain, with_events = _event_lines()
+    raw_body = json.loads(with_events[-1])
+    raw_body.update(direction="server_to_client", raw="<html>502 Bad Gateway</html>")
+    path = write_lines(tmp_path / "gateway.jsonl", with_events + [json.dumps(raw_body)])
+    ws = mcptrace.load(path)
+    assert ws.sql("SELECT event, http_method, http_status, sse_event_id, sse_retry_ms, last_event_id FROM http_events "
+                  "ORDER BY record_no").rows() == [
+        ("sse_priming", "POST", 200, "e0", 1000, None),
+        ("get_stream", "GET", 200, None, None, None),
+        ("resumption", "GET", 200, None, None, "e3"),
+        ("resumption_failed", "GET", 404, None, None, "e9"),
+        ("reset", "POST", 200, None, None, None),
+        ("delete", "DELETE", 200, None, None, None),
+    ]
+    assert ws.sql("SELECT count(DISTINCT mcp_session_id), count(*) FILTER (WHERE mcp_session_id IS NULL) "
+                  "FROM http_events").rows() == [(1, 0)]
+    # a body that really was not JSON-RPC is still a reject; every record is a message, an event or a reject
+    assert [r[0] for r in ws.sql("SELECT reason FROM rejects").rows()] == \
+        [f"line {len(with_events) + 1}: not JSON on the wire: <html>502 Bad Gateway</html>"]
+    assert ws.sql("SELECT n_records, n_http_events, n_rejected FROM sources").rows() == [(len(with_events) + 1, 6, 1)]
+    # the events add evidence, never calls or gaps
+    base = mcptrace.load(write_lines(tmp_path / "plain.jsonl", plain))
+    assert ws.sql("SELECT count(*) FROM calls").rows() == base.sql("SELECT count(*) FROM calls").rows()
+    assert _gap_counts(ws) == _gap_counts(base)
