@@ -231,8 +231,11 @@ WITH agg AS (
 SELECT a.session_id AS a_id, b.session_id AS b_id, a.client_name, a.client_version, a.last_ts AS a_last,
        b.first_ts AS b_first, a.n_unanswered, a.events AS a_events, a.last_call, b.first_call,
        date_diff('microsecond', a.last_ts, b.first_ts) AS dist_us
-FROM ended a JOIN st b
-  ON b.client_name = a.client_name AND b.client_version IS NOT DISTINCT FROM a.client_version
+-- an equi-join on (client, time bucket of $reconnect_s): a's bucket and the next hold every b in reach
+FROM (SELECT *, unnest([0, 1]) + (epoch_us(last_ts) // CAST($reconnect_s * 1e6 AS BIGINT)) AS bucket FROM ended) a
+JOIN (SELECT *, epoch_us(first_ts) // CAST($reconnect_s * 1e6 AS BIGINT) AS bucket FROM st WHERE first_ts IS NOT NULL) b
+  ON b.client_name = a.client_name AND b.bucket = a.bucket
+ AND b.client_version IS NOT DISTINCT FROM a.client_version
  AND (a.server_name IS NULL OR b.server_name IS NULL OR a.server_name = b.server_name)
  AND b.session_id <> a.session_id AND b.first_ts >= a.last_ts
  AND date_diff('microsecond', a.last_ts, b.first_ts) <= $reconnect_s * 1e6;
