@@ -5,61 +5,21 @@ chains, and the exact tree of one parallel turn."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
 import mcptrace
 from conftest import ROOT
+from mcptrace.samples.score import EXPECTED, gap_rows, score
 
 INCIDENTS = ROOT / "data" / "incidents"
 
 
 def load(name: str):
     return mcptrace.load([INCIDENTS / f"{name}.jsonl", INCIDENTS / f"{name}.otlp.jsonl"])
-
-
-def gap_rows(ws) -> Counter:
-    """(code, severity, call's tool or method, how the evidence was matched) per gap row."""
-    rows = ws.sql("""SELECT g.code, g.severity, coalesce(c.tool_name, c.method),
-                            coalesce(g.detail->>'$.matched_by', g.detail->>'$.part')
-                     FROM gaps g LEFT JOIN calls c USING (call_id)""").rows()
-    return Counter(rows)
-
-
-EXPECTED = {
-    "cancelled_call": {("cancelled", "info", "slow_report", None): 1},
-    "downstream_without_propagation": {("downstream_unlinked", "error", "get_alerts", None): 1},
-    "input_required_retry": {},
-    "reconnect_with_session_key": {
-        ("session_reconnect", "info", "initialize", None): 1,
-        ("unanswered_request", "error", "export_report", None): 1,
-        ("server_span_missing", "warning", "export_report", None): 1,
-    },
-    "reconnect_without_session_key": {
-        ("session_split", "error", "export_report", "before"): 1,
-        ("session_split", "error", "initialize", "after"): 1,
-        ("unanswered_request", "error", "export_report", None): 1,
-        ("server_span_missing", "warning", "export_report", None): 1,
-    },
-    "response_with_unknown_id": {("orphan_response", "error", None, None): 1},
-    "server_killed_mid_call": {
-        ("unanswered_request", "error", "hang", None): 1,
-        ("server_span_missing", "warning", "hang", None): 1,
-    },
-    "server_without_trace_extraction": {
-        ("server_span_unlinked", "error", "divide", "link"): 1,
-        ("server_span_unlinked", "error", "search", "attributes"): 2,
-        ("server_span_unlinked", "error", "initialize", "attributes"): 1,
-        ("server_span_unlinked", "error", "tools/list", "attributes"): 1,
-    },
-    "stateless_three_clients": {
-        ("missing_trace_context", "warning", "tools/list", None): 1,
-        ("missing_trace_context", "warning", "search", None): 2,
-        ("missing_trace_context", "warning", "divide", None): 2,
-    },
-    "unknown_progress_token": {("unknown_progress_token", "warning", None, None): 1},
-}
 
 
 def test_every_incident_has_expectations():
@@ -69,10 +29,19 @@ def test_every_incident_has_expectations():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_gap_rows_of_each_incident(name):
     ws = load(name)
-    assert gap_rows(ws) == Counter(EXPECTED[name])
+    assert gap_rows(ws, name) == Counter(EXPECTED[name])
     assert ws.sql("SELECT count(*) FROM rejects").rows() == [(0,)]
     # every row can be verified: it names its session and carries evidence
     assert ws.sql("SELECT count(*) FROM gaps WHERE session_id IS NULL OR detail IS NULL").rows() == [(0,)]
+
+
+def test_precision_and_recall_of_every_gap_code_are_one():
+    codes, pairs = score(INCIDENTS)
+    assert {code: (right / found, right / want) for code, (want, found, right) in codes.items()} == \
+        {code: (1.0, 1.0) for code in codes}
+    assert all(truth == found == right > 0 for truth, found, right in pairs.values()), pairs
+    r = subprocess.run([sys.executable, "-m", "mcptrace.samples.score", str(INCIDENTS)], capture_output=True, text=True)
+    assert r.returncode == 0 and "precision" in r.stdout, r.stdout + r.stderr
 
 
 def test_unlinked_server_spans_say_what_matched():
