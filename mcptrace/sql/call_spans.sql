@@ -121,7 +121,7 @@ SELECT d.* FROM down d ANTI JOIN _cs_server s ON s.call_id = d.call_id AND s.spa
 --   nearest_start     among those left, that call's server-side start is the nearest before the
 --                     root's, nearer than the next by at least $nearest_margin_ms
 -- Otherwise no call is chosen and the gap lists the candidates.
-CREATE OR REPLACE TEMP TABLE _cs_down_cand AS
+CREATE OR REPLACE TEMP TABLE _down_roots AS
 WITH mcp_services AS (
     SELECT DISTINCT s.service_name FROM spans s
     JOIN (SELECT span_id, trace_id FROM _cs_server UNION ALL SELECT span_id, trace_id FROM _cs_client) j
@@ -138,18 +138,35 @@ WITH mcp_services AS (
            OR NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id))
       AND r.service_name IS NOT NULL AND r.service_name NOT IN (SELECT service_name FROM mcp_services)
       AND r.trace_id NOT IN (SELECT trace_id FROM joined_traces)
-), srv AS (
+)
+SELECT * FROM roots;
+
+CREATE OR REPLACE TEMP TABLE _down_iv AS
+WITH srv AS (
     SELECT x.call_id, arg_min(s.start_ts, s.start_ts) AS s_start, arg_min(s.end_ts, s.start_ts) AS s_end,
            arg_min(s.service_name, s.start_ts) AS server_service
     FROM _cs_server x JOIN spans s ON s.span_id = x.span_id AND s.trace_id = x.trace_id GROUP BY 1
+), scope_end AS (
+    SELECT scope, max(ts) AS last_ts FROM _ev GROUP BY 1
 ), iv AS (
     SELECT c.call_id, c.session_id, c.start_ts AS call_start,
            coalesce(v.s_start, c.start_ts) AS iv_start,
-           coalesce(v.s_end, c.end_ts, (SELECT max(ts) FROM messages)) AS iv_end,
+           coalesce(v.s_end, c.end_ts, e.last_ts, c.start_ts) AS iv_end,
            v.server_service
     FROM calls c LEFT JOIN srv v USING (call_id)
+    LEFT JOIN _ev q ON q.message_id = c.request_message_id
+    LEFT JOIN scope_end e ON e.scope = q.scope
     WHERE c.direction = 'client_to_server' AND c.start_ts IS NOT NULL
-), leaf_clients AS (
+)
+SELECT * FROM iv;
+
+CREATE OR REPLACE TEMP TABLE _down_pairs AS
+SELECT r.trace_id, r.span_id, r.start_ts AS r_start, r.end_ts AS r_end, r.service_name AS r_service, r.name AS r_name,
+       iv.call_id, iv.session_id, iv.iv_start, iv.iv_end, iv.call_start, iv.server_service
+FROM _down_roots r JOIN _down_iv iv ON r.start_ts >= iv.iv_start AND r.start_ts <= iv.iv_end;
+
+CREATE OR REPLACE TEMP TABLE _cs_down_cand AS
+WITH leaf_clients AS (
     SELECT d.call_id, s.span_id, s.trace_id, s.start_ts, s.end_ts, s.service_name, s.name
     FROM _cs_down_parent d JOIN spans s ON s.span_id = d.span_id AND s.trace_id = d.trace_id
     WHERE s.kind = 'client'
@@ -158,19 +175,22 @@ WITH mcp_services AS (
     -- (MCP server service, downstream service) pairs seen with propagated context
     SELECT DISTINCT v.server_service, s.service_name AS downstream_service
     FROM _cs_down_parent d JOIN spans s ON s.span_id = d.span_id AND s.trace_id = d.trace_id
-    JOIN srv v USING (call_id)
+    JOIN _down_iv v USING (call_id)
     WHERE s.service_name IS DISTINCT FROM v.server_service
+), vias AS (
+    SELECT p.trace_id, p.span_id, p.call_id,
+           arg_min(struct_pack(span_id := lc.span_id, trace_id := lc.trace_id, name := lc.name), lc.start_ts) AS via
+    FROM _down_pairs p JOIN leaf_clients lc ON lc.call_id = p.call_id
+     AND p.r_start >= lc.start_ts AND p.r_start <= lc.end_ts AND lc.service_name IS DISTINCT FROM p.r_service
+    GROUP BY ALL
 ), c0 AS (
-    SELECT r.trace_id, r.span_id, r.start_ts AS r_start, r.end_ts AS r_end, r.service_name AS r_service, r.name AS r_name,
-           iv.call_id, iv.session_id, iv.iv_start, iv.call_start,
-           r.end_ts IS NOT NULL AND r.end_ts <= iv.iv_end AS contains,
+    SELECT p.*, p.r_end IS NOT NULL AND p.r_end <= p.iv_end AS contains,
            k.server_service IS NOT NULL AS known,
-           date_diff('microsecond', iv.iv_start, r.start_ts) AS start_gap_us,
-           (SELECT arg_min(struct_pack(span_id := lc.span_id, trace_id := lc.trace_id, name := lc.name), lc.start_ts)
-            FROM leaf_clients lc WHERE lc.call_id = iv.call_id AND r.start_ts BETWEEN lc.start_ts AND lc.end_ts
-              AND lc.service_name IS DISTINCT FROM r.service_name) AS via
-    FROM roots r JOIN iv ON r.start_ts >= iv.iv_start AND r.start_ts <= iv.iv_end
-    LEFT JOIN known k ON k.server_service = iv.server_service AND k.downstream_service = r.service_name
+           date_diff('microsecond', p.iv_start, p.r_start) AS start_gap_us,
+           v.via
+    FROM _down_pairs p
+    LEFT JOIN known k ON k.server_service = p.server_service AND k.downstream_service = p.r_service
+    LEFT JOIN vias v USING (trace_id, span_id, call_id)
 ), c1 AS (
     SELECT *, count(*) OVER w AS n, count(*) FILTER (WHERE via IS NOT NULL) OVER w AS n_cs,
               count(*) FILTER (WHERE contains) OVER w AS n_ct
