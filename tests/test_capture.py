@@ -128,11 +128,20 @@ def _scope(e: dict[str, Any]) -> str:
     return (e.get("http") or {}).get("mcp_session_id") or e["connection_id"]
 
 
+def _is_http_event(e: dict[str, Any]) -> bool:
+    """A message-less record of an HTTP event (priming event, GET, DELETE, stream failure): no ``raw``."""
+    return e["message"] is None and "raw" not in e and isinstance(e.get("http"), dict)
+
+
 def _check_stress_capture(path: Path, summary: dict[str, Any], transport: str) -> list[dict[str, Any]]:
-    """Every request, response and notification of the stress run is in the capture, in order."""
+    """Every request, response and notification of the stress run is in the capture, in order.
+
+    Returns the envelopes that carry a message (the HTTP events are checked by the callers)."""
     envs = _envelopes(path)
     assert envs and all(e["transport"] == transport for e in envs)
-    assert all(isinstance(e["message"], dict) for e in envs), [e for e in envs if not isinstance(e["message"], dict)]
+    bad = [e for e in envs if not (isinstance(e["message"], dict) or _is_http_event(e))]
+    assert not bad, bad
+    assert not any("error" in (e.get("http") or {}) for e in envs)  # nothing failed
     ts = [e["ts"] for e in envs]
     assert all(t.endswith("Z") and len(t) == 27 for t in ts)  # RFC 3339 UTC, microseconds
 
@@ -157,6 +166,8 @@ def _check_stress_capture(path: Path, summary: dict[str, Any], transport: str) -
     progress: Counter = Counter()
     for i, e in enumerate(envs):
         m = e["message"]
+        if m is None:
+            continue
         key = (_scope(e), json.dumps(m.get("id")))
         if e["direction"] == "client_to_server" and "method" in m and "id" in m:
             assert key not in requests, f"request id reused while open: {key}"
@@ -191,7 +202,58 @@ def _check_stress_capture(path: Path, summary: dict[str, Any], transport: str) -
     if transport == "streamable_http":  # one envelope per SSE event, each with its id (the server keeps events)
         ids = [e["http"]["sse_event_id"] for e in envs if e["direction"] == "server_to_client"]
         assert None not in ids and len(set(ids)) == len(ids)
-    return envs
+    return [e for e in envs if e["message"] is not None]
+
+
+def _http_events(path: Path) -> list[dict[str, Any]]:
+    """The message-less HTTP records of a capture (each checked to carry what every envelope carries)."""
+    events = [e for e in _envelopes(path) if e["message"] is None]
+    for e in events:
+        assert _is_http_event(e), e
+        assert e["ts"].endswith("Z") and e["transport"] and e["connection_id"], e
+        assert {"exchange_id", "mcp_session_id", "method", "status", "request_headers"} <= set(e["http"]), e
+    return events
+
+
+def _exchanges(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every envelope of the capture by ``http.exchange_id``, in file order."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in _envelopes(path):
+        out[e["http"]["exchange_id"]].append(e)
+    return out
+
+
+def _is_priming(e: dict[str, Any], retry: int | None = 1000) -> bool:
+    """A priming event of a resumable server: no message, an event id and (when it set one) the retry."""
+    h = e["http"]
+    return (e["message"] is None and "raw" not in e and e["direction"] == "server_to_client"
+            and h["sse_event_id"] is not None and h.get("sse_retry_ms") == retry and "error" not in h)
+
+
+def _check_session_http_events(path: Path) -> None:
+    """A resumable Streamable HTTP session through the proxy: every POST's event stream opens with a
+    priming event; the SDK client's GET stream and its DELETE are one record each."""
+    sse_posts = 0
+    for envs in _exchanges(path).values():
+        first = envs[0]
+        if first["http"]["method"] == "POST" and first["http"]["response_headers"].get("content-type", "") \
+                .startswith("text/event-stream"):
+            sse_posts += 1
+            assert first["direction"] == "client_to_server" and first["message"] is not None
+            assert _is_priming(envs[1]), envs[1]  # before the first message of the stream
+            assert [_is_priming(e) for e in envs[1:]].count(True) == 1
+            assert envs[1]["http"]["mcp_session_id"] == first["http"]["mcp_session_id"]
+    events = _http_events(path)
+    gets = [e for e in events if e["http"]["method"] == "GET" and e["direction"] == "client_to_server"]
+    deletes = [e for e in events if e["http"]["method"] == "DELETE"]
+    assert len(events) == sse_posts + 2 and sse_posts > N_CALLS
+    (get,), (delete,) = gets, deletes  # the SDK opens the GET stream after initialized; DELETE on close
+    assert get["http"]["status"] == 200 and get["http"]["response_headers"]["content-type"] == "text/event-stream"
+    assert get["http"]["request_headers"]["mcp-session-id"] == get["http"]["mcp_session_id"]
+    assert "last-event-id" not in get["http"]["request_headers"]
+    assert delete["direction"] == "client_to_server" and delete["http"]["status"] == 200
+    assert delete["http"]["request_headers"]["mcp-session-id"] == delete["http"]["mcp_session_id"]
+    assert delete["ts"] == max(e["ts"] for e in _envelopes(path))  # nothing after the session ended
 
 
 def _check_loads(path: Path, transport: str) -> None:
@@ -277,6 +339,7 @@ def test_http_proxy_records_every_message_in_order(tmp_path):
     assert len(sids) == 1 and None not in sids
     assert all(e["http"]["status"] == 200 or (e["http"]["status"] == 202 and "id" not in e["message"])
                for e in envs)
+    _check_session_http_events(out)
     _check_loads(out, "streamable_http")
     _check_no_buffering(summary)
     entries = json.loads(har.read_text())["log"]["entries"]
@@ -294,6 +357,14 @@ def test_http_proxy_legacy_sse_transport(tmp_path):
     assert {e["http"]["method"] for e in stream} == {"GET"} and {e["http"]["path"] for e in stream} == {"/sse"}
     sid = {e["connection_id"] for e in envs}
     assert len(sid) == 1 and all(e["http"]["path"] == f"/messages/?session_id={next(iter(sid))}" for e in posts)
+    # the GET /sse stream itself is one record, written once its endpoint event named the session (so it
+    # carries the transport and session of that stream), before any message; no priming (no event store)
+    (get,) = _http_events(out)
+    assert get == _envelopes(out)[0]
+    assert get["direction"] == "client_to_server" and get["transport"] == "sse"
+    assert get["connection_id"] == get["http"]["mcp_session_id"] == next(iter(sid))
+    assert get["http"]["method"] == "GET" and get["http"]["path"] == "/sse" and get["http"]["status"] == 200
+    assert get["http"]["exchange_id"] == stream[0]["http"]["exchange_id"] and get["ts"] < stream[0]["ts"]
     _check_loads(out, "sse")
 
 
@@ -374,12 +445,15 @@ def test_http_proxy_survives_disconnects_and_upstream_death(tmp_path):
     assert data.startswith(previous)
     envs = _envelopes(out)[1:]
     by_id: dict[Any, list[dict]] = defaultdict(list)
-    notes = []
+    notes, priming = [], []
     for e in envs:
         if e["message"] is None:
-            notes.append(e)
+            (notes if "error" in e["http"] else priming).append(e)
+            assert "raw" not in e  # (raw only marks a body that was not JSON-RPC)
         elif "id" in e["message"]:
             by_id[e["message"]["id"]].append(e)
+    # no priming events: the server primes streams only for clients of 2025-11-25 or later (this is 2025-06-18)
+    assert priming == []
     # credentials redacted by default; the session id lifted
     assert by_id[1][0]["http"]["request_headers"]["authorization"] == "[REDACTED]"
     assert by_id[1][0]["http"]["request_headers"]["cookie"] == "[REDACTED]"
@@ -407,11 +481,94 @@ def test_http_proxy_survives_disconnects_and_upstream_death(tmp_path):
         rows = ws.sql("SELECT rpc_id, status FROM calls WHERE connection_id <> 'earlier-run' ORDER BY start_ts").rows()
         assert rows == [("1", "ok"), ("2", "unanswered"), ("3", "ok"), ("4", "unanswered"), ("5", "unanswered"),
                         ("6", "unanswered")]
-        # the two stream-end records have no message: listed as rejects, with the error in their raw line
-        rej = ws.sql("SELECT raw FROM rejects ORDER BY record_no").rows()
-        assert len(rej) == 2
+        # the stream-end records and the priming events have no message: HTTP events, not rejects
+        assert ws.sql("SELECT count(*) FROM rejects").rows() == [(0,)]
     finally:
         ws.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# (3b) HTTP events: a stream the server closes mid-call and the SDK client resumes with Last-Event-ID;
+#      the session's GET stream and DELETE; GET and DELETE that fail; what stays unrecorded
+# ------------------------------------------------------------------------------------------------
+def test_http_proxy_records_resumption_get_and_delete(tmp_path):
+    import httpx
+
+    port = _free_port()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(
+        [PY, "-m", "mcptrace.samples.incident_server", "--resumable-tools", "--", "--transport", "http",
+         "--port", str(port), "--service-name", "capture-test-resume",
+         "--otlp-endpoint", "http://127.0.0.1:9/v1/traces"],
+        cwd=ROOT, env=_env(), stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    upstream = f"http://127.0.0.1:{port}"
+    _wait_http(upstream + "/", server)
+    out = tmp_path / "resume.jsonl"
+    proxy = Proxy(tmp_path, upstream, out)
+    url = proxy.url + "/mcp"
+    try:
+        # the SDK client: tools/list, resumable_report (its stream closed by the server mid-call), close
+        summary = _run_client("resume", "--url", url)
+        assert summary["text"] == "report t ready" and summary["progress"] == [1.0, 2.0]
+        sid = summary["session_id"]
+        with httpx.Client(timeout=10, trust_env=False) as c:
+            assert c.get(proxy.url + "/healthz").status_code == 404  # not MCP: forwarded, not recorded
+            unknown = c.get(url, headers={"accept": "text/event-stream", "mcp-session-id": "no-such-session"})
+            assert unknown.status_code in (400, 404)
+            server.kill()
+            server.wait(timeout=5)
+            headers = {"accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": "e2",
+                       "authorization": "Bearer s3cret"}
+            assert c.get(url, headers=headers).status_code == 502
+            assert c.delete(url, headers={"mcp-session-id": sid}).status_code == 502
+    finally:
+        assert proxy.stop() == 0
+        _stop(server, signal.SIGKILL)
+
+    data = out.read_bytes()
+    assert b"s3cret" not in data
+    envs, ex, events = _envelopes(out), _exchanges(out), _http_events(out)
+    assert not any(e["http"]["path"] == "/healthz" for e in envs)
+    call = next(e for e in envs if (e["message"] or {}).get("method") == "tools/call")
+    assert call["message"]["params"]["name"] == "resumable_report"
+    # the POST's stream: the request, its priming event, progress 1/2, and no result (the server closed it)
+    post = ex[call["http"]["exchange_id"]]
+    assert _is_priming(post[1]) and post[1]["http"]["mcp_session_id"] == sid
+    assert [e["message"]["params"]["progress"] for e in post[2:]] == [1]
+    # the SDK resumed it with a GET carrying Last-Event-ID = the last event id it saw
+    requests = [e for e in events if e["direction"] == "client_to_server"]
+    (get,) = [e for e in requests if e["http"]["method"] == "GET" and e["http"]["status"] == 200
+              and "last-event-id" in e["http"]["request_headers"]]
+    assert get["http"]["mcp_session_id"] == sid
+    assert get["http"]["request_headers"]["last-event-id"] == post[-1]["http"]["sse_event_id"]
+    assert get["http"]["request_headers"]["authorization"] == "[REDACTED]"  # redacted like any header
+    assert get["http"]["response_headers"]["content-type"] == "text/event-stream"
+    # ... on which progress 2/2 and the result were replayed (then the resumed stream's own priming event)
+    replay = ex[get["http"]["exchange_id"]][1:]
+    msgs = [e["message"] for e in replay if e["message"] is not None]
+    assert msgs[0]["params"]["progress"] == 2 and msgs[1]["id"] == call["message"]["id"] and "result" in msgs[1]
+    assert all(_is_priming(e) for e in replay if e["message"] is None)
+    # the session's GET stream (200) and the client's DELETE (200)
+    others = [e for e in requests if e["http"]["mcp_session_id"] == sid and e is not get
+              and e["http"]["status"] != 502]
+    assert [(e["http"]["method"], e["http"]["status"], "last-event-id" in e["http"]["request_headers"])
+            for e in others] == [("GET", 200, False), ("DELETE", 200, False)]
+    # a GET naming an unknown session is recorded with its status (its JSON-RPC error body is a message)
+    (bad,) = [e for e in requests if e["http"]["mcp_session_id"] == "no-such-session"]
+    assert bad["http"]["method"] == "GET" and bad["http"]["status"] == unknown.status_code
+    # the upstream is gone: GET (a resumption) and DELETE answered 502 by the proxy, each one record
+    failed = [e for e in requests if e["http"]["status"] == 502]
+    assert [(e["http"]["method"], e["http"]["request_headers"].get("last-event-id")) for e in failed] \
+        == [("GET", "e2"), ("DELETE", None)]
+    assert all(e["direction"] == "client_to_server" and e["http"]["error"].startswith("upstream_error: ConnectError")
+               for e in failed)
+    assert failed[0]["http"]["request_headers"]["authorization"] == "[REDACTED]"
+    # nothing else is message-less: every POST's stream opened with one priming event
+    primings = [e for e in events if _is_priming(e)]
+    assert len(requests) == 1 + 2 + 1 + 2 and len(events) == len(primings) + len(requests)
+    assert sum(1 for e in primings if e["http"]["exchange_id"] != get["http"]["exchange_id"]) == sum(
+        1 for x in ex.values() if x[0]["http"]["method"] == "POST" and x[0]["http"]["status"] == 200)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -581,6 +738,32 @@ async def _client_main(args: Any) -> dict[str, Any]:
     return summary
 
 
+async def _resume_client_main(args: Any) -> dict[str, Any]:
+    """An SDK client (with an Authorization header) that calls ``resumable_report`` once: the server
+    closes the call's stream, the SDK resumes it with ``Last-Event-ID``. Notes its Mcp-Session-Id."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    seen: list[str] = []
+    progress: list[float] = []
+
+    async def note(response: Any) -> None:
+        sid = response.headers.get("mcp-session-id")
+        if sid and sid not in seen:
+            seen.append(sid)
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with create_mcp_http_client(headers={"Authorization": "Bearer s3cret"}) as http:
+        http.event_hooks = {"request": [], "response": [note]}
+        async with Client(streamable_http_client(args.url, http_client=http), mode="legacy") as client:
+            await client.list_tools()
+            res = await client.call_tool("resumable_report", {"label": "t"}, progress_callback=on_progress)
+    return {"text": res.content[0].text, "progress": progress, "session_id": seen[0] if seen else None}
+
+
 def _sse_server(port: int) -> None:
     import uvicorn
 
@@ -597,7 +780,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
     cp = sub.add_parser("client")
-    cp.add_argument("mode", choices=["stdio", "http", "sse"])
+    cp.add_argument("mode", choices=["stdio", "http", "sse", "resume"])
     cp.add_argument("--out")
     cp.add_argument("--stderr-out")
     cp.add_argument("--url")
@@ -605,6 +788,6 @@ if __name__ == "__main__":
     sp.add_argument("--port", type=int, required=True)
     a = parser.parse_args()
     if a.cmd == "client":
-        print(json.dumps(anyio.run(_client_main, a)), flush=True)
+        print(json.dumps(anyio.run(_resume_client_main if a.mode == "resume" else _client_main, a)), flush=True)
     else:
         _sse_server(a.port)

@@ -8,22 +8,34 @@ http://127.0.0.1:9000`` and a client pointed at ``http://127.0.0.1:PORT/mcp`` re
 ``http://127.0.0.1:9000/mcp``); any method (POST, GET, DELETE...). Response bodies are forwarded
 chunk by chunk as they arrive, never held to the end: ``text/event-stream`` responses (a POST's
 SSE response, the GET stream resumed with ``Last-Event-ID``, the legacy ``GET /sse`` stream) and
-JSON bodies alike. One envelope per JSON-RPC message (a JSON-RPC batch array is one envelope) is
-appended to ``--out``::
+JSON bodies alike. One envelope per JSON-RPC message (a JSON-RPC batch array is one envelope), and
+one per HTTP-level event of an MCP exchange (``"message": null``, see below), is appended to
+``--out``::
 
     {"ts", "direction", "transport": "streamable_http"|"sse", "connection_id",
      "http": {"method", "path", "status", "request_headers", "response_headers", "sse_event_id",
-              "mcp_session_id", "exchange_id", "error"?},
-     "message": <JSON-RPC object or batch array>}
+              "sse_retry_ms"?, "mcp_session_id", "exchange_id", "error"?},
+     "message": <JSON-RPC object or batch array> | null, "raw"?}
 
 - **Client to server**: the POST body, stamped when it arrived, written once the upstream response
   headers are known (so ``status`` and the ``Mcp-Session-Id`` the server assigns at ``initialize``
   are in it), before any of its response's envelopes.
 - **Server to client**: a JSON body gives one envelope stamped when it was complete; an event
   stream gives one envelope per SSE event, stamped when the chunk completing it arrived and written
-  before that chunk is forwarded. Priming/keep-alive events (empty data) and comments are not
-  messages. Stream envelopes are taken and written under one lock, so their file order is their
-  time order; within one exchange the request always precedes its responses.
+  before that chunk is forwarded. Stream envelopes are taken and written under one lock, so their
+  file order is their time order; within one exchange the request always precedes its responses.
+- **HTTP events** (``"message": null``, no ``raw``): a *priming* event of a stream (empty data with an
+  ``id:`` and/or a ``retry:``, what a resumable server sends first) gives one ``server_to_client``
+  envelope with ``http.sse_event_id`` (``null`` when it had no id) and, when it set one,
+  ``http.sse_retry_ms`` (an integer; also set on a message event that carried ``retry:``). Events with
+  empty data and neither id nor retry, and comments (keep-alives), are not recorded. A GET or DELETE
+  on an MCP endpoint (the request carries ``Mcp-Session-Id`` or ``Last-Event-ID``, or the response
+  is ``text/event-stream``; a health check is none of these) gives one ``client_to_server``
+  envelope, stamped when the request arrived and written once the response headers are known, with
+  ``http.method``, ``status``, and the request and response headers (a resumption's ``last-event-id``
+  is there); a GET stream's events follow it as usual. (A GET stream with neither session nor
+  ``Last-Event-ID`` header, which may be a 2024-11-05 ``GET /sse``, is written when its first event
+  arrives, so that it carries the transport and session that event announces.)
 - **HTTP metadata**: header names lower-cased; credential headers (``Authorization``, ``Cookie``,
   ``Set-Cookie``, ``X-Api-Key`` and every name matching :data:`mcptrace.redact.DEFAULT_SECRET_KEYS`)
   and credential-looking query values are ``[REDACTED]`` unless ``--no-redact``. ``mcp_session_id``
@@ -40,10 +52,11 @@ appended to ``--out``::
   request with ``status: null`` and ``error: client_disconnected: ...``; a stream that breaks after
   its headers (``upstream_reset: ...``), or that the client closes (or the capture stops) while a
   request sent on it is still unanswered (``client_disconnected`` / ``proxy_shutdown``), adds one
-  record with ``"message": null`` and the reason in ``http.error`` (the loader lists it in
-  ``rejects``). Non-JSON-RPC bodies of MCP exchanges (an HTML error page, a broken SSE event) are
-  kept as ``"message": null, "raw": "<first 4 KiB>"``; non-MCP exchanges (health checks, OAuth)
-  are forwarded but not recorded.
+  ``server_to_client`` record with ``"message": null`` and the reason in ``http.error``. A GET or
+  DELETE that fails before its headers is its own record, with ``status`` 502 or ``null`` and
+  ``http.error``. Non-JSON-RPC bodies of MCP exchanges (an HTML error page, a broken SSE event) are
+  kept as ``"message": null, "raw": "<first 4 KiB>"`` (``raw`` only ever marks such a body);
+  non-MCP exchanges (health checks, OAuth) are forwarded but not recorded.
 
 Legacy HTTP+SSE: the ``endpoint`` event is forwarded as is when it is a path (what the SDKs send);
 an absolute URL naming the upstream's origin is rewritten to the proxy's so the client keeps
@@ -384,7 +397,7 @@ class _Exchange:
     """One proxied HTTP exchange: what its envelopes carry, and what is still unanswered on it."""
 
     __slots__ = ("transport", "conn", "http", "mcp", "pending", "sse", "parser", "decoder", "body", "body_cut",
-                 "har", "proxy_origin", "parsed_ok", "c2s_written")
+                 "har", "proxy_origin", "parsed_ok", "c2s_written", "deferred_ts")
 
     def __init__(self, transport: str, conn: str, http: dict[str, Any]) -> None:
         self.transport = transport
@@ -401,6 +414,7 @@ class _Exchange:
         self.proxy_origin = ""
         self.parsed_ok = False
         self.c2s_written = False
+        self.deferred_ts: str | None = None  # a GET stream's record, held until its stream says which transport
 
     def envelope(self, ts: str, direction: str, message: Any, **http_extra: Any) -> dict[str, Any]:
         return {
@@ -459,6 +473,9 @@ class LoggingProxy:
                 self._note(ex, http_extra.get("error") or f"http_error: HTTP {ex.http['status']}")
             return
         ex.c2s_written = True
+        if not body_text.strip() and ex.http["method"] in ("GET", "DELETE"):
+            self._write_http_event(ex, ts)
+            return
         ctype = ex.http["request_headers"].get("content-type", "")
         if not body_text.strip() or not (ex.parsed_ok or "json" in ctype.lower()):
             return  # no body, or not one the MCP transports send (a form POST to an OAuth endpoint...)
@@ -467,6 +484,30 @@ class LoggingProxy:
         else:
             for env in self._record_body(ex, ts, CLIENT_TO_SERVER, body_text):
                 self.writer.write(env)
+
+    def _write_http_event(self, ex: _Exchange, ts: str | None) -> None:
+        """The record of a GET or DELETE on an MCP endpoint: no message, what happened is in ``http``.
+
+        A GET stream with neither ``Mcp-Session-Id`` nor ``Last-Event-ID`` may be a 2024-11-05 ``GET /sse``,
+        whose transport and session its first event (``endpoint``) announces: its record waits for that
+        event (or the stream's end), keeping the time the request arrived.
+        """
+        headers = ex.http["request_headers"]
+        named = "mcp-session-id" in headers or "last-event-id" in headers
+        if not (named or ex.sse):
+            return  # a health check, an OAuth metadata GET...: forwarded, not recorded
+        if ts is not None and ex.sse and ex.http["method"] == "GET" and not named:
+            ex.deferred_ts = ts
+            return
+        if ts is None:
+            self.writer.write_now(lambda now: [ex.envelope(now, CLIENT_TO_SERVER, None)])
+        else:
+            self.writer.write(ex.envelope(ts, CLIENT_TO_SERVER, None))
+
+    def _take_deferred(self, ex: _Exchange) -> list[dict[str, Any]]:
+        """The held record of a GET stream (see :meth:`_write_http_event`), once."""
+        ts, ex.deferred_ts = ex.deferred_ts, None
+        return [ex.envelope(ts, CLIENT_TO_SERVER, None)] if ts is not None else []
 
     def _note(self, ex: _Exchange, error: str) -> None:
         """An exchange ended abnormally after its headers: a record with no message, the error in ``http``."""
@@ -490,7 +531,11 @@ class LoggingProxy:
                     rewrite = self.upstream_origin.encode()
                 continue
             if ev.data == "":
-                continue  # priming / keep-alive event: not a message
+                # A priming event (id and/or retry, empty data: where to resume from, how soon) is an HTTP
+                # event of the stream, recorded without a message; a bare keep-alive is not recorded.
+                if ex.mcp and (ev.id is not None or ev.retry is not None):
+                    envs.append((ev, None, None))
+                continue
             value, ok = parse_json_message(ev.data)
             if ok and _is_jsonrpc(value):
                 ex.mcp = True
@@ -503,15 +548,18 @@ class LoggingProxy:
             if ex.har is not None and self.har is not None:
                 for ev in events:
                     self.har.event(ex.har, ts, ev)
-            out = []
+            out = self._take_deferred(ex)
             for ev, value, raw in envs:
-                env = ex.envelope(ts, SERVER_TO_CLIENT, value, sse_event_id=ev.id)
+                extra: dict[str, Any] = {"sse_event_id": ev.id}
+                if ev.retry is not None:
+                    extra["sse_retry_ms"] = ev.retry
+                env = ex.envelope(ts, SERVER_TO_CLIENT, value, **extra)
                 if raw is not None:
                     env["raw"] = raw
                 out.append(env)
             return out
 
-        if envs or (ex.har is not None and events):
+        if envs or ex.deferred_ts is not None or (ex.har is not None and events):
             self.writer.write_now(build)
         return rewrite
 
@@ -608,7 +656,7 @@ class LoggingProxy:
             ex.mcp = True
         else:
             ex = _Exchange("streamable_http", f"{client.host}:{client.port}" if client else "unknown", http)
-            ex.mcp = session is not None or "mcp-protocol-version" in req_headers
+            ex.mcp = session is not None or "mcp-protocol-version" in req_headers or "last-event-id" in req_headers
         host = request.headers.get("host")
         ex.proxy_origin = f"{request.url.scheme}://{host}" if host else ""
         body_text = body.decode("utf-8", errors="replace") if body else ""
@@ -694,6 +742,7 @@ class LoggingProxy:
         ex.sse = content_type == "text/event-stream"
         if ex.sse:
             ex.parser = SSEParser()
+            ex.mcp = True  # an event stream through an MCP proxy: a POST's response, a GET stream
         encoding = upstream.headers.get("content-encoding", "")
         ex.decoder = _BodyDecoder(encoding)
         # The request is written now, with the outcome's metadata (status, the session id the server
@@ -730,6 +779,8 @@ class LoggingProxy:
             logger.exception("relaying %s %s failed", ex.http["method"], ex.http["path"])
             outcome = f"proxy_error: {type(exc).__name__}: {exc}"
         finally:
+            for env in self._take_deferred(ex):  # a GET stream that ended before its first event
+                self.writer.write(env)
             if outcome is not None and self.stopping and outcome.startswith("client_disconnected"):
                 outcome = "proxy_shutdown: the capture stopped while the stream was open"
             if outcome is not None and ex.mcp and (ex.pending or not outcome.startswith(("client_disc", "proxy_sh"))):
