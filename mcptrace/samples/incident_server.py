@@ -17,6 +17,13 @@ Tools (always registered here, never in the regular samples):
 - ``book_trip(city)``: needs the user's confirmation, asked through a ``Resolve``/``Elicit``
   resolver; on a 2026-07-28 connection the SDK answers the first ``tools/call`` with an
   ``input_required`` result and finishes the retry that carries ``inputResponses``.
+- ``get_alerts_plain(region)``: weather alerts from downstream-api fetched with a plain, uninstrumented
+  ``httpx`` client after ~25 ms: no CLIENT span, no ``traceparent`` header, so downstream-api's SERVER
+  span roots a new trace (its ``url.query`` names the region).
+- ``resumable_report(label)`` (only with ``--resumable-tools``): closes its own SSE stream mid-call
+  (``ctx.close_sse_stream()``), finishes while the client is away; the client resumes the stream
+  with ``GET`` + ``Last-Event-ID`` and gets the rest (progress, result) replayed from the event store.
+  The flag also gives every session its own event store (see :func:`_event_store_per_session`).
 
 "Straight onto the wire": while it serves stdio, the 2.3 SDK points fd 1 at stderr (a stray ``print``
 no longer corrupts the protocol) and writes the protocol on a private duplicate of the original
@@ -26,7 +33,8 @@ Trace-context options:
 
 - ``--trace-extraction off``: replace the SDK's ``OpenTelemetryMiddleware`` with a look-alike (same
   span names, kind SERVER, same ``mcp.method.name`` / ``jsonrpc.request.id`` / ``gen_ai.tool.name``
-  attributes) that ignores ``params._meta`` trace context: every SERVER span roots its own trace.
+  attributes, plus ``gen_ai.tool.call.arguments`` as JSON) that ignores ``params._meta`` trace
+  context: every SERVER span roots its own trace.
 - ``--link-tools NAME[,NAME]``: with extraction off, the SERVER span of a ``tools/call`` of these tools
   carries a span LINK to the incoming context (still a root span, no parent): a server that only links.
 
@@ -45,10 +53,12 @@ from typing import Annotated, Any
 from mcptrace.samples import server as base
 
 import anyio  # noqa: E402
+import httpx  # noqa: E402
 from mcp.server import stdio as sdk_stdio  # noqa: E402
 from mcp.server._otel import OpenTelemetryMiddleware  # noqa: E402
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext  # noqa: E402
-from mcp.server.mcpserver import Elicit, Resolve  # noqa: E402
+from mcp.server.mcpserver import Context, Elicit, Resolve  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 from mcp_types import CallToolResult  # noqa: E402
 from opentelemetry import context as otel_context  # noqa: E402
@@ -141,6 +151,20 @@ async def book_trip(city: str, confirmation: Annotated[TripConfirmation, Resolve
     return f"booked {confirmation.seats} seat(s) to {city}"
 
 
+# made up front: creating it (its SSL context) in the first call would add tens of ms to that call
+_plain_http = httpx.AsyncClient(timeout=10)
+
+
+async def get_alerts_plain(region: str) -> str:
+    """Weather alerts for a region (a plain HTTP client: no span, no trace context forwarded)."""
+    await anyio.sleep(0.025)  # validation; concurrent calls on other servers are well under way by then
+    resp = await _plain_http.get(f"{base._downstream_url}/alerts", params={"region": region})  # noqa: SLF001
+    if resp.status_code == 404:
+        raise ToolError(f"unknown region: {region}")
+    resp.raise_for_status()
+    return json.dumps(resp.json())
+
+
 # -- a server that does not extract trace context ---------------------------------------------
 
 
@@ -164,6 +188,10 @@ class NonExtractingOtelMiddleware(ServerMiddleware[Any]):
             attributes["gen_ai.operation.name"] = "execute_tool"
             if target is not None:
                 attributes["gen_ai.tool.name"] = target
+            arguments = ctx.params.get("arguments") if ctx.params else None
+            if arguments is not None:
+                # OTel GenAI semconv (opt-in): the call's arguments as JSON; carries the ground truth
+                attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments, separators=(",", ":"), sort_keys=True)
         links: list[Link] = []
         if ctx.method == "tools/call" and target in self.link_tools and ctx.meta:
             incoming = trace.get_current_span(extract(dict(ctx.meta))).get_span_context()
@@ -201,6 +229,7 @@ def _install(args: argparse.Namespace) -> None:
     _ready_file = args.ready_file
     for fn in (export_report, hang, leaky_progress, ghost_reply, book_trip):
         base.weather.add_tool(fn)
+    base.weather.add_tool(get_alerts_plain)
     if args.trace_extraction == "off":
         links = frozenset(t for t in (args.link_tools or "").split(",") if t)
         chain = base.weather.middleware
@@ -212,8 +241,50 @@ def _install(args: argparse.Namespace) -> None:
             raise SystemExit("incident_server: the SDK's OpenTelemetryMiddleware is not in the middleware chain")
 
 
+# -- a tool whose SSE stream the server closes mid-call (resumability, SEP-1699) ----------------
+
+
+async def resumable_report(label: str, ctx: Context) -> str:
+    """A report that takes a while; the server closes its SSE stream mid-call (polling behaviour).
+
+    Reports progress 1/2 on the POST's stream, closes that stream (``ctx.close_sse_stream()``: the
+    connection ends cleanly, the call goes on), then after 0.2 s reports progress 2/2 and returns.
+    Both land in the event store only; the client, after the ``retry`` its priming event announced
+    (1 s), resumes with a GET carrying ``Last-Event-ID`` and gets them by replay. Only registered with
+    ``--resumable-tools`` (Streamable HTTP with an event store; a no-op close elsewhere).
+    """
+    await ctx.report_progress(1, 2, f"{label}: half done")
+    await anyio.sleep(0.05)  # the progress event is on the wire before the stream closes
+    await ctx.close_sse_stream()
+    await anyio.sleep(0.2)  # finishes while the client is away (it waits 1 s before resuming)
+    await ctx.report_progress(2, 2, f"{label}: done")
+    return f"report {label} ready"
+
+
+def _event_store_per_session() -> None:
+    """Give every session (each Streamable HTTP transport) a ``MemoryEventStore`` of its own.
+
+    The SDK names a POST's event stream after the request's JSON-RPC id, and the sample server hands one
+    store to all sessions: two sessions' requests with the same id share a stream id there, and a
+    resumption (``Last-Event-ID``) would also replay the other session's events of that id. With a store
+    per session, event ids also restart at ``e1`` in each session.
+    """
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+
+    init = StreamableHTTPServerTransport.__init__
+
+    def init_with_own_store(self: StreamableHTTPServerTransport, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("event_store") is not None:
+            kwargs["event_store"] = base.MemoryEventStore()
+        init(self, *args, **kwargs)
+
+    StreamableHTTPServerTransport.__init__ = init_with_own_store  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mcptrace.samples.incident_server", add_help=True)
+    parser.add_argument("--resumable-tools", action="store_true",
+                        help="also register resumable_report; one event store per session")
     parser.add_argument("--crash-export", action="store_true", help="export_report kills this process mid-call")
     parser.add_argument("--ready-file", default=None, help="hang writes the pid here once it is waiting")
     parser.add_argument("--trace-extraction", choices=["on", "off"], default="on")
@@ -226,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         # the generator kills whatever of its process tree is left at the end (this pid and the tee's)
         Path(pid_dir, str(os.getpid())).write_text(f"{os.getpid()} {os.getppid()}\n")
     _install(args)
+    if args.resumable_tools:
+        base.weather.add_tool(resumable_report)
+        _event_store_per_session()
     return base.main(rest)
 
 

@@ -67,6 +67,8 @@ class Situation:
     downstream: bool = False
     key_names: tuple[str | None, ...] = (None,)
     no_tracing: tuple[bool, ...] = (False,)
+    otlp_fail_first: int = 0
+    """The OTLP receiver writes the first N export requests, then answers them 503 (the exporter retries)."""
 
 
 SITUATIONS: tuple[Situation, ...] = (
@@ -266,6 +268,181 @@ SITUATIONS: tuple[Situation, ...] = (
             "`requestState`, not by their JSON-RPC ids."
         ),
     ),
+    Situation(
+        name="untraced_parallel_turn",
+        title="tracing stops after turn 1: parallel calls without trace context",
+        clients=("parallel-host",),
+        server="weather-untraced-turns",
+        processes="client `parallel-host` (traced in turn 1, then its tracers disabled); tee + server",
+        wire=(
+            "Legacy stdio. `initialize`, `notifications/initialized`, `tools/list`; three turns 0.15 s apart, "
+            "each sending `search(query=\"turn N a\")`, `divide(a=N, b=1)` and `search(query=\"turn N b\")` "
+            "concurrently (N = 1, 2, 3); all answered. The handshake and turn 1 carry `_meta.traceparent`; "
+            "before turn 2 the host disables its tracers (the OTel SDK's TracerConfigurator), so the six "
+            "`tools/call` of turns 2 and 3 carry no `traceparent` and have no CLIENT (or turn) span."
+        ),
+        gaps=("missing_trace_context",),
+        notes=(
+            "Only the arguments (`turn 2 …`, `a=2`) and the times tell turns 2 and 3 apart: their calls share "
+            "one connection and no trace, and their SERVER spans each root a trace of their own."
+        ),
+    ),
+    Situation(
+        name="downstream_untraced_client",
+        title="one host, two servers: a downstream request without trace context while both are busy",
+        clients=("dual-agent",),
+        server="weather-plain",
+        downstream=True,
+        processes=(
+            "client `dual-agent` (traced); tee + `weather-plain` server (connection `…-weather-plain`); tee + "
+            "`notes-mcp` server (connection `…-notes-mcp`), both incident server processes; `downstream-api` "
+            "HTTP service"
+        ),
+        wire=(
+            "Legacy stdio, two connections of one host: `initialize`, `notifications/initialized`, `tools/list` "
+            "on weather-plain, then on notes-mcp. Turn 1: `get_forecast(city=Paris)` on weather-plain. Turn 2: "
+            "`get_alerts_plain(region=IDF)` on weather-plain and `search(query=\"turn 2 agenda\")` on "
+            "notes-mcp concurrently. Turn 3: `get_alerts_plain(region=BBG)` on weather-plain with "
+            "`search(query=\"turn 3 agenda\")` and `divide(a=3, b=1)` on notes-mcp. Turn 4: "
+            "`get_alerts_plain(region=kanto)` alone. Every `tools/call` carries its turn's `traceparent`; all "
+            "answered."
+        ),
+        gaps=("downstream_unlinked",),
+        notes=(
+            "`get_forecast` forwards `traceparent` (weather-plain CLIENT span `GET /forecast`, downstream-api "
+            "SERVER span in the same trace): the evidence that weather-plain calls downstream-api. "
+            "`get_alerts_plain` waits 25 ms, then calls downstream-api with a plain httpx client (no CLIENT "
+            "span, no header), so each `GET /alerts` SERVER span roots its own trace; its `url.query` "
+            "(`region=IDF` / `BBG` / `kanto`) names the call it serves. In turns 2 and 3 the notes-mcp "
+            "`search` (147 / 137 ms) is in flight during the whole downstream request (`divide` ends before "
+            "it starts), so time alone does not tell which server made it; in turn 4 only weather-plain's "
+            "call is open."
+        ),
+    ),
+    Situation(
+        name="colliding_ids_no_extraction",
+        title="two sessions send the same ids to a server that does not extract trace context",
+        clients=("ide-amber", "ide-blue"),
+        server="weather-colliding",
+        transport="streamable_http",
+        processes=(
+            "two traced client processes (`ide-amber`, `ide-blue`) waiting at a start line and released 30 ms "
+            "apart; the logging reverse proxy; the MCP server over Streamable HTTP (`--trace-extraction off`)"
+        ),
+        wire=(
+            "Legacy Streamable HTTP, one `Mcp-Session-Id` per client. Each client: `initialize`, "
+            "`notifications/initialized`, `tools/list`; turn 1 with two concurrent `search` "
+            "(`amber turn 1 caching` / `amber turn 1 auth`; `blue turn 1 caching` / `blue turn 1 cancellation`); "
+            "turn 2 with `search` (`amber turn 2 logs` / `blue turn 2 logs`) and `divide` (`a=10, b=4` / "
+            "`a=20, b=4`). Both sessions send the same JSON-RPC ids for the same methods and tools, ~30 ms "
+            "apart, their calls overlapping in time; every request carries a `traceparent` in `_meta`; all "
+            "answered."
+        ),
+        gaps=("server_span_unlinked",),
+        notes=(
+            "The server's non-extracting middleware starts every SERVER span as a root with "
+            "`mcp.method.name`, `jsonrpc.request.id`, `gen_ai.tool.name` and `gen_ai.tool.call.arguments` "
+            "but no session id: by id, method and tool each `tools/call` span fits a call of both sessions; "
+            "its arguments (and the offset) tell which. Each host runs its steps on a fixed schedule from its "
+            "start (`initialize` at +0, `tools/list` at +0.2 s, turn 1 at +0.5 s, turn 2 at +0.9 s); the "
+            "offset is 30 ms by design and CPU load moves it by tens of ms (between 5 and 200 ms, `verify()` "
+            "checks)."
+        ),
+    ),
+    Situation(
+        name="spans_twice",
+        title="the same spans delivered twice: an exporter retry after a lost acknowledgement",
+        clients=("quiet-host",),
+        server="weather-twice",
+        agent_args=("--no-export",),
+        otlp_fail_first=1,
+        processes=(
+            "client `quiet-host` (traced, but its TracerProvider has no exporter); tee + server; the OTLP "
+            "receiver writes the first export request, then answers it 503 (`Retry-After: 1`)"
+        ),
+        wire=(
+            "Legacy stdio. `initialize`, `notifications/initialized`, `tools/list`; one turn with "
+            "`search(query=\"spans twice\")` and `divide(a=6, b=3)` concurrently; all answered, every request "
+            "with `_meta.traceparent`."
+        ),
+        gaps=("orphan_span",),
+        notes=(
+            "The server exports its five spans in one request at shutdown; the receiver wrote it and answered "
+            "503, the exporter sent the same request again a second later: two identical lines, every server "
+            "span twice. The host's spans are in no dump, so each server span's parent (the CLIENT span its "
+            "request's `traceparent` names) is missing."
+        ),
+    ),
+    Situation(
+        name="resumable_http_server",
+        title="Streamable HTTP sessions on a resumable server: priming events, GET streams, a resumed call",
+        clients=("studio-agent", "notebook-agent"),
+        server="weather-resumable",
+        transport="streamable_http",
+        processes=(
+            "two traced client processes started together (`studio-agent`, `notebook-agent`); the logging "
+            "reverse proxy; the MCP server over Streamable HTTP with sessions and an event store "
+            "(`MemoryEventStore`, one per session, `retry` 1000 ms; `--resumable-tools`)"
+        ),
+        wire=(
+            "Legacy Streamable HTTP, one `Mcp-Session-Id` per client, the two sessions concurrent. Each "
+            "client: `initialize`, `notifications/initialized` (202), the SDK's GET stream (200, "
+            "`text/event-stream`, no event), `tools/list`; turn 1 `search(query=\"<client>: release notes\")` "
+            "and `divide(a=12, b=4)` concurrently; turn 2 `long_task(steps=3)` with 3 "
+            "`notifications/progress`; turn 3 `resumable_report(label=\"<client>: weekly\")` with progress: "
+            "the server sends progress 1/2, then closes that POST's SSE stream (`ctx.close_sse_stream()`, a "
+            "clean end, the call still running), finishes 0.2 s later into its event store; the client waits "
+            "the announced `retry` (1 s) and resumes with a GET carrying `Last-Event-ID` (the last id it saw): "
+            "progress 2/2 and the result are replayed on that GET, then the server primes the resumed stream. "
+            "Leaving the `Client` sends DELETE (200). Every POST's SSE response opens with a priming event "
+            "(`id`, empty data, `retry: 1000`), recorded as a message-less envelope; GET and DELETE are "
+            "message-less `client_to_server` envelopes. Every call is answered."
+        ),
+        gaps=(),
+        notes=(
+            "The arguments name the client (`studio-agent: …`, `notebook-agent: …`); each client's summary "
+            "lists its `Mcp-Session-Id`. The resumed call's request and result are on different HTTP "
+            "exchanges (`http.exchange_id`) of the same session; no stream breaks, so there is no reset."
+        ),
+    ),
+    Situation(
+        name="lookalike_clients_reconnect",
+        title="two look-alike clients lose their server mid-call and reconnect, nothing links the sessions",
+        clients=("twin-agent", "twin-agent"),
+        server="weather-lookalike",
+        transport="streamable_http",
+        no_tracing=(True, True),
+        processes=(
+            "two client processes with the same clientInfo (`twin-agent` 2.0.0), NO TracerProvider, no "
+            "session key (labels A and B in their tool arguments only); the logging reverse proxy; server "
+            "process 1 over Streamable HTTP (`--crash-export`), later server process 2 on the same port"
+        ),
+        wire=(
+            "Legacy Streamable HTTP. Session 1 of each client: `initialize`, `notifications/initialized`, the "
+            "GET stream, `tools/list`. B's turn 1 sends `search(query=\"client-B: hotels in Oslo\")` "
+            "(answered) and `slow_report(days=7)` (3 s); once that reached the server, A's turn 1 sends "
+            "`search(query=\"client-A: flights to Oslo\")` (answered) and `export_report(fmt=\"A-pdf\")`, "
+            "which kills server process 1 after 0.3 s (os._exit 137): `export_report` and `slow_report` are "
+            "never answered; the proxy records `upstream_reset` on both POST streams and both GET streams. "
+            "Each SDK client retries its GET stream once and resumes its call's stream twice with "
+            "`Last-Event-ID` (1 s apart, the announced `retry`), all answered 502 by the proxy "
+            "(`upstream_error`), gives up (the call fails CONNECTION_CLOSED) and leaves the session with "
+            "DELETE (502). Then server process 2 starts on the same port and each client opens session 2 (a "
+            "new `Mcp-Session-Id`): `initialize`, `notifications/initialized`, GET stream, `tools/list`, "
+            "turn 2 (A: `export_report(fmt=\"A-pdf\")`, `search(query=\"client-A: after reconnect\")`; B: "
+            "`search(query=\"client-B: after reconnect\")`, `export_report(fmt=\"B-csv\")`), all answered, "
+            "DELETE (200)."
+        ),
+        gaps=("session_split", "unanswered_request", "missing_trace_context"),
+        notes=(
+            "Nothing in the protocol links a session 2 to its session 1: same clientInfo, no session key, no "
+            "trace context, JSON-RPC ids restart, and each session's `connection_id` is a TCP connection of "
+            "the moment. Only the arguments (`client-A: …`, `A-pdf` / `client-B: …`, `B-csv`) carry the "
+            "ground truth, and each client's summary lists its two `Mcp-Session-Id` in order. Server "
+            "process 1's SERVER spans of the two lost calls died with it; the processes differ in "
+            "`mcptrace.sample.process` (server-1 / server-2)."
+        ),
+    ),
 )
 BY_NAME = {s.name: s for s in SITUATIONS}
 
@@ -417,7 +594,7 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
     for p in (run.envelopes, run.otlp):
         p.write_bytes(b"")  # the recorders and the receiver append
     t0 = time.monotonic()
-    receiver = OTLPReceiver(str(run.otlp)).start()
+    receiver = OTLPReceiver(str(run.otlp), fail_first=sit.otlp_fail_first).start()
     run.env = _env(receiver.endpoint, pid_dir)
     services: list[subprocess.Popen[bytes]] = []
     try:
@@ -430,7 +607,14 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
             extra += ["--downstream", f"http://127.0.0.1:{port}"]
         if sit.name == "server_killed_mid_call":
             extra += ["--ready-file", str(run.work / "hang.ready")]
-        if sit.transport == "stdio":
+        from mcptrace.samples.incidents_http import RUNNERS as HTTP_RUNNERS
+        from mcptrace.samples.incidents_partial import RUNNERS
+
+        if sit.name in RUNNERS:
+            summaries = RUNNERS[sit.name](run, services)
+        elif sit.name in HTTP_RUNNERS:
+            summaries = HTTP_RUNNERS[sit.name](run, services)
+        elif sit.transport == "stdio":
             summaries = run.finish_agents([run.agent(0, *extra)])
         else:
             mcp_port, proxy_port = _free_port(), _free_port()
@@ -517,7 +701,11 @@ def message_kind(msg: Any) -> str:
 
 
 def fingerprint(target: Path) -> dict[str, dict[str, Any]]:
-    """Per situation: envelope counts per ``direction kind``, span counts per ``service KIND``, stdio connections."""
+    """Per situation: envelope counts per ``direction kind``, span counts per ``service KIND``, stdio connections.
+
+    The kind of an envelope is its message's (:func:`message_kind`); the HTTP proxy's message-less records
+    count as what they are (``GET``, ``DELETE``, ``sse_priming``, ``error:upstream_reset``...: see
+    :func:`mcptrace.samples.incidents_http.envelope_kind`)."""
     out: dict[str, dict[str, Any]] = {}
     for sit in SITUATIONS:
         env_path, otlp_path = target / f"{sit.name}.jsonl", target / f"{sit.name}.otlp.jsonl"
@@ -526,9 +714,11 @@ def fingerprint(target: Path) -> dict[str, dict[str, Any]]:
             continue
         envs = load_envelopes(env_path)
         spans = load_spans(otlp_path)
+        from mcptrace.samples.incidents_http import envelope_kind  # message-less HTTP records by what they are
+
         out[sit.name] = {
             "envelopes": dict(sorted(Counter(
-                f"{e['direction']} {message_kind(e.get('message'))}" for e in envs).items())),
+                f"{e['direction']} {envelope_kind(e)}" for e in envs).items())),
             "spans": dict(sorted(Counter(f"{s['service']} {s['kind']}" for s in spans).items())),
             "stdio_connections": len({e["connection_id"] for e in envs if e.get("transport") == "stdio"}),
         }
@@ -541,7 +731,9 @@ def wire_sequence(path: Path) -> list[str]:
     for e in sorted(load_envelopes(path), key=lambda e: e["ts"]):
         msg = e.get("message")
         arrow = ">" if e["direction"] == "client_to_server" else "<"
-        kind = message_kind(msg)
+        from mcptrace.samples.incidents_http import envelope_kind
+
+        kind = envelope_kind(e)
         if isinstance(msg, dict):
             if msg.get("method") == "tools/call":
                 kind += f" {msg['params'].get('name')}"
@@ -603,7 +795,13 @@ def verify(target: Path) -> list[str]:
             problems.append(f"{name}: files missing")
             continue
         envs, spans = load_envelopes(env_path), load_spans(otlp_path)
-        need(all(isinstance(e.get("message"), dict) for e in envs), f"{name}: every line is one JSON-RPC object")
+        # (the HTTP proxy's message-less records of HTTP events - priming events, GET/DELETE, a stream's
+        # reset or disconnect - are not lines of the wire; a record with ``raw`` is; the situation's own
+        # checks say which HTTP events it expects)
+        need(all(isinstance(e.get("message"), dict) for e in envs
+                 if not (e.get("message") is None and "raw" not in e and e.get("transport") != "stdio"
+                         and isinstance(e.get("http"), dict))),
+             f"{name}: every line is one JSON-RPC object")
         reqs, resps = _requests(envs), _responses(envs)
         calls = [m for m in reqs if m["method"] == "tools/call"]
         answered = {_key(m) for m in resps}
@@ -722,6 +920,14 @@ def verify(target: Path) -> list[str]:
                 need(_same_trace(bt[0], bt[1]), f"{name}: both rounds in the same trace")
                 need(rmap.get(_key(bt[1]), {}).get("result", {}).get("resultType") == "complete",
                      f"{name}: the retry completes")
+        from mcptrace.samples.incidents_partial import CHECKS
+
+        if name in CHECKS:
+            CHECKS[name](sit, envs, spans, need)
+        from mcptrace.samples.incidents_http import CHECKS as HTTP_CHECKS
+
+        if name in HTTP_CHECKS:
+            HTTP_CHECKS[name](sit, envs, spans, need)
         # the servers' SERVER spans carry the semconv attributes for every tools/call they finished
         for s in server_spans:
             if s["attrs"].get("mcp.method.name") == "tools/call":

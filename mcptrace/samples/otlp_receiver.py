@@ -11,8 +11,12 @@ With ``proto_out_path`` it also appends every request body, exactly as the expor
 (protobuf, after removing any ``Content-Encoding``), to a second file in the file exporter's
 ``format: proto`` framing: a 4-byte big-endian length, then the ``ExportTraceServiceRequest``.
 
+With ``fail_first=N`` it behaves like an at-least-once pipeline whose acknowledgement gets lost: the
+first N export requests are written to the file and then answered ``503 Service Unavailable`` (with
+``Retry-After``), so the exporter sends the same batch again and its spans land in the file twice.
+
 Run standalone with ``python -m mcptrace.samples.otlp_receiver --port 4318 --out traces.otlp.jsonl
-[--proto-out traces.otlp.pb]``.
+[--proto-out traces.otlp.pb] [--fail-first N]``.
 """
 
 from __future__ import annotations
@@ -61,9 +65,12 @@ class OTLPReceiver:
     """OTLP/HTTP receiver on a background thread. ``port=0`` picks a free loopback port."""
 
     def __init__(self, out_path: str, host: str = "127.0.0.1", port: int = 0,
-                 proto_out_path: str | None = None) -> None:
+                 proto_out_path: str | None = None, fail_first: int = 0, retry_after: int = 1) -> None:
         self.out_path = out_path
         self.proto_out_path = proto_out_path
+        self.fail_first = fail_first
+        self.retry_after = retry_after
+        self.n_failed = 0
         self._lock = threading.Lock()
         self.n_requests = 0
         self.n_spans = 0
@@ -106,7 +113,15 @@ class OTLPReceiver:
                 except Exception as exc:  # noqa: BLE001 - any decode failure is a 400
                     self._reply(400, f"bad request: {type(exc).__name__}".encode(), "text/plain")
                     return
-                receiver._append(msg, body)
+                if receiver._append(msg, body) <= receiver.fail_first:
+                    # written, but the exporter is told it failed: it retries the same batch
+                    self.send_response(503)
+                    self.send_header("Retry-After", str(receiver.retry_after))
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", "11")
+                    self.end_headers()
+                    self.wfile.write(b"unavailable")
+                    return
                 self._reply(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -118,7 +133,8 @@ class OTLPReceiver:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}/v1/traces"
 
-    def _append(self, msg: ExportTraceServiceRequest, body: bytes | None = None) -> None:
+    def _append(self, msg: ExportTraceServiceRequest, body: bytes | None = None) -> int:
+        """Write one request; returns its number (1 for the first request written)."""
         doc = request_to_file_exporter_json(msg)
         line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         n = sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
@@ -132,6 +148,9 @@ class OTLPReceiver:
                     fh.write(struct.pack(">I", len(body)) + body)
             self.n_requests += 1
             self.n_spans += n
+            if self.n_requests <= self.fail_first:
+                self.n_failed += 1
+            return self.n_requests
 
     def start(self) -> OTLPReceiver:
         self._thread.start()
@@ -155,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4318)
     parser.add_argument("--out", required=True)
     parser.add_argument("--proto-out", default=None, help="also write the protobuf requests, file-exporter framed")
+    parser.add_argument("--fail-first", type=int, default=0, help="write, then answer 503 to, the first N requests")
     args = parser.parse_args(argv)
-    receiver = OTLPReceiver(args.out, args.host, args.port, proto_out_path=args.proto_out)
+    receiver = OTLPReceiver(args.out, args.host, args.port, proto_out_path=args.proto_out, fail_first=args.fail_first)
     print(f"OTLP/HTTP receiver on {receiver.endpoint} -> {args.out}", flush=True)
     try:
         receiver._server.serve_forever()
