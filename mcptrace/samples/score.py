@@ -56,44 +56,114 @@ EXPECTED: dict[str, dict[tuple, int]] = {
         ("missing_trace_context", "warning", "divide", None): 2,
     },
     "unknown_progress_token": {("unknown_progress_token", "warning", None, None): 1},
+    "untraced_parallel_turn": {
+        ("missing_trace_context", "warning", "divide", None, "2"): 1,
+        ("missing_trace_context", "warning", "divide", None, "3"): 1,
+        ("missing_trace_context", "warning", "search", None, "2"): 2,
+        ("missing_trace_context", "warning", "search", None, "3"): 2,
+    },
+    "downstream_untraced_client": {
+        ("downstream_unlinked", "error", "get_alerts_plain", None, "IDF->IDF"): 1,
+        ("downstream_unlinked", "error", "get_alerts_plain", None, "BBG->BBG"): 1,
+        ("downstream_unlinked", "error", "get_alerts_plain", None, "kanto->kanto"): 1,
+    },
+    "colliding_ids_no_extraction": {
+        ("server_span_unlinked", "error", "initialize", "attributes", "a:10"): 1,
+        ("server_span_unlinked", "error", "initialize", "attributes", "a:20"): 1,
+        ("server_span_unlinked", "error", "tools/list", "attributes", "a:10"): 1,
+        ("server_span_unlinked", "error", "tools/list", "attributes", "a:20"): 1,
+        ("server_span_unlinked", "error", "search", "attributes", "amberturn1auth->amberturn1auth"): 1,
+        ("server_span_unlinked", "error", "search", "attributes", "amberturn1caching->amberturn1caching"): 1,
+        ("server_span_unlinked", "error", "search", "attributes", "amberturn2logs->amberturn2logs"): 1,
+        ("server_span_unlinked", "error", "search", "attributes", "blueturn1caching->blueturn1caching"): 1,
+        ("server_span_unlinked", "error", "search", "attributes",
+         "blueturn1cancellation->blueturn1cancellation"): 1,
+        ("server_span_unlinked", "error", "search", "attributes", "blueturn2logs->blueturn2logs"): 1,
+        ("server_span_unlinked", "error", "divide", "attributes", "a:10->a:10"): 1,
+        ("server_span_unlinked", "error", "divide", "attributes", "a:20->a:20"): 1,
+    },
+    "spans_twice": {
+        ("orphan_span", "warning", "initialize", None): 1,
+        ("orphan_span", "warning", "tools/list", None): 1,
+        ("orphan_span", "warning", "search", None): 1,
+        ("orphan_span", "warning", "divide", None): 1,
+    },
+    "resumable_http_server": {},
+    "lookalike_clients_reconnect": {
+        ("session_split", "error", "export_report", "before", "A"): 1,
+        ("session_split", "error", "slow_report", "before", "B"): 1,
+        ("session_split", "error", "initialize", "after", "A"): 1,
+        ("session_split", "error", "initialize", "after", "B"): 1,
+        ("unanswered_request", "error", "export_report", None, "A"): 1,
+        ("unanswered_request", "error", "slow_report", None, "B"): 1,
+        ("missing_trace_context", "warning", "initialize", None, "A"): 2,
+        ("missing_trace_context", "warning", "initialize", None, "B"): 2,
+        ("missing_trace_context", "warning", "tools/list", None, "A"): 2,
+        ("missing_trace_context", "warning", "tools/list", None, "B"): 2,
+        ("missing_trace_context", "warning", "search", None, "A"): 2,
+        ("missing_trace_context", "warning", "search", None, "B"): 2,
+        ("missing_trace_context", "warning", "export_report", None, "A"): 2,
+        ("missing_trace_context", "warning", "export_report", None, "B"): 1,
+        ("missing_trace_context", "warning", "slow_report", None, "B"): 1,
+    },
 }
 
 #: Situations whose rows carry a ground-truth tag: the regular expression (RE2) whose first group,
-#: matched against the call's ``params.arguments`` JSON text, is the tag.
-TAGS: dict[str, str] = {}
+#: matched against the call's ``params.arguments`` JSON text (else against those of any call of the
+#: row's session), is the tag. A row naming a span that carries its own truth gets ``truth->tag``:
+#: the region in a downstream root's ``url.query``, or the tag of a server span's
+#: ``gen_ai.tool.call.arguments``.
+TAGS: dict[str, str] = {
+    "untraced_parallel_turn": r'(?:turn |"a": ?)(\d)',
+    "downstream_untraced_client": r'"region": ?"(\w+)"',
+    "colliding_ids_no_extraction": r'(amber turn \d \w+|blue turn \d \w+|"a": ?\d+)',
+    "lookalike_clients_reconnect": r'(?:client-|")([AB])[:-]',
+}
 
 #: Situations whose calls carry their turn in their arguments (the regular expression's first group).
-TURN_TAGS: dict[str, str] = {}
+TURN_TAGS: dict[str, str] = {"untraced_parallel_turn": r'(?:turn |"a": ?)(\d)'}
+
+
+#: the tag: the first group of a TAGS expression, without quotes and spaces
+_TAG = "nullif(regexp_replace(regexp_extract({text}, $tag, 1), '[\" ]', '', 'g'), '')"
 
 
 def gap_rows(ws, name: str) -> Counter:
     """The key of every gap row of one loaded situation (see the module docstring)."""
     tag = TAGS.get(name)
-    rows = ws.sql("""
+    arguments = _TAG.format(text="m.raw->>'$.params.arguments'")
+    span_arguments = _TAG.format(text="""s.attributes->>'$."gen_ai.tool.call.arguments"'""")
+    rows = ws.sql(f"""
+        WITH ctag AS (
+            SELECT c.call_id, c.session_id, {arguments} AS tag
+            FROM calls c JOIN messages m ON m.message_id = c.request_message_id
+        ), stag AS (
+            SELECT session_id, min(tag) AS tag FROM ctag GROUP BY 1
+        )
         SELECT g.code, g.severity, coalesce(c.tool_name, c.method),
                coalesce(g.detail->>'$.matched_by', g.detail->>'$.part'),
-               regexp_extract(m.raw->>'$.params.arguments', $tag, 1),
-               regexp_extract(s.attributes->>'$."url.query"', '=(.*)$', 1)
-        FROM gaps g LEFT JOIN calls c USING (call_id)
-        LEFT JOIN messages m ON m.message_id = c.request_message_id
-        LEFT JOIN spans s ON g.code = 'downstream_unlinked' AND s.trace_id = g.trace_id AND s.span_id = g.span_id""",
+               coalesce(ct.tag, st.tag),
+               CASE WHEN g.code = 'downstream_unlinked' THEN regexp_extract(s.attributes->>'$."url.query"', '=(.*)$', 1)
+                    ELSE {span_arguments} END
+        FROM gaps g LEFT JOIN calls c USING (call_id) LEFT JOIN ctag ct USING (call_id)
+        LEFT JOIN stag st ON st.session_id = g.session_id
+        LEFT JOIN spans s ON s.span_id = g.span_id
+                          AND s.trace_id = coalesce(g.detail->>'$.server_span_trace_id', g.trace_id)""",
                   {"tag": tag or "()"}).rows()
     out: Counter = Counter()
-    for code, severity, what, how, call_tag, served in rows:
+    for code, severity, what, how, call_tag, truth in rows:
         if tag is None:
             out[(code, severity, what, how)] += 1
-        elif code == "downstream_unlinked":
-            out[(code, severity, what, how, f"{served}->{call_tag or None}")] += 1
         else:
-            out[(code, severity, what, how, call_tag or None)] += 1
+            out[(code, severity, what, how, call_tag if truth is None else f"{truth}->{call_tag}")] += 1
     return out
 
 
 def parallel_pairs(ws, name: str) -> tuple[set, set]:
     """(pairs of calls sharing a parallel_group, pairs of calls sent together in one turn) among the
     calls whose arguments carry a turn tag."""
-    rows = ws.sql("""SELECT c.call_id, c.parallel_group, regexp_extract(m.raw->>'$.params.arguments', $tag, 1)
-                     FROM calls c JOIN messages m ON m.message_id = c.request_message_id""",
+    rows = ws.sql(f"""SELECT c.call_id, c.parallel_group, {_TAG.format(text="m.raw->>'$.params.arguments'")}
+                      FROM calls c JOIN messages m ON m.message_id = c.request_message_id""",
                   {"tag": TURN_TAGS[name]}).rows()
     rows = [r for r in rows if r[2]]
     found = {(a[0], b[0]) for a, b in itertools.combinations(sorted(rows), 2) if a[1] is not None and a[1] == b[1]}

@@ -171,14 +171,21 @@ FROM calls c
 WHERE c.direction = 'client_to_server' AND c.protocol_version >= '2026-07-28' AND c.mcp_session_id IS NULL
   AND c.request_session_key IS NULL;
 
--- a logical session spanning several transport sessions: a key carried it across
+-- a logical session whose transport session changed: a key carried it across. A transport is a
+-- reconnect of the latest earlier one of the session that had ended (its last message) before it
+-- began; transports open side by side (a host talking to two servers) are not reconnects.
 INSERT INTO _gap_rows
 WITH t AS (
-    SELECT session_id, transport_session, min(start_ord) AS first_ord, min(start_ts) AS first_ts,
-           arg_min(call_id, start_ord) AS first_call, max(coalesce(end_ord, start_ord)) AS last_ord
-    FROM calls WHERE transport_session IS NOT NULL GROUP BY 1, 2
+    SELECT c.session_id, c.transport_session, min(c.start_ord) AS first_ord, min(c.start_ts) AS first_ts,
+           arg_min(c.call_id, c.start_ord) AS first_call
+    FROM calls c WHERE c.transport_session IS NOT NULL GROUP BY 1, 2
+), t_end AS (
+    SELECT t.*, e.last_ord FROM t JOIN (SELECT scope, max(ord) AS last_ord FROM _ev GROUP BY 1) e
+      ON e.scope = t.transport_session
 ), r AS (
-    SELECT *, lag(transport_session) OVER (PARTITION BY session_id ORDER BY first_ord) AS prev FROM t
+    SELECT b.*, (SELECT arg_max(a.transport_session, a.last_ord) FROM t_end a
+                 WHERE a.session_id = b.session_id AND a.last_ord < b.first_ord) AS prev
+    FROM t_end b
 )
 SELECT 'session_reconnect', 'info', r.session_id, r.first_call, NULL, NULL, NULL, r.first_ts,
        json_object('previous_transport', r.prev, 'new_transport', r.transport_session,
