@@ -161,3 +161,83 @@ def test_lost_server_span_makes_its_children_extra_roots(tmp_path):
     child = tree[tree["parent_id"] == orphan["node_id"]]
     assert list(zip(child["name"], child["service_name"])) == [("GET /forecast", "downstream-api")]
     assert ws.waterfall(ws.busiest_session()).layout.annotations[-1].text.startswith("Incomplete: 1 orphan spans")
+
+
+# -- partial instrumentation: the evidence behind inferred rows --------------------------------------
+
+
+def test_lookalike_clients_each_split_part_names_every_candidate_and_the_resets():
+    ws = load("lookalike_clients_reconnect")
+    parts = ws.sql("SELECT session_id, detail FROM gaps WHERE code = 'session_split'").rows()
+    rows = [dict(json.loads(d), session_id=sid) for sid, d in parts]
+    before = {r["session_id"]: r for r in rows if r["part"] == "before"}
+    after = {r["session_id"]: r for r in rows if r["part"] == "after"}
+    assert len(before) == len(after) == 2
+    # either earlier part could be either later part: every pairing is listed, none picked silently
+    assert all(sorted(r["candidates"]) == sorted(after) for r in before.values())
+    assert all(sorted(r["candidates"]) == sorted(before) for r in after.values())
+    # one to one: the two pairings chosen are each other's
+    assert sorted(r["other_session_id"] for r in before.values()) == sorted(after)
+    assert all(after[r["other_session_id"]]["other_session_id"] == sid for sid, r in before.items())
+    assert all(r["n_candidates"] == 2 and "other pairings fitted" in r["assignment"] for r in rows)
+    # the abnormal end is shown by the transport: the proxy saw each session's streams reset
+    assert all({e["event"] for e in r["transport_events"]} >= {"reset"} for r in rows)
+    for (d,) in ws.sql("SELECT detail FROM gaps WHERE code = 'unanswered_request'").rows():
+        events = json.loads(d)["transport_events"]
+        assert any(e["event"] == "reset" and "no response yet to id 4" in e["error"] for e in events)
+    # after the server died the SDK's GET resumptions failed at the proxy
+    assert ws.sql("SELECT count(*) FROM http_events WHERE event = 'resumption_failed'").rows() == [(4,)]
+
+
+def test_resumable_server_sessions_end_cleanly_and_load_without_rejects():
+    ws = load("resumable_http_server")
+    assert ws.sql("SELECT event, http_status, count(*) FROM http_events GROUP BY ALL ORDER BY ALL").rows() == [
+        ("delete", 200, 2), ("get_stream", 200, 2), ("resumption", 200, 2), ("sse_priming", 200, 14)]
+    assert ws.sql("SELECT n_rejected, n_http_events FROM sources WHERE format = 'envelope_jsonl'").rows() == [(0, 20)]
+    # the resumed call: request on its POST, result replayed on the GET that carried Last-Event-ID
+    assert ws.sql("SELECT count(*) FROM calls WHERE tool_name = 'resumable_report' AND status = 'ok'").rows() == [(2,)]
+    assert ws.sql("SELECT count(*) FROM gaps").rows() == [(0,)]
+
+
+def test_downstream_roots_name_their_rule_and_candidates():
+    ws = load("downstream_untraced_client")
+    tools = dict(ws.sql("SELECT call_id, tool_name FROM calls").rows())
+    rows = [(region, rule, n, tool, sorted(tools[i] for i in json.loads(cands))) for region, rule, n, tool, cands in ws.sql(
+        """SELECT regexp_extract(s.attributes->>'$."url.query"', '=(.*)$', 1), g.detail->>'$.rule',
+                  (g.detail->>'$.n_candidates')::INT, c.tool_name, g.detail->>'$.candidates'
+           FROM gaps g JOIN spans s USING (trace_id, span_id) LEFT JOIN calls c USING (call_id)
+           WHERE g.code = 'downstream_unlinked' ORDER BY s.start_ts""").rows()]
+    # IDF and BBG start while notes-mcp's search is in flight and lie inside it too: only
+    # weather-plain has been seen calling downstream-api; kanto runs alone
+    assert rows == [("IDF", "known_downstream", 2, "get_alerts_plain", ["get_alerts_plain", "search"]),
+                    ("BBG", "known_downstream", 2, "get_alerts_plain", ["get_alerts_plain", "search"]),
+                    ("kanto", "containment", 1, "get_alerts_plain", ["get_alerts_plain"])]
+    # joined to the chosen call as an inferred downstream span
+    assert ws.sql("""SELECT count(*) FROM call_spans WHERE role = 'downstream' AND matched_by = 'time_window'
+                     AND inferred""").rows() == [(3,)]
+    # the MCP servers' own spans and the host's roots are never candidates
+    assert ws.sql("SELECT count(*) FROM gaps WHERE code = 'downstream_unlinked' AND span_id IN "
+                  "(SELECT span_id FROM spans WHERE service_name <> 'downstream-api')").rows() == [(0,)]
+
+
+def test_colliding_ids_are_assigned_one_to_one_and_say_so():
+    ws = load("colliding_ids_no_extraction")
+    rows = ws.sql("""SELECT x.inferred, x.n_candidates, x.evidence->>'$.inside_call'
+                     FROM call_spans x WHERE x.role = 'server'""").rows()
+    assert len(rows) == 12 and set(rows) == {(True, 2, "true")}
+    # each span joined once, each call once
+    assert ws.sql("SELECT count(DISTINCT span_id), count(DISTINCT call_id) FROM call_spans WHERE role = 'server'"
+                  ).rows() == [(12, 12)]
+
+
+def test_untraced_turns_come_from_overlap():
+    ws = load("untraced_parallel_turn")
+    assert ws.sql("""SELECT turn_source, count(DISTINCT turn_id), count(*) FROM calls WHERE method = 'tools/call'
+                     GROUP BY 1 ORDER BY 1""").rows() == [("client_span", 1, 3), ("overlap", 2, 6)]
+    assert ws.sql("SELECT max_parallel FROM sessions").rows() == [(3,)]
+
+
+def test_spans_delivered_twice_are_stored_once():
+    ws = load("spans_twice")
+    assert ws.sql("SELECT n_duplicate_spans FROM sources WHERE kind = 'spans'").rows() == [(5,)]
+    assert ws.sql("SELECT count(*), count(DISTINCT span_id) FROM spans").rows() == [(5, 5)]

@@ -958,7 +958,7 @@ def render_readme(fp: dict[str, dict[str, Any]]) -> str:
         "(`tests/test_incidents_generator.py` regenerates and compares it; `verify()` in "
         "`mcptrace/samples/incidents.py` checks each property stated here).",
         "",
-        "| situation | expected gap codes (DESIGN §5) |",
+        "| situation | expected gap codes (the README's gap codes) |",
         "| --- | --- |",
     ]
     for sit in SITUATIONS:

@@ -150,7 +150,8 @@ SELECT record_no, NULL AS reject_reason, false AS from_reader, $source_id::INTEG
        try_cast(h[18] AS BIGINT) AS sse_retry_ms, lei AS last_event_id, h[17] AS http_error,
        json_extract(http, '$.request_headers') AS http_request_headers,
        json_extract(http, '$.response_headers') AS http_response_headers,
-       CASE WHEN h[17] IS NOT NULL THEN
+       CASE WHEN hm = 'GET' AND lei IS NOT NULL AND (st >= 400 OR h[17] IS NOT NULL) THEN 'resumption_failed'
+            WHEN h[17] IS NOT NULL THEN
                  CASE WHEN starts_with(h[17], 'upstream_reset') THEN 'reset'
                       WHEN starts_with(h[17], 'client_disconnected') THEN 'client_disconnected'
                       WHEN starts_with(h[17], 'proxy_shutdown') THEN 'capture_stopped'
@@ -158,7 +159,6 @@ SELECT record_no, NULL AS reject_reason, false AS from_reader, $source_id::INTEG
                       ELSE 'error' END
             WHEN direction = 'server_to_client' AND (h[4] IS NOT NULL OR h[18] IS NOT NULL) THEN 'sse_priming'
             WHEN hm = 'DELETE' THEN 'delete'
-            WHEN hm = 'GET' AND lei IS NOT NULL AND st >= 400 THEN 'resumption_failed'
             WHEN hm = 'GET' AND lei IS NOT NULL THEN 'resumption'
             WHEN hm = 'GET' THEN 'get_stream'
             WHEN st >= 400 THEN 'http_error'
