@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from mcptrace import readers as _readers
 from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.keys import KeyConfig
-from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for, redact_json_text
+from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for
 from mcptrace.readers.inputs import Input
 from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.sqlfiles import statements
@@ -316,22 +316,34 @@ class Loader:
         return rep
 
     def _take_rejects(self, path: str, source_id: int, label: str, lo: int, hi: int) -> None:
-        """Move the reader's rejects of the batch of records ``lo..hi`` from ``_all`` into ``rejects``."""
+        """Move the reader's rejects of the batch of records ``lo..hi`` from ``_all`` into ``rejects``,
+        in one statement (credentials redacted in SQL, the raw text cut at :data:`RAW_LIMIT`). Lines
+        that are not JSON get the position and message of Python's JSON parser in their reason."""
         con = self.con
-        rows = con.execute("SELECT b.record_no, b.reject_reason, left(coalesce(b.raw_reject, l.line), 65536) "
-                           "FROM _all b JOIN _lines l USING (record_no) "
-                           "WHERE b.from_reader AND b.record_no BETWEEN ? AND ? ORDER BY b.record_no",
-                           [lo, hi]).fetchall()
-        if not rows:
-            return
-        out = []
-        for record_no, reason, raw in rows:
-            if reason == "invalid JSON" and raw is not None:
-                reason = _json_error(raw)
-            out.append((source_id, record_no, f"{label} {record_no}: {reason}", (redact_json_text(raw, self.secret_keys) if self.redact else raw)[:RAW_LIMIT] if raw else raw))
-        if self.errors == "raise":
-            raise RecordError(path, out[0][1], out[0][2].split(": ", 1)[1])
-        con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", out)
+        bad = con.execute("SELECT b.record_no, left(coalesce(b.raw_reject, l.line), 65536) FROM _all b "
+                          "JOIN _lines l USING (record_no) WHERE b.from_reader AND b.reject_reason = 'invalid JSON' "
+                          "AND b.record_no BETWEEN ? AND ?", [lo, hi]).fetchall()
+        con.register("_json_reasons", pa.table({
+            "record_no": pa.array([r[0] for r in bad], pa.int64()),
+            "reason": pa.array([_json_error(r[1]) if r[1] is not None else "invalid JSON" for r in bad], pa.string())}))
+        try:
+            rows = f"""
+                SELECT b.record_no, $label || ' ' || b.record_no || ': ' || coalesce(j.reason, b.reject_reason) AS reason,
+                       left(CASE WHEN $redact THEN regexp_replace(left(coalesce(b.raw_reject, l.line), 65536),
+                                                                  $secret_re, $redacted, 'g')
+                                 ELSE left(coalesce(b.raw_reject, l.line), 65536) END, {RAW_LIMIT}) AS raw
+                FROM _all b JOIN _lines l USING (record_no) LEFT JOIN _json_reasons j USING (record_no)
+                WHERE b.from_reader AND b.record_no BETWEEN $lo AND $hi"""
+            params = {"label": label, "redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
+                      "redacted": '\\1"' + REDACTED + '"', "lo": lo, "hi": hi}
+            if self.errors == "raise":
+                first = one(con, f"SELECT record_no, reason FROM ({rows}) ORDER BY record_no LIMIT 1", params)
+                if first:
+                    raise RecordError(path, first[0], first[1].split(": ", 1)[1])
+            con.execute(f"INSERT INTO rejects SELECT $source_id, record_no, reason, raw FROM ({rows})",
+                        {**params, "source_id": source_id})
+        finally:
+            con.unregister("_json_reasons")
 
     def _raise_first_reject(self, path: str, source_id: int) -> None:
         row = one(self.con, "SELECT record_no, reason FROM rejects WHERE source_id = ? ORDER BY record_no LIMIT 1",

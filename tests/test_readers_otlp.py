@@ -244,8 +244,10 @@ def test_a_first_frame_larger_than_the_sniffed_head_is_recognised(tmp_path, real
     bare = _write(tmp_path, "big_bare_request.pb", body)
     assert readers.sniff(readers.read_head(str(bare))).name == "otlp_proto"
     ws = mcptrace.load(bare)
-    assert ws.sql("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans").rows()[0][0] == \
-        20 * ws.sql("SELECT count(DISTINCT (trace_id, span_id)) FROM spans").rows()[0][0]
+    # the same spans 20 times in one request: stored once, the other 19 copies counted
+    n_distinct = ws.sql("SELECT count(DISTINCT (trace_id, span_id)) FROM spans").rows()[0][0]
+    assert ws.sql("SELECT count(*), n_duplicate_spans FROM spans, sources GROUP BY ALL").rows() == \
+        [(n_distinct, 19 * n_distinct)]
     ws.close()
 
 
@@ -282,7 +284,8 @@ def test_one_line_jaeger_response_over_64_kib(tmp_path, all_resource_spans):
     ws = mcptrace.load(path)
     f = ws.last_report.files[0]
     assert (f.format, f.n_rejected) == ("otlp_json_document", 0)
-    assert f.n_rows == 4 * sum(len(ss["spans"]) for rs in all_resource_spans for ss in rs["scopeSpans"])
+    n_spans = sum(len(ss["spans"]) for rs in all_resource_spans for ss in rs["scopeSpans"])
+    assert (f.n_rows, f.n_duplicate_spans) == (n_spans, 3 * n_spans)  # the four copies of each span: stored once
 
 
 def test_pretty_document_with_the_key_on_its_first_line(tmp_path, all_resource_spans):
@@ -367,6 +370,35 @@ def test_record_error_names_the_frame_when_errors_raise(tmp_path, real_frames):
     assert e.value.record_no == 3 and "length 2130706432 exceeds the 0 bytes left in the file" in str(e.value)
 
 
+def _renumbered(requests: list[dict], n: int) -> list[dict]:
+    """``n`` copies of real OTLP/JSON requests, each copy's trace-ids changed in their last hex
+    digits (parents and links within a trace stay intact): n times the spans, none a duplicate."""
+    out = []
+    for i in range(n):
+        for req in requests:
+            text = json.dumps(req)
+            for rs in req["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for sp in ss["spans"]:
+                        text = text.replace(sp["traceId"], sp["traceId"][:-4] + f"{i:04x}")
+            out.append(json.loads(text))
+    return out
+
+
+def _renumbered_frames(frames: list[bytes], n: int) -> list[bytes]:
+    """As :func:`_renumbered` for protobuf requests (the last two bytes of each trace-id)."""
+    out = []
+    for i in range(n):
+        for body in frames:
+            req = ExportTraceServiceRequest.FromString(body)
+            for rs in req.resource_spans:
+                for ss in rs.scope_spans:
+                    for sp in ss.spans:
+                        sp.trace_id = sp.trace_id[:-2] + i.to_bytes(2, "big")
+            out.append(req.SerializeToString())
+    return out
+
+
 def _spans_per_record(ws) -> dict[int, int]:
     return dict(ws.sql("SELECT record_no, count(*) FROM spans GROUP BY 1").rows())
 
@@ -388,9 +420,9 @@ def _cut_gzip(data: bytes, keep: float) -> bytes:
 def test_corrupt_gzip_keeps_the_records_before_the_damage(tmp_path, shape, real_requests, real_frames):
     n = 8  # enough requests for the damage to fall well inside the stream
     if shape == "json_lines":
-        data = b"".join(json.dumps(r).encode() + b"\n" for r in real_requests * n)
+        data = b"".join(json.dumps(r).encode() + b"\n" for r in _renumbered(real_requests, n))
     else:
-        data = b"".join(map(frame, real_frames * n))
+        data = b"".join(map(frame, _renumbered_frames(real_frames, n)))
     ws = mcptrace.load(_write(tmp_path, f"truncated_{shape}.gz", _cut_gzip(data, 0.6)))
     rejects = ws.rejects().rows()
     last_no, last_reason = rejects[-1][1], rejects[-1][2]
@@ -408,7 +440,7 @@ def test_corrupt_gzip_keeps_the_records_before_the_damage(tmp_path, shape, real_
 
 
 def test_truncated_pretty_document_keeps_the_entries_before_the_damage(tmp_path, all_resource_spans):
-    rs = all_resource_spans * 4
+    rs = [x for req in _renumbered([{"resourceSpans": all_resource_spans}], 4) for x in req["resourceSpans"]]
     data = json.dumps({"resourceSpans": rs}, indent=2).encode()
     ws = mcptrace.load(_write(tmp_path, "truncated_pretty_document.json.gz", _cut_gzip(data, 0.7)))
     assert ws.last_report.files[0].format == "otlp_json_document"
