@@ -528,17 +528,43 @@ class _Run:
     def otlp(self) -> Path:
         return self.target / f"{self.sit.name}.otlp.jsonl"
 
-    def popen(self, *args: str, capture: bool = False) -> subprocess.Popen[bytes]:
-        """Start ``python ARGS`` in its own session; stderr (and stdout unless captured) go to a log file."""
+    def popen(self, *args: str, capture: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``python ARGS`` in its own session (``env`` added to the run's environment); stderr (and
+        stdout unless captured) go to a log file."""
         log = self.work / f"{len(self.procs)}-{args[1].rsplit('.', 1)[-1]}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, *args], env=self.env, cwd=str(REPO_ROOT),
+                [sys.executable, *args], env={**self.env, **(env or {})}, cwd=str(REPO_ROOT),
                 stdout=subprocess.PIPE if capture else fh, stderr=fh, start_new_session=True,
             )
         proc.log = log  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
+
+    def http_server(self, port: int, *flags: str, process: str | None = None) -> subprocess.Popen[bytes]:
+        """The incident server over Streamable HTTP on ``port`` (``flags`` before its ``--``); ``process``
+        names it in the resource attribute ``mcptrace.sample.process``."""
+        env = {"OTEL_RESOURCE_ATTRIBUTES": f"mcptrace.sample.process={process}"} if process else None
+        return self.popen("-m", "mcptrace.samples.incident_server", *flags, "--", "--transport", "http",
+                          "--port", str(port), "--service-name", self.sit.server, env=env)
+
+    def http_proxy(self, proxy_port: int, mcp_port: int) -> subprocess.Popen[bytes]:
+        """The recording proxy on ``proxy_port`` in front of the server on ``mcp_port``, writing the envelopes."""
+        return self.popen("-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
+                          "--upstream", f"http://127.0.0.1:{mcp_port}", "--out", str(self.envelopes))
+
+    def serve_http(self, services: list[subprocess.Popen[bytes]], *flags: str,
+                   process: str | None = None) -> tuple[str, int, subprocess.Popen[bytes]]:
+        """Start the HTTP server and the proxy in front of it (added to ``services``), wait until both
+        answer; returns (the proxy's MCP URL, the server's port, the server process)."""
+        mcp_port, proxy_port = _free_port(), _free_port()
+        server = self.http_server(mcp_port, *flags, process=process)
+        services.append(server)
+        proxy = self.http_proxy(proxy_port, mcp_port)
+        services.append(proxy)
+        _wait_http(f"http://127.0.0.1:{mcp_port}/", server)
+        _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
+        return f"http://127.0.0.1:{proxy_port}/mcp", mcp_port, server
 
     @staticmethod
     def log_tail(proc: subprocess.Popen[bytes], n: int = 3000) -> str:
@@ -617,20 +643,7 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
         elif sit.transport == "stdio":
             summaries = run.finish_agents([run.agent(0, *extra)])
         else:
-            mcp_port, proxy_port = _free_port(), _free_port()
-            server = run.popen(
-                "-m", "mcptrace.samples.incident_server", "--", "--transport", "http", "--port", str(mcp_port),
-                "--service-name", sit.server,
-            )
-            services.append(server)
-            proxy = run.popen(
-                "-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
-                "--upstream", f"http://127.0.0.1:{mcp_port}", "--out", str(run.envelopes),
-            )
-            services.append(proxy)
-            _wait_http(f"http://127.0.0.1:{mcp_port}/", server)
-            _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-            url = f"http://127.0.0.1:{proxy_port}/mcp"
+            url, _port, _server = run.serve_http(services)
             summaries = run.finish_agents([run.agent(i, "--url", url) for i in range(len(sit.clients))])
     finally:
         # the proxy first, then the server (flushes its spans on SIGTERM), then downstream

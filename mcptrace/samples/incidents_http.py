@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -29,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mcptrace.samples.incidents import (
-    REPO_ROOT,
     Situation,
-    _free_port,
     _meta,
     _Run,
     _wait_http,
@@ -88,38 +85,13 @@ def is_http_event(e: dict[str, Any]) -> bool:
 # -- orchestration ------------------------------------------------------------------------------------
 
 
-def _popen(run: _Run, *args: str, env: dict[str, str] | None = None, capture: bool = False
-           ) -> subprocess.Popen[bytes]:
-    """``run.popen`` with extra environment variables (e.g. which server process this is)."""
-    log = run.work / f"{len(run.procs)}-{args[1].rsplit('.', 1)[-1]}.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, *args], env={**run.env, **(env or {})}, cwd=str(REPO_ROOT),
-            stdout=subprocess.PIPE if capture else fh, stderr=fh, start_new_session=True,
-        )
-    proc.log = log  # type: ignore[attr-defined]
-    run.procs.append(proc)
-    return proc
-
-
-def _server(run: _Run, port: int, *flags: str, process: str | None = None) -> subprocess.Popen[bytes]:
-    env = {"OTEL_RESOURCE_ATTRIBUTES": f"mcptrace.sample.process={process}"} if process else None
-    return _popen(run, "-m", "mcptrace.samples.incident_server", *flags, "--", "--transport", "http",
-                  "--port", str(port), "--service-name", run.sit.server, env=env)
-
-
-def _proxy(run: _Run, proxy_port: int, mcp_port: int) -> subprocess.Popen[bytes]:
-    return _popen(run, "-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
-                  "--upstream", f"http://127.0.0.1:{mcp_port}", "--out", str(run.envelopes))
-
-
 def _agent(run: _Run, i: int, fn: str, url: str, *extra: str) -> subprocess.Popen[bytes]:
     sit = run.sit
     args = ["-m", "mcptrace.samples.incident_agent", fn, "--service-name", sit.clients[i],
             "--server-service-name", sit.server, "--url", url, *extra]
     if i < len(sit.no_tracing) and sit.no_tracing[i]:
         args.append("--no-tracing")
-    return _popen(run, *args, capture=True)
+    return run.popen(*args, capture=True)
 
 
 def _wait(what: str, cond: Callable[[], bool], procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
@@ -151,14 +123,7 @@ def _recorded(path: Path, pred: Callable[[dict[str, Any]], bool]) -> bool:
 
 def run_resumable(run: _Run, services: list[subprocess.Popen[bytes]]) -> list[dict[str, Any]]:
     """One resumable server (``--resumable-tools``) behind the proxy; both clients started together."""
-    mcp_port, proxy_port = _free_port(), _free_port()
-    server = _server(run, mcp_port, "--resumable-tools")
-    services.append(server)
-    proxy = _proxy(run, proxy_port, mcp_port)
-    services.append(proxy)
-    _wait_http(f"http://127.0.0.1:{mcp_port}/", server)
-    _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-    url = f"http://127.0.0.1:{proxy_port}/mcp"
+    url, _port, _server = run.serve_http(services, "--resumable-tools")
     agents = [_agent(run, i, "resumable_http_client", url, "--label", client)
               for i, client in enumerate(run.sit.clients)]
     return run.finish_agents(agents)
@@ -173,14 +138,7 @@ def run_lookalike(run: _Run, services: list[subprocess.Popen[bytes]]) -> list[di
     → both clients closed session 1 (after the SDK's resumption attempts, all answered 502 by the
     proxy) → server 2 starts → ``go-2``: both open session 2.
     """
-    mcp_port, proxy_port = _free_port(), _free_port()
-    server1 = _server(run, mcp_port, "--crash-export", process="server-1")
-    services.append(server1)
-    proxy = _proxy(run, proxy_port, mcp_port)
-    services.append(proxy)
-    _wait_http(f"http://127.0.0.1:{mcp_port}/", server1)
-    _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-    url = f"http://127.0.0.1:{proxy_port}/mcp"
+    url, mcp_port, server1 = run.serve_http(services, "--crash-export", process="server-1")
     sync = run.work / "sync"
     sync.mkdir()
     agents = [_agent(run, i, "lookalike_client", url, "--label", label, "--sync-dir", str(sync))
@@ -199,7 +157,7 @@ def run_lookalike(run: _Run, services: list[subprocess.Popen[bytes]]) -> list[di
     _wait("server process 1 to die in export_report", lambda: server1.poll() is not None, agents, timeout=30)
     _wait("both clients to close session 1", lambda: all((sync / f"closed-{x}").exists() for x in LOOKALIKE_LABELS),
           agents)
-    server2 = _server(run, mcp_port, process="server-2")
+    server2 = run.http_server(mcp_port, process="server-2")
     services.insert(0, server2)  # stopped after the proxy (services are stopped in reverse)
     _wait_http(f"http://127.0.0.1:{mcp_port}/", server2)
     (sync / "go-2").write_text("")

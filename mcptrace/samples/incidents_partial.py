@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mcptrace.samples.incidents import Situation, _free_port, _Run, _tp, _wait_http
+from mcptrace.samples.incidents import Situation, _Run, _tp
 
 #: how long after the first host the second one of ``colliding_ids_no_extraction`` starts
 START_DELAY = 0.03
@@ -43,20 +43,7 @@ def run_colliding_ids(run: _Run, services: list[subprocess.Popen[bytes]]) -> lis
     """Server (``--trace-extraction off``) over Streamable HTTP behind the logging proxy; two hosts
     started, waiting at a start line (a file holding an epoch time), released ``START_DELAY`` apart."""
     sit = run.sit
-    mcp_port, proxy_port = _free_port(), _free_port()
-    server = run.popen(
-        "-m", "mcptrace.samples.incident_server", "--trace-extraction", "off", "--",
-        "--transport", "http", "--port", str(mcp_port), "--service-name", sit.server,
-    )
-    services.append(server)
-    proxy = run.popen(
-        "-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
-        "--upstream", f"http://127.0.0.1:{mcp_port}", "--out", str(run.envelopes),
-    )
-    services.append(proxy)
-    _wait_http(f"http://127.0.0.1:{mcp_port}/", server)
-    _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-    url = f"http://127.0.0.1:{proxy_port}/mcp"
+    url, _port, _server = run.serve_http(services, "--trace-extraction", "off")
     start = run.work / "start"
     agents = [
         run.popen(
