@@ -83,11 +83,26 @@ class Workspace:
         status VARCHAR (ok | error | tool_error | cancelled | unanswered), error_code BIGINT,
         trace_id/parent_span_id VARCHAR (hex, from ``_meta.traceparent``, else the HTTP header),
         call_key VARCHAR, parallel_group BIGINT, request_message_id/response_message_id BIGINT;
-        extras trace_context_source, turn_id, transport_session, cancel_message_id, start_ord/end_ord.
+        extras trace_context_source, turn_id, turn_source VARCHAR (client_span | trace | overlap: which
+        rule made the turn; overlap is inferred from the intervals of untraced requests),
+        transport_session, cancel_message_id, start_ord/end_ord.
         """
         if session_id is None:
             return self.sql("SELECT * FROM calls ORDER BY start_ord")
         return self.sql("SELECT * FROM calls WHERE session_id = ? ORDER BY start_ord", [session_id])
+
+    def call_spans(self, call_id: int | None = None) -> Result:
+        """Spans joined to calls, optionally of one call.
+
+        Columns: call_id BIGINT, span_id/trace_id VARCHAR, role VARCHAR (client | server | downstream),
+        matched_by VARCHAR (parent | link | attributes | time_window), via_span_id VARCHAR (the CLIENT
+        span a time-window root started in), inferred BOOLEAN (true for attributes and time_window),
+        n_candidates INTEGER (candidate spans the call had, or calls the downstream root fitted),
+        evidence JSON (the rule, the candidates and distances of an inferred join). The rules are in
+        the README ("How the correlation works").
+        """
+        return self.sql("SELECT * FROM call_spans WHERE ?::BIGINT IS NULL OR call_id = ? ORDER BY call_id, role, span_id",
+                        [call_id, call_id])
 
     def gaps(self, code: str | None = None, session_id: str | None = None) -> Result:
         """Where correlation was lost or is doubtful, optionally of one code and/or session.
