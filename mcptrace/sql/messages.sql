@@ -38,7 +38,7 @@ WITH w0 AS MATERIALIZED (
     -- and the recorder's error note
     SELECT record_no, ts, direction, transport, connection_id, http, h,
            upper(h[1]) AS hm, try_cast(h[3] AS INTEGER) AS st, coalesce(h[19], h[20]) AS lei
-    FROM (SELECT *, json_extract_string(http, $http_paths::VARCHAR[]) AS h FROM w WHERE message IS NULL)
+    FROM (SELECT *, json_extract_string(http, $http_paths::VARCHAR[]) AS h FROM w WHERE message IS NULL AND http IS NOT NULL)
 ), arr AS (
     SELECT *, json_extract(message, '$[*]') AS items FROM w WHERE mt = '['
 ), arr2 AS (
