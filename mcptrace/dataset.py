@@ -26,10 +26,11 @@ import duckdb
 
 from mcptrace.errors import MCPTraceError
 
-TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "call_spans", "gaps")
+TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
+          "call_spans", "gaps")
 MANIFEST = "mcptrace-dataset.json"
 #: tables that datasets written by earlier versions lack: attached empty when absent
-LATER_TABLES = ("http_events",)
+LATER_TABLES = ("http_events", "span_duplicates")
 #: the time column each table is partitioned by (day, UTC), besides source_id where it has one
 DAY_COLUMN = {"messages": "ts", "spans": "start_ts", "calls": "start_ts", "gaps": "ts", "sessions": "first_ts"}
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)

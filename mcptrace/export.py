@@ -65,7 +65,8 @@ def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: b
 # -- Chrome Trace Event Format -----------------------------------------------------------
 
 #: Tables that :func:`write_table` exports by name.
-TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "call_spans", "gaps")
+TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
+          "call_spans", "gaps")
 
 
 def chrome_trace(ws, session_id: str) -> dict:

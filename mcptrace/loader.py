@@ -34,7 +34,7 @@ from mcptrace.db import one, sql_params
 RAW_LIMIT = 4096
 
 #: tables holding a file's rows (removed together when its load fails)
-DATA_TABLES = ("messages", "http_events", "spans", "rejects")
+DATA_TABLES = ("messages", "http_events", "spans", "span_duplicates", "rejects")
 
 WIRE_COLUMNS = ("source_id", "record_no", "ts", "direction", "transport", "connection_id", "http", "message")
 
@@ -276,8 +276,6 @@ class Loader:
             params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
             for stmt in finish:
                 con.execute(stmt, sql_params(stmt, params))
-            if reader.kind == "spans":
-                rep.n_duplicate_spans += one(con, "SELECT count(*) FROM _span_seen WHERE same_content")[0]
             con.execute("DELETE FROM _all")
             txn_rows += batch.num_rows
             if txn_rows >= COMMIT_ROWS:
@@ -297,6 +295,7 @@ class Loader:
         rep.n_records = n_records
         covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = $s UNION "
                            "SELECT record_no FROM http_events WHERE source_id = $s UNION "
+                           "SELECT record_no FROM span_duplicates WHERE source_id = $s UNION "
                            "SELECT record_no FROM rejects WHERE source_id = $s)", {"s": source_id})[0]
         if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
             raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
@@ -307,6 +306,7 @@ class Loader:
         rep.n_rejected = one(con, "SELECT count(*) FROM rejects WHERE source_id = ?", [source_id])[0]
         rep.n_skipped = n_skipped
         rep.n_http_events = one(con, "SELECT count(*) FROM http_events WHERE source_id = ?", [source_id])[0]
+        rep.n_duplicate_spans = one(con, "SELECT count(*) FROM span_duplicates WHERE source_id = ?", [source_id])[0]
         con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
                     "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
                     "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans",

@@ -66,7 +66,19 @@ def load_spans(path: Path) -> list[dict[str, Any]]:
 
 
 def load_envelopes(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.open(encoding="utf-8")]
+    """The envelopes of a capture that carry a JSON-RPC message (or a raw non-JSON body); the recorder's
+    message-less HTTP transport events (priming events, GET streams, DELETE) are left out: see
+    :func:`transport_events`."""
+    return [e for e in map(json.loads, path.open(encoding="utf-8")) if not _is_transport_event(e)]
+
+
+def _is_transport_event(e: dict[str, Any]) -> bool:
+    return e.get("message") is None and isinstance(e.get("http"), dict) and "raw" not in e
+
+
+def transport_events(path: Path) -> list[dict[str, Any]]:
+    """The message-less HTTP envelopes of a capture (what ``mcptrace`` loads into ``http_events``)."""
+    return [e for e in map(json.loads, path.open(encoding="utf-8")) if _is_transport_event(e)]
 
 
 def _kind(msg: Any) -> str:
@@ -80,6 +92,9 @@ def envelope_counts(envs: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def count_lines(path: Path) -> int:
+    """Lines of a file; of an envelope capture, the lines holding a message (transport events left out)."""
+    if path.suffix == ".jsonl" and not path.name.endswith(".otlp.jsonl"):
+        return len(load_envelopes(path))
     with path.open("rb") as fh:
         return sum(1 for _ in fh)
 

@@ -99,6 +99,17 @@ CREATE TABLE IF NOT EXISTS http_events (
     http_response_headers JSON
 );
 
+-- Copies of spans already loaded with the same trace-id, span-id and content (an exporter's retry,
+-- overlapping dumps): one row per copy, naming where the stored span was read.
+CREATE TABLE IF NOT EXISTS span_duplicates (
+    source_id        INTEGER NOT NULL,
+    record_no        BIGINT NOT NULL,
+    trace_id         VARCHAR NOT NULL,
+    span_id          VARCHAR NOT NULL,
+    first_source_id  INTEGER NOT NULL,
+    first_record_no  BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS spans (
     source_id            INTEGER NOT NULL,
     trace_id             VARCHAR NOT NULL,

@@ -3,9 +3,9 @@
 --
 -- Redaction first (the full pattern only where the cheap test hits), so that a span's content is
 -- compared as it would be stored. A span is identified by (trace-id, span-id): seen again with
--- the same content (an exporter's retry, two overlapping dumps) it is stored once and counted in
--- sources.n_duplicate_spans; seen again with different content it is a reject naming the
--- first copy, and the first copy stays.
+-- the same content (an exporter's retry, two overlapping dumps) it is stored once, each further
+-- copy a row of span_duplicates (counted in sources.n_duplicate_spans); seen again with different
+-- content it is a reject naming the first copy, and the first copy stays.
 
 UPDATE _all SET
     attributes = CASE WHEN regexp_matches(attributes::VARCHAR, $prefilter)
@@ -49,6 +49,11 @@ SELECT a.source_id, a.record_no,
                         'status_code', a.status_code, 'attributes', a.attributes)::VARCHAR, 4096)
 FROM _all a JOIN _span_seen d ON d.rid = a.rowid
 WHERE NOT d.same_content;
+
+INSERT INTO span_duplicates
+SELECT a.source_id, d.record_no, d.trace_id, d.span_id, d.first_source_id, d.first_record_no
+FROM _all a JOIN _span_seen d ON d.rid = a.rowid
+WHERE d.same_content;
 
 INSERT INTO spans BY NAME
 SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader)
