@@ -2,13 +2,16 @@
 
 Everything is recomputed over the whole database after each load, so appending files
 gives the same tables as loading them all at once. Set-based SQL lives in
-``mcptrace/sql/{calls,turns,sessions,gaps}.sql``; the one step done in Python is the
-transitive closure that forms logical sessions (union-find over correlation keys).
+``mcptrace/sql/{calls,turns,call_spans,sessions,gaps}.sql``; two steps are done in Python: the
+transitive closure that forms logical sessions (union-find over correlation keys, :func:`assign_sessions`)
+and the greedy one-to-one assignment of candidate pairs (:func:`one_to_one`: server spans to calls,
+split sessions to their reconnects), each a single pass over rows DuckDB sorted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 
 import duckdb
@@ -28,21 +31,55 @@ RECONNECT_WITHIN_S = 60.0
 #: given to it by the ``nearest_start`` rule (call_spans.sql)
 NEAREST_MARGIN_MS = 10.0
 
-#: a statement carrying this comment is run again until it inserts no row (an iterative assignment)
-REPEAT_MARK = "-- repeated until it inserts no row"
+#: ``ONE_TO_ONE <source> -> <target> LEFT (<cols>) RIGHT (<cols>) ORDER BY <order>`` in a SQL file:
+#: the Python step :func:`one_to_one`, in its place among the statements
+_ONE_TO_ONE = re.compile(r"^ONE_TO_ONE\s+(\w+)\s*->\s*(\w+)\s+LEFT\s*\(([^)]*)\)\s+RIGHT\s*\(([^)]*)\)\s+"
+                         r"ORDER BY\s+(.+)$", re.S)
 
 
 def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
-    """Run the statements of ``sql/<name>`` with the named parameters each uses. A statement marked
-    :data:`REPEAT_MARK` runs until it inserts no row (at most 1,000 rounds)."""
+    """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
+    line runs :func:`one_to_one` there."""
     for stmt in statements(name):
-        p = sql_params(stmt, params or {})
-        if REPEAT_MARK in stmt:
-            for _ in range(1000):
-                if not con.execute(stmt, p).fetchone()[0]:
-                    break
+        m = _ONE_TO_ONE.match(stmt.strip())
+        if m:
+            source, target, left, right, order = m.groups()
+            one_to_one(con, source, target, [c.strip() for c in left.split(",")],
+                       [c.strip() for c in right.split(",")], order.strip())
         else:
-            con.execute(stmt, p)
+            con.execute(stmt, sql_params(stmt, params or {}))
+
+
+def one_to_one(con: duckdb.DuckDBPyConnection, source: str, target: str, left: list[str], right: list[str],
+               order: str) -> int:
+    """Greedy one-to-one assignment: ``target`` gets the rows of ``source`` (candidate pairs) taken in
+    ``order`` (best first), each row taken unless its ``left`` key or its ``right`` key was taken by an
+    earlier row. With ``order`` by distance this is the nearest-first assignment: every pair taken is
+    the nearest left among what is still free, so a pair is never taken while a nearer one of either
+    side is open. One sort in DuckDB, one pass here (O(n log n)). Returns the rows taken.
+    ``source``, ``target``, ``left``, ``right`` and ``order`` come from the SQL files, never from data.
+    """
+    keys = [*left, *right]
+    t = con.sql(f"SELECT rowid AS rid, {', '.join(keys)} FROM {source} ORDER BY {order}").to_arrow_table()
+    rid = t.column("rid").to_pylist()
+    lk = list(zip(*(t.column(c).to_pylist() for c in left)))
+    rk = list(zip(*(t.column(c).to_pylist() for c in right)))
+    taken_l: set = set()
+    taken_r: set = set()
+    picked = []
+    for i, (a, b) in enumerate(zip(lk, rk)):
+        if a in taken_l or b in taken_r:
+            continue
+        taken_l.add(a)
+        taken_r.add(b)
+        picked.append(rid[i])
+    con.register("_one_to_one_picked", pa.table({"rid": pa.array(picked, pa.int64())}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT s.* FROM {source} s "
+                    "SEMI JOIN _one_to_one_picked p ON p.rid = s.rowid")
+    finally:
+        con.unregister("_one_to_one_picked")
+    return len(picked)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,

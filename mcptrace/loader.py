@@ -291,6 +291,8 @@ class Loader:
                 self._raise_first_reject(path, source_id)
             rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ?", [source_id])[0]
         else:
+            if self.errors == "raise":  # a span whose ids repeat with other content (spans_finish.sql)
+                self._raise_first_reject(path, source_id)
             rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
         covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = $s UNION "

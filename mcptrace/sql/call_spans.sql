@@ -4,7 +4,8 @@
 --   server      a SERVER span whose parent is that client span ('parent', exact); else, for servers
 --               that did not extract the context, a SERVER span linking to it ('link', exact) or one
 --               whose jsonrpc.request.id + mcp.method.name (+ gen_ai.tool.name) match within the
---               call's time window ('attributes', inferred): when several such spans fit several
+--               call's time window (from $window_ms before the request to $window_ms after the
+--               response, at most an hour after the request) ('attributes', inferred): when several such spans fit several
 --               calls they are assigned one to one, nearest first (a span lying inside the call's
 --               request→response interval before one that does not, then the smallest distance
 --               |span start - request| + |response - span end|)
@@ -54,44 +55,41 @@ SELECT c.call_id, s.span_id, s.trace_id,
        list_filter(['jsonrpc.request.id', 'mcp.method.name',
                     CASE WHEN c.tool_name IS NOT NULL THEN 'gen_ai.tool.name' END], lambda x: x IS NOT NULL) AS matched_on,
        c.trace_id AS expected_trace_id
-FROM open_calls c JOIN free_spans s
+-- an equi-join on (id, method, 10 s bucket of the span's start): each call lists the buckets its window
+-- covers, so spans of other times never meet it (ids and methods repeat in every session)
+FROM (SELECT *, unnest(range(epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000,
+                             epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
+                                      + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000 + 1)) AS bucket
+      FROM open_calls) c
+JOIN (SELECT *, epoch_us(start_ts) // 10000000 AS bucket FROM free_spans) s
   ON s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id)
- AND s.mcp_method_name = c.method
+ AND s.mcp_method_name = c.method AND s.bucket = c.bucket
  AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
  AND s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
- AND s.start_ts <= coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR) + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+ AND s.start_ts <= least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
+                   + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
-CREATE OR REPLACE TEMP TABLE _cs_server_attr (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, matched_by VARCHAR,
-                                              evidence JSON, n_candidates INTEGER);
+-- one to one, nearest first: a span inside the call's interval before one that is not, then the
+-- smallest distance (mcptrace.analysis.one_to_one: one sort, one pass)
+ONE_TO_ONE _attr_cand -> _attr_pick LEFT (call_id) RIGHT (span_id, trace_id)
+ORDER BY NOT inside, dist, span_id, trace_id, call_id;
 
--- one to one: each round assigns the pairs that are each other's best among what is still free
--- (the globally nearest pair always is), so it ends with the greedy nearest-first assignment
-INSERT INTO _cs_server_attr
--- repeated until it inserts no row
-WITH free AS (
-    SELECT x.* FROM _attr_cand x
-    ANTI JOIN _cs_server_attr a ON a.call_id = x.call_id
-    ANTI JOIN _cs_server_attr b ON b.span_id = x.span_id AND b.trace_id = x.trace_id
-), r AS (
-    SELECT *, row_number() OVER (PARTITION BY call_id ORDER BY inside DESC, dist, span_id, trace_id) AS r_call,
-              row_number() OVER (PARTITION BY span_id, trace_id ORDER BY inside DESC, dist, call_id) AS r_span
-    FROM free
-), n AS (
-    SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY inside DESC, dist, span_id)[:10] AS span_ids
+CREATE OR REPLACE TEMP TABLE _cs_server_attr AS
+WITH n AS (
+    SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY NOT inside, dist, span_id)[:10] AS span_ids
     FROM _attr_cand GROUP BY 1
 ), m AS (
     SELECT span_id, trace_id, count(*) AS n_calls FROM _attr_cand GROUP BY 1, 2
 )
-SELECT r.call_id, r.span_id, r.trace_id, 'attributes',
+SELECT r.call_id, r.span_id, r.trace_id, 'attributes' AS matched_by,
        json_object('matched_on', r.matched_on, 'expected_trace_id', r.expected_trace_id,
                    'server_span_trace_id', r.trace_id, 'start_offset_ms', r.start_dist / 1000.0,
                    'inside_call', r.inside, 'distance_ms', r.dist / 1000.0,
                    'rule', 'attributes, one to one, nearest first',
                    'candidate_span_ids', n.span_ids, 'n_candidate_spans', n.n_spans,
-                   'n_calls_fitting_span', m.n_calls),
-       n.n_spans
-FROM r JOIN n USING (call_id) JOIN m USING (span_id, trace_id)
-WHERE r.r_call = 1 AND r.r_span = 1;
+                   'n_calls_fitting_span', m.n_calls) AS evidence,
+       n.n_spans::INTEGER AS n_candidates
+FROM _attr_pick r JOIN n USING (call_id) JOIN m USING (span_id, trace_id);
 
 CREATE OR REPLACE TEMP TABLE _cs_server AS
 SELECT call_id, span_id, trace_id, matched_by, evidence, 1 AS n_candidates FROM _cs_server_parent
@@ -112,10 +110,13 @@ SELECT d.* FROM down d ANTI JOIN _cs_server s ON s.call_id = d.call_id AND s.spa
 -- server (no span of that service is joined to a call as client or server, nor carries
 -- mcp.method.name), in a trace that no call's spans are in. Its candidate calls are the
 -- client-to-server calls whose server-side interval (the server span, else request→response on
--- the wire, else request→end of capture) contains the root's start. One candidate is chosen when
--- one fits best, by the first rule that leaves exactly one:
---   client_span       the root starts inside a leaf CLIENT span under that call's server span
---   containment       only that call's interval holds the whole root span (or it is the only candidate)
+-- the wire; an unanswered call lasts until the last message of its transport, at least
+-- $window_ms) contains the root's start. One candidate is chosen when one fits best, by the first
+-- rule that leaves exactly one:
+--   client_span       the root starts inside a leaf CLIENT span under that call's server span (when
+--                     several calls have one, only those stay candidates for the rules below)
+--   containment       only that call's interval holds the whole root span
+--   only_candidate    it is the only candidate (the root outlasts it)
 --   known_downstream  among those left, only that call's MCP server (service.name of its server span)
 --                     has spans of the root's service as trace children elsewhere in the data
 --   nearest_start     among those left, that call's server-side start is the nearest before the
@@ -151,7 +152,8 @@ WITH srv AS (
 ), iv AS (
     SELECT c.call_id, c.session_id, c.start_ts AS call_start,
            coalesce(v.s_start, c.start_ts) AS iv_start,
-           coalesce(v.s_end, c.end_ts, e.last_ts, c.start_ts) AS iv_end,
+           coalesce(v.s_end, c.end_ts,
+                    greatest(e.last_ts, c.start_ts + to_microseconds(CAST($window_ms * 1000 AS BIGINT)))) AS iv_end,
            v.server_service
     FROM calls c LEFT JOIN srv v USING (call_id)
     LEFT JOIN _ev q ON q.message_id = c.request_message_id
@@ -195,8 +197,12 @@ WITH leaf_clients AS (
     SELECT *, count(*) OVER w AS n, count(*) FILTER (WHERE via IS NOT NULL) OVER w AS n_cs,
               count(*) FILTER (WHERE contains) OVER w AS n_ct
     FROM c0 WINDOW w AS (PARTITION BY trace_id, span_id)
+), c1b AS (
+    -- calls with a CLIENT span holding the root's start come first; containment among those
+    SELECT *, count(*) FILTER (WHERE contains AND (n_cs = 0 OR via IS NOT NULL)) OVER w AS n_ct0
+    FROM c1 WINDOW w AS (PARTITION BY trace_id, span_id)
 ), c2 AS (
-    SELECT *, CASE WHEN n_cs = 1 THEN via IS NOT NULL WHEN n_ct > 0 THEN contains ELSE true END AS in1 FROM c1
+    SELECT *, (n_cs = 0 OR via IS NOT NULL) AND (n_ct0 = 0 OR contains) AS in1 FROM c1b
 ), c3 AS (
     SELECT *, count(*) FILTER (WHERE in1) OVER w AS n1, count(*) FILTER (WHERE in1 AND known) OVER w AS n1k
     FROM c2 WINDOW w AS (PARTITION BY trace_id, span_id)
@@ -212,7 +218,7 @@ WITH leaf_clients AS (
 SELECT *,
        CASE WHEN n_cs = 1 AND via IS NOT NULL THEN 'client_span'
             WHEN n_cs = 1 THEN NULL
-            WHEN n1 = 1 AND in1 THEN CASE WHEN contains THEN 'containment' ELSE 'only_candidate' END
+            WHEN n1 = 1 AND in1 THEN CASE WHEN n_ct0 = 1 THEN 'containment' ELSE 'only_candidate' END
             WHEN n1 = 1 THEN NULL
             WHEN n2 = 1 AND in2 THEN 'known_downstream'
             WHEN n2 = 1 THEN NULL
@@ -233,7 +239,7 @@ FROM _cs_down_cand GROUP BY 1, 2;
 
 CREATE OR REPLACE TEMP TABLE _cs_down_window AS
 SELECT call_id, span_id, trace_id, n_candidates,
-       json_object('rule', rule, 'candidates', candidates, 'n_candidates', n_candidates, 'chosen_call_id', call_id,
+       json_object('rule', rule, 'candidates', candidates[:20], 'n_candidates', n_candidates, 'chosen_call_id', call_id,
                    'client_span_id', via.span_id, 'client_span_trace_id', via.trace_id, 'client_span_name', via.name,
                    'downstream_service', downstream_service, 'downstream_span_name', downstream_span_name,
                    'downstream_trace_id', trace_id) AS evidence

@@ -19,16 +19,24 @@ FROM spans s LEFT JOIN joined j USING (trace_id, span_id) LEFT JOIN by_trace t U
 -- HTTP transport events that explain an unanswered request: those of its exchange (the POST and
 -- its SSE stream), else of its transport session from its start on
 CREATE OR REPLACE TEMP TABLE _call_events AS
-SELECT c.call_id,
-       list(json_object('event', e.event, 'ts', e.ts, 'http_method', e.http_method, 'http_status', e.http_status,
-                        'error', e.error, 'exchange_id', e.exchange_id, 'last_event_id', e.last_event_id)
-            ORDER BY e.ts, e.record_no)[:10] AS events
-FROM calls c JOIN messages m ON m.message_id = c.request_message_id
-JOIN http_events e ON e.exchange_id = m.exchange_id
-                   OR (e.mcp_session_id = c.mcp_session_id AND e.ts >= c.start_ts
-                       AND e.exchange_id IS DISTINCT FROM m.exchange_id)
-WHERE c.status = 'unanswered' AND e.event NOT IN ('sse_priming', 'get_stream', 'other')
-GROUP BY 1;
+WITH u AS (
+    SELECT c.call_id, c.mcp_session_id, c.start_ts, m.exchange_id
+    FROM calls c JOIN messages m ON m.message_id = c.request_message_id WHERE c.status = 'unanswered'
+), ev AS (
+    SELECT * FROM http_events WHERE event NOT IN ('sse_priming', 'get_stream', 'other')
+), by_exchange AS (
+    SELECT u.call_id, e.* FROM u JOIN ev e ON e.exchange_id = u.exchange_id
+), by_session AS (
+    SELECT u.call_id, e.* FROM u JOIN ev e ON e.mcp_session_id = u.mcp_session_id AND e.ts >= u.start_ts
+    WHERE u.call_id NOT IN (SELECT call_id FROM by_exchange)
+), both_ AS (
+    SELECT * FROM by_exchange UNION ALL SELECT * FROM by_session
+)
+SELECT call_id,
+       list(json_object('event', event, 'ts', ts, 'http_method', http_method, 'http_status', http_status,
+                        'error', error, 'exchange_id', exchange_id, 'last_event_id', last_event_id)
+            ORDER BY ts, record_no)[:10] AS events
+FROM both_ GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
 -- requests without any trace context
@@ -125,7 +133,7 @@ WHERE c.trace_id IS NOT NULL AND c.direction = 'client_to_server'
 -- candidates are in detail); the session is the chosen call's, else the earliest candidate's
 INSERT INTO _gap_rows
 SELECT 'downstream_unlinked', 'error', r.session_id, r.call_id, NULL, r.trace_id, r.span_id, r.start_ts,
-       json_object('rule', r.rule, 'candidates', r.candidates, 'n_candidates', r.n_candidates,
+       json_object('rule', r.rule, 'candidates', r.candidates[:20], 'n_candidates', r.n_candidates,
                    'chosen_call_id', r.call_id,
                    'client_span_id', r.via.span_id, 'client_span_trace_id', r.via.trace_id, 'client_span_name', r.via.name,
                    'downstream_service', r.downstream_service, 'downstream_span_name', r.downstream_span_name,
@@ -203,9 +211,11 @@ WHERE r.prev IS NOT NULL;
 -- not one whose transport ended with a successful DELETE) pairs with at most one logical session
 -- of the same client (clientInfo name and version, same server) that began within $reconnect_s
 -- after it ended, and each such later session with at most one earlier: one to one, nearest
--- first (the repeated statement below). Every earlier part with a candidate gets a 'before' row
+-- first (ONE_TO_ONE below). Every earlier part with a candidate gets a 'before' row
 -- (other_session_id: its pair, NULL when every candidate went to another), every paired later
--- part an 'after' row; `candidates` lists every pairing that fitted.
+-- part an 'after' row; `candidates` lists every pairing that fitted. A transport reset, failed
+-- resumption or unreachable server counts when it is on the session's last transport; a DELETE
+-- ends it cleanly when the server answered it with a 2xx or 3xx status.
 CREATE OR REPLACE TEMP TABLE _sess_events AS
 SELECT c.session_id, e.event, e.ts, e.http_status, e.error, e.mcp_session_id
 FROM (SELECT DISTINCT session_id, mcp_session_id FROM calls WHERE mcp_session_id IS NOT NULL) c
@@ -219,13 +229,13 @@ WITH agg AS (
            arg_max(mcp_session_id, start_ord) AS last_mcp_session_id
     FROM calls GROUP BY 1
 ), ev AS (
-    SELECT session_id,
-           count(*) FILTER (WHERE event IN ('reset', 'resumption_failed', 'upstream_error', 'client_disconnected')) AS n_bad,
-           list(DISTINCT event ORDER BY event) AS events
-    FROM _sess_events GROUP BY 1
+    SELECT x.session_id,
+           count(*) FILTER (WHERE x.event IN ('reset', 'resumption_failed', 'upstream_error', 'client_disconnected')) AS n_bad,
+           list(DISTINCT x.event ORDER BY x.event) AS events
+    FROM _sess_events x JOIN agg a USING (session_id) WHERE x.mcp_session_id = a.last_mcp_session_id GROUP BY 1
 ), clean AS (
     SELECT DISTINCT x.session_id FROM _sess_events x JOIN agg a USING (session_id)
-    WHERE x.event = 'delete' AND coalesce(x.http_status, 200) < 400 AND x.mcp_session_id = a.last_mcp_session_id
+    WHERE x.event = 'delete' AND x.http_status BETWEEN 200 AND 399 AND x.mcp_session_id = a.last_mcp_session_id
 ), st AS (
     SELECT s.session_id, s.client_name, s.client_version, s.server_name, s.first_ts, s.last_ts,
            coalesce(a.n_unanswered, 0) AS n_unanswered, coalesce(ev.n_bad, 0) AS n_bad_events, ev.events,
@@ -247,20 +257,7 @@ JOIN (SELECT *, epoch_us(first_ts) // CAST($reconnect_s * 1e6 AS BIGINT) AS buck
  AND b.session_id <> a.session_id AND b.first_ts >= a.last_ts
  AND date_diff('microsecond', a.last_ts, b.first_ts) <= $reconnect_s * 1e6;
 
-CREATE OR REPLACE TEMP TABLE _split_pair (a_id VARCHAR, b_id VARCHAR);
-
-INSERT INTO _split_pair
--- repeated until it inserts no row
-WITH free AS (
-    SELECT x.* FROM _split_cand x
-    ANTI JOIN _split_pair p ON p.a_id = x.a_id
-    ANTI JOIN _split_pair q ON q.b_id = x.b_id
-), r AS (
-    SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY dist_us, b_id) AS r_a,
-              row_number() OVER (PARTITION BY b_id ORDER BY dist_us, a_id) AS r_b
-    FROM free
-)
-SELECT a_id, b_id FROM r WHERE r_a = 1 AND r_b = 1;
+ONE_TO_ONE _split_cand -> _split_pair LEFT (a_id) RIGHT (b_id) ORDER BY dist_us, a_id, b_id;
 
 INSERT INTO _gap_rows
 WITH ca AS (
@@ -277,34 +274,38 @@ WITH ca AS (
     SELECT DISTINCT ON (b_id) * FROM _split_cand ORDER BY b_id
 ), rows AS (
     SELECT a.a_id AS session_id, p.b_id AS other, a.last_call AS call_id, a.a_last AS ts, 'before' AS part,
-           ca.candidates, a.client_name, a.client_version
+           ca.candidates, a.client_name, a.client_version, a.n_unanswered, a.a_id
     FROM one_a a JOIN ca USING (a_id) LEFT JOIN _split_pair p USING (a_id)
     UNION ALL
-    SELECT p.b_id, p.a_id, b.first_call, b.b_first, 'after', cb.candidates, b.client_name, b.client_version
-    FROM _split_pair p JOIN one_b b USING (b_id) JOIN cb USING (b_id)
+    SELECT p.b_id, p.a_id, b.first_call, b.b_first, 'after', cb.candidates, b.client_name, b.client_version,
+           a.n_unanswered, p.a_id
+    FROM _split_pair p JOIN one_b b USING (b_id) JOIN cb USING (b_id) JOIN one_a a ON a.a_id = p.a_id
 )
 SELECT 'session_split', 'error', r.session_id, r.call_id, NULL, NULL, NULL, r.ts,
        json_object('other_session_id', r.other, 'part', r.part, 'client_name', r.client_name,
                    'client_version', r.client_version,
                    'seconds_between', date_diff('microsecond', x.a_last, x.b_first) / 1e6,
-                   'unanswered_in_first_part', x.n_unanswered,
-                   'candidates', r.candidates, 'n_candidates', len(r.candidates),
-                   'assignment', CASE WHEN len(r.candidates) > 1 THEN 'one to one, nearest start; other pairings fitted'
+                   'unanswered_in_first_part', r.n_unanswered,
+                   'candidates', r.candidates[:20], 'n_candidates', len(r.candidates),
+                   'assignment', CASE WHEN r.other IS NULL THEN 'every candidate went to a nearer earlier part'
+                                      WHEN len(r.candidates) > 1 THEN 'one to one, nearest start; other pairings fitted'
                                       ELSE 'the only pairing that fitted' END,
                    'transport_events', coalesce(ev.events, []),
                    'keys_compared', ['session keys in _meta', 'Mcp-Client-Session-Id', 'trace id', 'Mcp-Session-Id'])
 FROM rows r
 LEFT JOIN _split_cand x ON x.a_id = CASE r.part WHEN 'before' THEN r.session_id ELSE r.other END
                        AND x.b_id = CASE r.part WHEN 'before' THEN r.other ELSE r.session_id END
-LEFT JOIN ev ON ev.session_id = CASE r.part WHEN 'before' THEN r.session_id ELSE r.other END;
+LEFT JOIN ev ON ev.session_id = r.a_id;
 
--- one row per code, call, message and span: evidence reached twice (a span in two dumps, two
--- rules finding the same thing) is one gap
+-- one row per code, call, message and span (and part of a split, place of an invalid traceparent,
+-- comparison of a skew): evidence reached twice (a span in two dumps, two rules finding the same
+-- thing) is one gap
 CREATE OR REPLACE TABLE gaps AS
 SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id, call_id) AS gap_id,
        code, severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail
 FROM _gap_rows
-QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id
+QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id,
+                                        detail->>'$.part', detail->>'$.where', detail->>'$.compared'
                            ORDER BY ts NULLS LAST, detail::VARCHAR) = 1;
 
 UPDATE sessions SET n_gaps = g.n FROM (SELECT session_id, count(*) AS n FROM gaps GROUP BY 1) g

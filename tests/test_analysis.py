@@ -1,0 +1,77 @@
+"""mcptrace.analysis: the one-to-one assignment against a brute-force model, and gap rows that share
+a call but say different things."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mcptrace
+from conftest import SAMPLES, read_lines, write_lines
+from mcptrace.analysis import one_to_one
+
+
+def _greedy(edges: list[tuple[int, int, int]]) -> set[tuple[int, int]]:
+    """The nearest-first assignment by its definition: repeatedly take the nearest pair whose two
+    sides are both free (ties by left, then right)."""
+    left = sorted(edges, key=lambda e: (e[2], e[0], e[1]))
+    taken_l, taken_r, out = set(), set(), set()
+    while True:
+        free = [e for e in left if e[0] not in taken_l and e[1] not in taken_r]
+        if not free:
+            return out
+        a, b, _ = free[0]
+        taken_l.add(a)
+        taken_r.add(b)
+        out.add((a, b))
+
+
+def _run(edges):
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE cand (a BIGINT, b BIGINT, dist BIGINT)")
+    if edges:
+        con.executemany("INSERT INTO cand VALUES (?, ?, ?)", edges)
+    n = one_to_one(con, "cand", "pick", ["a"], ["b"], "dist, a, b")
+    return n, set(con.execute("SELECT a, b FROM pick").fetchall())
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 30)), max_size=60,
+                unique_by=lambda e: (e[0], e[1])))
+def test_one_to_one_is_the_nearest_first_assignment(edges):
+    n, got = _run(edges)
+    assert got == _greedy(edges) and n == len(got)
+    # one to one, and maximal: no candidate pair left with both sides free
+    assert len({a for a, _ in got}) == len({b for _, b in got}) == len(got)
+    assert not [e for e in edges if e[0] not in {a for a, _ in got} and e[1] not in {b for _, b in got}]
+
+
+def test_a_chain_of_candidates_is_assigned_in_one_pass():
+    """Sessions ended by one crash and as many reconnects, each earlier part nearest to the next one's
+    later part: every pair is taken (the shape that needs one round per pair when done by rounds)."""
+    n = 3000
+    edges = [(i, j, 1000 + j - i) for i in range(n) for j in (i, i + 1) if j < n]
+    k, got = _run(edges)
+    assert k == n and got == {(i, i) for i in range(n)}
+
+
+def test_gap_rows_of_one_message_that_say_different_things_are_kept(tmp_path):
+    """An invalid traceparent in _meta and another invalid one in the HTTP header of the same request:
+    two invalid_traceparent rows, one per place."""
+    lines = read_lines(SAMPLES / "ide_http.jsonl")
+    for i, line in enumerate(lines):
+        env = json.loads(line)
+        msg = env["message"]
+        if msg.get("method") == "tools/call":
+            msg["params"].setdefault("_meta", {})["traceparent"] = "00-zz-bad"
+            env["http"]["request_headers"]["traceparent"] = "ff-" + "1" * 32 + "-" + "2" * 16 + "-01"
+            lines[i] = json.dumps(env)
+            call_id = msg["id"]
+            break
+    ws = mcptrace.load(write_lines(tmp_path / "two_bad_traceparents.jsonl", lines))
+    rows = ws.sql("""SELECT g.detail->>'$.where' FROM gaps g JOIN calls c USING (call_id)
+                     WHERE g.code = 'invalid_traceparent' AND c.rpc_id = ? ORDER BY 1""", [json.dumps(call_id)]).rows()
+    assert rows == [("HTTP traceparent header",), ("_meta.traceparent",)]
