@@ -42,16 +42,21 @@ def _attrs(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_spans(path: Path) -> list[dict[str, Any]]:
+    """The spans of an OTLP/JSON file-exporter dump, flattened: service and process (resource
+    attributes ``service.name``, ``mcptrace.sample.process``), ids, name, kind name, start/end (ns),
+    attributes as a dict, links."""
     spans = []
-    for line in path.open(encoding="utf-8"):
-        doc = json.loads(line)
-        for rs in doc.get("resourceSpans", []):
-            service = _attrs(rs.get("resource", {}).get("attributes", [])).get("service.name")
-            for ss in rs.get("scopeSpans", []):
-                for s in ss.get("spans", []):
-                    spans.append(
-                        {
-                            "service": service,
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            for rs in json.loads(line).get("resourceSpans", []):
+                res = _attrs(rs.get("resource", {}).get("attributes"))
+                for ss in rs.get("scopeSpans", []):
+                    for s in ss.get("spans", []):
+                        spans.append({
+                            "service": res.get("service.name"),
+                            "process": res.get("mcptrace.sample.process"),
                             "trace_id": s["traceId"],
                             "span_id": s["spanId"],
                             "parent": s.get("parentSpanId", ""),
@@ -59,9 +64,9 @@ def load_spans(path: Path) -> list[dict[str, Any]]:
                             "kind": KIND.get(s.get("kind", 0), "UNSPECIFIED"),
                             "start": int(s["startTimeUnixNano"]),
                             "end": int(s["endTimeUnixNano"]),
-                            "attrs": _attrs(s.get("attributes", [])),
-                        }
-                    )
+                            "attrs": _attrs(s.get("attributes")),
+                            "links": s.get("links", []),
+                        })
     return spans
 
 

@@ -14,42 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mcptrace.samples.check import _attrs  # OTLP attribute lists as plain dicts
+from mcptrace.samples.check import KIND, load_spans  # noqa: F401 - re-exported
 from mcptrace.samples.situations import SITUATIONS
-
-KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 
 
 # -- structure -----------------------------------------------------------------------------------
-
-
-
-
-def load_spans(path: Path) -> list[dict[str, Any]]:
-    """The spans of an OTLP/JSON file-exporter dump, flattened (service, kind name, attrs as a dict)."""
-    spans = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            for rs in json.loads(line).get("resourceSpans", []):
-                res = _attrs(rs.get("resource", {}).get("attributes"))
-                for ss in rs.get("scopeSpans", []):
-                    for s in ss.get("spans", []):
-                        spans.append({
-                            "service": res.get("service.name"),
-                            "process": res.get("mcptrace.sample.process"),
-                            "trace_id": s["traceId"],
-                            "span_id": s["spanId"],
-                            "parent": s.get("parentSpanId", ""),
-                            "name": s["name"],
-                            "kind": KIND.get(s.get("kind", 0), "UNSPECIFIED"),
-                            "start": int(s["startTimeUnixNano"]),
-                            "end": int(s["endTimeUnixNano"]),
-                            "attrs": _attrs(s.get("attributes")),
-                            "links": s.get("links", []),
-                        })
-    return spans
 
 
 def load_envelopes(path: Path) -> list[dict[str, Any]]:
