@@ -127,7 +127,7 @@ def session_id_for(source: str, key: str) -> str:
 def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """Group calls into logical sessions and write ``calls.session_id``.
 
-    DESIGN §4: a logical session is the transitive closure of calls sharing a session key
+    README (How the correlation works): a logical session is the transitive closure of calls sharing a session key
     (``_meta`` keys, ``Mcp-Client-Session-Id``) or a trace id. The transport session
     (``Mcp-Session-Id``, else the connection: a stdio process) then joins calls that carry
     neither, and merges groups only when that cannot join two different session keys: a

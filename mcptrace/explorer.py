@@ -19,7 +19,7 @@ Layout (top to bottom):
 
 Everything that decides *what* is shown lives in :class:`ExplorerModel` (plain Python, no
 widgets) so it can be tested without a browser; :class:`ExplorerWidget` only wires widgets
-to it. Transcript strings are treated as hostile (DESIGN §7): they are shown in widgets that
+to it. Transcript strings are treated as hostile: they are shown in widgets that
 render text (dropdown and select options, text areas, labels); the two HTML widgets (session
 summary, call header) escape every value with :func:`html.escape`, and the figures come from
 :mod:`mcptrace.timeline` / :mod:`mcptrace.waterfall`, which escape their labels and hovers.

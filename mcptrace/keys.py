@@ -1,4 +1,4 @@
-"""Correlation keys looked up in ``params._meta`` and HTTP headers (DESIGN §4).
+"""Correlation keys looked up in ``params._meta`` and HTTP headers (README: How the correlation works).
 
 The lists are ordered by priority: the first key present decides. They are plain data so
 callers can pass their own (``mcptrace.load(..., session_keys=[...])``).

@@ -1,4 +1,4 @@
-"""Credential redaction applied on load (DESIGN §7).
+"""Credential redaction applied on load (README: Inputs, credential redaction).
 
 One pattern names secret-looking keys: credential HTTP headers (``Authorization``,
 ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-Api-Key`` ...) and ``_meta`` /

@@ -77,7 +77,7 @@ ORDER BY t.first_ord
 
 
 def turns(ws: "Workspace", session_id: str) -> Result:
-    """One row per turn of a session (DESIGN §4), in wire order: the aggregate the waterfall
+    """One row per turn of a session (README: How the correlation works), in wire order: the aggregate the waterfall
     shows for large sessions, and the keys to drill down with (``tree(..., turn=...)``).
 
     A turn is ``calls.turn_id`` (``calls.turn_source`` says which rule made it: the client span's
@@ -121,7 +121,7 @@ def _ms(a, b):
 
 
 def tree(ws: "Workspace", session_id: str, *, turn: str | None = None, call_id: int | None = None) -> pd.DataFrame:
-    """The parallel-call tree of one session (DESIGN §4) as a DataFrame, one row per node in
+    """The parallel-call tree of one session (README: How the correlation works) as a DataFrame, one row per node in
     depth-first order; with ``turn`` (a key from :func:`turns`) or ``call_id`` (that call's
     turn; it takes precedence over ``turn``), only the session node and that turn's rows.
 

@@ -21,7 +21,7 @@ from mcptrace.db import one
 class Workspace:
     """An mcptrace database (DuckDB file or in memory) with its tables rebuilt.
 
-    Tables (DESIGN §3): ``sources``, ``rejects``, ``messages``, ``calls``, ``sessions``,
+    Tables (README: Tables): ``sources``, ``rejects``, ``messages``, ``calls``, ``sessions``,
     ``spans``, ``call_spans``, ``gaps``. Times are UTC ``TIMESTAMPTZ`` (microseconds),
     ``duration_ms`` DOUBLE milliseconds. Close it with :meth:`close` or use it as a context
     manager.
@@ -70,7 +70,7 @@ class Workspace:
         (the ``_meta`` key name, ``Mcp-Client-Session-Id``, ``trace``, ``Mcp-Session-Id`` or
         ``connection``), first_ts/last_ts TIMESTAMPTZ (UTC), n_calls, n_transport_sessions,
         max_parallel (most calls in flight at once), n_gaps BIGINT; extras n_tool_calls, n_errors,
-        client_name. DESIGN §3-4.
+        client_name. README: Tables, How the correlation works.
         """
         return self.sql("SELECT * FROM sessions ORDER BY n_calls DESC, first_ts")
 
@@ -107,7 +107,7 @@ class Workspace:
     def gaps(self, code: str | None = None, session_id: str | None = None) -> Result:
         """Where correlation was lost or is doubtful, optionally of one code and/or session.
 
-        Columns: gap_id BIGINT, code VARCHAR (DESIGN §5), severity VARCHAR (error | warning |
+        Columns: gap_id BIGINT, code VARCHAR (README: gap codes), severity VARCHAR (error | warning |
         info), session_id VARCHAR, call_id/message_id BIGINT, trace_id/span_id VARCHAR,
         ts TIMESTAMPTZ (UTC), detail JSON (the keys compared and what was found).
         """

@@ -1,6 +1,6 @@
 """mcptrace envelope JSONL: one captured JSON-RPC message per line with wire metadata.
 
-Shape of a line (DESIGN §2)::
+Shape of a line (README: Inputs)::
 
     {"ts": "2026-11-22T02:11:49.123456Z", "direction": "client_to_server" | "server_to_client",
      "transport": "stdio" | "streamable_http" | "sse", "connection_id": "...",

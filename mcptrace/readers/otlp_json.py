@@ -6,7 +6,7 @@ Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON (opentelemetry-proto
 decimal strings or numbers, enums integers or names. Exploded set-based in DuckDB: child
 lists are extracted in their own step before each ``unnest`` (PERFORMANCE.md).
 
-Rows: the ``spans`` table columns (DESIGN §3). Attributes become a JSON object
+Rows: the ``spans`` table columns (README: Tables). Attributes become a JSON object
 ``{key: value}``; array values become JSON arrays of scalars.
 """
 

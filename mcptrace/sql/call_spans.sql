@@ -1,4 +1,4 @@
--- Spans of each call (DESIGN §4, §5), with how each was matched (call_spans.matched_by) and
+-- Spans of each call (README: How the correlation works, gap codes), with how each was matched (call_spans.matched_by) and
 -- whether the join was inferred (call_spans.inferred, n_candidates, evidence):
 --   client      the span named by the traceparent's parent-id ('parent', exact)
 --   server      a SERVER span whose parent is that client span ('parent', exact); else, for servers

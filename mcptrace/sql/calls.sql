@@ -1,4 +1,4 @@
--- Rebuild calls from messages (DESIGN §4, wire layer): a request is paired with the next
+-- Rebuild calls from messages (README: How the correlation works, Calls): a request is paired with the next
 -- response or error carrying its id on the same stream (Mcp-Session-Id, else connection)
 -- in the opposite direction while it is open; a notifications/cancelled from the same
 -- sender cancels the latest request with that id. Event order is time, then file order.

@@ -1,4 +1,4 @@
--- Gap detection (DESIGN §5): every place where correlation was lost or is doubtful, with
+-- Gap detection (README: gap codes): every place where correlation was lost or is doubtful, with
 -- the evidence in `detail`.
 
 CREATE OR REPLACE TEMP TABLE _scope_session AS

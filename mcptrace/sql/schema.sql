@@ -1,4 +1,4 @@
--- mcptrace database schema. Tables and columns listed in DESIGN §3 are the public SQL
+-- mcptrace database schema. Tables and columns listed in the README's Tables section are the public SQL
 -- interface; extra columns come after them. Times are TIMESTAMPTZ (UTC, microseconds),
 -- durations DOUBLE milliseconds, JSON-RPC ids their JSON text (1 and "1" differ).
 

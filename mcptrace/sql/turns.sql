@@ -1,4 +1,4 @@
--- Turns and parallel groups (DESIGN §4). A call's turn, by the first rule that applies
+-- Turns and parallel groups (README: How the correlation works). A call's turn, by the first rule that applies
 -- (calls.turn_source says which):
 --   client_span  the parent of its client span (the span the traceparent's parent-id names), when
 --                the client's spans are loaded: turn_id '<trace-id>/<parent span-id>'
