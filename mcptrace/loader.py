@@ -301,7 +301,7 @@ class Loader:
                            "SELECT record_no FROM rejects WHERE source_id = $s)", {"s": source_id})[0]
         if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
             raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
-                                "in messages and rejects; nothing was loaded from this file")
+                                "in messages, http_events, span_duplicates and rejects; nothing was loaded from this file")
         rep.reasons = _group_reasons(Counter(dict(con.execute(
             "SELECT regexp_replace(reason, '^[a-z]+ [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
             [source_id]).fetchall())))

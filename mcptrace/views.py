@@ -5,12 +5,12 @@ All take an open :class:`mcptrace.Workspace`. Times are UTC; durations milliseco
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from mcptrace.db import sql_params
 from mcptrace.result import Result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +111,7 @@ def turn_of(ws: "Workspace", call_id: int) -> tuple[str, str]:
 
 def _sql(ws: "Workspace", query: str, params: dict) -> Result:
     """``ws.sql`` with only the named parameters the query uses (DuckDB rejects extra ones)."""
-    return ws.sql(query, {k: v for k, v in params.items() if re.search(rf"\${k}\b", query)})
+    return ws.sql(query, sql_params(query, params) or {})
 
 
 def _ms(a, b):
