@@ -111,7 +111,7 @@ def run_floor(env: str, spans: str, db: str) -> tuple[float, dict]:
 def run_columns(env: str, spans: str, db: str) -> tuple[float, dict]:
     import duckdb
 
-    from mcptrace.keys import KeyConfig
+    from mcptrace.core.keys import KeyConfig
 
     params = KeyConfig().message_params()
     paths, http_paths = params["paths"], params["http_paths"]

@@ -17,7 +17,8 @@ import tempfile
 import time
 from collections import defaultdict
 
-from mcptrace import analysis, loader
+from mcptrace.analysis import rebuild as analysis
+from mcptrace.ingest import loader
 
 
 class TimedConnection:

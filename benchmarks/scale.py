@@ -57,7 +57,7 @@ SESSION_ATTRIBUTES = ("gen_ai.conversation.id", "mcp.session.id")
 #: span attributes that carry the logical session (the conversation): kept with ``keep_session_key``
 LOGICAL_SESSION_ATTRIBUTES = ("gen_ai.conversation.id",)
 SESSION_META_KEY = "anthropic/session"
-#: pause between copies: longer than the reconnect window (mcptrace.analysis.RECONNECT_WITHIN_S,
+#: pause between copies: longer than the reconnect window (mcptrace.analysis.rebuild.RECONNECT_WITHIN_S,
 #: 60 s), so a copy whose server died does not look like one client reconnecting in the next copy
 COPY_PAUSE = timedelta(seconds=61)
 

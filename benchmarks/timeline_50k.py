@@ -12,7 +12,7 @@
    subprocess of ``.venv/bin/mcptrace``; the seconds include interpreter start and imports), and
    the HTML's size. Budget: under 10 s and 20 MB.
 3. ``mcptrace tree ... --out waterfall.html``: the per-turn waterfall of that session (it is above
-   ``mcptrace.waterfall.AGGREGATE_ABOVE`` calls), and a drill-down (``--call ID``: one turn's rows).
+   ``mcptrace.render.waterfall.AGGREGATE_ABOVE`` calls), and a drill-down (``--call ID``: one turn's rows).
 4. The explorer: ``ExplorerModel`` opening the session (what the widget asks it for on a session
    pick: filter choices, summary, the capped call and gap lists, the turn picker, the timeline and
    the per-turn waterfall figures), and the whole ``ExplorerWidget`` built on it (then the
@@ -69,7 +69,7 @@ def main() -> int:
 
     import mcptrace
     from mcptrace.explorer import ExplorerModel, ExplorerWidget, figure_output
-    from mcptrace.lanes import call_lanes
+    from mcptrace.analysis.lanes import call_lanes
 
     rows: list[tuple[str, float, float | None]] = []
     t = time.perf_counter()

@@ -7,9 +7,9 @@ tool-call timelines and parallel-call trees, and show where correlation was lost
 >>> ws.timeline(ws.busiest_session()).show()                 # doctest: +SKIP
 """
 
-from mcptrace.errors import MCPTraceError, MissingDependencyError, RecordError, UnrecognizedFormatError
-from mcptrace.keys import KeyConfig
-from mcptrace.result import Result
+from mcptrace.core.errors import MCPTraceError, MissingDependencyError, RecordError, UnrecognizedFormatError
+from mcptrace.core.keys import KeyConfig
+from mcptrace.core.result import Result
 from mcptrace.workspace import Workspace, load, open
 
 __version__ = "0.1.0"
@@ -25,8 +25,8 @@ def explore(workspace: Workspace, session_id: str | None = None, **kwargs):
 
 def open_dataset(location, **kwargs):
     """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` (a directory or an
-    object-store URL) without copying it; see :func:`mcptrace.dataset.open_dataset`."""
-    from mcptrace.dataset import open_dataset as _open_dataset
+    object-store URL) without copying it; see :func:`mcptrace.core.dataset.open_dataset`."""
+    from mcptrace.core.dataset import open_dataset as _open_dataset
 
     return _open_dataset(location, **kwargs)
 

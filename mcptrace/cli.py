@@ -11,8 +11,8 @@ import os
 import sys
 from collections import Counter
 
-from mcptrace.errors import MCPTraceError
-from mcptrace.db import one
+from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.db import one
 
 
 def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
@@ -28,7 +28,7 @@ def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
 
 def _open_existing(db: str):
     """A database file, or a Parquet dataset (directory or object-store URL) attached read-only."""
-    from mcptrace.dataset import is_dataset, is_url
+    from mcptrace.core.dataset import is_dataset, is_url
     from mcptrace.workspace import open as open_ws
 
     if not is_url(db) and not os.path.exists(db):
@@ -41,8 +41,8 @@ def _open_existing(db: str):
 
 def _open_read_only(location: str):
     """Like :func:`_open_existing`, but a database file is opened read-only (nothing rebuilt or written)."""
-    from mcptrace.dataset import is_dataset
-    from mcptrace.loader import connect
+    from mcptrace.core.dataset import is_dataset
+    from mcptrace.ingest.loader import connect
     from mcptrace.workspace import Workspace
 
     if is_dataset(location) or not os.path.isfile(location):
@@ -119,7 +119,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from mcptrace.export import write_figure
+    from mcptrace.render.export import write_figure
 
     with _open_existing(args.db) as ws:
         session = args.session or ws.busiest_session()
@@ -137,7 +137,7 @@ TABLE_FORMATS = (".csv", ".parquet", ".json")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mcptrace.report import write_report
+    from mcptrace.render.report import write_report
 
     with _open_existing(args.db) as ws:
         try:
@@ -150,7 +150,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mcptrace.export import write_chrome_trace, write_dataset, write_table
+    from mcptrace.render.export import write_chrome_trace, write_dataset, write_table
 
     with _open_existing(args.db) as ws:
         try:
@@ -172,8 +172,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    from mcptrace.export import write_figure
-    from mcptrace.waterfall import AGGREGATE_ABOVE
+    from mcptrace.render.export import write_figure
+    from mcptrace.render.waterfall import AGGREGATE_ABOVE
 
     note = ""
     with _open_existing(args.db) as ws:
@@ -201,7 +201,7 @@ def cmd_turns(args: argparse.Namespace) -> int:
         if session is None or not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session]).rows():
             print(f"error: no session {session!r}", file=sys.stderr)
             return 1
-        from mcptrace.views import TURNS_SQL, UNTRACED_RUN
+        from mcptrace.analysis.views import TURNS_SQL, UNTRACED_RUN
 
         _print_table(ws.sql(f"""SELECT turn, name, first_ts, duration_ms, n_calls, n_errors, n_cancelled, n_unanswered,
                                        n_gaps, array_to_string(gap_codes, ',') AS gap_codes
@@ -229,7 +229,7 @@ def write_table(df, path: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mcptrace import readers
+    from mcptrace.ingest import readers
 
     p = argparse.ArgumentParser(prog="mcptrace", description="Investigate MCP traffic and OTLP traces in DuckDB.")
     sub = p.add_subparsers(dest="command", required=True)

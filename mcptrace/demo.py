@@ -12,7 +12,7 @@ import sys
 
 import mcptrace
 from mcptrace.cli import _print_table
-from mcptrace.export import write_figure
+from mcptrace.render.export import write_figure
 
 
 def main(argv: list[str] | None = None) -> int:

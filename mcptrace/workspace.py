@@ -8,14 +8,14 @@ from typing import Any
 
 import duckdb
 
-from mcptrace.analysis import rebuild
-from mcptrace.dataset import is_dataset, open_dataset
-from mcptrace.errors import MCPTraceError
-from mcptrace.keys import KeyConfig
-from mcptrace.loader import LoadReport, Loader, connect
-from mcptrace.redact import DEFAULT_SECRET_KEYS
-from mcptrace.result import Result
-from mcptrace.db import one
+from mcptrace.analysis.rebuild import rebuild
+from mcptrace.core.dataset import is_dataset, open_dataset
+from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.keys import KeyConfig
+from mcptrace.ingest.loader import LoadReport, Loader, connect
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS
+from mcptrace.core.result import Result
+from mcptrace.core.db import one
 
 
 class Workspace:
@@ -45,7 +45,7 @@ class Workspace:
         :class:`mcptrace.RecordError` naming file, line and reason (that file is rolled back).
         Files that are not captures are reported in the returned :class:`LoadReport`.
         With ``redact=True`` (default) the values of credential headers and secret-looking keys
-        (``secret_keys``, see :mod:`mcptrace.redact`) are replaced by ``"[REDACTED]"`` before
+        (``secret_keys``, see :mod:`mcptrace.core.redact`) are replaced by ``"[REDACTED]"`` before
         anything is stored. Raises :class:`mcptrace.MCPTraceError` on a read-only workspace
         (an attached Parquet dataset).
         """
@@ -166,53 +166,53 @@ class Workspace:
     def timeline(self, session_id: str | None = None, **kwargs: Any):
         """A plotly Figure of one session's calls (the busiest without ``session_id``), with an
         overview strip above ``aggregate_above`` calls (default
-        :data:`mcptrace.timeline.AGGREGATE_ABOVE`); see :func:`mcptrace.timeline.timeline`."""
-        from mcptrace.timeline import timeline
+        :data:`mcptrace.render.timeline.AGGREGATE_ABOVE`); see :func:`mcptrace.render.timeline.timeline`."""
+        from mcptrace.render.timeline import timeline
 
         return timeline(self, session_id or self.busiest_session(), **kwargs)
 
     def tree(self, session_id: str, *, turn: str | None = None, call_id: int | None = None):
         """The session's parallel-call tree as a pandas DataFrame, or with ``turn`` (a key of
         :meth:`turns`) or ``call_id`` (that call's turn) only that turn's rows; see
-        :func:`mcptrace.views.tree`."""
-        from mcptrace.views import tree
+        :func:`mcptrace.analysis.views.tree`."""
+        from mcptrace.analysis.views import tree
 
         return tree(self, session_id, turn=turn, call_id=call_id)
 
     def turns(self, session_id: str) -> Result:
         """One row per turn of the session (calls, errors, gaps, time range) with the keys to drill
-        down with; see :func:`mcptrace.views.turns`."""
-        from mcptrace.views import turns
+        down with; see :func:`mcptrace.analysis.views.turns`."""
+        from mcptrace.analysis.views import turns
 
         return turns(self, session_id)
 
     def waterfall(self, session_id: str, *, turn: str | None = None, call_id: int | None = None, **kwargs: Any):
         """A Jaeger-style plotly Figure of the session's tree: one row per turn above
-        ``aggregate_above`` calls (default :data:`mcptrace.waterfall.AGGREGATE_ABOVE`), and with
+        ``aggregate_above`` calls (default :data:`mcptrace.render.waterfall.AGGREGATE_ABOVE`), and with
         ``turn`` (a key of :meth:`turns`) or ``call_id`` (that call's turn) the detailed rows of
-        that turn; see :func:`mcptrace.waterfall.waterfall`."""
-        from mcptrace.waterfall import waterfall
+        that turn; see :func:`mcptrace.render.waterfall.waterfall`."""
+        from mcptrace.render.waterfall import waterfall
 
         return waterfall(self, session_id, turn=turn, call_id=call_id, **kwargs)
 
     def concurrency(self, session_id: str | None = None) -> Result:
-        """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.views.concurrency`."""
-        from mcptrace.views import concurrency
+        """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.analysis.views.concurrency`."""
+        from mcptrace.analysis.views import concurrency
 
         return concurrency(self, session_id)
 
     def coverage(self, every: str = "1 minute") -> Result:
         """Share of requests with trace context and a session key per client, server and time bucket;
-        see :func:`mcptrace.views.coverage`."""
-        from mcptrace.views import coverage
+        see :func:`mcptrace.analysis.views.coverage`."""
+        from mcptrace.analysis.views import coverage
 
         return coverage(self, every)
 
     def adjust_clock_skew(self, tolerance_ms: float = 5.0) -> int:
         """Opt-in: fill ``spans.adjusted_start_ts/adjusted_end_ts/clock_adjustment_ms`` (raw times
-        untouched); returns the number of spans shifted. See :mod:`mcptrace.skew`. Raises
+        untouched); returns the number of spans shifted. See :mod:`mcptrace.analysis.skew`. Raises
         :class:`mcptrace.MCPTraceError` on a read-only workspace."""
-        from mcptrace.skew import adjust_clock_skew
+        from mcptrace.analysis.skew import adjust_clock_skew
 
         if self.read_only:
             raise MCPTraceError(f"{self.path}: read-only; adjust clock skew in a database (mcptrace.load(..., db=FILE))")
@@ -253,7 +253,7 @@ def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None, 
 
     ``db`` may also be a Parquet dataset written by ``mcptrace export --parquet`` (a local
     directory or an object-store URL such as ``s3://bucket/prefix``): it is attached read-only,
-    without copying, by :func:`mcptrace.dataset.open_dataset` (``storage_options`` go there).
+    without copying, by :func:`mcptrace.core.dataset.open_dataset` (``storage_options`` go there).
     """
     if db is not None and is_dataset(db):
         return open_dataset(db, storage_options=storage_options)

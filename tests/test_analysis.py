@@ -1,4 +1,4 @@
-"""mcptrace.analysis: the one-to-one assignment against a brute-force model, and gap rows that share
+"""mcptrace.analysis.rebuild: the one-to-one assignment against a brute-force model, and gap rows that share
 a call but say different things."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import mcptrace
 from conftest import SAMPLES, read_lines, write_lines
-from mcptrace.analysis import one_to_one
+from mcptrace.analysis.rebuild import one_to_one
 
 
 def _greedy(edges: list[tuple[int, int, int]]) -> set[tuple[int, int]]:

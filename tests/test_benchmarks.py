@@ -11,7 +11,7 @@ import pytest
 
 import mcptrace
 from conftest import ROOT
-from mcptrace.db import one as first_row
+from mcptrace.core.db import one as first_row
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402

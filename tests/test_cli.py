@@ -9,8 +9,8 @@ import sys
 import duckdb
 
 from conftest import SAMPLES
-from mcptrace.readers import readers
-from mcptrace.db import one
+from mcptrace.ingest.readers import readers
+from mcptrace.core.db import one
 
 
 def run(*args, cwd=None):

@@ -7,7 +7,7 @@ import os
 import pyarrow.dataset as ds
 
 from conftest import SAMPLES
-from mcptrace.dataset import TABLES, open_dataset, write_dataset
+from mcptrace.core.dataset import TABLES, open_dataset, write_dataset
 
 
 def test_dataset_round_trip(samples_ws, tmp_path):
@@ -51,7 +51,7 @@ def test_open_and_load_attach_a_dataset_read_only(samples_ws, tmp_path):
     import pytest
 
     import mcptrace
-    from mcptrace.errors import MCPTraceError
+    from mcptrace.core.errors import MCPTraceError
 
     write_dataset(samples_ws, tmp_path / "ds")
     assert (tmp_path / "ds" / "mcptrace-dataset.json").exists()

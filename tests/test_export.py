@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mcptrace
-from mcptrace.export import TABLES, chrome_trace, write_chrome_trace, write_table
+from mcptrace.render.export import TABLES, chrome_trace, write_chrome_trace, write_table
 
 
 def test_chrome_trace_of_a_session(samples_ws, tmp_path):

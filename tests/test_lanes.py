@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import mcptrace
 from conftest import ROOT, SAMPLES
-from mcptrace.lanes import call_lanes, lanes, lanes_sql
+from mcptrace.analysis.lanes import call_lanes, lanes, lanes_sql
 
 INF = float("inf")
 

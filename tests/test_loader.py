@@ -10,7 +10,7 @@ import pytest
 
 import mcptrace
 from conftest import BARE, SAMPLES, first_index, read_lines, write_lines
-from mcptrace.readers import readers
+from mcptrace.ingest.readers import readers
 
 
 def _count(ws, sql, params=None):
@@ -185,8 +185,8 @@ def test_a_batch_of_many_short_lines_keeps_every_message(tmp_path):
         req["id"] = resp["id"] = i
         lines += [json.dumps(req, separators=(",", ":")), json.dumps(resp, separators=(",", ":"))]
     path = write_lines(tmp_path / "many_short_lines.ndjson", lines)
-    from mcptrace.readers.base import iter_lines
-    from mcptrace.readers.inputs import Input
+    from mcptrace.ingest.readers.base import iter_lines
+    from mcptrace.ingest.readers.inputs import Input
 
     assert next(iter_lines(Input(str(path)))).num_rows == 200_000
     ws = mcptrace.load(path)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import mcptrace
 from conftest import BARE, ROOT, SAMPLES, read_lines, write_lines
-from mcptrace import readers
+from mcptrace.ingest import readers
 
 DATA = ROOT / "data"
 HAR = DATA / "har" / "ide_http.har"

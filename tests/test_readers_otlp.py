@@ -25,9 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import mcptrace
 from conftest import ROOT, SAMPLES, read_json_lines
-from mcptrace import readers
-from mcptrace.errors import RecordError
-from mcptrace.readers.otlp_doc import OtlpJsonDocumentReader, id_to_hex
+from mcptrace.ingest import readers
+from mcptrace.core.errors import RecordError
+from mcptrace.ingest.readers.otlp_doc import OtlpJsonDocumentReader, id_to_hex
 
 LINES = SAMPLES / "traces.otlp.jsonl"
 FRAMED = ROOT / "data" / "otlp" / "traces.otlp.pb"

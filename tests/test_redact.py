@@ -8,7 +8,7 @@ import re
 import duckdb
 from hypothesis import given, settings, strategies as st
 
-from mcptrace.redact import DEFAULT_SECRET_KEYS, PREFILTER, json_value_pattern, prefilter_for
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, PREFILTER, json_value_pattern, prefilter_for
 
 SECRET_WORDS = ["authorization", "proxy-authorization", "proxyauthorization", "cookie", "set-cookie", "setcookie",
                 "api_key", "apikey", "x-api-key", "xapikey", "auth-token", "authtoken", "access_token", "accesstoken",

@@ -10,8 +10,8 @@ import subprocess
 
 import mcptrace
 from conftest import SAMPLES, read_lines, write_lines
-from mcptrace.export import write_figure
-from mcptrace.report import write_report
+from mcptrace.render.export import write_figure
+from mcptrace.render.report import write_report
 
 PAYLOADS = [
     "<script>document.documentElement.setAttribute('data-pwned','script')</script>",

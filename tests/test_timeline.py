@@ -9,9 +9,9 @@ import numpy as np
 
 import mcptrace
 from conftest import ROOT, SAMPLES, first_index, read_lines, write_lines
-from mcptrace.export import write_figure
-from mcptrace.lanes import call_lanes
-from mcptrace.timeline import AGGREGATE_ABOVE, STATUS_COLORS
+from mcptrace.render.export import write_figure
+from mcptrace.analysis.lanes import call_lanes
+from mcptrace.render.timeline import AGGREGATE_ABOVE, STATUS_COLORS
 
 
 def _call_markers(fig):

@@ -12,8 +12,8 @@ import pytest
 
 import mcptrace
 from conftest import ROOT, SAMPLES
-from mcptrace.export import write_figure
-from mcptrace.waterfall import AGGREGATE_ABOVE, TURN_CLASSES
+from mcptrace.render.export import write_figure
+from mcptrace.render.waterfall import AGGREGATE_ABOVE, TURN_CLASSES
 from test_report import PAYLOADS, _hostile_capture, _rendered_dom
 
 INCIDENTS = ROOT / "data" / "incidents"

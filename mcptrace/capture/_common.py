@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, REDACTED
 
 CLIENT_TO_SERVER = "client_to_server"
 SERVER_TO_CLIENT = "server_to_client"
@@ -51,7 +51,7 @@ def redact_headers(items: Iterable[tuple[Any, Any]], redact: bool = True) -> dic
 
     ``items`` is an iterable of ``(name, value)`` pairs (str or bytes). Repeated headers are joined
     with ``", "``. Redacted: ``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
-    ``x-api-key`` and every name matching :data:`mcptrace.redact.DEFAULT_SECRET_KEYS`
+    ``x-api-key`` and every name matching :data:`mcptrace.core.redact.DEFAULT_SECRET_KEYS`
     (``x-auth-token``, ``api-key``, ...).
     """
     out: dict[str, str] = {}

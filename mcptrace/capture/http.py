@@ -37,7 +37,7 @@ one per HTTP-level event of an MCP exchange (``"message": null``, see below), is
   ``Last-Event-ID`` header, which may be a 2024-11-05 ``GET /sse``, is written when its first event
   arrives, so that it carries the transport and session that event announces.)
 - **HTTP metadata**: header names lower-cased; credential headers (``Authorization``, ``Cookie``,
-  ``Set-Cookie``, ``X-Api-Key`` and every name matching :data:`mcptrace.redact.DEFAULT_SECRET_KEYS`)
+  ``Set-Cookie``, ``X-Api-Key`` and every name matching :data:`mcptrace.core.redact.DEFAULT_SECRET_KEYS`)
   and credential-looking query values are ``[REDACTED]`` unless ``--no-redact``. ``mcp_session_id``
   is lifted from the ``Mcp-Session-Id`` request or response header, or the legacy ``session_id``.
 - **connection_id**: the client's TCP connection (``host:port`` as the proxy sees it) for Streamable
@@ -117,7 +117,7 @@ from mcptrace.capture._common import (
     utc_now,
 )
 from mcptrace.capture.har import HarRecorder, _HarExchange
-from mcptrace.capture.sse import SSEParser
+from mcptrace.core.sse import SSEParser
 
 logger = logging.getLogger("mcptrace.capture.http")
 

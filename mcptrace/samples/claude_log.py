@@ -10,7 +10,7 @@ with the kinds of lines Claude Desktop interleaves around them: its lifecycle li
 server's stderr copied in raw (here: the Python SDK's ``Processing request of type ...`` log
 lines). The messages, their order and their times (cut to milliseconds, as Claude Desktop's
 ``toISOString()`` has them) are the captured ones; the noise lines are made up in that layout.
-The layout follows logs quoted in public issues (see :mod:`mcptrace.readers.claude_log`).
+The layout follows logs quoted in public issues (see :mod:`mcptrace.ingest.readers.claude_log`).
 
     python -m mcptrace.samples.claude_log data/samples/agent_stdio.jsonl data/claude/mcp-server-weather.log
 """

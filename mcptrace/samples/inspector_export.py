@@ -4,7 +4,7 @@ Not made by the MCP Inspector: the inspector is a browser app we do not drive he
 re-renders the real SDK traffic of scenario B (the ``ide-client`` talking to the sample server
 through the logging proxy) in the shapes the inspector's v2 web client downloads from its
 Protocol and Network views (``clients/web/src/hooks/useExportActions.ts``; entry types in
-``core/mcp/types.ts``; see :mod:`mcptrace.readers.inspector`):
+``core/mcp/types.ts``; see :mod:`mcptrace.ingest.readers.inspector`):
 
 - the protocol export from the proxy's envelope capture ``ide_http.jsonl``, recorded the way
   ``core/mcp/messageTrackingTransport.ts`` + ``core/mcp/state/messageLogState.ts`` do: the

@@ -70,7 +70,7 @@ JOIN (SELECT *, epoch_us(start_ts) // 10000000 AS bucket FROM free_spans) s
                    + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
 -- one to one, nearest first: a span inside the call's interval before one that is not, then the
--- smallest distance (mcptrace.analysis.one_to_one: one sort, one pass)
+-- smallest distance (mcptrace.analysis.rebuild.one_to_one: one sort, one pass)
 ONE_TO_ONE _attr_cand -> _attr_pick LEFT (call_id) RIGHT (span_id, trace_id)
 ORDER BY NOT inside, dist, span_id, trace_id, call_id;
 

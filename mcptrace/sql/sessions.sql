@@ -1,4 +1,4 @@
--- The sessions table from calls whose session_id is set (assigned by mcptrace.analysis).
+-- The sessions table from calls whose session_id is set (assigned by mcptrace.analysis.rebuild).
 -- Parameter-free; _session_keys(session_id, session_key, session_key_source) comes from Python.
 
 CREATE OR REPLACE TABLE sessions AS

@@ -15,7 +15,7 @@ it goes to ``http_events``. With ``raw`` text (a body that was not JSON on the w
 
 from __future__ import annotations
 
-from mcptrace.readers.base import Reader, first_json_line
+from mcptrace.ingest.readers.base import Reader, first_json_line
 
 _SQL = """
 WITH parsed AS (

@@ -2,7 +2,7 @@
 
 A HAR file is one JSON document ``{"log": {"entries": [...]}}``; each entry is one HTTP exchange.
 The entries are read one at a time from a stream (memory is bounded by the largest entry, not
-the file), and every entry becomes envelope rows (:mod:`mcptrace.readers.envelope`), so the same
+the file), and every entry becomes envelope rows (:mod:`mcptrace.ingest.readers.envelope`), so the same
 traffic gives the same ``messages``/``calls``/``sessions`` whether it was captured as envelope
 JSONL or as HAR. ``record_no`` is the entry's 1-based position in ``log.entries``; reject
 reasons read ``entry 7: ...``.
@@ -13,7 +13,7 @@ Per entry:
   array), ``client_to_server``, stamped ``startedDateTime``. No body (GET, DELETE): no message.
 - **response**: ``response.content.text`` (base64 when ``content.encoding`` says so).
   ``application/json`` (and ``+json``): one message or a batch. ``text/event-stream``: split
-  into events per the WHATWG SSE rules (:mod:`mcptrace.capture.sse`: CRLF/LF/CR, ``:``
+  into events per the WHATWG SSE rules (:mod:`mcptrace.core.sse`: CRLF/LF/CR, ``:``
   comment keep-alives, ``event:``, ``id:``, ``retry:``, several ``data:`` lines joined with
   ``\\n``); events with empty data (priming events) are not messages, and the legacy
   (2024-11-05) ``event: endpoint`` announcement is not either. Messages are
@@ -76,10 +76,10 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pyarrow as pa
 
-from mcptrace.capture.sse import SSEParser
-from mcptrace.readers.base import LINES_SCHEMA, Reader
-from mcptrace.readers.envelope import EnvelopeReader
-from mcptrace.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.core.sse import SSEParser
+from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader
+from mcptrace.ingest.readers.envelope import EnvelopeReader
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
 
 REDACTED = "[REDACTED]"
 #: header names (lower-case) whose values never leave the reader

@@ -8,7 +8,7 @@ one marker trace per gap code. Captures without times (bare stdio tees) are draw
 message order instead of time.
 
 Everything per call comes from one DuckDB query as Arrow columns: the lanes
-(:mod:`mcptrace.lanes`, set-based: calls in one lane never overlap, as many lanes as calls in
+(:mod:`mcptrace.analysis.lanes`, set-based: calls in one lane never overlap, as many lanes as calls in
 flight at once), the drawn ends, and the hover fields, already HTML-escaped in SQL. Coordinates
 go to plotly as numpy arrays (sent to the browser as typed arrays).
 
@@ -27,8 +27,8 @@ import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mcptrace.db import one
-from mcptrace.lanes import CALL_INTERVALS_SQL, lanes_sql
+from mcptrace.core.db import one
+from mcptrace.analysis.lanes import CALL_INTERVALS_SQL, lanes_sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace
@@ -173,7 +173,7 @@ def _small_int(values: np.ndarray, top: int) -> np.ndarray:
 def timeline_data(ws: "Workspace", session_id: str, *, timed: bool = True) -> pa.Table:
     """The per-call data of :func:`timeline` as one Arrow table, in wire order.
 
-    Columns: call_id BIGINT, lane INTEGER (0-based, see :mod:`mcptrace.lanes`), status VARCHAR,
+    Columns: call_id BIGINT, lane INTEGER (0-based, see :mod:`mcptrace.analysis.lanes`), status VARCHAR,
     start_ord BIGINT, is_open BOOLEAN (no response by the end of the capture), x0/x1 DOUBLE
     (drawn start and end: epoch ms UTC when ``timed``, else message order; an open call ends at
     the capture's end, and at least 6% of the session's span after its start), and the hover

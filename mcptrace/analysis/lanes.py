@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from mcptrace.db import one
-from mcptrace.result import Result
+from mcptrace.core.db import one
+from mcptrace.core.result import Result
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace

@@ -17,8 +17,8 @@ from collections import defaultdict
 import duckdb
 import pyarrow as pa
 
-from mcptrace.db import sql_params
-from mcptrace.sqlfiles import statements
+from mcptrace.core.db import sql_params
+from mcptrace.core.sqlfiles import statements
 
 
 #: slack (ms) around a call's interval when matching server spans by attributes

@@ -4,14 +4,14 @@ Two layouts of ``opentelemetry.proto.collector.trace.v1.ExportTraceServiceReques
 
 - the OpenTelemetry Collector file exporter's ``format: proto``: repeated (4-byte big-endian
   length, message). Gzip/zstd files and the legacy ``compression: zstd`` per-message frames are
-  decoded (and re-framed) by :mod:`mcptrace.readers.inputs` before this reader sees bytes;
+  decoded (and re-framed) by :mod:`mcptrace.ingest.readers.inputs` before this reader sees bytes;
 - one bare message (an OTLP/HTTP request body saved to a file).
 
 A file whose first byte is 0 is framing (a bare message cannot start with field number 0);
 otherwise it is framing when its first length prefix fits and that frame parses as a request with
 spans, else a bare message. Each message is converted to the Collector file-exporter JSON line
 form (``MessageToDict(..., use_integers_for_enums=True)``, base64 ids to lowercase hex) and run
-through :data:`OtlpJsonReader.sql <mcptrace.readers.otlp_json.OtlpJsonReader.sql>`, so the
+through :data:`OtlpJsonReader.sql <mcptrace.ingest.readers.otlp_json.OtlpJsonReader.sql>`, so the
 ``spans`` rows are the same as from OTLP/JSON.
 
 Records are frames (``record_label`` is ``"frame"``; a bare message is frame 1). A length prefix
@@ -38,10 +38,10 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
-from mcptrace.readers.base import HEAD_BYTES, Reader
-from mcptrace.readers.inputs import DECODE_ERRORS, Input
-from mcptrace.readers.otlp_doc import RecordBuffer, b64_id_to_hex, dumps_line, normalize_ids
-from mcptrace.readers.otlp_json import OtlpJsonReader
+from mcptrace.ingest.readers.base import HEAD_BYTES, Reader
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.ingest.readers.otlp_doc import RecordBuffer, b64_id_to_hex, dumps_line, normalize_ids
+from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
 
 MAX_FRAME_BYTES = 1 << 30
 _PIECE = 1 << 20

@@ -38,9 +38,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from mcptrace.readers.base import LINES_SCHEMA, Reader, iter_lines
-from mcptrace.readers.envelope import EnvelopeReader
-from mcptrace.readers.inputs import Input
+from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, iter_lines
+from mcptrace.ingest.readers.envelope import EnvelopeReader
+from mcptrace.ingest.readers.inputs import Input
 
 _TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
 _LINE = re.compile(r"(?P<ts>" + _TS + r")[ \t]+(?P<tags>(?:\[[^\]\r\n]*\][ \t]*){1,2})(?P<rest>.*)\Z", re.S)

@@ -1,4 +1,4 @@
-"""Jaeger-style waterfall of a session's parallel-call tree (:func:`mcptrace.views.tree`).
+"""Jaeger-style waterfall of a session's parallel-call tree (:func:`mcptrace.analysis.views.tree`).
 
 One row per node in depth-first order, bars on a millisecond axis relative to the session's
 first call (bars on a numeric axis: no date-axis pitfalls in image export), indentation by
@@ -7,7 +7,7 @@ marked on their node, and a banner when the tree is incomplete ("Incomplete: N o
 N unlinked"). Every string from the capture is HTML-escaped.
 
 A session of more than :data:`AGGREGATE_ABOVE` calls is drawn aggregated instead: one row per
-turn (:func:`mcptrace.views.turns`: its calls' time range, number of calls, errors, cancelled and
+turn (:func:`mcptrace.analysis.views.turns`: its calls' time range, number of calls, errors, cancelled and
 unanswered calls, gaps), in WebGL, coloured by the worst status in the turn. Drill down with
 ``waterfall(ws, session_id, turn=KEY)`` (a key from the hover or ``ws.turns(session_id)``) or
 ``call_id=ID`` (that call's turn): the detailed rows of exactly that turn.
@@ -23,10 +23,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pyarrow.compute as pc
 
-from mcptrace.db import one
-from mcptrace.timeline import SEVERITY_COLORS, STATUS_COLORS, sql_html_text
-from mcptrace.views import TURNS_SQL, UNTRACED_RUN, turn_of
-from mcptrace.views import tree as build_tree
+from mcptrace.core.db import one
+from mcptrace.render.timeline import SEVERITY_COLORS, STATUS_COLORS, sql_html_text
+from mcptrace.analysis.views import TURNS_SQL, UNTRACED_RUN, turn_of
+from mcptrace.analysis.views import tree as build_tree
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace
@@ -84,8 +84,8 @@ def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48, turn: st
     """Build the waterfall figure of one session, or of one turn of it.
 
     Without ``turn``/``call_id``: up to ``aggregate_above`` calls, one bar per node of
-    :func:`mcptrace.views.tree` (session, turns, calls, spans); above it, one row per turn
-    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.views.turns`) or
+    :func:`mcptrace.analysis.views.tree` (session, turns, calls, spans); above it, one row per turn
+    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.analysis.views.turns`) or
     ``call_id`` (that call's turn): the detailed rows of exactly that turn. The x axis is ms
     since the session's first call. Raises KeyError for an unknown session, turn or call.
     """

@@ -48,7 +48,7 @@ How they load (``record_no`` = 1-based position in the array, rejects read ``ent
   Times are milliseconds; a response attached to its request entry and a notification of another
   entry in the same millisecond sort response-first, so a last progress notification can show as
   ``unknown_progress_token``.
-- network: like a HAR entry (:mod:`mcptrace.readers.har`): the request body at ``timestamp``;
+- network: like a HAR entry (:mod:`mcptrace.ingest.readers.har`): the request body at ``timestamp``;
   the response body (JSON, or an event stream split into events) at ``timestamp + duration``,
   i.e. when the response *headers* arrived - the inspector keeps no later time, so every event of a
   stream gets that time. ``category: "auth"`` (OAuth) entries, entries that are not MCP traffic,
@@ -69,8 +69,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from mcptrace.readers.base import Reader
-from mcptrace.readers.har import (
+from mcptrace.ingest.readers.base import Reader
+from mcptrace.ingest.readers.har import (
     MULTI_SQL,
     JsonStream,
     JsonStreamError,
@@ -86,7 +86,7 @@ from mcptrace.readers.har import (
     reject_element,
     safe_snippet,
 )
-from mcptrace.readers.inputs import Input
+from mcptrace.ingest.readers.inputs import Input
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _DIRECTIONS = ("request", "response", "notification")
@@ -197,7 +197,7 @@ def _summary(e: Any) -> str:
     if isinstance(e, dict):
         keep = {k: e.get(k) for k in ("id", "timestamp", "direction", "origin", "method", "responseStatus") if k in e}
         if isinstance(e.get("url"), str):
-            from mcptrace.readers.har import redact_path
+            from mcptrace.ingest.readers.har import redact_path
             keep["url"] = redact_path(e["url"])[0]
         return json.dumps(keep, ensure_ascii=False, default=str)[:1000]
     return safe_snippet(json.dumps(e, ensure_ascii=False, default=str))

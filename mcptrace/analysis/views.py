@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mcptrace.db import sql_params
-from mcptrace.result import Result
+from mcptrace.core.db import sql_params
+from mcptrace.core.result import Result
 
 if TYPE_CHECKING:  # pragma: no cover
     from mcptrace.workspace import Workspace

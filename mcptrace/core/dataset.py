@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from mcptrace.errors import MCPTraceError
+from mcptrace.core.errors import MCPTraceError
 
 TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
           "call_spans", "gaps")
@@ -150,7 +150,7 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
     partition column is dropped from the views. Read-only: loading into it raises
     :class:`mcptrace.MCPTraceError`, as does a location holding no ``messages`` table.
     """
-    from mcptrace.loader import install_macros
+    from mcptrace.ingest.loader import install_macros
     from mcptrace.workspace import Workspace
 
     location = os.fspath(location)
@@ -177,7 +177,7 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
             con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
         except duckdb.Error as e:
             if table in LATER_TABLES and (url or not found):
-                from mcptrace.sqlfiles import statements
+                from mcptrace.core.sqlfiles import statements
 
                 con.execute(next(st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st))
                 continue

@@ -7,7 +7,7 @@ Layout (top to bottom):
 - filters: tool, status, gap code and a time range (ms since the session's first call);
 - the session's timeline and waterfall (tabs): calls outside the filter are greyed, so the
   selection stands out against the rest of the session. A session of more than
-  ``aggregate_above`` calls (:data:`mcptrace.waterfall.AGGREGATE_ABOVE`) gets the per-turn
+  ``aggregate_above`` calls (:data:`mcptrace.render.waterfall.AGGREGATE_ABOVE`) gets the per-turn
   waterfall (one row per turn) and a turn picker above it: picking a turn, or picking a call in
   the call list, drills down to the detailed rows of that turn;
 - the gap list (one line per gap) with the selected gap's evidence (``gaps.detail``);
@@ -22,7 +22,7 @@ widgets) so it can be tested without a browser; :class:`ExplorerWidget` only wir
 to it. Transcript strings are treated as hostile: they are shown in widgets that
 render text (dropdown and select options, text areas, labels); the two HTML widgets (session
 summary, call header) escape every value with :func:`html.escape`, and the figures come from
-:mod:`mcptrace.timeline` / :mod:`mcptrace.waterfall`, which escape their labels and hovers.
+:mod:`mcptrace.render.timeline` / :mod:`mcptrace.render.waterfall`, which escape their labels and hovers.
 """
 
 from __future__ import annotations
@@ -175,13 +175,13 @@ class ExplorerModel:
 
     def __init__(self, ws: "Workspace", *, aggregate_above: int | None = None, list_limit: int = LIST_LIMIT,
                  timeline_aggregate_above: int | None = None) -> None:
-        from mcptrace.timeline import AGGREGATE_ABOVE as TIMELINE_ABOVE
-        from mcptrace.waterfall import AGGREGATE_ABOVE
+        from mcptrace.render.timeline import AGGREGATE_ABOVE as TIMELINE_ABOVE
+        from mcptrace.render.waterfall import AGGREGATE_ABOVE
 
         self.ws = ws
-        #: sessions with more calls get the per-turn waterfall (see :mod:`mcptrace.waterfall`)
+        #: sessions with more calls get the per-turn waterfall (see :mod:`mcptrace.render.waterfall`)
         self.aggregate_above = AGGREGATE_ABOVE if aggregate_above is None else aggregate_above
-        #: sessions with more calls get the timeline's overview strip (see :mod:`mcptrace.timeline`)
+        #: sessions with more calls get the timeline's overview strip (see :mod:`mcptrace.render.timeline`)
         self.timeline_aggregate_above = TIMELINE_ABOVE if timeline_aggregate_above is None else timeline_aggregate_above
         #: most entries in the call list, the gap list and the turn picker
         self.list_limit = list_limit
@@ -316,7 +316,7 @@ class ExplorerModel:
         return bool(row) and row[0][0] > self.aggregate_above
 
     def turns(self, session_id: str) -> list[dict]:
-        """The session's turns in wire order as dicts (columns of :func:`mcptrace.views.turns`
+        """The session's turns in wire order as dicts (columns of :func:`mcptrace.analysis.views.turns`
         plus ``offset_ms``: ms since the session's first call)."""
         if session_id not in self._turns:
             self._turns[session_id] = _dicts_with_offset(self.ws.turns(session_id), self.session_t0(session_id),
@@ -326,7 +326,7 @@ class ExplorerModel:
     def turn_of(self, session_id: str, call_id: int) -> str | None:
         """The turn key (as in :meth:`turns`) of a call of the session, None for other calls."""
         if session_id not in self._turn_keys:
-            from mcptrace.views import TURN_KEYS_SQL, UNTRACED_RUN
+            from mcptrace.analysis.views import TURN_KEYS_SQL, UNTRACED_RUN
 
             self._turn_keys[session_id] = dict(self.ws.sql(f"SELECT call_id, turn FROM ({TURN_KEYS_SQL})", {
                 "session_id": session_id, "run": UNTRACED_RUN}).rows())
@@ -495,7 +495,7 @@ class ExplorerModel:
 
     # figures ---------------------------------------------------------------------------
     def timeline(self, session_id: str, f: Filters | None = None) -> "go.Figure":
-        """The session's timeline (:mod:`mcptrace.timeline`) with calls outside ``f`` greyed,
+        """The session's timeline (:mod:`mcptrace.render.timeline`) with calls outside ``f`` greyed,
         gaps of other codes hidden and the x axis narrowed to the time range."""
         import plotly.graph_objects as go
 
@@ -521,7 +521,7 @@ class ExplorerModel:
         return fig
 
     def waterfall(self, session_id: str, f: Filters | None = None, turn: str | None = None) -> "go.Figure":
-        """The session's waterfall (:mod:`mcptrace.waterfall`) with the rows of calls outside
+        """The session's waterfall (:mod:`mcptrace.render.waterfall`) with the rows of calls outside
         ``f`` (the calls and their spans) greyed. Above :attr:`aggregate_above` calls it is the
         per-turn waterfall (turns without a call that passes ``f`` greyed) unless ``turn`` (a key
         of :meth:`turns`) picks the detailed rows of one turn."""
@@ -579,7 +579,7 @@ def _as_array(v: Any):
 
 
 def _dim_turns(fig, picked: set) -> None:
-    """Grey the rows of a per-turn waterfall (:func:`mcptrace.waterfall.turn_waterfall`) whose
+    """Grey the rows of a per-turn waterfall (:func:`mcptrace.render.waterfall.turn_waterfall`) whose
     turn key (escaped, ``customdata[8]``) is not in ``picked``: each class's line and marker
     traces are split into kept and dimmed parts."""
     import numpy as np
@@ -620,20 +620,20 @@ def _call_id_of(row: Any) -> Any:
 
 def timeline_call_ids(fig) -> list:
     """The call ids of the calls drawn in colour (not greyed) in a timeline figure."""
-    from mcptrace.timeline import STATUS_COLORS
+    from mcptrace.render.timeline import STATUS_COLORS
 
     return [_call_id_of(r) for t in fig.data if t.customdata is not None and _mode(t) == "markers"
             and t.legendgroup in STATUS_COLORS for r in t.customdata]
 
 
 def _dim_timeline(fig, picked: set, f: Filters) -> None:
-    """Grey the calls of ``fig`` (a :func:`mcptrace.timeline.timeline`) that are not in
+    """Grey the calls of ``fig`` (a :func:`mcptrace.render.timeline.timeline`) that are not in
     ``picked``: the per-status line and marker traces are split into kept and dimmed parts
     (the dimmed markers keep their hover). Array operations, no loop over calls."""
     import numpy as np
     import plotly.graph_objects as go
 
-    from mcptrace.timeline import STATUS_COLORS
+    from mcptrace.render.timeline import STATUS_COLORS
 
     data = list(fig.data)
     markers = {t.legendgroup: t for t in data if t.customdata is not None and _mode(t) == "markers"

@@ -4,7 +4,7 @@ The loader owns the connection. For each file it hashes the content (a file alre
 loaded, by sha256, adds nothing), sniffs the format, lets the reader split it into
 records, runs the reader's SQL over each batch, and puts every unusable record in
 ``rejects`` with a reason naming its line. After all files are in, the analysis tables
-are rebuilt over everything (:mod:`mcptrace.analysis`).
+are rebuilt over everything (:mod:`mcptrace.analysis.rebuild`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mcptrace import readers as _readers
-from mcptrace.errors import MCPTraceError, RecordError, UnrecognizedFormatError
-from mcptrace.keys import KeyConfig
-from mcptrace.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for
-from mcptrace.readers.inputs import Input
-from mcptrace.readers.otlp_json import MACROS as OTLP_MACROS
-from mcptrace.sqlfiles import statements
-from mcptrace.db import one, sql_params
+from mcptrace.ingest import readers as _readers
+from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError
+from mcptrace.core.keys import KeyConfig
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for
+from mcptrace.ingest.readers.inputs import Input
+from mcptrace.ingest.readers.otlp_json import MACROS as OTLP_MACROS
+from mcptrace.core.sqlfiles import statements
+from mcptrace.core.db import one, sql_params
 
 RAW_LIMIT = 4096
 

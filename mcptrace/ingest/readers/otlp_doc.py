@@ -16,7 +16,7 @@ else is passed on unchanged and rejected by the span SQL. Pre-2022 ``instrumenta
 old name does not fire under DuckDB 2.0, where a missing ``$.scopeSpans[*]`` is ``[]``).
 Each ``resourceSpans`` entry becomes one record in the Collector file-exporter line form
 ``{"resourceSpans":[entry]}``, run through
-:data:`OtlpJsonReader.sql <mcptrace.readers.otlp_json.OtlpJsonReader.sql>`, so the ``spans``
+:data:`OtlpJsonReader.sql <mcptrace.ingest.readers.otlp_json.OtlpJsonReader.sql>`, so the ``spans``
 rows are the same as from file-exporter lines.
 
 Records are numbered by ``resourceSpans`` entry across the file (``record_label`` is
@@ -37,9 +37,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from mcptrace.readers.base import LINES_SCHEMA, Reader, first_json_line
-from mcptrace.readers.inputs import DECODE_ERRORS, Input
-from mcptrace.readers.otlp_json import OtlpJsonReader
+from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, first_json_line
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
 
 MAX_DOCUMENT_BYTES = 1 << 30
 BATCH_TEXT_BYTES = 8 * 1024 * 1024

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mcptrace.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
 
 HEAD_BYTES = 64 * 1024
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -169,7 +169,7 @@ class Reader:
     that may use ``$connection_id`` (a default connection id derived from the file name).
     For ``kind == "messages"`` it yields the wire columns (record_no, ts TIMESTAMPTZ,
     direction, transport, connection_id, http JSON, message JSON, reject_reason VARCHAR);
-    for ``kind == "spans"`` the span columns of :mod:`mcptrace.readers.otlp_json`.
+    for ``kind == "spans"`` the span columns of :mod:`mcptrace.ingest.readers.otlp_json`.
     A row with a non-NULL ``reject_reason`` goes to ``rejects`` instead.
     """
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import plotly.graph_objects as go
 
-from mcptrace.errors import MCPTraceError
+from mcptrace.core.errors import MCPTraceError
 
 FORMATS = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg"}
 
@@ -78,7 +78,7 @@ def chrome_trace(ws, session_id: str) -> dict:
     a process, with spans as complete events (``ph`` ``X``) on tracks where they nest; a flow (``ph`` ``s``/``f``) joins each call's client span to its server span.
     Timestamps are microseconds since the Unix epoch (UTC). Gap markers are instant events.
     """
-    from mcptrace.lanes import call_lanes
+    from mcptrace.analysis.lanes import call_lanes
 
     calls = ws.sql("SELECT call_id, coalesce(tool_name, method), rpc_id, status, trace_id, start_ts, end_ts, "
                    "epoch_us(start_ts), epoch_us(end_ts) FROM calls WHERE session_id = ? AND start_ts IS NOT NULL "
@@ -189,7 +189,7 @@ def write_table(ws, table: str, path: str | os.PathLike) -> str:
 # -- Parquet datasets ----------------------------------------------------------------------
 
 def write_dataset(ws, directory):
-    """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.dataset.write_dataset`."""
-    from mcptrace.dataset import write_dataset as _write
+    """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.core.dataset.write_dataset`."""
+    from mcptrace.core.dataset import write_dataset as _write
 
     return _write(ws, directory)

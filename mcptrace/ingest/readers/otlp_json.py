@@ -12,7 +12,7 @@ Rows: the ``spans`` table columns (README: Tables). Attributes become a JSON obj
 
 from __future__ import annotations
 
-from mcptrace.readers.base import Reader, first_json_line
+from mcptrace.ingest.readers.base import Reader, first_json_line
 
 # DuckDB macros used by the OTLP readers; created once per connection by the loader.
 MACROS = r"""

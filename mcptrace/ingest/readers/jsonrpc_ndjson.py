@@ -8,7 +8,7 @@ file name (``stdio:<file name>``).
 
 from __future__ import annotations
 
-from mcptrace.readers.base import Reader, first_json_line
+from mcptrace.ingest.readers.base import Reader, first_json_line
 
 _SQL = """
 SELECT record_no,

@@ -9,15 +9,15 @@ without changes to the loader.
 
 from __future__ import annotations
 
-from mcptrace.readers.base import Reader, read_head
-from mcptrace.readers.claude_log import ClaudeLogReader
-from mcptrace.readers.envelope import EnvelopeReader
-from mcptrace.readers.har import HarReader
-from mcptrace.readers.inspector import InspectorExportReader
-from mcptrace.readers.jsonrpc_ndjson import JsonRpcNdjsonReader
-from mcptrace.readers.otlp_doc import OtlpJsonDocumentReader
-from mcptrace.readers.otlp_json import OtlpJsonReader
-from mcptrace.readers.otlp_proto import OtlpProtoReader
+from mcptrace.ingest.readers.base import Reader, read_head
+from mcptrace.ingest.readers.claude_log import ClaudeLogReader
+from mcptrace.ingest.readers.envelope import EnvelopeReader
+from mcptrace.ingest.readers.har import HarReader
+from mcptrace.ingest.readers.inspector import InspectorExportReader
+from mcptrace.ingest.readers.jsonrpc_ndjson import JsonRpcNdjsonReader
+from mcptrace.ingest.readers.otlp_doc import OtlpJsonDocumentReader
+from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
+from mcptrace.ingest.readers.otlp_proto import OtlpProtoReader
 
 _REGISTRY: list[Reader] = []
 
