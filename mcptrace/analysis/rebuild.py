@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
 
 from mcptrace.core.db import sql_params
+from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
 
 
@@ -84,9 +86,11 @@ def one_to_one(con: duckdb.DuckDBPyConnection, source: str, target: str, left: l
 
 def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
             skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S,
-            nearest_margin_ms: float = NEAREST_MARGIN_MS) -> None:
+            nearest_margin_ms: float = NEAREST_MARGIN_MS, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
     """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages``, ``http_events``
-    and ``spans``."""
+    and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
+    a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
+    load_gap_codes(con, gap_codes)
     params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
               "nearest_margin_ms": nearest_margin_ms}
     run_script(con, "calls.sql", params)
@@ -96,6 +100,14 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     con.unregister("_session_keys_arrow")
     for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
         run_script(con, name, params)
+
+
+def load_gap_codes(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
+    """(Re)create the TEMP table ``gap_codes(code, severity, meaning)`` from the registry; ``gaps.sql``
+    joins it for every gap's severity."""
+    con.execute("CREATE OR REPLACE TEMP TABLE gap_codes (code VARCHAR PRIMARY KEY, severity VARCHAR NOT NULL, "
+                "meaning VARCHAR NOT NULL)")
+    con.executemany("INSERT INTO gap_codes VALUES (?, ?, ?)", gap_code_rows(gap_codes))
 
 
 class _UnionFind:

@@ -1,5 +1,7 @@
 -- Gap detection (README: gap codes): every place where correlation was lost or is doubtful, with
--- the evidence in `detail`.
+-- the evidence in `detail`. Each rule emits its code only; the severity comes from the TEMP table
+-- gap_codes(code, severity, meaning) the rebuild fills from the registry (mcptrace/core/gapcodes.py),
+-- and a code that is not in it stops the rebuild.
 
 CREATE OR REPLACE TEMP TABLE _scope_session AS
 SELECT transport_session AS scope, arg_max(session_id, n) AS session_id
@@ -40,18 +42,18 @@ FROM both_ GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
 -- requests without any trace context
-SELECT 'missing_trace_context' AS code, 'warning' AS severity, c.session_id, c.call_id, m.message_id,
+SELECT 'missing_trace_context' AS code, c.session_id, c.call_id, m.message_id,
        NULL::VARCHAR AS trace_id, NULL::VARCHAR AS span_id, m.ts,
        json_object('method', m.method, 'rpc_id', m.rpc_id, 'looked_in', ['params._meta.traceparent', 'HTTP traceparent header']) AS detail
 FROM calls c JOIN messages m ON m.message_id = c.request_message_id
 WHERE m.traceparent IS NULL AND m.http_traceparent IS NULL
 UNION ALL
-SELECT 'header_only_trace_context', 'warning', c.session_id, c.call_id, m.message_id, c.trace_id, c.parent_span_id, m.ts,
+SELECT 'header_only_trace_context', c.session_id, c.call_id, m.message_id, c.trace_id, c.parent_span_id, m.ts,
        json_object('method', m.method, 'rpc_id', m.rpc_id, 'http_traceparent', m.http_traceparent)
 FROM calls c JOIN messages m ON m.message_id = c.request_message_id
 WHERE m.traceparent IS NULL AND m.http_traceparent IS NOT NULL
 UNION ALL
-SELECT 'invalid_traceparent', 'error', c.session_id, c.call_id, m.message_id, NULL, NULL, m.ts,
+SELECT 'invalid_traceparent', c.session_id, c.call_id, m.message_id, NULL, NULL, m.ts,
        json_object('method', m.method, 'rpc_id', m.rpc_id, 'where', w.loc, 'value', left(w.val, 200))
 FROM calls c JOIN messages m ON m.message_id = c.request_message_id,
      (SELECT '_meta.traceparent' AS loc, m.traceparent AS val WHERE m.traceparent IS NOT NULL AND NOT m.traceparent_valid
@@ -59,23 +61,23 @@ FROM calls c JOIN messages m ON m.message_id = c.request_message_id,
       SELECT 'HTTP traceparent header', m.http_traceparent WHERE m.http_traceparent IS NOT NULL
              AND NOT w3c_traceparent_valid(m.http_traceparent)) w
 UNION ALL
-SELECT 'trace_context_mismatch', 'warning', c.session_id, c.call_id, m.message_id, c.trace_id, c.parent_span_id, m.ts,
+SELECT 'trace_context_mismatch', c.session_id, c.call_id, m.message_id, c.trace_id, c.parent_span_id, m.ts,
        json_object('meta_traceparent', m.traceparent, 'http_traceparent', m.http_traceparent)
 FROM calls c JOIN messages m ON m.message_id = c.request_message_id
 WHERE m.traceparent_valid AND w3c_traceparent_valid(m.http_traceparent)
   AND substr(m.traceparent, 4, 49) <> substr(m.http_traceparent, 4, 49)
 UNION ALL
-SELECT 'unanswered_request', 'error', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+SELECT 'unanswered_request', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'stream', c.transport_session,
                    'capture_ends', (SELECT max(ts) FROM messages), 'transport_events', coalesce(ce.events, []))
 FROM calls c LEFT JOIN _call_events ce USING (call_id) WHERE c.status = 'unanswered'
 UNION ALL
-SELECT 'cancelled', 'info', c.session_id, c.call_id, c.cancel_message_id, c.trace_id, NULL, m.ts,
+SELECT 'cancelled', c.session_id, c.call_id, c.cancel_message_id, c.trace_id, NULL, m.ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'reason', m.raw->>'$.params.reason',
                    'answered_after_cancel', c.response_message_id IS NOT NULL)
 FROM calls c JOIN messages m ON m.message_id = c.cancel_message_id WHERE c.status = 'cancelled'
 UNION ALL
-SELECT 'orphan_response', 'error', ss.session_id, NULL, m.message_id, NULL, NULL, m.ts,
+SELECT 'orphan_response', ss.session_id, NULL, m.message_id, NULL, NULL, m.ts,
        json_object('kind', m.kind, 'rpc_id', m.rpc_id, 'stream', e.scope, 'direction', m.direction,
                    'looked_for', 'an open request with this id on this stream in the opposite direction')
 FROM _answer a JOIN messages m ON m.message_id = a.response_message_id
@@ -83,18 +85,18 @@ JOIN _ev e ON e.message_id = m.message_id
 LEFT JOIN _scope_session ss ON ss.scope = e.scope
 WHERE a.request_message_id IS NULL
 UNION ALL
-SELECT 'duplicate_request_id', 'error', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+SELECT 'duplicate_request_id', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('rpc_id', c.rpc_id, 'open_request_message_id', d.open_request_message_id, 'stream', c.transport_session)
 FROM _dup d JOIN calls c ON c.call_id = d.request_message_id
 UNION ALL
-SELECT 'unknown_cancel_target', 'warning', ss.session_id, NULL, m.message_id, NULL, NULL, m.ts,
+SELECT 'unknown_cancel_target', ss.session_id, NULL, m.message_id, NULL, NULL, m.ts,
        json_object('request_id', m.cancel_request_id, 'stream', e.scope)
 FROM _cancel x JOIN messages m ON m.message_id = x.cancel_message_id
 JOIN _ev e ON e.message_id = m.message_id
 LEFT JOIN _scope_session ss ON ss.scope = e.scope
 WHERE x.request_message_id IS NULL
 UNION ALL
-SELECT 'unknown_progress_token', 'warning', ss.session_id, NULL, p.message_id, NULL, NULL, p.ts,
+SELECT 'unknown_progress_token', ss.session_id, NULL, p.message_id, NULL, NULL, p.ts,
        json_object('progress_token', p.progress_token, 'stream', p.scope)
 FROM _ev p
 LEFT JOIN _scope_session ss ON ss.scope = p.scope
@@ -103,7 +105,7 @@ WHERE p.method = 'notifications/progress' AND NOT EXISTS (
     WHERE q.kind = 'request' AND q.scope = p.scope AND q.progress_token = p.progress_token
       AND q.ord < p.ord AND coalesce(c.end_ord, 9223372036854775807) > p.ord)
 UNION ALL
-SELECT 'orphan_span', 'warning', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
+SELECT 'orphan_span', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
        json_object('parent_span_id', s.parent_span_id, 'service_name', s.service_name, 'name', s.name)
 FROM spans s
 LEFT JOIN _span_session cs ON cs.span_id = s.span_id AND cs.trace_id = s.trace_id
@@ -112,14 +114,14 @@ WHERE s.parent_span_id IS NOT NULL
 
 -- trace joins (call_spans.sql)
 INSERT INTO _gap_rows
-SELECT 'server_span_unlinked', 'error', c.session_id, c.call_id, c.request_message_id, c.trace_id, x.span_id, c.start_ts,
+SELECT 'server_span_unlinked', c.session_id, c.call_id, c.request_message_id, c.trace_id, x.span_id, c.start_ts,
        json_merge_patch(x.evidence, json_object('matched_by', x.matched_by, 'rpc_id', c.rpc_id, 'method', c.method))
 FROM _cs_server x JOIN calls c ON c.call_id = x.call_id
 WHERE x.matched_by IN ('link', 'attributes') AND c.trace_id IS NOT NULL;
 
 INSERT INTO _gap_rows
 WITH served AS (SELECT DISTINCT c.transport_session FROM _cs_server x JOIN calls c ON c.call_id = x.call_id)
-SELECT 'server_span_missing', 'warning', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+SELECT 'server_span_missing', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('rpc_id', c.rpc_id, 'method', c.method, 'expected_parent_span_id', c.parent_span_id,
                    'looked_for', ['SERVER span with this parent', 'SERVER span linking to it',
                                   'SERVER span with this jsonrpc.request.id and mcp.method.name'],
@@ -132,7 +134,7 @@ WHERE c.trace_id IS NOT NULL AND c.direction = 'client_to_server'
 -- one row per downstream root joined by time: the chosen call when one fits best, else none (the
 -- candidates are in detail); the session is the chosen call's, else the earliest candidate's
 INSERT INTO _gap_rows
-SELECT 'downstream_unlinked', 'error', r.session_id, r.call_id, NULL, r.trace_id, r.span_id, r.start_ts,
+SELECT 'downstream_unlinked', r.session_id, r.call_id, NULL, r.trace_id, r.span_id, r.start_ts,
        json_object('rule', r.rule, 'candidates', r.candidates[:20], 'n_candidates', r.n_candidates,
                    'chosen_call_id', r.call_id,
                    'client_span_id', r.via.span_id, 'client_span_trace_id', r.via.trace_id, 'client_span_name', r.via.name,
@@ -143,7 +145,7 @@ FROM _cs_down_root r LEFT JOIN calls c ON c.call_id = r.call_id;
 -- clock skew: a server span outside its request/response interval on the capture's clock, or a
 -- span of another service outside its parent, by more than $skew_ms
 INSERT INTO _gap_rows
-SELECT 'clock_skew_suspected', 'warning', c.session_id, c.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
+SELECT 'clock_skew_suspected', c.session_id, c.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
        json_object('compared', 'server span vs request/response on the wire',
                    'request_ts', c.start_ts, 'response_ts', c.end_ts, 'span_start_ts', s.start_ts, 'span_end_ts', s.end_ts,
                    'starts_before_request_ms', date_diff('microsecond', s.start_ts, c.start_ts) / 1000.0,
@@ -155,7 +157,7 @@ WHERE c.start_ts IS NOT NULL
        OR (c.status IN ('ok', 'error', 'tool_error') AND date_diff('microsecond', c.end_ts, s.end_ts) > $skew_ms * 1000));
 
 INSERT INTO _gap_rows
-SELECT 'clock_skew_suspected', 'warning', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
+SELECT 'clock_skew_suspected', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,
        json_object('compared', 'span vs its parent span of another service',
                    'parent_span_id', p.span_id, 'parent_service', p.service_name, 'service', s.service_name,
                    'starts_before_parent_ms', date_diff('microsecond', s.start_ts, p.start_ts) / 1000.0,
@@ -172,7 +174,7 @@ WHERE s.service_name IS DISTINCT FROM p.service_name
 
 -- 2026-07-28 stateless requests carrying no session key at all
 INSERT INTO _gap_rows
-SELECT 'missing_session_key', 'warning', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
+SELECT 'missing_session_key', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'protocol_version', c.protocol_version,
                    'looked_in', ['params._meta session keys', 'Mcp-Client-Session-Id header'])
 FROM calls c
@@ -195,7 +197,7 @@ WITH t AS (
                  WHERE a.session_id = b.session_id AND a.last_ord < b.first_ord) AS prev
     FROM t_end b
 )
-SELECT 'session_reconnect', 'info', r.session_id, r.first_call, NULL, NULL, NULL, r.first_ts,
+SELECT 'session_reconnect', r.session_id, r.first_call, NULL, NULL, NULL, r.first_ts,
        json_object('previous_transport', r.prev, 'new_transport', r.transport_session,
                    'carried_by', s.session_key_source, 'session_key', s.session_key,
                    'previous_transport_events', coalesce(ev.events, []))
@@ -281,7 +283,7 @@ WITH ca AS (
            a.n_unanswered, p.a_id
     FROM _split_pair p JOIN one_b b USING (b_id) JOIN cb USING (b_id) JOIN one_a a ON a.a_id = p.a_id
 )
-SELECT 'session_split', 'error', r.session_id, r.call_id, NULL, NULL, NULL, r.ts,
+SELECT 'session_split', r.session_id, r.call_id, NULL, NULL, NULL, r.ts,
        json_object('other_session_id', r.other, 'part', r.part, 'client_name', r.client_name,
                    'client_version', r.client_version,
                    'seconds_between', date_diff('microsecond', x.a_last, x.b_first) / 1e6,
@@ -297,13 +299,17 @@ LEFT JOIN _split_cand x ON x.a_id = CASE r.part WHEN 'before' THEN r.session_id 
                        AND x.b_id = CASE r.part WHEN 'before' THEN r.other ELSE r.session_id END
 LEFT JOIN ev ON ev.session_id = r.a_id;
 
+-- every code emitted must be in the registry: the first one that is not fails the rebuild
+SELECT error('gap code ' || g.code || ' is not in the registry of gap codes (mcptrace/core/gapcodes.py)')
+FROM (SELECT DISTINCT code FROM _gap_rows) g ANTI JOIN gap_codes k USING (code);
+
 -- one row per code, call, message and span (and part of a split, place of an invalid traceparent,
 -- comparison of a skew): evidence reached twice (a span in two dumps, two rules finding the same
--- thing) is one gap
+-- thing) is one gap; the severity is the registry's
 CREATE OR REPLACE TABLE gaps AS
 SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id, call_id) AS gap_id,
-       code, severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail
-FROM _gap_rows
+       code, k.severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail
+FROM _gap_rows JOIN gap_codes k USING (code)
 QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id,
                                         detail->>'$.part', detail->>'$.where', detail->>'$.compared'
                            ORDER BY ts NULLS LAST, detail::VARCHAR) = 1;
