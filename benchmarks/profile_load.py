@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 
 from mcptrace.analysis import rebuild as analysis
+from mcptrace.core.db import connect
 from mcptrace.ingest import loader
 
 
@@ -67,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        con = TimedConnection(loader.connect(os.path.join(tmp, "p.duckdb")))
+        con = TimedConnection(connect(os.path.join(tmp, "p.duckdb")))
         t1 = time.perf_counter()
         loader.Loader(con).load(args.files)
         t2 = time.perf_counter()

@@ -92,7 +92,7 @@ def main() -> int:
         n_keys = ws.sql("SELECT count(DISTINCT request_session_key) FROM calls WHERE session_id = ?", [sid]).rows()[0][0]
         n_turns = len(ws.turns(sid))
         t = time.perf_counter()
-        lanes = call_lanes(ws, sid)
+        lanes = call_lanes(ws.con, sid)
         rows.append(("lanes in SQL (call_lanes)", time.perf_counter() - t, None))
         n_lanes = max(r[1] for r in lanes.rows()) + 1
         call = ws.sql("SELECT call_id FROM calls WHERE session_id = ? AND status = 'cancelled' ORDER BY start_ord "

@@ -7,10 +7,11 @@ tool-call timelines and parallel-call trees, and show where correlation was lost
 >>> ws.timeline(ws.busiest_session()).show()                 # doctest: +SKIP
 """
 
-from mcptrace.core.errors import MCPTraceError, MissingDependencyError, RecordError, UnrecognizedFormatError
+from mcptrace.core.errors import (MCPTraceError, MissingDependencyError, NotFoundError, RecordError,
+                                  UnrecognizedFormatError)
 from mcptrace.core.keys import KeyConfig
 from mcptrace.core.result import Result
-from mcptrace.workspace import Workspace, load, open
+from mcptrace.workspace import Workspace, load, open, open_dataset
 
 __version__ = "0.1.0"
 
@@ -18,17 +19,7 @@ __version__ = "0.1.0"
 def explore(workspace: Workspace, session_id: str | None = None, **kwargs):
     """An ipywidgets explorer of ``workspace`` (session picker, filters, timeline, waterfall,
     gap list, message inspector); see :func:`mcptrace.explorer.explore`."""
-    from mcptrace.explorer import explore as _explore
-
-    return _explore(workspace, session_id, **kwargs)
-
-
-def open_dataset(location, **kwargs):
-    """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` (a directory or an
-    object-store URL) without copying it; see :func:`mcptrace.core.dataset.open_dataset`."""
-    from mcptrace.core.dataset import open_dataset as _open_dataset
-
-    return _open_dataset(location, **kwargs)
+    return workspace.explore(session_id, **kwargs)
 
 
 __all__ = [
@@ -40,6 +31,7 @@ __all__ = [
     "Result",
     "KeyConfig",
     "MCPTraceError",
+    "NotFoundError",
     "RecordError",
     "UnrecognizedFormatError",
     "MissingDependencyError",

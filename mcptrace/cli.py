@@ -11,8 +11,15 @@ import os
 import sys
 from collections import Counter
 
+from mcptrace.analysis.turns import UNTRACED_RUN
+from mcptrace.core.dataset import is_dataset, is_url
+from mcptrace.core.db import connect
 from mcptrace.core.errors import MCPTraceError
-from mcptrace.core.db import one
+from mcptrace.ingest import readers
+from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
+from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
+from mcptrace.workspace import Workspace
+from mcptrace.workspace import open as open_ws
 
 
 def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
@@ -28,9 +35,6 @@ def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
 
 def _open_existing(db: str):
     """A database file, or a Parquet dataset (directory or object-store URL) attached read-only."""
-    from mcptrace.core.dataset import is_dataset, is_url
-    from mcptrace.workspace import open as open_ws
-
     if not is_url(db) and not os.path.exists(db):
         raise MCPTraceError(f"{db}: no such database; create it with: mcptrace load PATH... --db {db}")
     if os.path.isdir(db) and not is_dataset(db):
@@ -41,10 +45,6 @@ def _open_existing(db: str):
 
 def _open_read_only(location: str):
     """Like :func:`_open_existing`, but a database file is opened read-only (nothing rebuilt or written)."""
-    from mcptrace.core.dataset import is_dataset
-    from mcptrace.ingest.loader import connect
-    from mcptrace.workspace import Workspace
-
     if is_dataset(location) or not os.path.isfile(location):
         return _open_existing(location)
     try:
@@ -59,18 +59,14 @@ def cmd_open(args: argparse.Namespace) -> int:
         if args.sql:
             _print_table(ws.sql(args.sql), max_width=args.width)
             return 0
-        n = one(ws.con, "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM messages), "
-                        "(SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
-                        "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)")
+        n = ws.summary()
         kind = "database (read-only)" if os.path.isfile(args.location) else "Parquet dataset (read-only)"
-        print(f"{args.location}: {kind}: {n[0]} sources, {n[1]} messages, {n[2]} sessions, {n[3]} calls, "
-              f"{n[4]} spans, {n[5]} gaps")
+        print(f"{args.location}: {kind}: {n['sources']} sources, {n['messages']} messages, {n['sessions']} sessions, "
+              f"{n['calls']} calls, {n['spans']} spans, {n['gaps']} gaps")
     return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from mcptrace.workspace import open as open_ws
-
     ws = open_ws(args.db)
     try:
         report = ws.load(args.paths, errors=args.errors, format=args.format, redact=not args.no_redact)
@@ -94,9 +90,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         print("rejected records by reason:")
         for reason, n in reasons.most_common():
             print(f"  {n:>8}  {reason}")
-    n = one(ws.con, "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
-                       "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps)")
-    print(f"{args.db}: {n[0]} sessions, {n[1]} calls, {n[2]} spans, {n[3]} gaps")
+    n = ws.summary()
+    print(f"{args.db}: {n['sessions']} sessions, {n['calls']} calls, {n['spans']} spans, {n['gaps']} gaps")
     ws.close()
     return 0 if report.ok else 1
 
@@ -111,85 +106,55 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def cmd_gaps(args: argparse.Namespace) -> int:
     with _open_existing(args.db) as ws:
-        res = ws.sql("SELECT gap_id, code, severity, session_id, call_id, message_id, trace_id, ts, detail FROM gaps "
-                     "WHERE (?::VARCHAR IS NULL OR code = ?) AND (?::VARCHAR IS NULL OR session_id = ?) ORDER BY gap_id",
-                     [args.code, args.code, args.session, args.session])
+        res = ws.gaps(args.code, args.session).select("gap_id", "code", "severity", "session_id", "call_id",
+                                                      "message_id", "trace_id", "ts", "detail")
         _print_table(res, max_width=args.width)
     return 0
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from mcptrace.render.export import write_figure
-
     with _open_existing(args.db) as ws:
         session = args.session or ws.busiest_session()
-        try:
-            fig = ws.timeline(session)
-        except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 1
-        write_figure(fig, args.out)
+        write_figure(ws.timeline(session), args.out)
     print(f"wrote {args.out} (session {session})")
     return 0
 
 
-TABLE_FORMATS = (".csv", ".parquet", ".json")
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from mcptrace.render.report import write_report
-
     with _open_existing(args.db) as ws:
-        try:
-            write_report(ws, args.out, args.session or None)
-        except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 1
+        ws.write_report(args.out, args.session or None)
     print(f"wrote {args.out}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mcptrace.render.export import write_chrome_trace, write_dataset, write_table
-
     with _open_existing(args.db) as ws:
-        try:
-            if args.parquet:
-                write_dataset(ws, args.parquet)
-                print(f"wrote {args.parquet} (every table, Hive-partitioned by source and day)")
-            if args.chrome_trace:
-                session = args.session or ws.busiest_session()
-                write_chrome_trace(ws, session, args.chrome_trace)
-                print(f"wrote {args.chrome_trace} (session {session}; open it in the Perfetto UI)")
-            for spec in args.table or []:
-                table, _, path = spec.partition("=")
-                write_table(ws, table, path)
-                print(f"wrote {path}")
-        except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 1
+        if args.parquet:
+            ws.write_dataset(args.parquet)
+            print(f"wrote {args.parquet} (every table, Hive-partitioned by source and day)")
+        if args.chrome_trace:
+            session = args.session or ws.busiest_session()
+            ws.write_chrome_trace(session, args.chrome_trace)
+            print(f"wrote {args.chrome_trace} (session {session}; open it in the Perfetto UI)")
+        for spec in args.table or []:
+            table, _, path = spec.partition("=")
+            ws.write_table(table, path)
+            print(f"wrote {path}")
     return 0
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    from mcptrace.render.export import write_figure
-    from mcptrace.render.waterfall import AGGREGATE_ABOVE
-
     note = ""
     with _open_existing(args.db) as ws:
         session = args.session or ws.busiest_session()
-        try:
-            if os.path.splitext(args.out)[1].lower() in TABLE_FORMATS:
-                write_table(ws.tree(session, turn=args.turn, call_id=args.call), args.out)
-            else:
-                write_figure(ws.waterfall(session, turn=args.turn, call_id=args.call), args.out)
-                n = one(ws.con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session])
-                if args.turn is None and args.call is None and n and n[0] > AGGREGATE_ABOVE:
-                    note = (f"; {n[0]} calls: one row per turn, drill down with --turn KEY "
-                            f"(keys: mcptrace turns --db {args.db} --session {session}) or --call ID")
-        except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 1
+        if os.path.splitext(args.out)[1].lower() in FRAME_FORMATS:
+            write_frame(ws.tree(session, turn=args.turn, call_id=args.call), args.out)
+        else:
+            write_figure(ws.waterfall(session, turn=args.turn, call_id=args.call), args.out)
+            n = ws.sql("SELECT n_calls FROM sessions WHERE session_id = ?", [session]).rows()
+            if args.turn is None and args.call is None and n and n[0][0] > WATERFALL_AGGREGATE_ABOVE:
+                note = (f"; {n[0][0]} calls: one row per turn, drill down with --turn KEY "
+                        f"(keys: mcptrace turns --db {args.db} --session {session}) or --call ID")
     selected = f", turn {args.turn}" if args.turn else (f", the turn of call {args.call}" if args.call is not None else "")
     print(f"wrote {args.out} (session {session}{selected}{note})")
     return 0
@@ -201,11 +166,10 @@ def cmd_turns(args: argparse.Namespace) -> int:
         if session is None or not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session]).rows():
             print(f"error: no session {session!r}", file=sys.stderr)
             return 1
-        from mcptrace.analysis.views import TURNS_SQL, UNTRACED_RUN
-
-        _print_table(ws.sql(f"""SELECT turn, name, first_ts, duration_ms, n_calls, n_errors, n_cancelled, n_unanswered,
-                                       n_gaps, array_to_string(gap_codes, ',') AS gap_codes
-                                FROM ({TURNS_SQL}) WHERE NOT $with_gaps OR n_gaps > 0 ORDER BY first_ord""",
+        _print_table(ws.sql("""SELECT turn, name, first_ts, duration_ms, n_calls, n_errors, n_cancelled, n_unanswered,
+                                      n_gaps, array_to_string(gap_codes, ',') AS gap_codes
+                               FROM session_turns($session_id, $run) WHERE NOT $with_gaps OR n_gaps > 0
+                               ORDER BY first_ord""",
                             {"session_id": session, "run": UNTRACED_RUN, "with_gaps": args.with_gaps}),
                      max_width=args.width)
     return 0
@@ -217,20 +181,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def write_table(df, path: str) -> None:
-    ext = os.path.splitext(path)[1].lower()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if ext == ".csv":
-        df.to_csv(path, index=False)
-    elif ext == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        df.to_json(path, orient="records", date_format="iso", indent=1)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from mcptrace.ingest import readers
-
     p = argparse.ArgumentParser(prog="mcptrace", description="Investigate MCP traffic and OTLP traces in DuckDB.")
     sub = p.add_subparsers(dest="command", required=True)
 

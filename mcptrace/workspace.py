@@ -1,4 +1,9 @@
-"""The Workspace: an mcptrace DuckDB database and the verbs over it."""
+"""The Workspace: an mcptrace DuckDB database and the verbs over it (the library's facade).
+
+Every verb delegates to a lower layer with the workspace's DuckDB connection: loading to
+:mod:`mcptrace.ingest`, the rebuild and queries to :mod:`mcptrace.analysis`, charts and files to
+:mod:`mcptrace.render`, the notebook explorer to :mod:`mcptrace.explorer` (docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,23 @@ from typing import Any
 
 import duckdb
 
-from mcptrace.analysis.rebuild import rebuild
-from mcptrace.core.dataset import is_dataset, open_dataset
+from mcptrace.analysis import queries
+from mcptrace.analysis.lanes import call_lanes
+from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, rebuild
+from mcptrace.analysis.skew import adjust_clock_skew
+from mcptrace.analysis.tree import tree
+from mcptrace.analysis.turns import turns
+from mcptrace.core.dataset import attach_dataset, is_dataset
+from mcptrace.core.db import connect, one
 from mcptrace.core.errors import MCPTraceError
 from mcptrace.core.keys import KeyConfig
-from mcptrace.ingest.loader import LoadReport, Loader, connect
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS
 from mcptrace.core.result import Result
-from mcptrace.core.db import one
+from mcptrace.core.result import query as run_query
+from mcptrace.ingest.loader import LoadReport, Loader
+from mcptrace.render import export, report
+from mcptrace.render.timeline import timeline
+from mcptrace.render.waterfall import waterfall
 
 
 class Workspace:
@@ -34,6 +48,7 @@ class Workspace:
         self.keys = keys or KeyConfig()
         self.read_only = read_only
         self.last_report: LoadReport | None = None
+        queries.install(con)
 
     # -- loading --------------------------------------------------------------------
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: str = "collect",
@@ -61,7 +76,7 @@ class Workspace:
     # -- queries --------------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
         """Run SQL against the database; values go in ``params`` (``?`` or ``$name``), never into the string."""
-        return Result(self.con.sql(query, params=params).to_arrow_table())
+        return run_query(self.con, query, params)
 
     def sessions(self) -> Result:
         """Logical sessions (host conversations), busiest first.
@@ -111,8 +126,7 @@ class Workspace:
         info), session_id VARCHAR, call_id/message_id BIGINT, trace_id/span_id VARCHAR,
         ts TIMESTAMPTZ (UTC), detail JSON (the keys compared and what was found).
         """
-        return self.sql("SELECT * FROM gaps WHERE (?::VARCHAR IS NULL OR code = ?) AND (?::VARCHAR IS NULL OR session_id = ?) "
-                        "ORDER BY gap_id", [code, code, session_id, session_id])
+        return queries.gaps(self.con, code, session_id)
 
     def spans(self, trace_id: str | None = None) -> Result:
         """OTLP spans in start order, optionally of one trace (32 hex digits).
@@ -162,62 +176,74 @@ class Workspace:
         row = one(self.con, "SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1")
         return row[0] if row else None
 
-    # -- charts ---------------------------------------------------------------------
+    # -- charts and files -------------------------------------------------------------
     def timeline(self, session_id: str | None = None, **kwargs: Any):
         """A plotly Figure of one session's calls (the busiest without ``session_id``), with an
         overview strip above ``aggregate_above`` calls (default
-        :data:`mcptrace.render.timeline.AGGREGATE_ABOVE`); see :func:`mcptrace.render.timeline.timeline`."""
-        from mcptrace.render.timeline import timeline
-
-        return timeline(self, session_id or self.busiest_session(), **kwargs)
+        :data:`mcptrace.render.timeline.AGGREGATE_ABOVE`); see :func:`mcptrace.render.timeline.timeline`.
+        Raises :class:`mcptrace.NotFoundError` for an unknown session."""
+        return timeline(self.con, session_id or self.busiest_session(), **kwargs)
 
     def tree(self, session_id: str, *, turn: str | None = None, call_id: int | None = None):
         """The session's parallel-call tree as a pandas DataFrame, or with ``turn`` (a key of
         :meth:`turns`) or ``call_id`` (that call's turn) only that turn's rows; see
-        :func:`mcptrace.analysis.views.tree`."""
-        from mcptrace.analysis.views import tree
-
-        return tree(self, session_id, turn=turn, call_id=call_id)
+        :func:`mcptrace.analysis.tree.tree`. Raises :class:`mcptrace.NotFoundError`."""
+        return tree(self.con, session_id, turn=turn, call_id=call_id)
 
     def turns(self, session_id: str) -> Result:
         """One row per turn of the session (calls, errors, gaps, time range) with the keys to drill
-        down with; see :func:`mcptrace.analysis.views.turns`."""
-        from mcptrace.analysis.views import turns
-
-        return turns(self, session_id)
+        down with; see :func:`mcptrace.analysis.turns.turns`."""
+        return turns(self.con, session_id)
 
     def waterfall(self, session_id: str, *, turn: str | None = None, call_id: int | None = None, **kwargs: Any):
         """A Jaeger-style plotly Figure of the session's tree: one row per turn above
         ``aggregate_above`` calls (default :data:`mcptrace.render.waterfall.AGGREGATE_ABOVE`), and with
         ``turn`` (a key of :meth:`turns`) or ``call_id`` (that call's turn) the detailed rows of
-        that turn; see :func:`mcptrace.render.waterfall.waterfall`."""
-        from mcptrace.render.waterfall import waterfall
+        that turn; see :func:`mcptrace.render.waterfall.waterfall`. Raises :class:`mcptrace.NotFoundError`."""
+        return waterfall(self.con, session_id, turn=turn, call_id=call_id, **kwargs)
 
-        return waterfall(self, session_id, turn=turn, call_id=call_id, **kwargs)
+    def call_lanes(self, session_id: str) -> Result:
+        """The lane of each call of the session (``call_id``, ``lane``); see
+        :func:`mcptrace.analysis.lanes.call_lanes`."""
+        return call_lanes(self.con, session_id)
 
     def concurrency(self, session_id: str | None = None) -> Result:
-        """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.analysis.views.concurrency`."""
-        from mcptrace.analysis.views import concurrency
-
-        return concurrency(self, session_id)
+        """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.analysis.queries.concurrency`."""
+        return queries.concurrency(self.con, session_id)
 
     def coverage(self, every: str = "1 minute") -> Result:
         """Share of requests with trace context and a session key per client, server and time bucket;
-        see :func:`mcptrace.analysis.views.coverage`."""
-        from mcptrace.analysis.views import coverage
+        see :func:`mcptrace.analysis.queries.coverage`."""
+        return queries.coverage(self.con, every)
 
-        return coverage(self, every)
+    def summary(self) -> dict[str, int]:
+        """Row counts: sources, messages, sessions, calls, spans, gaps, rejects; see
+        :func:`mcptrace.analysis.queries.summary`."""
+        return queries.summary(self.con)
 
-    def adjust_clock_skew(self, tolerance_ms: float = 5.0) -> int:
+    def adjust_clock_skew(self, tolerance_ms: float = SKEW_TOLERANCE_MS) -> int:
         """Opt-in: fill ``spans.adjusted_start_ts/adjusted_end_ts/clock_adjustment_ms`` (raw times
         untouched); returns the number of spans shifted. See :mod:`mcptrace.analysis.skew`. Raises
         :class:`mcptrace.MCPTraceError` on a read-only workspace."""
-        from mcptrace.analysis.skew import adjust_clock_skew
-
         if self.read_only:
             raise MCPTraceError(f"{self.path}: read-only; adjust clock skew in a database (mcptrace.load(..., db=FILE))")
+        return adjust_clock_skew(self.con, tolerance_ms)
 
-        return adjust_clock_skew(self, tolerance_ms)
+    def write_report(self, path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kwargs: Any) -> str:
+        """Write the self-contained HTML incident report; see :func:`mcptrace.render.report.report_html`."""
+        return report.write_report(self.con, path, session_ids, **kwargs)
+
+    def write_table(self, table: str, path: str | os.PathLike) -> str:
+        """Write one contract table to ``.parquet`` or ``.csv``; see :func:`mcptrace.render.export.write_table`."""
+        return export.write_table(self.con, table, path)
+
+    def write_dataset(self, directory: str | os.PathLike) -> dict[str, str]:
+        """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.render.export.write_dataset`."""
+        return export.write_dataset(self.con, directory)
+
+    def write_chrome_trace(self, session_id: str, path: str | os.PathLike) -> str:
+        """Write one session as Chrome Trace Event JSON (Perfetto); see :func:`mcptrace.render.export.chrome_trace`."""
+        return export.write_chrome_trace(self.con, session_id, path)
 
     def explore(self, session_id: str | None = None, **kwargs: Any):
         """An ipywidgets explorer of this workspace for Jupyter; see :func:`mcptrace.explorer.explore`."""
@@ -236,9 +262,9 @@ class Workspace:
         self.close()
 
     def __repr__(self) -> str:
-        n = one(self.con, "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM sessions), "
-                             "(SELECT count(*) FROM calls), (SELECT count(*) FROM gaps)")
-        return f"<mcptrace.Workspace {self.path or ':memory:'}: {n[0]} sources, {n[1]} sessions, {n[2]} calls, {n[3]} gaps>"
+        n = self.summary()
+        return (f"<mcptrace.Workspace {self.path or ':memory:'}: {n['sources']} sources, {n['sessions']} sessions, "
+                f"{n['calls']} calls, {n['gaps']} gaps>")
 
 
 def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
@@ -294,3 +320,13 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
     ws = open(db, keys=keys)
     ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys)
     return ws
+
+
+def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = None,
+                 setup_sql: Sequence[str] = ()) -> Workspace:
+    """Attach a Parquet dataset written by ``mcptrace export --parquet DIR`` (a local directory or an
+    object-store URL) as a read-only :class:`Workspace`, without copying; see
+    :func:`mcptrace.core.dataset.attach_dataset` for how URLs are read. Loading into it raises
+    :class:`mcptrace.MCPTraceError`, as does a location holding no ``messages`` table."""
+    con = attach_dataset(location, storage_options=storage_options, setup_sql=setup_sql)
+    return Workspace(con, path=os.fspath(location), read_only=True)

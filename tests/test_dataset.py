@@ -7,11 +7,13 @@ import os
 import pyarrow.dataset as ds
 
 from conftest import SAMPLES
-from mcptrace.core.dataset import TABLES, open_dataset, write_dataset
+from mcptrace import open_dataset
+from mcptrace.core.db import TABLES
+from mcptrace.render.export import write_dataset
 
 
 def test_dataset_round_trip(samples_ws, tmp_path):
-    paths = write_dataset(samples_ws, tmp_path / "dataset")
+    paths = write_dataset(samples_ws.con, tmp_path / "dataset")
     assert sorted(paths) == sorted(TABLES)
     # partitioned by source and day, readable by any Parquet engine
     msgs = ds.dataset(paths["messages"], format="parquet", partitioning="hive")
@@ -53,7 +55,7 @@ def test_open_and_load_attach_a_dataset_read_only(samples_ws, tmp_path):
     import mcptrace
     from mcptrace.core.errors import MCPTraceError
 
-    write_dataset(samples_ws, tmp_path / "ds")
+    write_dataset(samples_ws.con, tmp_path / "ds")
     assert (tmp_path / "ds" / "mcptrace-dataset.json").exists()
     for ws in (mcptrace.open(tmp_path / "ds"), mcptrace.load(str(tmp_path / "ds"))):
         assert ws.read_only
@@ -90,7 +92,7 @@ def test_dataset_in_an_s3_object_store(samples_ws, tmp_path, monkeypatch):
         endpoint = f"http://{host}:{port}"
         fs = s3fs.S3FileSystem(endpoint_url=endpoint)
         fs.mkdir("incidents")
-        write_dataset(samples_ws, tmp_path / "ds")
+        write_dataset(samples_ws.con, tmp_path / "ds")
         fs.put(str(tmp_path / "ds"), "incidents/2026-11/ds", recursive=True)
 
         ws = mcptrace.open("s3://incidents/2026-11/ds", storage_options={"endpoint_url": endpoint})

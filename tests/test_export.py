@@ -15,7 +15,7 @@ from mcptrace.render.export import TABLES, chrome_trace, write_chrome_trace, wri
 
 def test_chrome_trace_of_a_session(samples_ws, tmp_path):
     sid = samples_ws.busiest_session()
-    doc = json.load(open(write_chrome_trace(samples_ws, sid, tmp_path / "session.trace.json")))
+    doc = json.load(open(write_chrome_trace(samples_ws.con, sid, tmp_path / "session.trace.json")))
     ev = doc["traceEvents"]
     calls = samples_ws.calls(sid).rows()
     # every call is one async begin/end pair with its call id
@@ -42,18 +42,18 @@ def test_chrome_trace_of_a_session(samples_ws, tmp_path):
     names = {e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "process_name"}
     assert {"MCP calls (wire)", "agent-host", "weather-mcp-stdio", "downstream-api"} <= names
     with pytest.raises(KeyError):
-        chrome_trace(samples_ws, "s_nope")
+        chrome_trace(samples_ws.con, "s_nope")
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_tables_to_parquet_and_csv(samples_ws, tmp_path, table):
     n = len(samples_ws.sql(f'SELECT * FROM "{table}"'))
-    assert pq.read_table(write_table(samples_ws, table, tmp_path / f"{table}.parquet")).num_rows == n
-    assert pacsv.read_csv(write_table(samples_ws, table, tmp_path / f"{table}.csv")).num_rows == n
+    assert pq.read_table(write_table(samples_ws.con, table, tmp_path / f"{table}.parquet")).num_rows == n
+    assert pacsv.read_csv(write_table(samples_ws.con, table, tmp_path / f"{table}.csv")).num_rows == n
 
 
 def test_unknown_table_or_format(samples_ws, tmp_path):
     with pytest.raises(mcptrace.MCPTraceError):
-        write_table(samples_ws, "calls; DROP TABLE calls", tmp_path / "x.csv")
+        write_table(samples_ws.con, "calls; DROP TABLE calls", tmp_path / "x.csv")
     with pytest.raises(mcptrace.MCPTraceError):
-        write_table(samples_ws, "calls", tmp_path / "x.xlsx")
+        write_table(samples_ws.con, "calls", tmp_path / "x.xlsx")

@@ -88,8 +88,8 @@ def test_touching_and_zero_length_intervals(con):
 
 
 def test_lanes_sql_sizes_its_pointer_jumping_from_n():
-    assert lanes_sql("SELECT 1 AS id, 0 AS s, 1 AS e", 1).count("_lane_p") < \
-        lanes_sql("SELECT 1 AS id, 0 AS s, 1 AS e", 100_000).count("_lane_p")
+    assert lanes_sql(1).count("_lane_p") < \
+        lanes_sql(100_000).count("_lane_p")
 
 
 @pytest.mark.parametrize("path", [SAMPLES, ROOT / "data" / "incidents", ROOT / "data" / "bare"],
@@ -98,7 +98,7 @@ def test_call_lanes_of_every_real_session(path):
     ws = mcptrace.load(path)
     try:
         for (sid,) in ws.sql("SELECT session_id FROM sessions").rows():
-            lane = dict(call_lanes(ws, sid).rows())
+            lane = dict(call_lanes(ws.con, sid).rows())
             calls = ws.sql("SELECT call_id, start_ord, end_ord, epoch_us(start_ts), epoch_us(end_ts) FROM calls "
                            "WHERE session_id = ?", [sid]).rows()
             assert set(lane) == {c[0] for c in calls}
@@ -110,6 +110,6 @@ def test_call_lanes_of_every_real_session(path):
                     if times[a][0] is not None and times[b][0] is not None:
                         assert not overlap(times[a], times[b]), (sid, a, b)
             assert max(lane.values()) + 1 == fewest_lanes(list(ords.values()))
-        assert len(call_lanes(ws, "s_nope")) == 0
+        assert len(call_lanes(ws.con, "s_nope")) == 0
     finally:
         ws.close()

@@ -10,7 +10,7 @@ import duckdb
 
 import mcptrace
 from conftest import ROOT, SAMPLES
-from mcptrace.ingest.loader import connect
+from mcptrace.core.db import connect
 
 
 def test_rows_of_a_load_that_died_are_gone_when_the_database_is_opened(tmp_path):
@@ -35,9 +35,9 @@ def test_a_folder_of_captures_with_a_messages_subfolder_is_loaded_not_attached(t
 
 
 def test_a_dataset_in_a_directory_with_glob_characters_opens(samples_ws, tmp_path):
-    from mcptrace.core.dataset import write_dataset
+    from mcptrace.render.export import write_dataset
 
-    write_dataset(samples_ws, tmp_path / "run[1]*")
+    write_dataset(samples_ws.con, tmp_path / "run[1]*")
     ws = mcptrace.open(tmp_path / "run[1]*")
     assert len(ws.calls()) == len(samples_ws.calls())
 

@@ -55,7 +55,7 @@ def _rendered_dom(path) -> str:
 
 
 def test_report_sections(samples_ws, tmp_path):
-    html = open(write_report(samples_ws, tmp_path / "report.html"), encoding="utf-8").read()
+    html = open(write_report(samples_ws.con, tmp_path / "report.html"), encoding="utf-8").read()
     for heading in ("Calls by status", "Gaps by code", "Sources", "Sessions", "Where correlation was lost",
                     "Correlation coverage"):
         assert f"<h2>{heading}</h2>" in html
@@ -70,7 +70,7 @@ def test_report_sections(samples_ws, tmp_path):
 
 def test_hostile_strings_stay_text_in_report_and_timeline(tmp_path):
     ws = mcptrace.load(_hostile_capture(tmp_path))
-    report = write_report(ws, tmp_path / "report.html")
+    report = write_report(ws.con, tmp_path / "report.html")
     timeline = write_figure(ws.timeline(ws.busiest_session()), tmp_path / "timeline.html")
     waterfall = write_figure(ws.waterfall(ws.busiest_session()), tmp_path / "waterfall.html")
     for path in (report, timeline, waterfall):

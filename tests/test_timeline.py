@@ -81,7 +81,7 @@ def test_bare_capture_is_drawn_against_message_order(tmp_path):
 def test_lanes_are_the_sql_lanes_and_segments_break_between_calls(samples_ws):
     for (sid,) in samples_ws.sql("SELECT session_id FROM sessions").rows():
         fig = samples_ws.timeline(sid)
-        lane = dict(call_lanes(samples_ws, sid).rows())
+        lane = dict(call_lanes(samples_ws.con, sid).rows())
         drawn = {int(row[6]): int(y) for t in _call_markers(fig) for row, y in zip(t.customdata, t.y)}
         assert drawn == lane
         for t in fig.data:

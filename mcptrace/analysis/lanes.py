@@ -6,7 +6,7 @@ are perfect). The classic way, greedy "lowest free lane" in start order, walks t
 one by one; here the assignment is a fixed number of set-based SQL steps (window functions and
 joins), so a 50k-call session gets its lanes inside DuckDB in a few tens of milliseconds.
 
-How it works (``LANES_SQL``):
+How it works (``LANES_SQL``, over the intervals registered as the relation ``_lane_src``):
 
 1. *Clusters*. In start order, an interval that starts at or after the end of everything before
    it opens a new cluster (a running ``max(end)``, like ``parallel_group``). Clusters are
@@ -34,23 +34,20 @@ lowest-free-lane only in *which* free lane a start takes (the most recently free
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from mcptrace.core.db import one
 from mcptrace.core.result import Result
 
-if TYPE_CHECKING:  # pragma: no cover
-    from mcptrace.workspace import Workspace
-
-#: The lane query over ``{source}``, a SELECT of ``id`` (unique), ``s`` (start) and ``e`` (end,
+#: The lane query over the relation ``_lane_src``: ``id`` (unique), ``s`` (start) and ``e`` (end,
 #: NULL = open to the end of the capture); ``s``/``e`` are numbers (epoch µs, message order, …).
-#: ``{jumps}`` are the pointer-jumping steps and ``{last}`` the name of the last one.
+#: ``{jumps}`` are the pointer-jumping steps and ``{last}`` the name of the last one (the only
+#: parts :func:`lanes_sql` generates: their number depends on how many intervals there are).
 LANES_SQL = """
 WITH _lane_iv AS MATERIALIZED (
-    SELECT id, s::DOUBLE AS s, CASE WHEN e IS NULL THEN NULL ELSE greatest(e, s)::DOUBLE END AS e FROM ({source})
+    SELECT id, s::DOUBLE AS s, CASE WHEN e IS NULL THEN NULL ELSE greatest(e, s)::DOUBLE END AS e FROM _lane_src
 ), _lane_r AS (
     SELECT id, s, e, row_number() OVER (ORDER BY s, e NULLS LAST, id) AS idx FROM _lane_iv
 ), _lane_c AS (
@@ -91,33 +88,37 @@ _JUMP = ", _lane_p{k} AS MATERIALIZED (SELECT a.id, b.ptr FROM _lane_p{j} a JOIN
 CALL_INTERVALS_SQL = "SELECT call_id AS id, start_ord AS s, end_ord AS e FROM calls WHERE session_id = $session_id"
 
 
-def lanes_sql(source: str, n: int) -> str:
-    """The lane query over ``source`` (a SELECT of ``id``, ``s``, ``e``; see :data:`LANES_SQL`)
-    for at most ``n`` intervals (it sizes the pointer jumping). Returns SQL yielding
-    ``id``, ``lane`` INTEGER (0-based). ``source`` is SQL text of the caller's own, with values
-    passed as parameters, never user text."""
+def lanes_sql(n: int) -> str:
+    """The lane query (see :data:`LANES_SQL`) for at most ``n`` intervals in the relation
+    ``_lane_src`` (``n`` sizes the pointer jumping: ``ceil(log2(n)) + 1`` steps). Returns SQL
+    yielding ``id``, ``lane`` INTEGER (0-based)."""
     steps = max(1, int(n).bit_length()) + 1
     jumps = "".join(_JUMP.format(k=k, j=k - 1) for k in range(1, steps + 1))
-    return LANES_SQL.format(source=source, jumps=jumps, last=f"_lane_p{steps}")
+    return LANES_SQL.format(jumps=jumps, last=f"_lane_p{steps}")
 
 
 def lanes(con: duckdb.DuckDBPyConnection, source: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
-    """Lanes of the intervals ``source`` yields (see :data:`LANES_SQL`), as an Arrow table
-    ``id``, ``lane`` INTEGER (0-based), in no particular order.
+    """Lanes of the intervals the query ``source`` yields (columns ``id``, ``s``, ``e``; see
+    :data:`LANES_SQL`), as an Arrow table ``id``, ``lane`` INTEGER (0-based), in no particular order.
+    ``source`` runs on its own with ``params``; its result is handed to the lane query as a relation.
 
     >>> lanes(con, "SELECT * FROM (VALUES (1, 0, 10), (2, 5, NULL), (3, 10, 12)) t(id, s, e)")  # doctest: +SKIP
     """
-    n = one(con, f"SELECT count(*) FROM ({source})", params)[0]
-    return con.sql(lanes_sql(source, n), params=params).to_arrow_table()
+    intervals = con.sql(source, params=params).to_arrow_table()
+    con.register("_lane_src", intervals)
+    try:
+        return con.sql(lanes_sql(intervals.num_rows)).to_arrow_table()
+    finally:
+        con.unregister("_lane_src")
 
 
-def call_lanes(ws: "Workspace", session_id: str) -> Result:
-    """The lane of each call of one session: ``call_id`` BIGINT, ``lane`` INTEGER (0-based).
+def call_lanes(con: duckdb.DuckDBPyConnection, session_id: str) -> Result:
+    """The lane of each call of one session: ``call_id`` BIGINT, ``lane`` INTEGER (0-based), by call_id.
 
     Calls in one lane never overlap (in message order, hence in time); a call still open at the
     end of the capture keeps its lane to the end; a session uses as many lanes as it has calls in
     flight at once (``sessions.max_parallel``, counted in message order). Unknown sessions give no
     rows."""
-    n = one(ws.con, "SELECT count(*) FROM calls WHERE session_id = ?", [session_id])[0]
-    return ws.sql(f"SELECT id AS call_id, lane FROM ({lanes_sql(CALL_INTERVALS_SQL, n)}) ORDER BY call_id",
-                  {"session_id": session_id})
+    t = lanes(con, CALL_INTERVALS_SQL, {"session_id": session_id})
+    t = t.rename_columns(["call_id", "lane"]).sort_by("call_id")
+    return Result(t.cast(pa.schema([("call_id", pa.int64()), ("lane", pa.int32())])))

@@ -12,14 +12,14 @@ clock). Raw times are never replaced: the results go to ``spans.adjusted_start_t
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 
-if TYPE_CHECKING:  # pragma: no cover
-    from mcptrace.workspace import Workspace
+from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS
 
-def adjust_clock_skew(ws: "Workspace", tolerance_ms: float = 5.0) -> int:
+
+def adjust_clock_skew(con: duckdb.DuckDBPyConnection, tolerance_ms: float = SKEW_TOLERANCE_MS) -> int:
     """Compute the adjusted span times for every trace; returns how many spans were shifted.
 
     A span is shifted only when it lies outside its parent by more than ``tolerance_ms``
@@ -27,7 +27,6 @@ def adjust_clock_skew(ws: "Workspace", tolerance_ms: float = 5.0) -> int:
     after its parent is not skew.
     """
     tol = int(tolerance_ms * 1e6)
-    con = ws.con
     t = con.sql("SELECT trace_id, span_id, parent_span_id, service_name, start_unix_nano, end_unix_nano "
                 "FROM spans ORDER BY trace_id, start_unix_nano").to_arrow_table()
     cols = {name: t.column(name).to_pylist() for name in t.column_names}

@@ -1,9 +1,9 @@
-"""Parquet datasets: every table written Hive-partitioned, attached again without copying.
+"""Parquet datasets: the layout written by :func:`mcptrace.render.export.write_dataset`, attached without copying.
 
 ``mcptrace export --db FILE --parquet DIR`` writes ``DIR/<table>/source_id=<n>/day=<YYYY-MM-DD>/*.parquet``
 (calls, sessions and gaps by day only; sources, rejects and call_spans as one file each) plus
 ``DIR/mcptrace-dataset.json`` naming the tables. Any Parquet engine reads it (pandas, polars,
-Spark, DuckDB). :func:`open_dataset` attaches a local directory or an object-store URL as views
+Spark, DuckDB). :func:`attach_dataset` attaches a local directory or an object-store URL as views
 over ``read_parquet(..., hive_partitioning = true)``: queries stream from the files, so analyses
 of captures larger than memory run out of core.
 
@@ -16,7 +16,6 @@ through an fsspec filesystem registered with DuckDB (``pip install 'mcptrace[clo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from glob import escape, iglob
@@ -24,10 +23,10 @@ from collections.abc import Sequence
 
 import duckdb
 
+from mcptrace.core.db import TABLES, install_macros
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.sqlfiles import statements
 
-TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
-          "call_spans", "gaps")
 MANIFEST = "mcptrace-dataset.json"
 #: tables that datasets written by earlier versions lack: attached empty when absent
 LATER_TABLES = ("http_events", "span_duplicates")
@@ -38,7 +37,7 @@ _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)
 _FSSPEC_PROTOCOL = {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "r2": "s3"}
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """A SQL string literal (COPY and views take no parameters for their paths)."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -50,7 +49,7 @@ def is_url(location: str | os.PathLike) -> bool:
 
 
 def is_dataset(location: str | os.PathLike) -> bool:
-    """True for an object-store URL or a local directory written by :func:`write_dataset`."""
+    """True for an object-store URL or a local directory written by :func:`mcptrace.render.export.write_dataset`."""
     location = os.fspath(location)
     if is_url(location):
         return True
@@ -61,41 +60,6 @@ def is_dataset(location: str | os.PathLike) -> bool:
     # a dataset written before the manifest existed: Parquet files under messages/ (a folder of
     # captures that happens to have a messages/ subfolder is not one)
     return next(iglob(os.path.join(escape(location), "messages", "**", "*.parquet"), recursive=True), None) is not None
-
-
-def write_dataset(ws, directory: str | os.PathLike) -> dict[str, str]:
-    """Write every table to ``directory/<table>/`` as a Hive-partitioned Parquet dataset.
-
-    Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
-    (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``, ``unknown`` without one);
-    calls, sessions and gaps by ``day``; the rest are single files. Writes ``mcptrace-dataset.json``
-    at the top. Returns {table: path}. Raises ``duckdb.IOException`` when the directory cannot
-    be written.
-    """
-    directory = os.path.abspath(os.fspath(directory))
-    os.makedirs(directory, exist_ok=True)
-    cols = {t: {c for (c,) in ws.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                                     [t]).rows()} for t in TABLES}
-    out = {}
-    for table in TABLES:
-        path = os.path.join(directory, table)
-        day = DAY_COLUMN.get(table)
-        parts = [p for p in ("source_id",) if p in cols[table] and day]
-        if day:
-            parts.append("day")
-            query = f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"'
-            ws.con.execute(f"COPY ({query}) TO {_literal(path)} "
-                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
-        else:
-            os.makedirs(path, exist_ok=True)
-            ws.con.execute(f'COPY (SELECT * FROM "{table}") TO {_literal(os.path.join(path, "data.parquet"))} '
-                           "(FORMAT PARQUET)")
-        out[table] = path
-    with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump({"format": "mcptrace-dataset", "version": 1, "tables": list(TABLES),
-                   "partitioned_by": {t: (["source_id", "day"] if t in ("messages", "spans") else ["day"])
-                                      for t in DAY_COLUMN}}, f, indent=2)
-    return out
 
 
 def _reason(e: BaseException) -> str:
@@ -138,21 +102,17 @@ def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dic
     raise MCPTraceError(f"{url}: cannot read {scheme}:// URLs: " + "; ".join(problems))
 
 
-def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = None,
-                 setup_sql: Sequence[str] = ()):
-    """Attach a dataset written by :func:`write_dataset` as views, without copying it.
+def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None = None,
+                   setup_sql: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
+    """Attach a dataset written by :func:`mcptrace.render.export.write_dataset` as views, without copying it.
 
     ``location``: a local directory or an object-store URL (see the module docs for how URLs
     are read; ``storage_options`` force the fsspec route, ``setup_sql`` statements run first,
-    e.g. a DuckDB ``CREATE SECRET``). Returns a :class:`mcptrace.Workspace` over an in-memory
-    DuckDB whose tables are views on ``read_parquet(<location>/<table>/**/*.parquet,
+    e.g. a DuckDB ``CREATE SECRET``). Returns an in-memory DuckDB connection whose tables are views on ``read_parquet(<location>/<table>/**/*.parquet,
     hive_partitioning = true)``; queries, timelines and trees run out of core. The ``day``
-    partition column is dropped from the views. Read-only: loading into it raises
-    :class:`mcptrace.MCPTraceError`, as does a location holding no ``messages`` table.
+    partition column is dropped from the views. Raises :class:`mcptrace.MCPTraceError` for a location holding no readable ``messages`` table;
+    :func:`mcptrace.open` wraps the connection in a read-only Workspace.
     """
-    from mcptrace.ingest.loader import install_macros
-    from mcptrace.workspace import Workspace
-
     location = os.fspath(location)
     url = is_url(location)
     base = location.rstrip("/") if url else os.path.abspath(location)
@@ -167,21 +127,19 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
     install_macros(con)
     for table in TABLES:
         if url:
-            files = _literal(f"{base}/{table}/**/*.parquet")
+            files = sql_literal(f"{base}/{table}/**/*.parquet")
         else:  # listed here: DuckDB's glob would read [ ] * ? in the directory's own name as patterns
             found = sorted(iglob(os.path.join(escape(base), table, "**", "*.parquet"), recursive=True))
-            files = "[" + ", ".join(_literal(f) for f in found) + "]" if found else _literal(f"{base}/{table}/*.parquet")
+            files = "[" + ", ".join(sql_literal(f) for f in found) + "]" if found else sql_literal(f"{base}/{table}/*.parquet")
         src = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
         exclude = " EXCLUDE (day)" if table in DAY_COLUMN else ""
         try:
             con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
         except duckdb.Error as e:
             if table in LATER_TABLES and (url or not found):
-                from mcptrace.core.sqlfiles import statements
-
                 con.execute(next(st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st))
                 continue
             con.close()
             raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "
                                 f"({_reason(e)})") from e
-    return Workspace(con, path=location, read_only=True)
+    return con

@@ -7,6 +7,24 @@ class MCPTraceError(Exception):
     """Base class of every error mcptrace raises on purpose."""
 
 
+class NotFoundError(MCPTraceError, KeyError):
+    """An id that names nothing in the database: a session, turn, call, gap, table or format.
+
+    Attributes: ``kind`` (str, e.g. ``"session"``) and ``key`` (the id asked for). A ``KeyError``
+    too, so ``except KeyError`` keeps working; ``str()`` is the plain message.
+    """
+
+    def __init__(self, kind: str, key: object, where: str = "", known: str = "", *, message: str | None = None) -> None:
+        self.kind = kind
+        self.key = key
+        if message is None:
+            message = f"no {kind} {key!r}" + (f" in {where}" if where else "") + (f"; known: {known}" if known else "")
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class UnrecognizedFormatError(MCPTraceError):
     """A file is not a capture or trace dump of any known format.
 

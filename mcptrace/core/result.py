@@ -37,6 +37,10 @@ class Result:
     def columns(self) -> list[str]:
         return self._table.column_names
 
+    def select(self, *columns: str) -> "Result":
+        """These columns only, in this order."""
+        return Result(self._table.select(list(columns)))
+
     def rows(self) -> list[tuple]:
         """Rows as Python tuples (for small results)."""
         cols = [c.to_pylist() for c in self._table.columns]
@@ -50,3 +54,9 @@ class Result:
 
     def _repr_html_(self) -> str:
         return self.df().head(50)._repr_html_()
+
+
+def query(con, sql: str, params=None) -> Result:
+    """Run ``sql`` on the DuckDB connection ``con`` with ``params`` (``?`` or ``$name``) and
+    materialise it as a :class:`Result`."""
+    return Result(con.sql(sql, params=params).to_arrow_table())

@@ -316,7 +316,7 @@ class ExplorerModel:
         return bool(row) and row[0][0] > self.aggregate_above
 
     def turns(self, session_id: str) -> list[dict]:
-        """The session's turns in wire order as dicts (columns of :func:`mcptrace.analysis.views.turns`
+        """The session's turns in wire order as dicts (columns of :func:`mcptrace.analysis.turns.turns`
         plus ``offset_ms``: ms since the session's first call)."""
         if session_id not in self._turns:
             self._turns[session_id] = _dicts_with_offset(self.ws.turns(session_id), self.session_t0(session_id),
@@ -326,9 +326,9 @@ class ExplorerModel:
     def turn_of(self, session_id: str, call_id: int) -> str | None:
         """The turn key (as in :meth:`turns`) of a call of the session, None for other calls."""
         if session_id not in self._turn_keys:
-            from mcptrace.analysis.views import TURN_KEYS_SQL, UNTRACED_RUN
+            from mcptrace.analysis.turns import UNTRACED_RUN
 
-            self._turn_keys[session_id] = dict(self.ws.sql(f"SELECT call_id, turn FROM ({TURN_KEYS_SQL})", {
+            self._turn_keys[session_id] = dict(self.ws.sql("SELECT call_id, turn FROM turn_keys($session_id, $run)", {
                 "session_id": session_id, "run": UNTRACED_RUN}).rows())
         return self._turn_keys[session_id].get(call_id)
 

@@ -7,13 +7,18 @@ One browser process serves every image a process writes (kaleido's sync server).
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections import defaultdict
 
+import duckdb
 import plotly.graph_objects as go
 
-from mcptrace.core.errors import MCPTraceError
+from mcptrace.analysis.lanes import call_lanes
+from mcptrace.core.dataset import DAY_COLUMN, MANIFEST, sql_literal
+from mcptrace.core.db import TABLES
+from mcptrace.core.errors import MCPTraceError, NotFoundError
 
 FORMATS = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg"}
 
@@ -64,12 +69,7 @@ def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: b
 
 # -- Chrome Trace Event Format -----------------------------------------------------------
 
-#: Tables that :func:`write_table` exports by name.
-TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
-          "call_spans", "gaps")
-
-
-def chrome_trace(ws, session_id: str) -> dict:
+def chrome_trace(con: duckdb.DuckDBPyConnection, session_id: str) -> dict:
     """A session as Chrome Trace Event Format JSON (opens in the Perfetto UI and chrome://tracing).
 
     Shape (https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU):
@@ -77,16 +77,18 @@ def chrome_trace(ws, session_id: str) -> dict:
     ``id`` = call_id, one track per lane of concurrent calls); each service of the spans is
     a process, with spans as complete events (``ph`` ``X``) on tracks where they nest; a flow (``ph`` ``s``/``f``) joins each call's client span to its server span.
     Timestamps are microseconds since the Unix epoch (UTC). Gap markers are instant events.
+    Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown session.
     """
-    from mcptrace.analysis.lanes import call_lanes
+    def rows(sql: str, params: list) -> list[tuple]:
+        return con.execute(sql, params).fetchall()
 
-    calls = ws.sql("SELECT call_id, coalesce(tool_name, method), rpc_id, status, trace_id, start_ts, end_ts, "
+    calls = rows("SELECT call_id, coalesce(tool_name, method), rpc_id, status, trace_id, start_ts, end_ts, "
                    "epoch_us(start_ts), epoch_us(end_ts) FROM calls WHERE session_id = ? AND start_ts IS NOT NULL "
-                   "ORDER BY start_ord", [session_id]).rows()
-    if not calls and not ws.sql("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).rows():
-        raise KeyError(f"no session {session_id!r}")
+                   "ORDER BY start_ord", [session_id])
+    if not calls and not rows("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]):
+        raise NotFoundError("session", session_id)
     end_us = max([c[8] for c in calls if c[8] is not None] + [c[7] for c in calls] + [0])
-    lane_of = dict(call_lanes(ws, session_id).rows())
+    lane_of = dict(call_lanes(con, session_id).rows())
     lanes = [lane_of[c[0]] for c in calls]
     events: list[dict] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "MCP calls (wire)"}},
                           {"ph": "M", "pid": 1, "name": "process_sort_index", "args": {"sort_index": 0}}]
@@ -95,13 +97,13 @@ def chrome_trace(ws, session_id: str) -> dict:
         events.append({"ph": "b", "cat": "call", "name": c[1], "id": c[0], "pid": 1, "tid": lane, "ts": c[7], "args": args})
         events.append({"ph": "e", "cat": "call", "name": c[1], "id": c[0], "pid": 1, "tid": lane,
                        "ts": c[8] if c[8] is not None else end_us})
-    spans = ws.sql("""
+    spans = rows("""
         SELECT DISTINCT s.trace_id, s.span_id, s.parent_span_id, s.name, coalesce(s.service_name, '(unknown service)'),
                s.kind, s.start_unix_nano // 1000, (s.end_unix_nano - s.start_unix_nano) / 1000.0
         FROM spans s WHERE s.trace_id IN (SELECT trace_id FROM calls WHERE session_id = ?
                                           UNION SELECT cs.trace_id FROM call_spans cs JOIN calls c USING (call_id)
                                                 WHERE c.session_id = ?)
-        ORDER BY 7""", [session_id, session_id]).rows()
+        ORDER BY 7""", [session_id, session_id])
     # Tracks: slices on one thread must nest. Spans (in start order) go on their parent's track
     # when they fit inside the slice open there, else on the first track of their service where
     # they fit, else on a new one, so parallel calls get tracks of their own.
@@ -134,47 +136,47 @@ def chrome_trace(ws, session_id: str) -> dict:
                        "args": {"trace_id": trace, "span_id": span, "parent_span_id": parent}})
     for svc, pid in pids.items():
         events.append({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": svc}})
-    pairs = ws.sql("""SELECT c.call_id, cl.trace_id, cl.span_id, sv.trace_id, sv.span_id
+    pairs = rows("""SELECT c.call_id, cl.trace_id, cl.span_id, sv.trace_id, sv.span_id
                       FROM calls c JOIN call_spans cl ON cl.call_id = c.call_id AND cl.role = 'client'
                       JOIN call_spans sv ON sv.call_id = c.call_id AND sv.role = 'server'
-                      WHERE c.session_id = ?""", [session_id]).rows()
+                      WHERE c.session_id = ?""", [session_id])
     for call_id, ct, cspan, st, sspan in pairs:
         a, b = where.get((ct, cspan)), where.get((st, sspan))
         if a and b:
             events.append({"ph": "s", "cat": "mcp", "name": "request", "id": call_id, "pid": a[0], "tid": a[1], "ts": a[2]})
             events.append({"ph": "f", "bp": "e", "cat": "mcp", "name": "request", "id": call_id, "pid": b[0],
                            "tid": b[1], "ts": b[2]})
-    for code, call_id, ts in ws.sql("SELECT code, call_id, epoch_us(ts) FROM gaps WHERE session_id = ? AND ts IS NOT NULL",
-                                    [session_id]).rows():
+    for code, call_id, ts in rows("SELECT code, call_id, epoch_us(ts) FROM gaps WHERE session_id = ? AND ts IS NOT NULL",
+                                    [session_id]):
         events.append({"ph": "i", "s": "t", "cat": "gap", "name": code, "pid": 1, "tid": lane_of.get(call_id, 0), "ts": ts})
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "metadata": {"source": "mcptrace", "session_id": session_id}}
 
 
-def write_chrome_trace(ws, session_id: str, path: str | os.PathLike) -> str:
+def write_chrome_trace(con: duckdb.DuckDBPyConnection, session_id: str, path: str | os.PathLike) -> str:
     """Write :func:`chrome_trace` of a session to ``path`` (JSON)."""
-    import json
 
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(chrome_trace(ws, session_id), f)
+        json.dump(chrome_trace(con, session_id), f)
     return path
 
 
-def write_table(ws, table: str, path: str | os.PathLike) -> str:
+def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathLike) -> str:
     """Write one of :data:`TABLES` to Parquet (``.parquet``) or CSV (``.csv``), by extension.
 
-    Raises :class:`MCPTraceError` for an unknown table or extension.
+    Raises :class:`mcptrace.NotFoundError` for an unknown table, :class:`mcptrace.MCPTraceError`
+    for an unknown extension.
     """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if table not in TABLES:
-        raise MCPTraceError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+        raise NotFoundError("table", table, known=", ".join(TABLES))
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    data = ws.sql(f'SELECT * FROM "{table}"').arrow()
+    data = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()  # table is one of TABLES
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if ext == ".parquet":
         pq.write_table(data, path)
@@ -186,10 +188,60 @@ def write_table(ws, table: str, path: str | os.PathLike) -> str:
     return path
 
 
+#: extensions :func:`write_frame` writes
+FRAME_FORMATS = (".csv", ".parquet", ".json")
+
+
+def write_frame(df, path: str | os.PathLike) -> str:
+    """Write a pandas DataFrame (e.g. :func:`mcptrace.analysis.tree.tree`) to ``.csv``, ``.parquet``
+    or ``.json`` (records, ISO dates), by extension. Raises :class:`mcptrace.MCPTraceError` for
+    another extension."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FRAME_FORMATS:
+        raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .csv, .parquet or .json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if ext == ".csv":
+        df.to_csv(path, index=False)
+    elif ext == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_json(path, orient="records", date_format="iso", indent=1)
+    return path
+
+
 # -- Parquet datasets ----------------------------------------------------------------------
 
-def write_dataset(ws, directory):
-    """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.core.dataset.write_dataset`."""
-    from mcptrace.core.dataset import write_dataset as _write
+def write_dataset(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike) -> dict[str, str]:
+    """Write every table to ``directory/<table>/`` as a Hive-partitioned Parquet dataset.
 
-    return _write(ws, directory)
+    Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
+    (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``, ``unknown`` without one);
+    calls, sessions and gaps by ``day``; the rest are single files. Writes ``mcptrace-dataset.json``
+    at the top (the layout :func:`mcptrace.core.dataset.attach_dataset` reads). Returns {table: path}. Raises ``duckdb.IOException`` when the directory cannot
+    be written.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    os.makedirs(directory, exist_ok=True)
+    cols = {t: {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                          [t]).fetchall()} for t in TABLES}
+    out = {}
+    for table in TABLES:
+        path = os.path.join(directory, table)
+        day = DAY_COLUMN.get(table)
+        parts = [p for p in ("source_id",) if p in cols[table] and day]
+        if day:
+            parts.append("day")
+            query = f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"'
+            con.execute(f"COPY ({query}) TO {sql_literal(path)} "
+                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
+        else:
+            os.makedirs(path, exist_ok=True)
+            con.execute(f'COPY (SELECT * FROM "{table}") TO {sql_literal(os.path.join(path, "data.parquet"))} '
+                           "(FORMAT PARQUET)")
+        out[table] = path
+    with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump({"format": "mcptrace-dataset", "version": 1, "tables": list(TABLES),
+                   "partitioned_by": {t: (["source_id", "day"] if t in ("messages", "spans") else ["day"])
+                                      for t in DAY_COLUMN}}, f, indent=2)
+    return out

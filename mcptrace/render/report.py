@@ -15,13 +15,15 @@ import html
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+import duckdb
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-if TYPE_CHECKING:  # pragma: no cover
-    from mcptrace.workspace import Workspace
+from mcptrace.analysis import queries
+from mcptrace.core.errors import NotFoundError
+from mcptrace.render.timeline import timeline
+from mcptrace.render.waterfall import waterfall
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#212529;max-width:1500px}
@@ -75,51 +77,55 @@ def _figure(fig, div_id: str) -> str:
             f"Plotly.newPlot('{div_id}',f.data,f.layout,{{responsive:true}});}})();</script>")
 
 
-def report_html(ws: "Workspace", session_ids: Sequence[str] | None = None, *, title: str = "MCP incident report",
+def report_html(con: duckdb.DuckDBPyConnection, session_ids: Sequence[str] | None = None, *, title: str = "MCP incident report",
                 max_sessions: int = 3) -> str:
-    """The report as one HTML string (see the module docstring)."""
+    """The report as one HTML string (see the module docstring). Raises :class:`mcptrace.NotFoundError`
+    (a ``KeyError``) for an unknown session in ``session_ids``."""
+    def rows(sql: str, params: Sequence | None = None) -> list[tuple]:
+        return con.execute(sql, params).fetchall()
+
     if session_ids is None:
-        session_ids = [r[0] for r in ws.sql("SELECT session_id FROM sessions ORDER BY n_gaps DESC, n_calls DESC "
-                                           "LIMIT ?", [max_sessions]).rows()]
+        session_ids = [r[0] for r in rows("SELECT session_id FROM sessions ORDER BY n_gaps DESC, n_calls DESC "
+                                          "LIMIT ?", [max_sessions])]
     else:
-        known = {r[0] for r in ws.sql("SELECT session_id FROM sessions").rows()}
+        known = {r[0] for r in rows("SELECT session_id FROM sessions")}
         missing = [s for s in session_ids if s not in known]
         if missing:
-            raise KeyError(f"no session {missing[0]!r}")
-    n = ws.sql("SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), "
-               "(SELECT count(*) FROM spans), (SELECT count(*) FROM gaps), (SELECT count(*) FROM rejects)").rows()[0]
+            raise NotFoundError("session", missing[0])
+    counts = queries.summary(con)
+    n = [counts[k] for k in ("sources", "sessions", "calls", "spans", "gaps", "rejects")]
     parts = [f"<h1>{_e(title)}</h1>",
              f'<div class="muted">generated {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))} '
              f"by mcptrace · times in UTC · durations in ms</div>",
              '<div class="cards">' + "".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in zip(
                  ("sources", "sessions", "calls", "spans", "gaps", "rejected records"), n)) + "</div>"]
     parts.append("<h2>Calls by status</h2>" + _table(
-        ["status", "calls"], ws.sql("SELECT status, count(*) FROM calls GROUP BY 1 ORDER BY 2 DESC").rows()))
+        ["status", "calls"], rows("SELECT status, count(*) FROM calls GROUP BY 1 ORDER BY 2 DESC")))
     parts.append("<h2>Gaps by code</h2>" + _table(
         ["code", "severity", "gaps"],
-        ws.sql("SELECT code, severity, count(*) FROM gaps GROUP BY ALL ORDER BY 3 DESC, 1").rows()))
+        rows("SELECT code, severity, count(*) FROM gaps GROUP BY ALL ORDER BY 3 DESC, 1")))
     parts.append("<h2>Sources</h2>" + _table(
         ["path", "format", "records", "rejected", "skipped"],
-        ws.sql("SELECT path, format, n_records, n_rejected, n_skipped FROM sources ORDER BY source_id").rows()))
+        rows("SELECT path, format, n_records, n_rejected, n_skipped FROM sources ORDER BY source_id")))
     parts.append("<h2>Sessions</h2>" + _table(
         ["session_id", "key source", "session key", "client", "server", "first", "last", "calls", "transports",
          "max parallel", "gaps"],
-        ws.sql("SELECT session_id, session_key_source, session_key, client_name, server_name, first_ts, last_ts, n_calls, "
-               "n_transport_sessions, max_parallel, n_gaps FROM sessions ORDER BY n_gaps DESC, n_calls DESC").rows()))
+        rows("SELECT session_id, session_key_source, session_key, client_name, server_name, first_ts, last_ts, n_calls, "
+               "n_transport_sessions, max_parallel, n_gaps FROM sessions ORDER BY n_gaps DESC, n_calls DESC")))
     parts.append("<h2>Where correlation was lost</h2>" + _table(
         ["gap_id", "code", "severity", "session_id", "call", "tool / method", "JSON-RPC id", "trace_id", "span_id", "ts",
          "detail"],
-        ws.sql("""SELECT g.gap_id, g.code, g.severity, g.session_id, g.call_id, coalesce(c.tool_name, c.method), c.rpc_id,
-                         g.trace_id, g.span_id, g.ts, g.detail
-                  FROM gaps g LEFT JOIN calls c USING (call_id) ORDER BY g.gap_id""").rows(), pre=("detail",)))
+        queries.gaps(con, with_call=True).select(
+            "gap_id", "code", "severity", "session_id", "call_id", "call_name", "call_rpc_id", "trace_id", "span_id",
+            "ts", "detail").rows(), pre=("detail",)))
     parts.append("<h2>Correlation coverage</h2>"
                  '<div class="muted">share of client requests carrying W3C trace context and a session key</div>'
                  + _table(["bucket", "client", "server", "requests", "with trace context", "with session key",
-                           "trace share", "key share"], ws.coverage("1 hour").rows()))
+                           "trace share", "key share"], queries.coverage(con, "1 hour").rows()))
     for i, sid in enumerate(session_ids):
         parts.append(f"<h2>Session {_e(sid)}</h2>")
-        parts.append(_figure(ws.timeline(sid), f"timeline-{i}"))
-        parts.append(_figure(ws.waterfall(sid), f"waterfall-{i}"))
+        parts.append(_figure(timeline(con, sid), f"timeline-{i}"))
+        parts.append(_figure(waterfall(con, sid), f"waterfall-{i}"))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline' "
@@ -127,10 +133,10 @@ def report_html(ws: "Workspace", session_ids: Sequence[str] | None = None, *, ti
             f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body>{body}</body></html>")
 
 
-def write_report(ws: "Workspace", path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kw) -> str:
+def write_report(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kw) -> str:
     """Write :func:`report_html` to ``path``."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(report_html(ws, session_ids, **kw))
+        f.write(report_html(con, session_ids, **kw))
     return path

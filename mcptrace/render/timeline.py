@@ -20,18 +20,15 @@ zoomed out; every call is still drawn in the lanes below for zooming in (box-zoo
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
-
+import duckdb
 import numpy as np
 import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mcptrace.analysis.lanes import call_lanes
 from mcptrace.core.db import one
-from mcptrace.analysis.lanes import CALL_INTERVALS_SQL, lanes_sql
-
-if TYPE_CHECKING:  # pragma: no cover
-    from mcptrace.workspace import Workspace
+from mcptrace.core.errors import NotFoundError
 
 STATUS_COLORS = {
     "ok": "#2e9e44",
@@ -54,23 +51,16 @@ OVERVIEW_BUCKETS = 400
 GL_GAPS_ABOVE = 1_000
 
 
-def sql_html_text(expr: str) -> str:
-    """SQL for ``html.escape(str(expr), quote=False)`` (``&``, ``<``, ``>``), NULL as ''."""
-    return f"replace(replace(replace(coalesce(({expr})::VARCHAR, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
-
-
-_E = sql_html_text
-
-# One row per call of the session: lane, drawn start/end (x0, x1, mid) and the escaped hover
-# fields. $timed picks epoch ms (true) or message order (false) for x; a call still open at the
-# end of the capture is drawn to the capture's end and at least 6% of the session's span.
-_CALLS_SQL = f"""
-WITH l AS ({{lanes}}),
-c AS (
+# One row per call of the session: lane (from the relation _mcptrace_lanes), drawn start/end
+# (x0, x1, mid) and the hover fields escaped by the html_text macro. $timed picks epoch ms (true) or
+# message order (false) for x; a call still open at the end of the capture is drawn to the
+# capture's end and at least 6% of the session's span.
+_CALLS_SQL = """
+WITH c AS (
     SELECT c.*, l.lane,
            CASE WHEN $timed THEN epoch_us(c.start_ts) / 1000.0 ELSE c.start_ord END::DOUBLE AS x0,
            CASE WHEN $timed THEN epoch_us(c.end_ts) / 1000.0 ELSE c.end_ord END::DOUBLE AS x_end
-    FROM calls c JOIN l ON l.id = c.call_id WHERE c.session_id = $session_id
+    FROM calls c JOIN _mcptrace_lanes l ON l.call_id = c.call_id WHERE c.session_id = $session_id
 ),
 b AS (
     SELECT min(x0) AS first_x, max(greatest(x0, coalesce(x_end, x0))) AS last_x,
@@ -82,14 +72,14 @@ SELECT c.call_id, c.lane, c.status, c.start_ord, c.x_end IS NULL AS is_open, c.x
             WHEN $timed THEN greatest(coalesce(b.capture_end, c.x0),
                                       c.x0 + (greatest(coalesce(b.capture_end, b.first_x), b.last_x) - b.first_x) * 0.06)
             ELSE b.last_x + 1 END AS x1,
-       {_E("coalesce(c.tool_name, c.method)")} AS h_name,
-       {_E("c.status")} || CASE WHEN c.error_code IS NOT NULL THEN ' (code ' || {_E("c.error_code")} || ')' ELSE '' END
+       html_text(coalesce(c.tool_name, c.method)) AS h_name,
+       html_text(c.status) || CASE WHEN c.error_code IS NOT NULL THEN ' (code ' || html_text(c.error_code) || ')' ELSE '' END
            AS h_status,
-       {_E("c.rpc_id")} AS h_rpc_id,
+       html_text(c.rpc_id) AS h_rpc_id,
        CASE WHEN c.duration_ms IS NULL THEN 'open at end of capture' ELSE printf('%.1f ms', c.duration_ms) END
            AS h_duration,
-       {_E("coalesce(c.trace_id, '(none)')")} AS h_trace,
-       {_E("c.parallel_group")} AS h_group
+       html_text(coalesce(c.trace_id, '(none)')) AS h_trace,
+       html_text(c.parallel_group) AS h_group
 FROM c, b
 ORDER BY c.start_ord
 """
@@ -170,7 +160,7 @@ def _small_int(values: np.ndarray, top: int) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def timeline_data(ws: "Workspace", session_id: str, *, timed: bool = True) -> pa.Table:
+def timeline_data(con: duckdb.DuckDBPyConnection, session_id: str, *, timed: bool = True) -> pa.Table:
     """The per-call data of :func:`timeline` as one Arrow table, in wire order.
 
     Columns: call_id BIGINT, lane INTEGER (0-based, see :mod:`mcptrace.analysis.lanes`), status VARCHAR,
@@ -180,12 +170,14 @@ def timeline_data(ws: "Workspace", session_id: str, *, timed: bool = True) -> pa
     fields h_name, h_status, h_rpc_id, h_duration, h_trace, h_group (VARCHAR, HTML-escaped).
     Unknown sessions give no rows.
     """
-    n = one(ws.con, "SELECT count(*) FROM calls WHERE session_id = ?", [session_id])[0]
-    sql = _CALLS_SQL.format(lanes=lanes_sql(CALL_INTERVALS_SQL, n))
-    return ws.con.sql(sql, params={"session_id": session_id, "timed": timed}).to_arrow_table()
+    con.register("_mcptrace_lanes", call_lanes(con, session_id).arrow())
+    try:
+        return con.sql(_CALLS_SQL, params={"session_id": session_id, "timed": timed}).to_arrow_table()
+    finally:
+        con.unregister("_mcptrace_lanes")
 
 
-def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = None, height: int | None = None,
+def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: str | None = None, height: int | None = None,
              aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
     """Build the timeline figure of one session.
 
@@ -197,19 +189,19 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
     :data:`GL_GAPS_ABOVE` gaps). With more than ``aggregate_above`` calls, an overview strip
     (``yaxis2``: calls started per time bucket, stacked bars by status; ``yaxis3``: most calls in
     flight per bucket, trace ``legendgroup="overview"``) sits above the lanes. Raises
-    ``KeyError`` when the session does not exist. Every string from the capture is HTML-escaped
+    :class:`mcptrace.NotFoundError` (a ``KeyError``) when the session does not exist. Every string from the capture is HTML-escaped
     before it reaches hover text or labels.
     """
     if session_id is None:
-        raise KeyError("no sessions in this workspace")
-    srow = one(ws.con, "SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, "
+        raise NotFoundError("session", None, message="no sessions in this workspace")
+    srow = one(con, "SELECT session_key_source, session_key, n_calls, max_parallel, n_gaps, "
                        "(SELECT count(*) FILTER (WHERE start_ts IS NULL) FROM calls WHERE session_id = $1) "
                        "FROM sessions WHERE session_id = $1", [session_id])
     if srow is None:
-        raise KeyError(f"no session {session_id!r}")
+        raise NotFoundError("session", session_id)
     src, key, n_calls, max_par, n_gaps, n_untimed = srow
     timed = bool(n_calls) and n_untimed == 0
-    data = timeline_data(ws, session_id, timed=timed)
+    data = timeline_data(con, session_id, timed=timed)
 
     fig = go.Figure()
     n_lanes = (pc.max(data["lane"]).as_py() + 1) if data.num_rows else 1
@@ -238,13 +230,13 @@ def timeline(ws: "Workspace", session_id: str | None, *, title: str | None = Non
                                    customdata=custom, hovertemplate=HOVER_TEMPLATE, legendgroup=status,
                                    showlegend=False, name=status))
 
-    ws.con.register("_mcptrace_timeline_calls", data.select(["call_id", "lane", "status", "start_ord", "is_open", "x0", "x1"]))
+    con.register("_mcptrace_timeline_calls", data.select(["call_id", "lane", "status", "start_ord", "is_open", "x0", "x1"]))
     try:
-        gaps = ws.con.sql(_GAPS_SQL, params={"session_id": session_id, "timed": timed}).to_arrow_table()
+        gaps = con.sql(_GAPS_SQL, params={"session_id": session_id, "timed": timed}).to_arrow_table()
         if overview:
-            _add_overview(ws, fig, data)
+            _add_overview(con, fig, data)
     finally:
-        ws.con.unregister("_mcptrace_timeline_calls")
+        con.unregister("_mcptrace_timeline_calls")
     _add_gaps(fig, gaps)
 
     lanes_domain = [0.0, 0.72] if overview else [0.0, 1.0]
@@ -299,13 +291,13 @@ def _add_gaps(fig: go.Figure, gaps: pa.Table) -> None:
             **kw))
 
 
-def _add_overview(ws: "Workspace", fig: go.Figure, data: pa.Table) -> None:
+def _add_overview(con: duckdb.DuckDBPyConnection, fig: go.Figure, data: pa.Table) -> None:
     """The overview strip: calls started per bucket (stacked bars by status) and the most calls
     in flight per bucket (a step line), on ``yaxis2``/``yaxis3`` above the lanes."""
     lo = pc.min(data["x0"]).as_py()
     hi = max(pc.max(data["x1"]).as_py(), lo + 1.0)
     w = (hi - lo) / OVERVIEW_BUCKETS
-    ov = ws.con.sql(_OVERVIEW_SQL, params={"n": OVERVIEW_BUCKETS, "x_lo": lo, "w": w}).to_arrow_table()
+    ov = con.sql(_OVERVIEW_SQL, params={"n": OVERVIEW_BUCKETS, "x_lo": lo, "w": w}).to_arrow_table()
     statuses = ov["status"]
     for status, color in STATUS_COLORS.items():
         part = ov.filter(pc.equal(statuses, status))

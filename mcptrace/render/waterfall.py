@@ -1,4 +1,4 @@
-"""Jaeger-style waterfall of a session's parallel-call tree (:func:`mcptrace.analysis.views.tree`).
+"""Jaeger-style waterfall of a session's parallel-call tree (:func:`mcptrace.analysis.tree.tree`).
 
 One row per node in depth-first order, bars on a millisecond axis relative to the session's
 first call (bars on a numeric axis: no date-axis pitfalls in image export), indentation by
@@ -7,29 +7,27 @@ marked on their node, and a banner when the tree is incomplete ("Incomplete: N o
 N unlinked"). Every string from the capture is HTML-escaped.
 
 A session of more than :data:`AGGREGATE_ABOVE` calls is drawn aggregated instead: one row per
-turn (:func:`mcptrace.analysis.views.turns`: its calls' time range, number of calls, errors, cancelled and
+turn (:func:`mcptrace.analysis.turns.turns`: its calls' time range, number of calls, errors, cancelled and
 unanswered calls, gaps), in WebGL, coloured by the worst status in the turn. Drill down with
-``waterfall(ws, session_id, turn=KEY)`` (a key from the hover or ``ws.turns(session_id)``) or
+``waterfall(con, session_id, turn=KEY)`` (a key from the hover or ``ws.turns(session_id)``) or
 ``call_id=ID`` (that call's turn): the detailed rows of exactly that turn.
 """
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pyarrow.compute as pc
 
+from mcptrace.analysis.tree import tree as build_tree
+from mcptrace.analysis.turns import UNTRACED_RUN, turn_of
 from mcptrace.core.db import one
-from mcptrace.render.timeline import SEVERITY_COLORS, STATUS_COLORS, sql_html_text
-from mcptrace.analysis.views import TURNS_SQL, UNTRACED_RUN, turn_of
-from mcptrace.analysis.views import tree as build_tree
-
-if TYPE_CHECKING:  # pragma: no cover
-    from mcptrace.workspace import Workspace
+from mcptrace.core.errors import NotFoundError
+from mcptrace.render.timeline import SEVERITY_COLORS, STATUS_COLORS
 
 KIND_COLORS = {"session": "#495057", "turn": "#74c0fc"}
 SERVICE_PALETTE = ["#4c6ef5", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fd7e14"]
@@ -47,10 +45,9 @@ TURN_HOVER_TEMPLATE = ("<b>%{customdata[0]}</b> (%{customdata[1]} calls)<br>erro
                        "<br>duration: %{customdata[6]}<br>tools: %{customdata[7]}<br>turn: %{customdata[8]}"
                        "<extra></extra>")
 
-_E = sql_html_text
-# the aggregate rows: TURNS_SQL plus bar ends (x0/x1: ms since $t0, or message order), the row
-# class and the escaped label and hover fields
-_AGG_SQL = f"""
+# the aggregate rows: the session_turns table macro plus bar ends (x0/x1: ms since $t0, or
+# message order), the row class and the label and hover fields escaped by the html_text macro
+_AGG_SQL = """
 SELECT t.turn, t.n_gaps, t.gap_severity,
        CASE WHEN $timed THEN date_diff('microsecond', $t0::TIMESTAMPTZ, t.first_ts) / 1000.0 ELSE t.first_ord END::DOUBLE
            AS x0,
@@ -58,18 +55,18 @@ SELECT t.turn, t.n_gaps, t.gap_severity,
            AS x1,
        CASE WHEN t.n_unanswered > 0 THEN 'unanswered' WHEN t.n_errors > 0 THEN 'error'
             WHEN t.n_cancelled > 0 THEN 'cancelled' ELSE 'ok' END AS cls,
-       {_E("t.name")} || ' · ' || t.n_calls || ' call' || CASE WHEN t.n_calls = 1 THEN '' ELSE 's' END
+       html_text(t.name) || ' · ' || t.n_calls || ' call' || CASE WHEN t.n_calls = 1 THEN '' ELSE 's' END
            || CASE WHEN t.n_errors > 0 THEN ' · ' || t.n_errors || ' error' || CASE WHEN t.n_errors = 1 THEN '' ELSE 's' END
                    ELSE '' END
            || CASE WHEN t.n_gaps > 0 THEN ' · ' || t.n_gaps || ' gap' || CASE WHEN t.n_gaps = 1 THEN '' ELSE 's' END
                    ELSE '' END AS label,
-       {_E("t.name")} AS h_name, t.n_calls::VARCHAR AS h_calls, t.n_errors::VARCHAR AS h_errors,
+       html_text(t.name) AS h_name, t.n_calls::VARCHAR AS h_calls, t.n_errors::VARCHAR AS h_errors,
        t.n_cancelled::VARCHAR AS h_cancelled, t.n_unanswered::VARCHAR AS h_unanswered,
-       t.n_gaps::VARCHAR || CASE WHEN t.n_gaps > 0 THEN ' (' || {_E("array_to_string(t.gap_codes, ', ')")} || ')'
+       t.n_gaps::VARCHAR || CASE WHEN t.n_gaps > 0 THEN ' (' || html_text(array_to_string(t.gap_codes, ', ')) || ')'
                                 ELSE '' END AS h_gaps,
        CASE WHEN t.duration_ms IS NULL THEN '(no times)' ELSE printf('%.1f ms', t.duration_ms) END AS h_duration,
-       {_E("array_to_string(t.tools, ', ')")} AS h_tools, {_E("t.turn")} AS h_turn
-FROM ({TURNS_SQL}) t
+       html_text(array_to_string(t.tools, ', ')) AS h_tools, html_text(t.turn) AS h_turn
+FROM session_turns($session_id, $run) t
 ORDER BY t.first_ord
 """
 _AGG_HOVER = ["h_name", "h_calls", "h_errors", "h_cancelled", "h_unanswered", "h_gaps", "h_duration", "h_tools", "h_turn"]
@@ -79,27 +76,28 @@ def _esc(v: object) -> str:
     return html.escape("" if v is None else str(v), quote=False)  # plotly text: tags matter, quotes do not
 
 
-def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48, turn: str | None = None,
+def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int = 48, turn: str | None = None,
               call_id: int | None = None, aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
     """Build the waterfall figure of one session, or of one turn of it.
 
     Without ``turn``/``call_id``: up to ``aggregate_above`` calls, one bar per node of
-    :func:`mcptrace.analysis.views.tree` (session, turns, calls, spans); above it, one row per turn
-    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.analysis.views.turns`) or
+    :func:`mcptrace.analysis.tree.tree` (session, turns, calls, spans); above it, one row per turn
+    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.analysis.turns.turns`) or
     ``call_id`` (that call's turn): the detailed rows of exactly that turn. The x axis is ms
-    since the session's first call. Raises KeyError for an unknown session, turn or call.
+    since the session's first call. Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown
+    session, turn or call.
     """
     if turn is None and call_id is None:
-        row = one(ws.con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session_id])
+        row = one(con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session_id])
         if row is None:
-            raise KeyError(f"no session {session_id!r}")
+            raise NotFoundError("session", session_id)
         if row[0] > aggregate_above:
-            return turn_waterfall(ws, session_id)
+            return turn_waterfall(con, session_id)
     if call_id is not None and turn is None:
-        call_sid, turn = turn_of(ws, call_id)
+        call_sid, turn = turn_of(con, call_id)
         if call_sid != session_id:
-            raise KeyError(f"no call {call_id!r} in session {session_id!r}")
-    df = build_tree(ws, session_id, turn=turn)
+            raise NotFoundError("call", call_id, f"session {session_id!r}")
+    df = build_tree(con, session_id, turn=turn)
     t0 = df["start_ts"].dropna().min()
     if pd.isna(t0):  # a capture without times (bare stdio tee): bars at 0
         t0 = None
@@ -151,7 +149,7 @@ def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48, turn: st
         marker=dict(color=colors, line=dict(color=outlines, width=2)),
         hovertext=hovers, hoverinfo="text", name="nodes", showlegend=False))
 
-    severity = dict(ws.sql("SELECT DISTINCT code, severity FROM gaps").rows())
+    severity = dict(con.execute("SELECT DISTINCT code, severity FROM gaps").fetchall())
     gx, gy, gcolor, ghover = [], [], [], []
     annotations = []
     with_labels = len(df) <= 600
@@ -200,7 +198,7 @@ def waterfall(ws: "Workspace", session_id: str, *, max_label: int = 48, turn: st
     return fig
 
 
-def turn_waterfall(ws: "Workspace", session_id: str) -> go.Figure:
+def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str) -> go.Figure:
     """The aggregated waterfall of one session: one row per turn, in wire order.
 
     Each row is a bar over its calls' time range (ms since the session's first call; message
@@ -208,17 +206,17 @@ def turn_waterfall(ws: "Workspace", session_id: str) -> go.Figure:
     ``x`` marker at its start when it has gaps (coloured by the worst severity), a label (up to
     :data:`LABELS_UP_TO` rows) and a hover with calls, errors, cancelled, unanswered, gaps,
     duration, tools and the turn key (``customdata[8]``) to drill down with. WebGL traces: line
-    traces named after the class, marker traces carrying the hover. Raises KeyError for an
-    unknown session.
+    traces named after the class, marker traces carrying the hover. Raises
+    :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown session.
     """
-    srow = one(ws.con, "SELECT n_calls, (SELECT min(start_ts) FROM calls WHERE session_id = $1), "
+    srow = one(con, "SELECT n_calls, (SELECT min(start_ts) FROM calls WHERE session_id = $1), "
                        "(SELECT count(*) FILTER (WHERE start_ts IS NULL) FROM calls WHERE session_id = $1) "
                        "FROM sessions WHERE session_id = $1", [session_id])
     if srow is None:
-        raise KeyError(f"no session {session_id!r}")
+        raise NotFoundError("session", session_id)
     n_calls, t0, n_untimed = srow
     timed = t0 is not None and n_untimed == 0
-    data = ws.con.sql(_AGG_SQL, params={"session_id": session_id, "run": UNTRACED_RUN, "timed": timed,
+    data = con.sql(_AGG_SQL, params={"session_id": session_id, "run": UNTRACED_RUN, "timed": timed,
                                         "t0": t0}).to_arrow_table()
     n = data.num_rows
     rows = np.arange(n, dtype=np.int32)

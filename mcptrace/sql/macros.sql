@@ -1,9 +1,10 @@
--- Scalar macros shared by the loader and the analysis.
+-- Scalar macros shared by the loader and the analysis. Temporary: created on every connection by
+-- mcptrace.core.db.install_macros, never stored in a database.
 
 -- W3C Trace Context traceparent (https://www.w3.org/TR/trace-context/#traceparent-header):
 -- version 00 is exactly 55 chars; later versions may append fields; version ff is invalid;
 -- all-zero trace-id or parent-id is invalid; hex must be lowercase.
-CREATE OR REPLACE MACRO w3c_traceparent_valid(tp) AS CASE WHEN tp IS NULL THEN NULL ELSE
+CREATE OR REPLACE TEMP MACRO w3c_traceparent_valid(tp) AS CASE WHEN tp IS NULL THEN NULL ELSE
     regexp_full_match(tp, '[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?')
     AND substr(tp, 1, 2) <> 'ff'
     AND (substr(tp, 1, 2) <> '00' OR length(tp) = 55)
@@ -12,7 +13,7 @@ CREATE OR REPLACE MACRO w3c_traceparent_valid(tp) AS CASE WHEN tp IS NULL THEN N
 
 -- The direction a request or notification travels, from the MCP method name; NULL when
 -- either side may send it (ping, notifications/cancelled, notifications/progress).
-CREATE OR REPLACE MACRO mcp_method_direction(method) AS CASE
+CREATE OR REPLACE TEMP MACRO mcp_method_direction(method) AS CASE
     WHEN method IS NULL THEN NULL
     WHEN method IN ('ping', 'notifications/cancelled', 'notifications/progress') THEN NULL
     WHEN method IN ('sampling/createMessage', 'roots/list', 'elicitation/create', 'notifications/message',
@@ -23,7 +24,12 @@ CREATE OR REPLACE MACRO mcp_method_direction(method) AS CASE
 
 -- A span's content apart from where it was read (source, line): equal for the copies of one span
 -- that an exporter's retry or two overlapping dumps deliver.
-CREATE OR REPLACE MACRO span_content_hash(parent, name, kind, service, start_ns, end_ns, status_code, status_message,
+CREATE OR REPLACE TEMP MACRO span_content_hash(parent, name, kind, service, start_ns, end_ns, status_code, status_message,
                                           attributes, resource_attributes, events, links, scope_name) AS
     md5(to_json([parent::VARCHAR, name, kind, service, start_ns::VARCHAR, end_ns::VARCHAR, status_code, status_message,
                  attributes::VARCHAR, resource_attributes::VARCHAR, events::VARCHAR, links::VARCHAR, scope_name])::VARCHAR);
+
+-- Text for HTML (plotly hover and labels): '&', '<' and '>' escaped (quotes need no escaping
+-- there), NULL as ''. Same as Python's html.escape(str(v), quote=False).
+CREATE OR REPLACE TEMP MACRO html_text(v) AS
+    replace(replace(replace(coalesce((v)::VARCHAR, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;');
