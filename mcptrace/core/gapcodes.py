@@ -66,7 +66,7 @@ _CODES = (
     GapCode("unknown_progress_token", "warning",
             "a progress notification names a token no open request on its stream carries"),
     GapCode("unknown_cancel_target", "warning",
-            "`notifications/cancelled` names a request id no open request of the same sender has"),
+            "`notifications/cancelled` names a request id its sender has not sent on that stream"),
     GapCode("cancelled", "info",
             "a request was cancelled by `notifications/cancelled` from its sender"),
     GapCode("clock_skew_suspected", "warning",
