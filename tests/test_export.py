@@ -57,3 +57,14 @@ def test_unknown_table_or_format(samples_ws, tmp_path):
         write_table(samples_ws.con, "calls; DROP TABLE calls", tmp_path / "x.csv")
     with pytest.raises(mcptrace.MCPTraceError):
         write_table(samples_ws.con, "calls", tmp_path / "x.xlsx")
+
+
+def test_png_export_without_a_browser_says_what_to_install(tmp_path, monkeypatch):
+    import plotly.graph_objects as go
+
+    from mcptrace.render.export import write_figure
+
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(mcptrace.MCPTraceError, match="needs Chromium or Chrome: apt-get install chromium"):
+        write_figure(go.Figure(), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -53,7 +53,14 @@ class RecordError(MCPTraceError):
 
 
 class MissingDependencyError(MCPTraceError, ImportError):
-    """An optional dependency is not installed; the message gives the install command."""
+    """An optional dependency is not installed; the message gives the install command.
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"{package} is required for this; install it with: pip install 'mcptrace[{extra}]'")
+    Attributes: ``package`` (str, what is missing) and ``extra`` (str, the ``mcptrace[extra]`` that
+    installs it). An ``ImportError`` too. ``detail`` is appended to the message (e.g. the import errors).
+    """
+
+    def __init__(self, package: str, extra: str, detail: str = "") -> None:
+        self.package = package
+        self.extra = extra
+        detail = f"\n{detail}" if detail else ""
+        super().__init__(f"{package} is required for this; install it with: pip install 'mcptrace[{extra}]'{detail}")

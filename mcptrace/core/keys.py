@@ -17,9 +17,6 @@ SESSION_META_KEYS: tuple[str, ...] = (
     "sessionID",  # OpenCode
     "threadId",   # Codex
 )
-#: HTTP request header carrying a client-generated session id (SEP-2822 style).
-SESSION_HEADER = "mcp-client-session-id"
-
 #: ``_meta`` keys naming the host's tool call (the LLM tool-use id).
 CALL_META_KEYS: tuple[str, ...] = (
     "claudecode/toolUseId",
@@ -67,6 +64,10 @@ def json_path(key: str) -> str:
 
 @dataclass(frozen=True)
 class KeyConfig:
+    """The ``_meta`` keys read as correlation keys (README: How the correlation works): a session key
+    from the first of ``session_meta_keys`` a request carries, the host's tool-call id from
+    ``call_meta_keys``. Pass your own to ``mcptrace.load(..., keys=KeyConfig(...))`` for other hosts."""
+
     session_meta_keys: tuple[str, ...] = SESSION_META_KEYS
     call_meta_keys: tuple[str, ...] = CALL_META_KEYS
 
@@ -76,11 +77,3 @@ class KeyConfig:
         meta = [("$.params._meta" + json_path(k)[1:]) for k in (*self.session_meta_keys, *self.call_meta_keys)]
         return {"paths": [*MESSAGE_PATHS, *meta], "http_paths": list(HTTP_PATHS), "n_sk": len(self.session_meta_keys),
                 "sk_names": list(self.session_meta_keys), "ck_names": list(self.call_meta_keys)}
-
-    def params(self) -> dict[str, list[str]]:
-        return {
-            "sk_paths": [json_path(k) for k in self.session_meta_keys],
-            "sk_names": list(self.session_meta_keys),
-            "ck_paths": [json_path(k) for k in self.call_meta_keys],
-            "ck_names": list(self.call_meta_keys),
-        }

@@ -38,6 +38,17 @@ def _browser() -> None:
         _server_started = True
 
 
+def _require_browser(path: str) -> None:
+    """Raise :class:`mcptrace.MCPTraceError` when kaleido would find no Chromium/Chrome to drive
+    (the lookup kaleido itself uses: ``BROWSER_PATH``, the PATH, the usual install locations)."""
+    from choreographer.browsers.chromium import Chromium
+
+    found = Chromium.find_browser(skip_local=False)
+    if not found or not os.path.isfile(found):
+        raise MCPTraceError(f"{path}: PNG/SVG export needs Chromium or Chrome: apt-get install chromium "
+                            "(or set BROWSER_PATH)")
+
+
 def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: bool | str = True,
                  width: int = 1400, height: int | None = None, scale: float = 1.0) -> str:
     """Write ``fig`` to ``path``; the format follows the extension (.html, .png, .svg).
@@ -55,15 +66,11 @@ def write_figure(fig: go.Figure, path: str | os.PathLike, *, include_plotlyjs: b
     if fmt == "html":
         fig.write_html(path, include_plotlyjs=include_plotlyjs, full_html=True)
         return path
-    try:
-        _browser()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            fig.write_image(path, format=fmt, width=width, height=height or fig.layout.height or 600, scale=scale)
-    except Exception as e:  # kaleido raises several classes when Chromium is missing
-        if "browser" in str(e).lower() or "chrome" in str(e).lower():
-            raise MCPTraceError(f"{path}: PNG/SVG export needs Chromium: apt-get install chromium ({e})") from e
-        raise
+    _require_browser(path)
+    _browser()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+        fig.write_image(path, format=fmt, width=width, height=height or fig.layout.height or 600, scale=scale)
     return path
 
 

@@ -44,11 +44,12 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from mcptrace.samples._deps import MissingSampleDependencies, require_sample_deps
+from mcptrace.core.errors import MissingDependencyError
+from mcptrace.samples._deps import require_sample_deps
 
 try:
     require_sample_deps()
-except MissingSampleDependencies as _exc:
+except MissingDependencyError as _exc:
     if __name__ == "__main__":
         raise SystemExit(f"error: {_exc}") from None
     raise

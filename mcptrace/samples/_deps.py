@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from mcptrace.core.errors import MissingDependencyError
+
 _REQUIRED = (
     "mcp",
     "opentelemetry.sdk.trace",
@@ -15,10 +17,6 @@ _REQUIRED = (
 )
 
 
-class MissingSampleDependencies(ImportError):
-    pass
-
-
 def require_sample_deps() -> None:
     """Raise a helpful error when the ``mcptrace[samples]`` extra is not installed."""
     missing = []
@@ -28,10 +26,8 @@ def require_sample_deps() -> None:
         except ImportError as exc:
             missing.append(f"{name} ({exc})")
     if missing:
-        raise MissingSampleDependencies(
-            "the sample generator needs the MCP Python SDK and the OpenTelemetry SDK; "
-            "install them with: pip install 'mcptrace[samples]'\nmissing: " + "; ".join(missing)
-        )
+        raise MissingDependencyError("the MCP Python SDK and the OpenTelemetry SDK", "samples",
+                                     "missing: " + "; ".join(missing))
     # Also check the major version: the generator targets the 2.x SDK.
     from importlib.metadata import PackageNotFoundError, version
 
@@ -40,7 +36,4 @@ def require_sample_deps() -> None:
     except (PackageNotFoundError, ValueError):
         return
     if major < 2:
-        raise MissingSampleDependencies(
-            f"the sample generator needs mcp>=2.3 (found {version('mcp')}); "
-            "install it with: pip install -U 'mcptrace[samples]'"
-        )
+        raise MissingDependencyError(f"mcp>=2.3 (found {version('mcp')})", "samples")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,41 @@ def message_kind(msg: Any) -> str:
     return f"result[{rtype}]" if rtype not in (None, "complete") else "result"
 
 
+def envelope_kind(e: dict[str, Any]) -> str:
+    """``message_kind`` of the envelope's message; for the proxy's message-less HTTP records what they are:
+
+    ``GET`` / ``DELETE`` (plus ``Last-Event-ID`` for a resumption, the status when it is not 2xx, and
+    ``error:<reason>`` when the exchange failed before its headers), ``sse_priming`` (an SSE event with
+    an id and/or retry and no data), ``error:<reason>`` (``upstream_reset``, ``client_disconnected``,
+    ``proxy_shutdown``: a stream that ended abnormally). A body that was not JSON-RPC stays ``raw``.
+    """
+    msg = e.get("message")
+    http = e.get("http")
+    if msg is not None or "raw" in e or not isinstance(http, dict):
+        return message_kind(msg)
+    parts: list[str] = []
+    error = http.get("error")
+    if e.get("direction") == "client_to_server" and http.get("method") in ("GET", "DELETE"):
+        parts.append(http["method"])
+        if "last-event-id" in (http.get("request_headers") or {}):
+            parts.append("Last-Event-ID")
+        status = http.get("status")
+        if not (isinstance(status, int) and 200 <= status < 300):
+            parts.append(str(status) if status is not None else "no-status")
+    elif not error:
+        parts.append("sse_priming" if http.get("sse_event_id") is not None or "sse_retry_ms" in http
+                     else "http_event")
+    if error:
+        parts.append(f"error:{str(error).split(':', 1)[0]}")
+    return " ".join(parts)
+
+
 def fingerprint(target: Path) -> dict[str, dict[str, Any]]:
     """Per situation: envelope counts per ``direction kind``, span counts per ``service KIND``, stdio connections.
 
     The kind of an envelope is its message's (:func:`message_kind`); the HTTP proxy's message-less records
     count as what they are (``GET``, ``DELETE``, ``sse_priming``, ``error:upstream_reset``...: see
-    :func:`mcptrace.samples.incidents_http.envelope_kind`)."""
+    :func:`envelope_kind`)."""
     out: dict[str, dict[str, Any]] = {}
     for sit in SITUATIONS:
         env_path, otlp_path = target / f"{sit.name}.jsonl", target / f"{sit.name}.otlp.jsonl"
@@ -54,8 +84,6 @@ def fingerprint(target: Path) -> dict[str, dict[str, Any]]:
             continue
         envs = load_envelopes(env_path)
         spans = load_spans(otlp_path)
-        from mcptrace.samples.incidents_http import envelope_kind  # message-less HTTP records by what they are
-
         out[sit.name] = {
             "envelopes": dict(sorted(Counter(
                 f"{e['direction']} {envelope_kind(e)}" for e in envs).items())),
@@ -71,8 +99,6 @@ def wire_sequence(path: Path) -> list[str]:
     for e in sorted(load_envelopes(path), key=lambda e: e["ts"]):
         msg = e.get("message")
         arrow = ">" if e["direction"] == "client_to_server" else "<"
-        from mcptrace.samples.incidents_http import envelope_kind
-
         kind = envelope_kind(e)
         if isinstance(msg, dict):
             if msg.get("method") == "tools/call":
@@ -120,8 +146,11 @@ def _same_trace(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return ta is not None and tb is not None and ta[0] == tb[0]
 
 
-def verify(target: Path) -> list[str]:
-    """Check that every capture shows its situation; returns the problems found (empty when all is well)."""
+def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = None) -> list[str]:
+    """Check that every capture shows its situation; returns the problems found (empty when all is well).
+
+    ``extra_checks``: per situation name, a further check ``(situation, envelopes, spans, need)`` (the
+    situations with runners of their own bring theirs: :data:`mcptrace.samples.incidents.EXTRA_CHECKS`)."""
     problems: list[str] = []
 
     def need(cond: bool, what: str) -> None:
@@ -260,14 +289,8 @@ def verify(target: Path) -> list[str]:
                 need(_same_trace(bt[0], bt[1]), f"{name}: both rounds in the same trace")
                 need(rmap.get(_key(bt[1]), {}).get("result", {}).get("resultType") == "complete",
                      f"{name}: the retry completes")
-        from mcptrace.samples.incidents_partial import CHECKS
-
-        if name in CHECKS:
-            CHECKS[name](sit, envs, spans, need)
-        from mcptrace.samples.incidents_http import CHECKS as HTTP_CHECKS
-
-        if name in HTTP_CHECKS:
-            HTTP_CHECKS[name](sit, envs, spans, need)
+        if name in (extra_checks or {}):
+            extra_checks[name](sit, envs, spans, need)
         # the servers' SERVER spans carry the semconv attributes for every tools/call they finished
         for s in server_spans:
             if s["attrs"].get("mcp.method.name") == "tools/call":

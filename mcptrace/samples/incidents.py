@@ -28,189 +28,36 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SIZE_LIMIT = 1024 * 1024
-PID_DIR_ENV = "MCPTRACE_INCIDENT_PID_DIR"
-ENDPOINT_ENV = "MCPTRACE_SAMPLES_OTLP_ENDPOINT"
-AGENT_TIMEOUT = 60
+from mcptrace.samples.incident_run import (  # noqa: F401 - re-exported
+    AGENT_TIMEOUT, ENDPOINT_ENV, PID_DIR_ENV, REPO_ROOT, SIZE_LIMIT, _env, _free_port, _reap_stragglers, _Run, _stop,
+    _wait_http,
+)
+from mcptrace.samples.situations import BY_NAME, SITUATIONS, Situation  # noqa: F401 - re-exported
+from mcptrace.samples import incidents_http, incidents_partial
+from mcptrace.samples import incident_checks
+# the structure and the checks of the captures live in incident_checks; re-exported here
+from mcptrace.samples.incident_checks import (  # noqa: F401
+    KIND, _key, _meta, _requests, _responses, _same_trace, _tp, fingerprint, load_envelopes, load_spans,
+    message_kind, wire_sequence,
+)
+
+#: the checks of the situations that have their own runner, by situation name
+EXTRA_CHECKS = {**incidents_partial.CHECKS, **incidents_http.CHECKS}
 
 
-from mcptrace.samples.situations import BY_NAME, SITUATIONS, Situation  # noqa: E402,F401 - re-exported
-
-
-# -- process plumbing -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(otlp_endpoint: str, pid_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env[ENDPOINT_ENV] = otlp_endpoint
-    env[PID_DIR_ENV] = str(pid_dir)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("OTEL_RESOURCE_ATTRIBUTES", None)
-    return env
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    from mcptrace.samples.__main__ import _wait_http as wait
-
-    wait(url, proc, timeout)
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _belongs_to(pid: int, pid_dir: Path) -> bool:
-    """Whether ``pid`` is still one of this situation's processes (its environment names ``pid_dir``)."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return f"{PID_DIR_ENV}={pid_dir}".encode() in environ
-
-
-def _reap_stragglers(pid_dir: Path) -> list[int]:
-    """SIGKILL the recorded server processes (and their tees) of this situation that are still alive.
-
-    Each incident server writes ``<pid> <parent pid (the tee)>`` into ``pid_dir``; a pid is only killed
-    while its environment still carries this situation's ``pid_dir`` (so a recycled pid is left alone).
-    """
-    killed = []
-    for f in sorted(pid_dir.iterdir()):
-        for pid in map(int, f.read_text().split()):
-            if _belongs_to(pid, pid_dir):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
-    return killed
-
-
-@dataclass
-class _Run:
-    """One situation's run: its files, receiver endpoint and the processes it started."""
-
-    sit: Situation
-    target: Path
-    work: Path
-    run_id: str
-    env: dict[str, str] = field(default_factory=dict)
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def envelopes(self) -> Path:
-        return self.target / f"{self.sit.name}.jsonl"
-
-    @property
-    def otlp(self) -> Path:
-        return self.target / f"{self.sit.name}.otlp.jsonl"
-
-    def popen(self, *args: str, capture: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start ``python ARGS`` in its own session (``env`` added to the run's environment); stderr (and
-        stdout unless captured) go to a log file."""
-        log = self.work / f"{len(self.procs)}-{args[1].rsplit('.', 1)[-1]}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, *args], env={**self.env, **(env or {})}, cwd=str(REPO_ROOT),
-                stdout=subprocess.PIPE if capture else fh, stderr=fh, start_new_session=True,
-            )
-        proc.log = log  # type: ignore[attr-defined]
-        self.procs.append(proc)
-        return proc
-
-    def http_server(self, port: int, *flags: str, process: str | None = None) -> subprocess.Popen[bytes]:
-        """The incident server over Streamable HTTP on ``port`` (``flags`` before its ``--``); ``process``
-        names it in the resource attribute ``mcptrace.sample.process``."""
-        env = {"OTEL_RESOURCE_ATTRIBUTES": f"mcptrace.sample.process={process}"} if process else None
-        return self.popen("-m", "mcptrace.samples.incident_server", *flags, "--", "--transport", "http",
-                          "--port", str(port), "--service-name", self.sit.server, env=env)
-
-    def http_proxy(self, proxy_port: int, mcp_port: int) -> subprocess.Popen[bytes]:
-        """The recording proxy on ``proxy_port`` in front of the server on ``mcp_port``, writing the envelopes."""
-        return self.popen("-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
-                          "--upstream", f"http://127.0.0.1:{mcp_port}", "--out", str(self.envelopes))
-
-    def serve_http(self, services: list[subprocess.Popen[bytes]], *flags: str,
-                   process: str | None = None) -> tuple[str, int, subprocess.Popen[bytes]]:
-        """Start the HTTP server and the proxy in front of it (added to ``services``), wait until both
-        answer; returns (the proxy's MCP URL, the server's port, the server process)."""
-        mcp_port, proxy_port = _free_port(), _free_port()
-        server = self.http_server(mcp_port, *flags, process=process)
-        services.append(server)
-        proxy = self.http_proxy(proxy_port, mcp_port)
-        services.append(proxy)
-        _wait_http(f"http://127.0.0.1:{mcp_port}/", server)
-        _wait_http(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
-        return f"http://127.0.0.1:{proxy_port}/mcp", mcp_port, server
-
-    @staticmethod
-    def log_tail(proc: subprocess.Popen[bytes], n: int = 3000) -> str:
-        try:
-            return Path(proc.log).read_text(errors="replace")[-n:]  # type: ignore[attr-defined]
-        except OSError:
-            return ""
-
-    def agent(self, i: int, *extra: str) -> subprocess.Popen[bytes]:
-        sit = self.sit
-        client = sit.clients[i]
-        key_name = sit.key_names[i] if i < len(sit.key_names) else None
-        args = ["-m", "mcptrace.samples.incident_agent", sit.name if sit.transport == "stdio" else "stateless_client",
-                "--service-name", client, "--server-service-name", sit.server, *sit.agent_args, *extra]
-        if sit.transport == "stdio":
-            args += ["--tee-out", str(self.envelopes), "--connection-id", f"stdio:{client}:{self.run_id}"]
-        if key_name:
-            args += ["--session-key-name", key_name, "--session-key", str(uuid.uuid4())]
-        if i < len(sit.no_tracing) and sit.no_tracing[i]:
-            args.append("--no-tracing")
-        return self.popen(*args, capture=True)
-
-    def finish_agents(self, agents: list[subprocess.Popen[bytes]]) -> list[dict[str, Any]]:
-        summaries = []
-        for proc in agents:
-            try:
-                out, _ = proc.communicate(timeout=AGENT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate(timeout=10)
-                raise RuntimeError(f"{self.sit.name}: client timed out\n{self.log_tail(proc)}") from None
-            lines = out.decode("utf-8", errors="replace").strip().splitlines()
-            try:
-                summary = json.loads(lines[-1]) if lines else {}
-            except ValueError:
-                summary = {}
-            if proc.returncode != 0:
-                bad = [c for c in summary.get("calls", []) if c["status"] != c["expect"]]
-                raise RuntimeError(
-                    f"{self.sit.name}: client exited {proc.returncode}; unexpected outcomes {bad}\n"
-                    + self.log_tail(proc)
-                )
-            summaries.append(summary)
-        return summaries
+def verify(target: Path) -> list[str]:
+    """Check that every capture shows its situation; returns the problems found (empty when all is well).
+    See :func:`mcptrace.samples.incident_checks.verify`."""
+    return incident_checks.verify(target, EXTRA_CHECKS)
 
 
 def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -> dict[str, Any]:
@@ -235,13 +82,10 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
             extra += ["--downstream", f"http://127.0.0.1:{port}"]
         if sit.name == "server_killed_mid_call":
             extra += ["--ready-file", str(run.work / "hang.ready")]
-        from mcptrace.samples.incidents_http import RUNNERS as HTTP_RUNNERS
-        from mcptrace.samples.incidents_partial import RUNNERS
-
-        if sit.name in RUNNERS:
-            summaries = RUNNERS[sit.name](run, services)
-        elif sit.name in HTTP_RUNNERS:
-            summaries = HTTP_RUNNERS[sit.name](run, services)
+        if sit.name in incidents_partial.RUNNERS:
+            summaries = incidents_partial.RUNNERS[sit.name](run, services)
+        elif sit.name in incidents_http.RUNNERS:
+            summaries = incidents_http.RUNNERS[sit.name](run, services)
         elif sit.transport == "stdio":
             summaries = run.finish_agents([run.agent(0, *extra)])
         else:
@@ -261,13 +105,6 @@ def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -
         receiver.stop()
     return {"situation": sit.name, "seconds": round(time.monotonic() - t0, 1), "clients": summaries,
             "stragglers_killed": stragglers}
-
-
-# the structure and the checks of the captures live in incident_checks; re-exported here
-from mcptrace.samples.incident_checks import (  # noqa: E402,F401
-    KIND, _key, _meta, _requests, _responses, _same_trace, _tp, fingerprint, load_envelopes, load_spans,
-    message_kind, verify, wire_sequence,
-)
 
 
 # -- README -------------------------------------------------------------------------------------------

@@ -27,13 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mcptrace.samples.incidents import (
-    Situation,
-    _meta,
-    _Run,
-    _wait_http,
-    message_kind,
-)
+from mcptrace.samples.incident_checks import _meta, envelope_kind, message_kind  # noqa: F401 - envelope_kind re-exported
+from mcptrace.samples.incident_run import _Run, _wait_http
+from mcptrace.samples.situations import Situation
 
 Need = Callable[[bool, str], None]
 
@@ -46,35 +42,6 @@ LOOKALIKE_LABELS = ("A", "B")
 
 
 # -- what a message-less envelope is ------------------------------------------------------------------
-
-
-def envelope_kind(e: dict[str, Any]) -> str:
-    """``message_kind`` of the envelope's message; for the proxy's message-less HTTP records what they are:
-
-    ``GET`` / ``DELETE`` (plus ``Last-Event-ID`` for a resumption, the status when it is not 2xx, and
-    ``error:<reason>`` when the exchange failed before its headers), ``sse_priming`` (an SSE event with
-    an id and/or retry and no data), ``error:<reason>`` (``upstream_reset``, ``client_disconnected``,
-    ``proxy_shutdown``: a stream that ended abnormally). A body that was not JSON-RPC stays ``raw``.
-    """
-    msg = e.get("message")
-    http = e.get("http")
-    if msg is not None or "raw" in e or not isinstance(http, dict):
-        return message_kind(msg)
-    parts: list[str] = []
-    error = http.get("error")
-    if e.get("direction") == "client_to_server" and http.get("method") in ("GET", "DELETE"):
-        parts.append(http["method"])
-        if "last-event-id" in (http.get("request_headers") or {}):
-            parts.append("Last-Event-ID")
-        status = http.get("status")
-        if not (isinstance(status, int) and 200 <= status < 300):
-            parts.append(str(status) if status is not None else "no-status")
-    elif not error:
-        parts.append("sse_priming" if http.get("sse_event_id") is not None or "sse_retry_ms" in http
-                     else "http_event")
-    if error:
-        parts.append(f"error:{str(error).split(':', 1)[0]}")
-    return " ".join(parts)
 
 
 def is_http_event(e: dict[str, Any]) -> bool:

@@ -26,7 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mcptrace.samples.incidents import Situation, _Run, _tp
+from mcptrace.samples.incident_checks import _tp
+from mcptrace.samples.incident_run import _Run
+from mcptrace.samples.situations import Situation
 
 #: how long after the first host the second one of ``colliding_ids_no_extraction`` starts
 START_DELAY = 0.03

@@ -9,6 +9,7 @@ without changes to the loader.
 
 from __future__ import annotations
 
+from mcptrace.core.errors import NotFoundError
 from mcptrace.ingest.readers.base import Reader, read_head
 from mcptrace.ingest.readers.claude_log import ClaudeLogReader
 from mcptrace.ingest.readers.envelope import EnvelopeReader
@@ -38,7 +39,7 @@ def by_name(name: str) -> Reader:
     for r in _REGISTRY:
         if r.name == name:
             return r
-    raise KeyError(f"unknown format {name!r}; known: {', '.join(r.name for r in _REGISTRY)}")
+    raise NotFoundError("format", name, known=", ".join(r.name for r in _REGISTRY))
 
 
 def sniff(head: bytes) -> Reader | None:
