@@ -649,14 +649,43 @@ def test_stdio_capture_appends_with_a_fresh_connection_id_per_process(tmp_path):
     assert envs[0]["connection_id"] == envs[1]["connection_id"] != envs[2]["connection_id"]
 
 
+def test_http_capture_without_its_extra_says_what_to_install(tmp_path):
+    # httpx made unimportable (None in sys.modules), as in an install without the capture extra
+    code = """
+import sys
+sys.modules["httpx"] = None
+import mcptrace
+from mcptrace.cli import main
+try:
+    import mcptrace.capture.http
+except mcptrace.MissingDependencyError as exc:
+    print("raised:", isinstance(exc, ImportError), exc)
+sys.exit(main(["capture", "http", "--upstream", "http://127.0.0.1:9", "--out", sys.argv[1]]))
+"""
+    r = subprocess.run([PY, "-c", code, str(tmp_path / "x.jsonl")], capture_output=True, text=True, cwd=ROOT,
+                       env=_env(), timeout=60)
+    assert "raised: True httpx is required for this; install it with: pip install 'mcptrace[capture]'" in r.stdout
+    assert r.returncode == 2  # the CLI turns it into a usage error naming the extra
+    assert "pip install 'mcptrace[capture]'" in r.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_redaction_can_be_turned_off_and_listen_is_loopback_only(tmp_path):
-    from mcptrace.capture._common import redact_headers, redact_query
+    import argparse
+
+    from mcptrace.capture.options import add_http_arguments, redaction_from_args
+    from mcptrace.core.redact import RedactionPolicy
 
     h = [(b"Authorization", b"Bearer x"), (b"X-Goog-Api-Key", b"k"), (b"Mcp-Session-Id", b"s")]
-    assert redact_headers(h) == {"authorization": "[REDACTED]", "x-goog-api-key": "[REDACTED]",
-                                 "mcp-session-id": "s"}
-    assert redact_headers(h, redact=False)["authorization"] == "Bearer x"
-    assert redact_query("/sse?session_id=1&api_key=2") == "/sse?session_id=1&api_key=[REDACTED]"
+    assert RedactionPolicy().redact_headers(h) == {"authorization": "[REDACTED]", "x-goog-api-key": "[REDACTED]",
+                                                   "mcp-session-id": "s"}
+    assert RedactionPolicy(enabled=False).redact_headers(h)["authorization"] == "Bearer x"
+    assert RedactionPolicy().redact_query("/sse?session_id=1&api_key=2") == "/sse?session_id=1&api_key=[REDACTED]"
+    parser = argparse.ArgumentParser()
+    add_http_arguments(parser)
+    base = ["--upstream", "http://127.0.0.1:9", "--out", "x.jsonl"]
+    assert redaction_from_args(parser.parse_args(base)) == RedactionPolicy()
+    assert redaction_from_args(parser.parse_args([*base, "--no-redact"])) == RedactionPolicy(enabled=False)
     r = subprocess.run([PY, "-m", "mcptrace", "capture", "http", "--listen", "0.0.0.0:0", "--upstream",
                         "http://127.0.0.1:9", "--out", str(tmp_path / "x.jsonl")],
                        capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=30)

@@ -347,10 +347,77 @@ def test_credential_headers_never_reach_the_database(tmp_path):
     assert json.loads(headers[0])["authorization"] == "[REDACTED]"
     assert json.loads(headers[1])["set-cookie"] == "[REDACTED]"
     assert headers[2] == "/mcp?access_token=[REDACTED]&keep=1"
-    # also with redaction on load switched off: the reader itself never passes them on
+    # with redaction on load switched off the reader redacts nothing either (one policy for the load)
     ws2 = mcptrace.open()
     ws2.load(path, redact=False)
-    assert not [s for s in secrets if s in every_text_in_the_database(ws2)]
+    kept = every_text_in_the_database(ws2)
+    assert {f"S3CR3T-{k}" for k in (0, 1, 2, 3, 4, 5, 7)} <= {s for s in secrets if s in kept}
+    headers = ws2.sql("SELECT http_request_headers, http_path FROM messages LIMIT 1").rows()[0]
+    assert json.loads(headers[0])["authorization"] == "Bearer S3CR3T-1"
+    assert headers[1] == "/mcp?access_token=S3CR3T-0&keep=1"
+
+
+SECRET_QUERY_URL = "https://mcp.example/mcp?my_secret=s1&x_token=t&page=2"
+SECRET_QUERY_PATH = "/mcp?my_secret=[REDACTED]&x_token=[REDACTED]&page=2"
+
+
+def test_har_query_values_are_redacted_by_the_key_pattern(tmp_path):
+    e = har_entry(body=CALL, text="data: " + RESULT + "\n\n", url=SECRET_QUERY_URL)
+    path = write_har(tmp_path, "har_secret_query.har", [e])
+    ws, rep = load(path)
+    assert rep.n_rejected == 0
+    assert {p for (p,) in ws.sql("SELECT DISTINCT http_path FROM messages").rows()} == {SECRET_QUERY_PATH}
+    dump = every_text_in_the_database(ws)
+    assert "my_secret=s1" not in dump and "x_token=t&" not in dump
+    # redaction off: the query as written
+    ws, _ = load(path, redact=False)
+    assert {p for (p,) in ws.sql("SELECT DISTINCT http_path FROM messages").rows()} == {
+        "/mcp?my_secret=s1&x_token=t&page=2"}
+
+
+def test_a_custom_key_pattern_reaches_the_har_reader(tmp_path):
+    body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "pay", "arguments": {"tenant_pin": "PIN-BODY", "amount": "12"}}}
+    e = har_entry(body=body, text="data: " + RESULT + "\n\n",
+                  url="https://mcp.example/mcp?tenant_pin=PIN-QUERY&page=2",
+                  request_headers=[{"name": "X-Tenant-Pin", "value": "PIN-HEADER"},
+                                   {"name": "Authorization", "value": "Bearer PIN-AUTH"}])
+    path = write_har(tmp_path, "har_custom_secret.har", [e])
+    pattern = r"(?:[a-z0-9]+[-_.])*tenant[-_]?pin"
+    ws, rep = load(path, secret_keys=pattern)
+    assert rep.n_rejected == 0
+    dump = every_text_in_the_database(ws)
+    assert not [s for s in ("PIN-BODY", "PIN-QUERY", "PIN-HEADER", "PIN-AUTH") if s in dump]
+    headers, http_path, message = ws.sql("SELECT http_request_headers, http_path, raw FROM messages "
+                                         "WHERE direction = 'client_to_server'").rows()[0]
+    assert json.loads(headers)["x-tenant-pin"] == "[REDACTED]"
+    assert json.loads(headers)["authorization"] == "[REDACTED]"  # credential headers whatever the pattern
+    assert http_path == "/mcp?tenant_pin=[REDACTED]&page=2"
+    assert json.loads(message)["params"]["arguments"] == {"tenant_pin": "[REDACTED]", "amount": "12"}
+    # the default pattern does not name tenant_pin; with redaction off nothing is redacted at all
+    ws, _ = load(path)
+    assert {"PIN-BODY", "PIN-QUERY", "PIN-HEADER"} <= {s for s in ("PIN-BODY", "PIN-QUERY", "PIN-HEADER", "PIN-AUTH")
+                                                       if s in every_text_in_the_database(ws)}
+    ws, _ = load(path, redact=False)
+    dump = every_text_in_the_database(ws)
+    assert all(s in dump for s in ("PIN-BODY", "PIN-QUERY", "PIN-HEADER", "PIN-AUTH"))
+
+
+def test_a_custom_key_pattern_reaches_the_inspector_reader(tmp_path):
+    entry = {"id": "1", "timestamp": "2026-03-01T12:00:00.000Z", "method": "POST",
+             "url": "http://127.0.0.1:9/mcp?tenant_pin=PIN-QUERY",
+             "requestHeaders": {"content-type": "application/json", "mcp-protocol-version": "2025-11-25",
+                                "x-tenant-pin": "PIN-HEADER"},
+             "requestBody": json.dumps(CALL), "error": "fetch failed", "duration": 3, "category": "transport"}
+    path = tmp_path / "inspector-network-custom_secret.json"
+    path.write_text(json.dumps([entry], indent=2), encoding="utf-8")
+    ws, rep = load(path, secret_keys=r"(?:[a-z0-9]+[-_.])*tenant[-_]?pin")
+    assert (rep.n_records, rep.n_rejected) == (1, 0)
+    headers, http_path = ws.sql("SELECT http_request_headers, http_path FROM messages").rows()[0]
+    assert json.loads(headers)["x-tenant-pin"] == "[REDACTED]"
+    assert http_path == "/mcp?tenant_pin=[REDACTED]"
+    ws, _ = load(path, redact=False)
+    assert ws.sql("SELECT http_path FROM messages").rows() == [("/mcp?tenant_pin=PIN-QUERY",)]
 
 
 def test_har_headers_are_found_case_insensitively(tmp_path):
@@ -632,6 +699,40 @@ def test_capture_proxy_writes_a_har_that_loads_like_its_envelopes(tmp_path):
     assert messages(ws_har) == messages(ws_env)
     q = "SELECT rpc_id, method, status, start_ts, end_ts, mcp_session_id FROM calls ORDER BY start_ts"
     assert ws_har.sql(q).rows() == ws_env.sql(q).rows()
+
+
+def test_har_and_capture_redact_the_same_query(tmp_path):
+    """A HAR of an exchange and ``mcptrace capture http`` of the same exchange give the same ``http_path``."""
+    import httpx
+    up_port, proxy_port = _free_port(), _free_port()
+    server, thread = _sse_upstream(up_port)
+    out = tmp_path / "proxy.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mcptrace.capture.http", "--listen", f"127.0.0.1:{proxy_port}",
+                             "--upstream", f"http://127.0.0.1:{up_port}", "--out", str(out)],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        url = f"http://127.0.0.1:{proxy_port}/mcp?my_secret=s1&x_token=t&page=2"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        server.should_exit = True
+        thread.join(timeout=10)
+    ws_env, _ = load(out)
+    har = write_har(tmp_path, "same_exchange.har", [har_entry(body=CALL, text="data: " + RESULT + "\n\n",
+                                                              url=SECRET_QUERY_URL)])
+    ws_har, _ = load(har)
+    q = "SELECT DISTINCT http_path FROM messages"
+    assert ws_env.sql(q).rows() == ws_har.sql(q).rows() == [(SECRET_QUERY_PATH,)]
 
 
 # -- robustness: mutated files never raise, every record is accounted for ------------------------

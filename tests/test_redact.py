@@ -1,4 +1,5 @@
-"""The redaction pre-test (run in DuckDB before the full pattern) never misses a secret."""
+"""The redaction pre-test (run in DuckDB before the full pattern) never misses a secret, and the one
+redaction policy (loader SQL, readers, capture) redacts headers, query strings and JSON alike."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import json
 import re
 
 import duckdb
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from mcptrace.core.redact import DEFAULT_SECRET_KEYS, PREFILTER, json_value_pattern, prefilter_for
+from mcptrace.core.redact import (
+    DEFAULT_REDACTION,
+    DEFAULT_SECRET_KEYS,
+    PREFILTER,
+    REDACTED,
+    RedactionPolicy,
+    json_value_pattern,
+    prefilter_for,
+    redact_json_text,
+)
 
 SECRET_WORDS = ["authorization", "proxy-authorization", "proxyauthorization", "cookie", "set-cookie", "setcookie",
                 "api_key", "apikey", "x-api-key", "xapikey", "auth-token", "authtoken", "access_token", "accesstoken",
@@ -53,3 +64,89 @@ def test_custom_key_patterns_use_their_own_pattern_as_the_pre_test():
     assert prefilter_for(DEFAULT_SECRET_KEYS) == PREFILTER
     custom = prefilter_for("ssn|tax_id")
     assert re.search(custom.replace("(?i)", ""), '{"ssn": "123"}', re.I)
+
+
+# -- RedactionPolicy ----------------------------------------------------------------------------
+
+def test_policy_names_the_same_keys_as_the_pattern():
+    p = RedactionPolicy()
+    for word in SECRET_WORDS:
+        assert p.is_secret_name(word) and p.is_secret_name(word.upper()), word
+        assert p.is_secret_name("x-" + word) and p.is_secret_name("my_" + word), word
+    for word in PLAIN + ["page", "session_id", "mcp-session-id", "accept"]:
+        assert not p.is_secret_name(word), word
+    assert p.is_secret_name(b"X-Goog-Api-Key") and p.is_secret_name(" Authorization ")
+    # the credential header names are secret whatever the key pattern
+    custom = RedactionPolicy(secret_keys="ssn")
+    assert custom.is_secret_name("ssn") and custom.is_secret_name("Cookie") and not custom.is_secret_name("api_key")
+
+
+def test_policy_redacts_every_header_shape():
+    p = RedactionPolicy()
+    pairs = [(b"Authorization", b"Bearer x"), (b"X-Goog-Api-Key", b"k"), (b"Mcp-Session-Id", b"s"),
+             (b"Accept", b"a"), (b"accept", b"b")]
+    want = {"authorization": REDACTED, "x-goog-api-key": REDACTED, "mcp-session-id": "s", "accept": "a, b"}
+    assert p.redact_headers(pairs) == want
+    har = [{"name": k.decode(), "value": v.decode()} for k, v in pairs] + [{"name": None, "value": "x"}, "junk"]
+    assert p.redact_headers(har) == want
+    assert p.redact_headers({"Set-Cookie": "sid=1", "X-Count": 3, "X-None": None}) == {
+        "set-cookie": REDACTED, "x-count": "3", "x-none": ""}
+    assert p.redact_headers([("Cookie", "a"), ("Cookie", "b")]) == {"cookie": REDACTED}
+    assert p.redact_headers("not headers") == {} and p.redact_headers(None) == {}
+    off = RedactionPolicy(enabled=False)
+    assert off.redact_headers(pairs)["authorization"] == "Bearer x"
+    assert p.redact_value("token", "t") == REDACTED and off.redact_value("token", "t") == "t"
+    assert p.redact_value("page", "2") == "2"
+
+
+def test_policy_redacts_only_secret_query_values():
+    p = RedactionPolicy()
+    assert p.redact_query("/mcp?my_secret=s1&x_token=t&page=2") == "/mcp?my_secret=[REDACTED]&x_token=[REDACTED]&page=2"
+    assert p.redact_query("/sse?session_id=1&api_key=2") == "/sse?session_id=1&api_key=[REDACTED]"
+    # only the secret values change: other pairs, their encoding and the fragment are kept as written
+    assert p.redact_query("https://h:1/p?q=a+b%2Fc&flag&Api%5FKey=k#frag") == \
+        "https://h:1/p?q=a+b%2Fc&flag&Api%5FKey=[REDACTED]#frag"
+    assert p.redact_query("/mcp?page=2") == "/mcp?page=2"
+    assert p.redact_query("/mcp") == "/mcp"
+    assert RedactionPolicy(enabled=False).redact_query("/mcp?token=t") == "/mcp?token=t"
+    assert RedactionPolicy(secret_keys="tenant_pin").redact_query("/x?tenant_pin=1&token=2") == \
+        "/x?tenant_pin=[REDACTED]&token=2"
+
+
+def test_policy_redacts_json_text_like_the_module_function_and_har_pairs():
+    text = '{"params": {"api_key": "k", "scopes": ["a", "b"], "access_token": ["t1", "t2"], "page": "2"}}'
+    assert DEFAULT_REDACTION.redact_json_text(text) == redact_json_text(text) == (
+        '{"params": {"api_key": "[REDACTED]", "scopes": ["a", "b"], "access_token": "[REDACTED]", "page": "2"}}')
+    har = '[{"name": "Authorization", "value": "Bearer x"}, {"name": "Accept", "value": "*/*"}, ' \
+          '{"name": "x-mcp-remote-auth", "value": "y"}'
+    assert DEFAULT_REDACTION.redact_json_text(har) == (
+        '[{"name": "Authorization", "value": "[REDACTED]"}, {"name": "Accept", "value": "*/*"}, '
+        '{"name": "x-mcp-remote-auth", "value": "[REDACTED]"}')
+    custom = RedactionPolicy(secret_keys="ssn")
+    assert custom.redact_json_text('{"ssn": "1", "api_key": "k"}') == '{"ssn": "[REDACTED]", "api_key": "k"}'
+    assert RedactionPolicy(enabled=False).redact_json_text(text) == text
+
+
+def test_policy_sql_params_redact_in_duckdb_as_in_python():
+    con = duckdb.connect()
+    for policy in (RedactionPolicy(), RedactionPolicy(secret_keys="ssn|tax_id")):
+        params = policy.sql_params()
+        assert params == {"redact": True, "secret_re": json_value_pattern(policy.secret_keys),
+                          "redacted": '\\1"[REDACTED]"', "prefilter": prefilter_for(policy.secret_keys)}
+        for text in ['{"api_key": "k", "ssn": "1", "x": {"client-secret": ["a"]}}', '{"tax_id": "9", "page": 2}']:
+            (out,) = con.execute("SELECT CASE WHEN $redact AND regexp_matches($t, $prefilter) "
+                                 "THEN regexp_replace($t, $secret_re, $redacted, 'g') ELSE $t END",
+                                 {**params, "t": text}).fetchone()
+            assert out == redact_json_text(text, policy.secret_keys), (policy, text)
+    assert RedactionPolicy(enabled=False).sql_params()["redact"] is False
+
+
+def test_policy_is_one_immutable_value():
+    assert RedactionPolicy() == DEFAULT_REDACTION and hash(RedactionPolicy()) == hash(DEFAULT_REDACTION)
+    with pytest.raises(AttributeError):
+        DEFAULT_REDACTION.enabled = False  # type: ignore[misc]
+    with pytest.raises(ValueError, match="secret_keys"):
+        RedactionPolicy(secret_keys="(unclosed")
+    RedactionPolicy(enabled=False, secret_keys="(unclosed")  # not used when off
+    with pytest.raises(TypeError):
+        RedactionPolicy(secret_keys=None)  # type: ignore[arg-type]

@@ -1,45 +1,15 @@
-"""``mcptrace capture stdio|http``: argument definitions (no heavy imports) and dispatch."""
+"""``mcptrace capture stdio|http``: the sub-commands (no heavy imports) and dispatch."""
 
 from __future__ import annotations
 
 import argparse
 
-STDIO_EPILOG = """Configure this in the host in place of the server command, e.g. in a host's JSON config:
-  "command": "mcptrace", "args": ["capture", "stdio", "--out", "/tmp/weather.jsonl", "--", "python", "server.py"]
-Bytes pass through unchanged; the child's exit code is returned; the capture is appended to."""
-
-HTTP_EPILOG = """Point the client at http://HOST:PORT/<path> instead of the server; requests go to URL + <path>.
-  mcptrace capture http --listen 127.0.0.1:8765 --upstream http://127.0.0.1:8000 --out /tmp/http.jsonl
-Streamable HTTP and the 2024-11-05 HTTP+SSE transport; streams are forwarded as they arrive."""
-
-
-def add_stdio_arguments(parser: argparse.ArgumentParser, *, bare: bool = True) -> None:
-    parser.add_argument("--out", required=True, metavar="FILE", help="envelope JSONL file (appended, never truncated)")
-    parser.add_argument("--connection-id", metavar="ID",
-                        help="connection_id of every envelope (default: stdio:<command name>:<8 hex>, fresh per run)")
-    parser.add_argument("--stderr-out", metavar="FILE",
-                        help="also append the child's stderr here, one '<ts> <connection id> <line>' per line")
-    if bare:
-        parser.add_argument("--bare", metavar="FILE", help="also append every raw line here (bare JSON-RPC NDJSON)")
-    parser.add_argument("--quiet", action="store_true", help="do not print what is recorded where (on stderr)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
-                        help="the MCP server command the host would have run")
-
-
-def add_http_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                        help="where to listen (default 127.0.0.1:0 = a free port, printed); loopback only "
-                             "unless --allow-remote")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --listen address")
-    parser.add_argument("--upstream", required=True, metavar="URL",
-                        help="upstream base URL; the request path is appended (http://127.0.0.1:9000 + /mcp)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="envelope JSONL file (appended, never truncated)")
-    parser.add_argument("--har", default=None, metavar="FILE",
-                        help="also write a HAR 1.2 file of every exchange (rewritten as exchanges complete)")
-    parser.add_argument("--no-redact", action="store_true",
-                        help="keep credential headers and query values (Authorization, Cookie, API keys...)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
-    parser.add_argument("--quiet", action="store_true", help="do not print where it listens and writes")
+from mcptrace.capture.options import (
+    HTTP_EPILOG,
+    STDIO_EPILOG,
+    add_http_arguments,
+    add_stdio_arguments,
+)
 
 
 def add_capture_arguments(parser: argparse.ArgumentParser) -> None:

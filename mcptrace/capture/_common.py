@@ -1,4 +1,7 @@
-"""Helpers shared by the recorders: timestamps, envelope writing, header redaction, loopback checks."""
+"""Helpers shared by the recorders: timestamps, envelope writing, loopback checks.
+
+Credential redaction is :class:`mcptrace.core.redact.RedactionPolicy` (the loader's policy too).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +14,10 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
-
-from mcptrace.core.redact import DEFAULT_SECRET_KEYS, REDACTED
+from urllib.parse import parse_qsl, urlsplit
 
 CLIENT_TO_SERVER = "client_to_server"
 SERVER_TO_CLIENT = "server_to_client"
-
-#: Header names that are always redacted (the pattern below covers them too; kept for readers of this module).
-REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
-_SECRET_NAME = re.compile(DEFAULT_SECRET_KEYS, re.IGNORECASE)
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -39,46 +36,6 @@ def parse_json_message(text: str) -> tuple[Any, bool]:
     if not isinstance(value, dict | list):
         return None, False
     return value, True
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a header or query-parameter name looks like it carries a credential."""
-    return name.lower() in REDACTED_HEADERS or _SECRET_NAME.fullmatch(name) is not None
-
-
-def redact_headers(items: Iterable[tuple[Any, Any]], redact: bool = True) -> dict[str, str]:
-    """Lower-case header names and (unless ``redact`` is false) redact credential-bearing values.
-
-    ``items`` is an iterable of ``(name, value)`` pairs (str or bytes). Repeated headers are joined
-    with ``", "``. Redacted: ``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
-    ``x-api-key`` and every name matching :data:`mcptrace.core.redact.DEFAULT_SECRET_KEYS`
-    (``x-auth-token``, ``api-key``, ...).
-    """
-    out: dict[str, str] = {}
-    for name, value in items:
-        if isinstance(name, bytes):
-            name = name.decode("latin-1")
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        key = name.lower()
-        secret = redact and is_secret_name(key)
-        if secret:
-            value = REDACTED
-        out[key] = f"{out[key]}, {value}" if key in out and not secret else value
-    return out
-
-
-def redact_query(path_and_query: str, redact: bool = True) -> str:
-    """``path?query`` with credential-looking query values (``api_key=``, ``token=``...) redacted."""
-    if not redact or "?" not in path_and_query:
-        return path_and_query
-    path, _, query = path_and_query.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(is_secret_name(k) for k, _ in pairs):
-        return path_and_query
-    return path + "?" + "&".join(
-        f"{quote(k, safe='')}={REDACTED if is_secret_name(k) else quote(v, safe='')}" for k, v in pairs
-    )
 
 
 def legacy_session_id(url: str) -> str | None:
@@ -194,15 +151,10 @@ class JsonlWriter:
 __all__ = [
     "CLIENT_TO_SERVER",
     "SERVER_TO_CLIENT",
-    "REDACTED",
-    "REDACTED_HEADERS",
     "JsonlWriter",
     "default_connection_id",
     "is_loopback",
-    "is_secret_name",
     "legacy_session_id",
     "parse_json_message",
-    "redact_headers",
-    "redact_query",
     "utc_now",
 ]

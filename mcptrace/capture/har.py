@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mcptrace.capture._common import REDACTED, is_secret_name, redact_query
+from mcptrace.core.redact import RedactionPolicy
 
 
 def _parse_utc(ts: str) -> datetime:
@@ -30,12 +30,13 @@ def _ms(a: datetime, b: datetime) -> float:
     return (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) / 1000
 
 
-def _har_headers(items: Any, redact: bool = True) -> list[dict[str, str]]:
+def _har_headers(items: Any, redaction: RedactionPolicy) -> list[dict[str, str]]:
+    """``(name, value)`` pairs (str or bytes) as HAR ``[{"name", "value"}]``, names as sent, secrets redacted."""
     out = []
     for name, value in items:
         name = name.decode("latin-1") if isinstance(name, bytes) else name
         value = value.decode("latin-1") if isinstance(value, bytes) else value
-        out.append({"name": name, "value": REDACTED if redact and is_secret_name(name) else value})
+        out.append({"name": name, "value": redaction.redact_value(name, value)})
     return out
 
 
@@ -62,13 +63,14 @@ class HarRecorder:
     beyond ``max_body`` bytes is cut (``content.comment`` says so). Unless ``redact`` is false,
     credential header values (``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
     ``x-api-key``...) and credential-looking query values are ``[REDACTED]``; the ``cookies`` arrays
-    stay empty.
+    stay empty. ``redaction`` (a :class:`~mcptrace.core.redact.RedactionPolicy`) says what is
+    redacted; without it, ``redact`` switches the default policy on or off.
     """
 
     def __init__(self, path: str, *, max_body: int = 32 * 1024 * 1024, min_interval: float = 1.0,
-                 redact: bool = True) -> None:
+                 redact: bool = True, redaction: RedactionPolicy | None = None) -> None:
         self.path = path
-        self.redact = redact
+        self.redaction = redaction if redaction is not None else RedactionPolicy(enabled=redact)
         self.max_body = max_body
         self.min_interval = min_interval
         self.exchanges: list[_HarExchange] = []
@@ -82,10 +84,10 @@ class HarRecorder:
         ctype = request.headers.get("content-type", "")
         req: dict[str, Any] = {
             "method": request.method,
-            "url": redact_query(str(request.url), self.redact),
+            "url": self.redaction.redact_query(str(request.url)),
             "httpVersion": f"HTTP/{request.scope.get('http_version', '1.1')}",
-            "headers": _har_headers(headers, self.redact),
-            "queryString": [{"name": k, "value": REDACTED if self.redact and is_secret_name(k) else v}
+            "headers": _har_headers(headers, self.redaction),
+            "queryString": [{"name": k, "value": self.redaction.redact_value(k, v)}
                             for k, v in request.query_params.multi_items()],
             "cookies": [],
             "headersSize": -1,
@@ -110,7 +112,7 @@ class HarRecorder:
         ctype = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
         location = next((v.decode("latin-1") for k, v in headers if k.lower() == b"location"), "")
         ex.entry["response"].update({"status": status, "statusText": reason, "httpVersion": http_version,
-                                     "headers": _har_headers(headers, self.redact), "redirectURL": location})
+                                     "headers": _har_headers(headers, self.redaction), "redirectURL": location})
         ex.entry["response"]["content"]["mimeType"] = ctype or "x-unknown"
         if ctype.split(";")[0].strip().lower() == "text/event-stream":
             ex.events = []

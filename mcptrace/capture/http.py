@@ -38,8 +38,10 @@ one per HTTP-level event of an MCP exchange (``"message": null``, see below), is
   arrives, so that it carries the transport and session that event announces.)
 - **HTTP metadata**: header names lower-cased; credential headers (``Authorization``, ``Cookie``,
   ``Set-Cookie``, ``X-Api-Key`` and every name matching :data:`mcptrace.core.redact.DEFAULT_SECRET_KEYS`)
-  and credential-looking query values are ``[REDACTED]`` unless ``--no-redact``. ``mcp_session_id``
-  is lifted from the ``Mcp-Session-Id`` request or response header, or the legacy ``session_id``.
+  and the values of query parameters with such names are ``[REDACTED]`` unless ``--no-redact``: the
+  :class:`~mcptrace.core.redact.RedactionPolicy` that ``mcptrace load`` applies to HAR files.
+  ``mcp_session_id`` is lifted from the ``Mcp-Session-Id`` request or response header, or the
+  legacy ``session_id``.
 - **connection_id**: the client's TCP connection (``host:port`` as the proxy sees it) for Streamable
   HTTP; for the legacy transport the session id announced by the ``endpoint`` event (and carried
   by the POSTs' ``session_id`` query), so that the stream's responses and the POSTed requests share
@@ -71,13 +73,16 @@ and for event streams ``_eventSourceMessages`` (the event-stream sibling of Chro
 ``_webSocketMessages``) with each event's arrival time. The file is rewritten atomically (a temporary
 file, then a rename) as exchanges complete - at most once a second, the last change at most a second
 late - and once more on shutdown, with the exchanges still open marked by ``_error``.
+
+This module is the proxy (forwarding, the ASGI app, the server); what is written for each exchange
+is :class:`mcptrace.capture.exchange.ExchangeRecorder`. Without httpx, starlette and uvicorn (the
+``capture`` extra) importing it raises :class:`mcptrace.MissingDependencyError`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -85,10 +90,11 @@ import signal
 import socket
 import sys
 import time
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+from mcptrace.core.errors import MissingDependencyError
 
 try:
     import anyio
@@ -99,24 +105,25 @@ try:
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"the HTTP capture proxy needs httpx, starlette and uvicorn ({_exc}); "
-        "install them with: pip install 'mcptrace[capture]'"
-    ) from _exc
+    raise MissingDependencyError(_exc.name or "httpx, starlette and uvicorn", "capture") from _exc
 
-from mcptrace.capture._cli import add_http_arguments
 from mcptrace.capture._common import (
-    CLIENT_TO_SERVER,
-    SERVER_TO_CLIENT,
     JsonlWriter,
     is_loopback,
     legacy_session_id,
     parse_json_message,
-    redact_headers,
-    redact_query,
     utc_now,
 )
-from mcptrace.capture.har import HarRecorder, _HarExchange
+from mcptrace.capture.exchange import (
+    BodyDecoder,
+    Exchange,
+    ExchangeRecorder,
+    is_jsonrpc,
+    message_ids,
+)
+from mcptrace.capture.har import HarRecorder
+from mcptrace.capture.options import add_http_arguments, redaction_from_args
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.core.sse import SSEParser
 
 logger = logging.getLogger("mcptrace.capture.http")
@@ -140,54 +147,11 @@ _HOP_BY_HOP = frozenset(
 _RESPONSE_DROP = frozenset(_HOP_BY_HOP - {"proxy-authenticate"}) | {"content-length"}
 
 
-class _BodyDecoder:
-    """Decode a content-encoded body incrementally for parsing (the raw bytes are what is forwarded)."""
-
-    def __init__(self, encoding: str) -> None:
-        enc = encoding.strip().lower()
-        self.supported = enc in ("", "identity", "gzip", "x-gzip", "deflate")
-        self._z = zlib.decompressobj(wbits=47) if enc in ("gzip", "x-gzip", "deflate") else None
-        self.identity = self._z is None and self.supported
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._z is None:
-            return chunk
-        try:
-            return self._z.decompress(chunk)
-        except zlib.error:
-            self.supported = False
-            return b""
-
-
 def _decodable_codings(accept_encoding: bytes) -> bytes:
     """``Accept-Encoding`` narrowed to the codings the proxy can undo to read the body (gzip, deflate)."""
     keep = [t.strip() for t in accept_encoding.split(b",")
             if t.split(b";")[0].strip().lower() in (b"gzip", b"x-gzip", b"deflate", b"identity")]
     return b", ".join(keep) or b"identity"
-
-
-_MAX_PARSED_BODY = 16 * 1024 * 1024
-_RAW_NOTE = 4096
-
-
-def _is_jsonrpc(value: Any) -> bool:
-    """A JSON-RPC message, or a batch holding at least one (what the envelope's ``message`` is for)."""
-    if isinstance(value, dict):
-        # (an OAuth error body {"error": "invalid_token"} has no id: not JSON-RPC)
-        return "jsonrpc" in value or "method" in value or ("id" in value and ("result" in value or "error" in value))
-    if isinstance(value, list):
-        return any(_is_jsonrpc(v) for v in value if isinstance(v, dict))
-    return False
-
-
-def _ids(value: Any, *, requests: bool) -> set[str]:
-    """JSON texts of the ids of the requests (or of the responses) in a message or batch."""
-    items = value if isinstance(value, list) else [value]
-    out = set()
-    for m in items:
-        if isinstance(m, dict) and m.get("id") is not None and (("method" in m) == requests):
-            out.add(json.dumps(m["id"]))
-    return out
 
 
 class UpstreamBroke(Exception):
@@ -211,51 +175,20 @@ class _QuietUpstreamBreaks(logging.Filter):
         return True
 
 
-class _Exchange:
-    """One proxied HTTP exchange: what its envelopes carry, and what is still unanswered on it."""
-
-    __slots__ = ("transport", "conn", "http", "mcp", "pending", "sse", "parser", "decoder", "body", "body_cut",
-                 "har", "proxy_origin", "parsed_ok", "c2s_written", "deferred_ts")
-
-    def __init__(self, transport: str, conn: str, http: dict[str, Any]) -> None:
-        self.transport = transport
-        self.conn = conn
-        self.http = http
-        self.mcp = False  # the exchange carries MCP traffic (so odd bodies are worth a record)
-        self.pending: set[str] = set()  # ids of requests sent on this exchange and not answered on it
-        self.sse = False
-        self.parser: SSEParser | None = None
-        self.decoder: _BodyDecoder | None = None
-        self.body = bytearray()
-        self.body_cut = False
-        self.har: _HarExchange | None = None
-        self.proxy_origin = ""
-        self.parsed_ok = False
-        self.c2s_written = False
-        self.deferred_ts: str | None = None  # a GET stream's record, held until its stream says which transport
-
-    def envelope(self, ts: str, direction: str, message: Any, **http_extra: Any) -> dict[str, Any]:
-        return {
-            "ts": ts,
-            "direction": direction,
-            "transport": self.transport,
-            "connection_id": self.conn,
-            "http": dict(self.http, **http_extra) if http_extra else dict(self.http),
-            "message": message,
-        }
-
-
 class LoggingProxy:
     """The reverse proxy: forwards every request to ``upstream`` + path and records the MCP messages."""
 
     def __init__(self, upstream: str, out: str, *, connect_timeout: float = 10.0, har: str | None = None,
-                 redact: bool = True) -> None:
+                 redact: bool = True, redaction: RedactionPolicy | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         parts = httpx.URL(self.upstream)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc.decode('ascii')}"
-        self.redact = redact
+        #: what is redacted in headers and query strings (``redaction``, else the default policy, off
+        #: when ``redact`` is false), in the envelopes and the HAR alike
+        self.redaction = redaction if redaction is not None else RedactionPolicy(enabled=redact)
         self.writer = JsonlWriter(out)
-        self.har = HarRecorder(har, redact=redact) if har else None
+        self.har = HarRecorder(har, redaction=self.redaction) if har else None
+        self.recorder = ExchangeRecorder(self.writer, self.har, self.upstream_origin)
         self.stopping = False
         self._run_id = secrets.token_hex(4)
         self._n_exchanges = 0
@@ -266,161 +199,6 @@ class LoggingProxy:
             follow_redirects=False,
             trust_env=False,  # never send loopback traffic through an HTTP(S)_PROXY from the environment
         )
-
-    # -- recording -------------------------------------------------------------------------------
-    def _record_body(self, ex: _Exchange, ts: str, direction: str, text: str, status_floor: int = 0) -> list[dict]:
-        """Envelopes for one HTTP body (request or JSON response) received at ``ts``."""
-        if not text.strip():
-            return []
-        value, ok = parse_json_message(text)
-        if ok and _is_jsonrpc(value):
-            ex.mcp = True
-            return [ex.envelope(ts, direction, value)]
-        status = ex.http.get("status") or 0
-        if ex.mcp and status >= status_floor:
-            # Not JSON-RPC on an MCP exchange (a broken body, an error page): keep what was said.
-            return [dict(ex.envelope(ts, direction, None), raw=text[:_RAW_NOTE])]
-        return []
-
-    def _write_c2s(self, ex: _Exchange, ts: str | None, body_text: str, **http_extra: Any) -> None:
-        """Write the request's envelope (``ts=None``: stamped now, in file order) with ``http_extra``
-        merged into its metadata; once written, a later failure becomes a note instead."""
-        ex.http.update(http_extra)
-        if ex.c2s_written:
-            if http_extra.get("error") or (ex.http.get("status") or 0) >= 400:
-                self._note(ex, http_extra.get("error") or f"http_error: HTTP {ex.http['status']}")
-            return
-        ex.c2s_written = True
-        if not body_text.strip() and ex.http["method"] in ("GET", "DELETE"):
-            self._write_http_event(ex, ts)
-            return
-        ctype = ex.http["request_headers"].get("content-type", "")
-        if not body_text.strip() or not (ex.parsed_ok or "json" in ctype.lower()):
-            return  # no body, or not one the MCP transports send (a form POST to an OAuth endpoint...)
-        if ts is None:
-            self.writer.write_now(lambda now: self._record_body(ex, now, CLIENT_TO_SERVER, body_text))
-        else:
-            for env in self._record_body(ex, ts, CLIENT_TO_SERVER, body_text):
-                self.writer.write(env)
-
-    def _write_http_event(self, ex: _Exchange, ts: str | None) -> None:
-        """The record of a GET or DELETE on an MCP endpoint: no message, what happened is in ``http``.
-
-        A GET stream with neither ``Mcp-Session-Id`` nor ``Last-Event-ID`` may be a 2024-11-05 ``GET /sse``,
-        whose transport and session its first event (``endpoint``) announces: its record waits for that
-        event (or the stream's end), keeping the time the request arrived.
-        """
-        headers = ex.http["request_headers"]
-        named = "mcp-session-id" in headers or "last-event-id" in headers
-        if not (named or ex.sse):
-            return  # a health check, an OAuth metadata GET...: forwarded, not recorded
-        if ts is not None and ex.sse and ex.http["method"] == "GET" and not named:
-            ex.deferred_ts = ts
-            return
-        if ts is None:
-            self.writer.write_now(lambda now: [ex.envelope(now, CLIENT_TO_SERVER, None)])
-        else:
-            self.writer.write(ex.envelope(ts, CLIENT_TO_SERVER, None))
-
-    def _take_deferred(self, ex: _Exchange) -> list[dict[str, Any]]:
-        """The held record of a GET stream (see :meth:`_write_http_event`), once."""
-        ts, ex.deferred_ts = ex.deferred_ts, None
-        return [ex.envelope(ts, CLIENT_TO_SERVER, None)] if ts is not None else []
-
-    def _note(self, ex: _Exchange, error: str) -> None:
-        """An exchange ended abnormally after its headers: a record with no message, the error in ``http``."""
-        if ex.pending:
-            error += f" (no response yet to id {', '.join(sorted(ex.pending))})"
-        self.writer.write_now(lambda ts: [ex.envelope(ts, SERVER_TO_CLIENT, None, error=error)])
-
-    def _on_events(self, ex: _Exchange, events: list[Any]) -> bytes | None:
-        """Record the SSE events completed by one chunk (stamped now); returns a replacement for an
-        ``endpoint`` announcement that names the upstream's origin, else ``None``."""
-        rewrite: bytes | None = None
-        envs: list[tuple[Any, Any, str | None]] = []
-        for ev in events:
-            if ev.event == "endpoint":
-                # 2024-11-05 HTTP+SSE: the stream announces where to POST; its session_id names the session.
-                sid = legacy_session_id(ev.data)
-                if sid:
-                    ex.transport, ex.conn, ex.mcp = "sse", sid, True
-                    ex.http["mcp_session_id"] = sid
-                if ev.data.startswith(self.upstream_origin + "/") and ex.proxy_origin:
-                    rewrite = self.upstream_origin.encode()
-                continue
-            if ev.data == "":
-                # A priming event (id and/or retry, empty data: where to resume from, how soon) is an HTTP
-                # event of the stream, recorded without a message; a bare keep-alive is not recorded.
-                if ex.mcp and (ev.id is not None or ev.retry is not None):
-                    envs.append((ev, None, None))
-                continue
-            value, ok = parse_json_message(ev.data)
-            if ok and _is_jsonrpc(value):
-                ex.mcp = True
-                ex.pending -= _ids(value, requests=False)
-                envs.append((ev, value, None))
-            elif ex.mcp:
-                envs.append((ev, None, ev.data[:_RAW_NOTE]))
-
-        def build(ts: str) -> list[dict[str, Any]]:
-            if ex.har is not None and self.har is not None:
-                for ev in events:
-                    self.har.event(ex.har, ts, ev)
-            out = self._take_deferred(ex)
-            for ev, value, raw in envs:
-                extra: dict[str, Any] = {"sse_event_id": ev.id}
-                if ev.retry is not None:
-                    extra["sse_retry_ms"] = ev.retry
-                env = ex.envelope(ts, SERVER_TO_CLIENT, value, **extra)
-                if raw is not None:
-                    env["raw"] = raw
-                out.append(env)
-            return out
-
-        if envs or ex.deferred_ts is not None or (ex.har is not None and events):
-            self.writer.write_now(build)
-        return rewrite
-
-    def _on_chunk(self, ex: _Exchange, chunk: bytes) -> bytes:
-        """Parse one chunk of the response body before it is forwarded; returns the bytes to forward."""
-        har = ex.har
-        decoder = ex.decoder
-        assert decoder is not None
-        if har is not None and not decoder.supported:
-            self.har.body(har, chunk, decoded=False)
-            return chunk
-        decoded = decoder.feed(chunk)
-        if har is not None:
-            self.har.body(har, decoded, decoded=decoder.supported)
-        if ex.sse:
-            assert ex.parser is not None
-            try:
-                events = ex.parser.feed(decoded)
-            except ValueError:
-                decoder.supported = False  # an event over the size limit: stop parsing, keep forwarding
-                return chunk
-            if events:
-                origin = self._on_events(ex, events)
-                if origin is not None and decoder.identity:
-                    return chunk.replace(origin, ex.proxy_origin.encode())
-        elif not ex.body_cut:
-            if len(ex.body) + len(decoded) > _MAX_PARSED_BODY:
-                ex.body_cut = True
-                ex.body.clear()
-            else:
-                ex.body += decoded
-        return chunk
-
-    def _on_body_end(self, ex: _Exchange) -> str | None:
-        """A non-stream body is complete: one envelope for its message, stamped now (the time returned)."""
-        if ex.sse or ex.body_cut or not ex.decoder or not ex.decoder.supported:
-            return None
-        text = bytes(ex.body).decode("utf-8", errors="replace")
-        ex.body.clear()
-        value, ok = parse_json_message(text) if text.strip() else (None, False)
-        if ok:
-            ex.pending -= _ids(value, requests=False)
-        return self.writer.write_now(lambda ts: self._record_body(ex, ts, SERVER_TO_CLIENT, text, status_floor=400))
 
     def _next_exchange_id(self) -> str:
         self._n_exchanges += 1
@@ -456,12 +234,12 @@ class LoggingProxy:
             for k, v in req_raw
             if k.decode("latin-1").lower() not in _HOP_BY_HOP
         ]
-        req_headers = redact_headers(req_raw, self.redact)
+        req_headers = self.redaction.redact_headers(req_raw)
         session = req_headers.get("mcp-session-id")
         legacy_sid = None if session else legacy_session_id(target)
         http: dict[str, Any] = {
             "method": request.method,
-            "path": redact_query(target, self.redact),
+            "path": self.redaction.redact_query(target),
             "status": None,
             "request_headers": req_headers,
             "response_headers": {},
@@ -470,25 +248,25 @@ class LoggingProxy:
             "exchange_id": self._next_exchange_id(),
         }
         if legacy_sid:  # a POST to a 2024-11-05 message endpoint: the session is the connection
-            ex = _Exchange("sse", legacy_sid, http)
+            ex = Exchange("sse", legacy_sid, http)
             ex.mcp = True
         else:
-            ex = _Exchange("streamable_http", f"{client.host}:{client.port}" if client else "unknown", http)
+            ex = Exchange("streamable_http", f"{client.host}:{client.port}" if client else "unknown", http)
             ex.mcp = session is not None or "mcp-protocol-version" in req_headers or "last-event-id" in req_headers
         host = request.headers.get("host")
         ex.proxy_origin = f"{request.url.scheme}://{host}" if host else ""
         body_text = body.decode("utf-8", errors="replace") if body else ""
         parsed, ok = parse_json_message(body_text) if body_text.strip() else (None, False)
-        if ok and _is_jsonrpc(parsed):
+        if ok and is_jsonrpc(parsed):
             ex.mcp = ex.parsed_ok = True
-            ex.pending = _ids(parsed, requests=True)
+            ex.pending = message_ids(parsed, requests=True)
         if self.har is not None:
             ex.har = self.har.start(ts_req, request, body, ex.conn)
         if legacy_sid:
             # 2024-11-05: the response comes back on the GET stream, possibly before this POST's own
             # "202 Accepted" does, so the request is written now (its status stays null; a failure of
             # the POST adds a record with the status and error).
-            self._write_c2s(ex, None, body_text)
+            self.recorder.write_c2s(ex, None, body_text)
 
         upstream_req = self.client.build_request(
             request.method, self.upstream + target, headers=fwd_headers, content=body or None
@@ -526,13 +304,13 @@ class LoggingProxy:
                 # The client went away (or we were cancelled) before any upstream response: the request
                 # was still sent, so record it, with no status.
                 reason = "proxy_shutdown" if self.stopping else "client_disconnected"
-                self._write_c2s(ex, ts_req, body_text, error=f"{reason}: before the response headers")
+                self.recorder.write_c2s(ex, ts_req, body_text, error=f"{reason}: before the response headers")
                 if ex.har is not None:
                     self.har.finish(ex.har, utc_now(), error="the client disconnected before the response")
         if send_error is not None:
             exc = send_error
             error = f"upstream_error: {type(exc).__name__}: {exc}".rstrip(": ")
-            self._write_c2s(ex, ts_req, body_text, status=502, error=error)
+            self.recorder.write_c2s(ex, ts_req, body_text, status=502, error=error)
             if ex.har is not None:
                 self.har.finish(ex.har, utc_now(), status=502, text=f"upstream error: {type(exc).__name__}",
                                 error=error)
@@ -543,7 +321,7 @@ class LoggingProxy:
                 http["status"] = upstream.status_code
                 with anyio.CancelScope(shield=True):
                     await upstream.aclose()
-                self._write_c2s(ex, ts_req, body_text, error="client_disconnected: before the response headers")
+                self.recorder.write_c2s(ex, ts_req, body_text, error="client_disconnected: before the response headers")
                 if ex.har is not None:
                     self.har.finish(ex.har, utc_now(), error="the client disconnected before the response")
             return Response(status_code=499)
@@ -552,7 +330,7 @@ class LoggingProxy:
         if ex.har is not None:
             self.har.response(ex.har, utc_now(), upstream.status_code, upstream.reason_phrase,
                               upstream.http_version, resp_raw)
-        resp_headers = redact_headers(resp_raw, self.redact)
+        resp_headers = self.redaction.redact_headers(resp_raw)
         if not http["mcp_session_id"] and resp_headers.get("mcp-session-id"):
             http["mcp_session_id"] = resp_headers["mcp-session-id"]  # initialize: the server assigns it here
             ex.mcp = True
@@ -562,13 +340,13 @@ class LoggingProxy:
             ex.parser = SSEParser()
             ex.mcp = True  # an event stream through an MCP proxy: a POST's response, a GET stream
         encoding = upstream.headers.get("content-encoding", "")
-        ex.decoder = _BodyDecoder(encoding)
+        ex.decoder = BodyDecoder(encoding)
         # The request is written now, with the outcome's metadata (status, the session id the server
         # assigned): before any of its response's envelopes, with the time it arrived.
-        self._write_c2s(ex, ts_req, body_text, status=upstream.status_code, response_headers=resp_headers)
+        self.recorder.write_c2s(ex, ts_req, body_text, status=upstream.status_code, response_headers=resp_headers)
         if not ex.decoder.supported and (ex.mcp or ex.sse):
             # (Accept-Encoding is narrowed to what we can undo, so a server should not do this.)
-            self._note(ex, f"unreadable_body: content-encoding {encoding!r} cannot be decoded; its messages "
+            self.recorder.note(ex, f"unreadable_body: content-encoding {encoding!r} cannot be decoded; its messages "
                            "are forwarded but not recorded")
 
         keep_length = not ex.sse and "transfer-encoding" not in upstream.headers
@@ -579,16 +357,16 @@ class LoggingProxy:
         return _StreamingPassThrough(self._relay(upstream, ex, token), status_code=upstream.status_code,
                                      headers=out_headers)
 
-    async def _relay(self, upstream: httpx.Response, ex: _Exchange, token: object) -> AsyncIterator[bytes]:
+    async def _relay(self, upstream: httpx.Response, ex: Exchange, token: object) -> AsyncIterator[bytes]:
         """Forward the upstream body chunk by chunk as it arrives, recording as it goes."""
         outcome: str | None = "client_disconnected: the client closed the stream"
         broke: BaseException | None = None
         ended: str | None = None
         try:
             async for chunk in upstream.aiter_raw():
-                yield self._on_chunk(ex, chunk)
+                yield self.recorder.on_chunk(ex, chunk)
             outcome = None
-            ended = self._on_body_end(ex)  # the HAR entry ends when the envelope says the body did
+            ended = self.recorder.on_body_end(ex)  # the HAR entry ends when the envelope says the body did
         except httpx.HTTPError as exc:
             logger.debug("upstream stream ended with %r", exc)
             outcome = f"upstream_reset: {type(exc).__name__}: {exc}".rstrip(": ")
@@ -597,14 +375,14 @@ class LoggingProxy:
             logger.exception("relaying %s %s failed", ex.http["method"], ex.http["path"])
             outcome = f"proxy_error: {type(exc).__name__}: {exc}"
         finally:
-            for env in self._take_deferred(ex):  # a GET stream that ended before its first event
+            for env in self.recorder.take_deferred(ex):  # a GET stream that ended before its first event
                 self.writer.write(env)
             if outcome is not None and self.stopping and outcome.startswith("client_disconnected"):
                 outcome = "proxy_shutdown: the capture stopped while the stream was open"
             if outcome is not None and ex.mcp and (ex.pending or not outcome.startswith(("client_disc", "proxy_sh"))):
                 # A stream the client itself closed with nothing outstanding is a normal end (GET streams,
                 # a POST stream read to its response); anything else is worth a record.
-                self._note(ex, outcome)
+                self.recorder.note(ex, outcome)
             if ex.har is not None:
                 self.har.finish(ex.har, ended or utc_now(), error=outcome)
             self._open.discard(token)  # recorded: shutdown need not wait for the rest
@@ -636,8 +414,9 @@ class _StreamingPassThrough(StreamingResponse):
 
 
 def build_app(upstream: str, out: str, har: str | None = None, *, redact: bool = True,
-              proxy: LoggingProxy | None = None) -> Starlette:
-    proxy = proxy or LoggingProxy(upstream, out, har=har, redact=redact)
+              proxy: LoggingProxy | None = None, redaction: RedactionPolicy | None = None) -> Starlette:
+    """The ASGI app of the proxy (``proxy``, else a new :class:`LoggingProxy` of these arguments)."""
+    proxy = proxy or LoggingProxy(upstream, out, har=har, redact=redact, redaction=redaction)
     methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"]
 
     async def endpoint(request: Request) -> Response:
@@ -686,10 +465,14 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None = None, redact: bool = True,
-          log_level: str = "warning", banner: bool = True) -> int:
-    """Bind ``listen``, print where it listens and writes, and proxy until SIGTERM/SIGINT."""
+          log_level: str = "warning", banner: bool = True, redaction: RedactionPolicy | None = None) -> int:
+    """Bind ``listen``, print where it listens and writes, and proxy until SIGTERM/SIGINT.
+
+    ``redaction`` (else the default policy, off when ``redact`` is false) applies to the envelopes
+    and the HAR. Returns the exit status: 0 after a signal, 1 when ``listen`` cannot be bound.
+    """
     host, port = listen
-    proxy = LoggingProxy(upstream, out, har=har, redact=redact)
+    proxy = LoggingProxy(upstream, out, har=har, redact=redact, redaction=redaction)
     app = build_app(upstream, out, proxy=proxy)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
@@ -731,7 +514,7 @@ def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.upstream.startswith(("http://", "https://")):
         parser.error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
     try:
-        return serve(listen, args.upstream, args.out, har=args.har, redact=not args.no_redact,
+        return serve(listen, args.upstream, args.out, har=args.har, redaction=redaction_from_args(args),
                      log_level=args.log_level, banner=not args.quiet)
     except OSError as exc:
         print(f"mcptrace capture http: {exc}", file=sys.stderr)

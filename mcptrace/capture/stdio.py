@@ -42,7 +42,6 @@ import sys
 import threading
 from typing import Any
 
-from mcptrace.capture._cli import add_stdio_arguments
 from mcptrace.capture._common import (
     CLIENT_TO_SERVER,
     SERVER_TO_CLIENT,
@@ -51,6 +50,7 @@ from mcptrace.capture._common import (
     parse_json_message,
     utc_now,
 )
+from mcptrace.capture.options import add_stdio_arguments
 
 FORWARDED_SIGNALS = tuple(
     getattr(signal, name)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError
 from mcptrace.core.keys import KeyConfig
-from mcptrace.core.redact import DEFAULT_SECRET_KEYS, REDACTED, json_value_pattern, prefilter_for
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
 from mcptrace.ingest.readers.inputs import Input
 from mcptrace.ingest.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.core.sqlfiles import statements
@@ -161,8 +161,8 @@ class Loader:
         self.keys = keys or KeyConfig()
         self.errors = errors
         self.format = format
-        self.redact = redact
-        self.secret_keys = secret_keys
+        #: the one redaction policy of this loader: its SQL parameters and the readers' headers and URLs
+        self.redaction = RedactionPolicy(enabled=redact, secret_keys=secret_keys)
 
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadReport:
         report = LoadReport()
@@ -222,8 +222,7 @@ class Loader:
         path = inp.path
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        red = {"redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
-               "redacted": '\\1"' + REDACTED + '"', "prefilter": prefilter_for(self.secret_keys)}
+        red = self.redaction.sql_params()
         params = {**red, **self.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
         # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
@@ -249,7 +248,7 @@ class Loader:
         n_records = 0
         n_skipped = 0
         in_txn, txn_rows = False, 0
-        for batch in _prefetch(reader.batches(inp)):
+        for batch in _prefetch(reader.batches(inp, redaction=self.redaction)):
             # rows with neither a line nor an error are text the format allows between records
             # (log noise): counted in sources.n_skipped, not records
             skip = pc.and_(pc.is_null(batch.column("line")), pc.is_null(batch.column("decode_error")))
@@ -336,8 +335,9 @@ class Loader:
                                  ELSE left(coalesce(b.raw_reject, l.line), 65536) END, {RAW_LIMIT}) AS raw
                 FROM _all b JOIN _lines l USING (record_no) LEFT JOIN _json_reasons j USING (record_no)
                 WHERE b.from_reader AND b.record_no BETWEEN $lo AND $hi"""
-            params = {"label": label, "redact": self.redact, "secret_re": json_value_pattern(self.secret_keys),
-                      "redacted": '\\1"' + REDACTED + '"', "lo": lo, "hi": hi}
+            red = self.redaction.sql_params()
+            params = {"label": label, "redact": red["redact"], "secret_re": red["secret_re"],
+                      "redacted": red["redacted"], "lo": lo, "hi": hi}
             if self.errors == "raise":
                 first = one(con, f"SELECT record_no, reason FROM ({rows}) ORDER BY record_no LIMIT 1", params)
                 if first:

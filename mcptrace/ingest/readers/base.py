@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
 
 HEAD_BYTES = 64 * 1024
@@ -184,7 +185,12 @@ class Reader:
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+        """The records of ``inp`` as Arrow tables of ``(record_no, line, decode_error)``.
+
+        ``redaction`` is the load's policy, for readers that turn HTTP headers or URLs into records
+        (the SQL redacts JSON keys itself); ``None`` means the default policy.
+        """
         return iter_lines(inp)
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, iter_lines
 from mcptrace.ingest.readers.envelope import EnvelopeReader
 from mcptrace.ingest.readers.inputs import Input
@@ -89,7 +90,7 @@ class ClaudeLogReader(Reader):
                 return True
         return False
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
         fname = os.path.basename(inp.path)
         m = _FILE_SERVER.match(fname)
         default_server = m.group("name") if m else fname

@@ -30,9 +30,12 @@ Per entry:
   ``http.status`` (``None`` for an aborted exchange), header names lower-cased into
   ``http.request_headers`` / ``http.response_headers`` (so ``mcp-session-id``,
   ``mcp-client-session-id``, ``traceparent``, ``mcp-protocol-version``, ``mcp-method`` are found).
-  Credential headers (``authorization``, ``proxy-authorization``, ``cookie``, ``set-cookie``,
-  ``x-api-key`` and the like) become ``"[REDACTED]"`` here, before anything reaches the database,
-  and so do credential-looking query parameters; the HAR's ``cookies`` arrays are not read.
+  Unless the load's redaction is off (``redact=False``), credential headers (``authorization``,
+  ``proxy-authorization``, ``cookie``, ``set-cookie``, ``x-api-key`` and every name the load's
+  ``secret_keys`` pattern matches) become ``"[REDACTED]"`` here, before anything reaches the
+  database, and so do the values of query parameters with such names (the
+  :class:`~mcptrace.core.redact.RedactionPolicy` that ``mcptrace capture`` uses too); the query is
+  otherwise kept as written. The HAR's ``cookies`` arrays are not read.
 - **transport**: ``streamable_http``; ``sse`` for the 2024-11-05 HTTP+SSE transport (a stream
   announcing ``event: endpoint``, or a ``session_id``/``sessionId`` query parameter).
 - **connection_id**: ``har:<file name>``, plus ``:<connection>`` when the entry has HAR's
@@ -60,529 +63,47 @@ page instead of JSON-RPC. An entry that is not an object, lacks ``request`` or a
 keeps every entry before the damage and adds one reject saying where it broke.
 """
 
+
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import json
 import math
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
 
 import pyarrow as pa
 
-from mcptrace.core.sse import SSEParser
-from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader
-from mcptrace.ingest.readers.envelope import EnvelopeReader
-from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
-
-REDACTED = "[REDACTED]"
-#: header names (lower-case) whose values never leave the reader
-CREDENTIAL_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
-    "x-auth-token", "x-mcp-remote-auth",
-})
-#: query parameters whose values are redacted in ``http.path``
-CREDENTIAL_QUERY = frozenset({
-    "access_token", "refresh_token", "id_token", "token", "api_key", "apikey", "api-key", "key",
-    "client_secret", "password", "code", "code_verifier", "auth", "sig", "signature",
-})
-MCP_HEADERS = ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-client-session-id")
-
-RAW_LIMIT = 4096
-#: an entry, or an inspector export element, larger than this is one reject
-MAX_RECORD_CHARS = 256 * 1024 * 1024
-#: messages from one record (the low bits of the packed key in :data:`MULTI_SQL`)
-KEY_BITS = 20
-MAX_ELEMENTS = (1 << KEY_BITS) - 1
-BATCH_CHARS = 16 * 1024 * 1024
-BATCH_ROWS = 4096
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# -- the SQL shared by the readers whose records hold several messages -----------------------------
-#
-# A record's ``line`` is a JSON array of elements: envelope objects (plus ``_k``, their position)
-# or ``{"_k", "_reject": reason, "_raw": text}``. The elements are unnested into a relation that
-# shadows ``_lines`` for the envelope reader's own SQL (so validation is exactly the envelope
-# format's), with a packed key ``(record_no << KEY_BITS) + _k`` as its record number; the outer
-# query maps the key back to the record number, takes ``transport`` from the element as is (NULL
-# when a format does not know it) and the reject's raw text from the element, never the record.
-MULTI_SQL = f"""
-WITH _rec AS (
-    SELECT record_no AS rec_no, line AS rec_line, decode_error AS rec_error FROM _lines
-), _el AS (
-    SELECT rec_no, unnest(json_extract(rec_line, '$[*]'))::VARCHAR AS el FROM _rec WHERE rec_error IS NULL
-), _lines AS (
-    SELECT (rec_no << {KEY_BITS}) + CAST(el->>'$._k' AS BIGINT) AS record_no, el AS line,
-           el->>'$._reject' AS decode_error, rec_no,
-           CASE WHEN el->>'$._reject' IS NOT NULL THEN el->>'$._raw' ELSE el END AS raw,
-           el->>'$.transport' AS transport_in
-    FROM _el
-    UNION ALL
-    SELECT rec_no << {KEY_BITS}, rec_line, rec_error, rec_no, rec_line, NULL FROM _rec WHERE rec_error IS NOT NULL
+from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
+from mcptrace.ingest.readers.base import Reader
+from mcptrace.ingest.readers.http_entries import (
+    MULTI_SQL,
+    SURROGATE,
+    JsonStream,
+    JsonStreamError,
+    RecordRows,
+    exchange_elements,
+    header_dict,
+    is_json_mime,
+    mime_of,
+    parse_time,
+    plus_ms,
+    redact_path,
+    safe_snippet,
 )
-SELECT l.rec_no AS record_no, o.ts, o.direction, l.transport_in AS transport, o.connection_id, o.http, o.message,
-       o.reject_reason, CASE WHEN o.reject_reason IS NOT NULL THEN l.raw END AS raw
-FROM ({EnvelopeReader.sql}) o JOIN _lines l ON l.record_no = o.record_no
-ORDER BY l.record_no
-"""
-
-
-class RecordRows:
-    """Accumulates ``(record_no, line, decode_error)`` rows and hands out Arrow batches."""
-
-    def __init__(self) -> None:
-        self.nos: list[int] = []
-        self.lines: list[str | None] = []
-        self.errs: list[str | None] = []
-        self.chars = 0
-
-    def add(self, no: int, line: str | None, err: str | None = None) -> None:
-        if line is not None:
-            try:
-                line.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates from invalid UTF-8 input
-                line = line.encode("utf-8", "replace").decode("utf-8")
-        self.nos.append(no)
-        self.lines.append(line)
-        self.errs.append(err)
-        self.chars += len(line) if line else 0
-
-    def add_elements(self, no: int, elements: list[dict] | None) -> None:
-        """A record's elements; ``None`` or ``[]`` is a skipped record (not traffic / no message)."""
-        if not elements:
-            self.add(no, None, None)
-            return
-        if len(elements) > MAX_ELEMENTS:
-            elements = elements[:MAX_ELEMENTS - 1] + [reject_element(
-                f"more than {MAX_ELEMENTS - 1} messages in one record; the rest were not read")]
-        for k, el in enumerate(elements):
-            el["_k"] = k
-        try:
-            line = json.dumps(elements, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except ValueError:
-            self.add(no, None, "the record holds NaN or Infinity, which is not JSON")
-            return
-        self.add(no, line, None)
-
-    def full(self) -> bool:
-        return len(self.nos) >= BATCH_ROWS or self.chars >= BATCH_CHARS
-
-    def take(self) -> pa.Table:
-        t = pa.table({"record_no": pa.array(self.nos, pa.int64()), "line": pa.array(self.lines, pa.string()),
-                      "decode_error": pa.array(self.errs, pa.string())}, schema=LINES_SCHEMA)
-        self.__init__()
-        return t
-
-
-# -- small helpers -------------------------------------------------------------------------------
-
-def reject_element(reason: str, raw: str | None = None) -> dict:
-    return {"_reject": reason, "_raw": raw[:RAW_LIMIT] if raw else None}
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if dt is not None else None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 / RFC 3339 time with an offset (``Z`` or ``+hh:mm``), else ``None``."""
-    if not isinstance(value, str) or not (10 <= len(value) <= 64):
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
-
-
-def plus_ms(dt: datetime, ms: Any) -> datetime | None:
-    """``dt`` + ``ms`` milliseconds (rounded to the microsecond), ``None`` when ``ms`` is unusable."""
-    if isinstance(ms, bool) or not isinstance(ms, int | float) or not math.isfinite(ms) or ms < 0:
-        return None
-    try:
-        return dt + timedelta(microseconds=round(ms * 1000))
-    except OverflowError:
-        return None
-
-
-def epoch_seconds(value: Any) -> datetime | None:
-    """A wall-clock time in seconds since the epoch (Chrome's ``_eventSourceMessages[].time``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 1e9:
-        return None  # not set, or a monotonic clock reading
-    try:
-        return EPOCH + timedelta(microseconds=round(value * 1_000_000))
-    except OverflowError:
-        return None
-
-
-def json_error(e: ValueError) -> str:
-    if isinstance(e, json.JSONDecodeError):
-        return f"{e.msg} at line {e.lineno} column {e.colno}"
-    return str(e)
-
-
-def looks_jsonrpc(v: Any) -> bool:
-    if isinstance(v, list):
-        return any(looks_jsonrpc(x) for x in v[:64] if isinstance(x, dict))
-    if not isinstance(v, dict):
-        return False
-    return "jsonrpc" in v or ("method" in v and ("params" in v or "id" in v)) or (
-        "id" in v and ("result" in v or "error" in v))
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-#: Python's json accepts NaN and Infinity; JSON (and DuckDB) do not
-STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant)
-
-
-def parse_body(text: str, what: str) -> tuple[Any, str | None]:
-    """Parse a body holding one JSON-RPC message or a batch; ``(value, None)`` or ``(None, reject reason)``."""
-    try:
-        value = STRICT_JSON.decode(text)
-    except RecursionError:
-        return None, f"{what} is nested too deeply"
-    except ValueError as e:
-        return None, f"{what} is not JSON ({json_error(e)})"
-    if isinstance(value, list):
-        if not value:
-            return None, f"{what} is an empty JSON-RPC batch"
-        if not any(isinstance(x, dict) for x in value):
-            return None, f"{what} is a JSON array of {len(value)} items holding no JSON-RPC message"
-        return value, None
-    if not isinstance(value, dict):
-        kind = "null" if value is None else type(value).__name__.replace("str", "string").replace("bool", "boolean")
-        return None, f"{what} is a JSON {kind}, not a JSON-RPC message"
-    return value, None
-
-
-def header_dict(items: Any) -> dict[str, str]:
-    """HAR ``[{"name", "value"}]`` (or an already flat mapping) -> lower-cased names, credentials redacted.
-
-    Repeated headers are joined with ``", "``.
-    """
-    out: dict[str, str] = {}
-    if isinstance(items, dict):
-        pairs = list(items.items())
-    elif isinstance(items, list):
-        pairs = [(h.get("name"), h.get("value")) for h in items if isinstance(h, dict)]
-    else:
-        pairs = []
-    for name, value in pairs:
-        if not isinstance(name, str) or not name:
-            continue
-        key = name.strip().lower()
-        value = "" if value is None else str(value)
-        if key in CREDENTIAL_HEADERS:
-            out[key] = REDACTED
-        else:
-            out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
-
-
-def redact_path(url: str) -> tuple[str, bool]:
-    """``(path?query, legacy_sse_query)`` of a URL, credential-looking query values redacted."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url[:2048], False
-    path = parts.path or "/"
-    legacy = False
-    if parts.query:
-        q = []
-        for k, v in parse_qsl(parts.query, keep_blank_values=True):
-            if k.lower() in ("session_id", "sessionid"):
-                legacy = True
-            q.append(f"{quote(k, safe='')}={REDACTED if k.lower() in CREDENTIAL_QUERY else quote(v, safe='')}")
-        path += "?" + "&".join(q)
-    return path, legacy
-
-
-def mime_of(headers: dict[str, str], fallback: Any = None) -> str:
-    ct = headers.get("content-type") or (fallback if isinstance(fallback, str) else "") or ""
-    return ct.split(";")[0].strip().lower()
-
-
-def is_json_mime(mime: str) -> bool:
-    return mime in ("application/json", "application/json-rpc") or mime.endswith("+json")
-
-
-def split_sse(text: str) -> tuple[list[Any], str | None]:
-    """Events of a complete event-stream body, and the text of an event left unterminated at the end.
-
-    Raises ``ValueError`` when an event exceeds the parser's size limit.
-    """
-    parser = SSEParser()
-    events = parser.feed(text.encode("utf-8", "surrogatepass"))
-    # the parser's pending state (not a public API of the capture module, but the same package)
-    left = None
-    if parser._data or parser._buf.strip():  # noqa: SLF001
-        left = "\n".join(["data: " + d for d in parser._data] + ([parser._buf] if parser._buf.strip() else []))  # noqa: SLF001
-    return events, left
-
-
-def _sse_event_label(i: int, ev_id: str | None) -> str:
-    return f"SSE event {i}" + (f" (id {ev_id!r})" if ev_id else "")
-
-
-def exchange_elements(*, method: str, url: str, status: int | None, request_headers: dict[str, str],
-                      response_headers: dict[str, str], request_body: str | None, response_body: str | None,
-                      response_mime: Any, t_request: datetime, t_response: datetime, connection_id: str,
-                      event_source: list | None = None, missing_body_reason: str | None = None,
-                      request_body_error: str | None = None) -> tuple[list[dict], bool]:
-    """Envelope elements of one HTTP exchange and whether it is MCP traffic at all.
-
-    ``event_source``: Chrome-style ``[{"time", "eventName", "eventId", "data"}]`` used for
-    per-event times (and as the events when there is no body text).
-    """
-    path, legacy = redact_path(url)
-    http = {"method": method, "path": path, "status": status, "request_headers": request_headers,
-            "response_headers": response_headers, "sse_event_id": None}
-    relevant = any(h in request_headers or h in response_headers for h in MCP_HEADERS)
-    out: list[dict] = []
-    transport = "sse" if legacy else "streamable_http"
-
-    def envelope(ts: datetime, direction: str, message: Any, sse_event_id: str | None = None) -> dict:
-        return {"ts": iso(ts), "direction": direction, "transport": transport, "connection_id": connection_id,
-                "http": dict(http, sse_event_id=sse_event_id) if sse_event_id is not None else http,
-                "message": message}
-
-    if request_body_error:
-        out.append(reject_element(request_body_error))
-    elif request_body is not None and request_body.strip():
-        value, why = parse_body(request_body, "request body")
-        if why:
-            out.append(reject_element(why, request_body))
-        else:
-            relevant = relevant or looks_jsonrpc(value)
-            out.append(envelope(t_request, "client_to_server", value))
-
-    mime = mime_of(response_headers, response_mime)
-    body = response_body if response_body is not None and response_body.strip() else None
-    if body is None and isinstance(event_source, list) and event_source and mime in ("text/event-stream", ""):
-        body = "".join(_render_event(m) for m in event_source if isinstance(m, dict))
-        mime = "text/event-stream"
-    if body is None:
-        if missing_body_reason:
-            out.append(reject_element(missing_body_reason))
-    elif mime == "text/event-stream" or (not mime and body.lstrip()[:5] in ("data:", "event", "id:", ":", "retry")):
-        try:
-            events, left = split_sse(body)
-        except ValueError as e:
-            events, left = [], None
-            out.append(reject_element(f"event stream: {e}", body))
-        times = _event_times(events, event_source)
-        n_rejected = 0
-        for i, ev in enumerate(events, 1):
-            if ev.data == "":
-                continue  # priming event / keep-alive: not a message
-            try:
-                value = STRICT_JSON.decode(ev.data)
-                why = None
-            except RecursionError:
-                value, why = None, "nested too deeply"
-            except ValueError as e:
-                value, why = None, f"not JSON ({json_error(e)})"
-            if why is None and not isinstance(value, dict | list):
-                why = "not a JSON-RPC message"
-            if why is None and isinstance(value, list) and not any(isinstance(x, dict) for x in value):
-                why = "a JSON array holding no JSON-RPC message"
-            if why is not None:
-                if ev.event == "endpoint":
-                    transport = "sse"  # 2024-11-05 HTTP+SSE: the POST endpoint announcement, not a message
-                    continue
-                n_rejected += 1
-                out.append(reject_element(f"response {_sse_event_label(i, ev.id)} data is {why}", ev.data))
-                continue
-            relevant = relevant or looks_jsonrpc(value)
-            out.append(envelope(times.get(i, t_response), "server_to_client", value, ev.id if ev.id is not None else None))
-        if left is not None:
-            out.append(reject_element("event stream ends inside an event (no blank line after it); "
-                                      "the SSE rules discard it", left))
-    elif is_json_mime(mime) or body.lstrip()[:1] in ("{", "["):
-        value, why = parse_body(body, "response body")
-        if why:
-            out.append(reject_element(why, body))
-        else:
-            relevant = relevant or looks_jsonrpc(value)
-            out.append(envelope(t_response, "server_to_client", value))
-    else:
-        snippet = " ".join(body.split())[:80]
-        out.append(reject_element(f"HTTP {status if status is not None else '?'} response body is "
-                                  f"{mime or 'untyped'}, not JSON-RPC: {snippet!r}", body))
-    if transport == "sse":
-        for el in out:
-            if "transport" in el:
-                el["transport"] = "sse"
-    return (out if relevant else []), relevant
-
-
-def _render_event(m: dict) -> str:
-    lines = []
-    if m.get("eventName") not in (None, "", "message"):
-        lines.append(f"event: {m['eventName']}")
-    if m.get("eventId") not in (None, ""):
-        lines.append(f"id: {m['eventId']}")
-    data = m.get("data")
-    for piece in ("" if data is None else str(data)).split("\n"):
-        lines.append(f"data: {piece}")
-    return "\n".join(lines) + "\n\n"
-
-
-def _event_times(events: list, event_source: Any) -> dict[int, datetime]:
-    """Event number -> time, from ``_eventSourceMessages`` when its data-bearing events match the body's."""
-    if not isinstance(event_source, list) or not event_source:
-        return {}
-    src = [m for m in event_source if isinstance(m, dict) and str(m.get("data") or "") != ""]
-    ours = [(i, ev) for i, ev in enumerate(events, 1) if ev.data != ""]
-    if len(src) != len(ours) or any(str(m.get("data")) != ev.data for m, (_, ev) in zip(src, ours, strict=True)):
-        return {}
-    out = {}
-    for m, (i, _) in zip(src, ours, strict=True):
-        t = epoch_seconds(m.get("time"))
-        if t is not None:
-            out[i] = t
-    return out
-
-
-# -- streaming a large JSON document ----------------------------------------------------------------
-
-class JsonStreamError(ValueError):
-    pass
-
-
-class JsonStream:
-    """Reads the values of one JSON document from a binary stream, one element at a time.
-
-    Only structure is walked by hand (objects' keys, array separators); every value is parsed by
-    :meth:`json.JSONDecoder.raw_decode`, so memory is bounded by the largest single value read.
-    Invalid UTF-8 is kept as lone surrogates so callers can reject the element that holds it.
-    """
-
-    def __init__(self, f, chunk: int = 1 << 20) -> None:
-        self.f = f
-        self.chunk = chunk
-        self.dec = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self.consumed = 0  # characters dropped from the front of buf
-        self.read_error: BaseException | None = None
-        self._raw = json.JSONDecoder()
-
-    def _more(self, want: int | None = None) -> bool:
-        if self.eof:
-            return False
-        if self.pos > (1 << 20):
-            self.consumed += self.pos
-            self.buf = self.buf[self.pos:]
-            self.pos = 0
-        target = len(self.buf) - self.pos + max(want or self.chunk, self.chunk)
-        while len(self.buf) - self.pos < target:
-            try:
-                data = self.f.read(self.chunk)
-            except DECODE_ERRORS as e:
-                self.read_error, data = e, b""
-            if not data:
-                self.buf += self.dec.decode(b"", final=True)
-                self.eof = True
-                break
-            self.buf += self.dec.decode(data)
-        return True
-
-    def skip_ws(self) -> str:
-        """The next non-blank character (not consumed), ``""`` at the end."""
-        while True:
-            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n\ufeff":
-                self.pos += 1
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._more():
-                return ""
-
-    def expect(self, chars: str) -> str:
-        c = self.skip_ws()
-        if not c or c not in chars:
-            raise JsonStreamError(f"expected {' or '.join(repr(x) for x in chars)} at character "
-                                  f"{self.consumed + self.pos}, found {c or 'the end of the file'!r}")
-        self.pos += 1
-        return c
-
-    def value(self) -> tuple[Any, str]:
-        """The next JSON value and its text."""
-        self.skip_ws()
-        while True:
-            try:
-                v, end = self._raw.raw_decode(self.buf, self.pos)
-            except RecursionError as e:
-                raise JsonStreamError(f"value at character {self.consumed + self.pos} is nested too deeply") from e
-            except json.JSONDecodeError as e:
-                truncated = e.msg.startswith("Unterminated") or e.pos >= len(self.buf) - 64
-                if truncated and len(self.buf) - self.pos > MAX_RECORD_CHARS:
-                    raise JsonStreamError(f"a value larger than {MAX_RECORD_CHARS} characters at character "
-                                          f"{self.consumed + self.pos}") from e
-                if truncated and self._more(len(self.buf) - self.pos):
-                    continue
-                where = "the file ends" if self.eof and truncated else f"{e.msg} at character {self.consumed + e.pos}"
-                raise JsonStreamError(f"not valid JSON: {where}") from e
-            if end >= len(self.buf) and not self.eof and not isinstance(v, dict | list | str) and self._more():
-                continue  # a number or literal cut by the end of the buffer
-            text = self.buf[self.pos:end]
-            self.pos = end
-            return v, text
-
-    def object_keys(self) -> Iterator[str]:
-        """Iterate the keys of the object starting here; the caller reads or skips each value."""
-        self.expect("{")
-        if self.skip_ws() == "}":
-            self.pos += 1
-            return
-        while True:
-            key, _ = self.value()
-            if not isinstance(key, str):
-                raise JsonStreamError(f"object key is not a string at character {self.consumed + self.pos}")
-            self.expect(":")
-            yield key
-            if self.expect(",}") == "}":
-                return
-
-    def array_items(self) -> Iterator[None]:
-        """Iterate the array starting here; the caller reads one value per step."""
-        self.expect("[")
-        if self.skip_ws() == "]":
-            self.pos += 1
-            return
-        while True:
-            yield None
-            if self.expect(",]") == "]":
-                return
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-_HAR_SECRET = re.compile(
-    r'("name"\s*:\s*"(?:' + "|".join(re.escape(h) for h in sorted(CREDENTIAL_HEADERS)) +
-    r')"\s*,\s*"value"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
-
-
-def safe_snippet(text: str, limit: int = 300) -> str:
-    """A short piece of raw HAR text for a reject, credential header values masked."""
-    return _HAR_SECRET.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text[:limit * 4])[:limit]
-
+from mcptrace.ingest.readers.inputs import Input
 
 # -- the reader -------------------------------------------------------------------------------
 
-def har_entry_elements(entry: Any, connection_base: str) -> tuple[list[dict] | None, str | None]:
-    """``(elements, None)`` for a usable entry (``None``/``[]``: skip it) or ``(None, reject reason)``."""
+def har_entry_elements(entry: Any, connection_base: str,
+                       redaction: RedactionPolicy = DEFAULT_REDACTION) -> tuple[list[dict] | None, str | None]:
+    """``(elements, None)`` for a usable entry (``None``/``[]``: skip it) or ``(None, reject reason)``.
+
+    Headers and the URL's query are redacted by ``redaction``.
+    """
     if not isinstance(entry, dict):
         return None, "entry is not a JSON object"
     req = entry.get("request")
@@ -608,7 +129,7 @@ def har_entry_elements(entry: Any, connection_base: str) -> tuple[list[dict] | N
     request_body, request_why = _text_of(post, "request body")
     content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
     response_body, why = _text_of(content, "response body")
-    rq, rs = header_dict(req.get("headers")), header_dict(resp.get("headers"))
+    rq, rs = header_dict(req.get("headers"), redaction), header_dict(resp.get("headers"), redaction)
     missing = None
     mime = mime_of(rs, content.get("mimeType"))
     if why:
@@ -626,7 +147,7 @@ def har_entry_elements(entry: Any, connection_base: str) -> tuple[list[dict] | N
         request_body=request_body, response_body=response_body, response_mime=content.get("mimeType"),
         t_request=started, t_response=t_resp, connection_id=connection_id,
         event_source=entry.get("_eventSourceMessages"), missing_body_reason=missing,
-        request_body_error=request_why)
+        request_body_error=request_why, redaction=redaction)
     return elements, None
 
 
@@ -648,14 +169,14 @@ def _text_of(part: dict, what: str) -> tuple[str | None, str | None]:
     return text, None
 
 
-def _entry_summary(entry: Any) -> str:
+def _entry_summary(entry: Any, redaction: RedactionPolicy) -> str:
     if not isinstance(entry, dict):
-        return safe_snippet(json.dumps(entry, ensure_ascii=False)[:400] if entry is not None else "null")
+        return safe_snippet(json.dumps(entry, ensure_ascii=False)[:400] if entry is not None else "null", redaction)
     req = entry.get("request") if isinstance(entry.get("request"), dict) else {}
     url = req.get("url") if isinstance(req.get("url"), str) else ""
     resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
     return json.dumps({"startedDateTime": str(entry.get("startedDateTime"))[:64], "method": req.get("method"),
-                       "url": redact_path(url)[0], "status": resp.get("status")}, ensure_ascii=False, default=str)
+                       "url": redact_path(url, redaction)[0], "status": resp.get("status")}, ensure_ascii=False, default=str)
 
 
 class HarReader(Reader):
@@ -681,7 +202,10 @@ class HarReader(Reader):
             re.search(r'"entries"\s*:\s*\[', text) is not None
             or re.search(r'"creator"\s*:\s*\{', text) is not None)
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+        """The entries as element rows; headers, query strings and reject snippets redacted by
+        ``redaction`` (default :data:`~mcptrace.core.redact.DEFAULT_REDACTION`)."""
+        redaction = DEFAULT_REDACTION if redaction is None else redaction
         base = f"har:{os.path.basename(inp.path)}"
         rows = RecordRows()
         n = 0
@@ -705,12 +229,12 @@ class HarReader(Reader):
                         for _ in js.array_items():
                             entry, text = js.value()
                             n += 1
-                            if _SURROGATE.search(text):
-                                rows.add(n, _entry_summary(entry), "invalid UTF-8 in the entry")
+                            if SURROGATE.search(text):
+                                rows.add(n, _entry_summary(entry, redaction), "invalid UTF-8 in the entry")
                             else:
-                                els, why = har_entry_elements(entry, base)
+                                els, why = har_entry_elements(entry, base, redaction)
                                 if why:
-                                    rows.add(n, _entry_summary(entry), why)
+                                    rows.add(n, _entry_summary(entry, redaction), why)
                                 else:
                                     rows.add_elements(n, els)
                             if rows.full():
@@ -723,7 +247,7 @@ class HarReader(Reader):
                 where = f"after entry {n}" if n else "before the first entry"
                 cause = f"{js.read_error}" if js.read_error else str(e)
                 n += 1
-                rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300]) or None,
+                rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300], redaction) or None,
                          f"HAR is not readable {where}: {cause}")
         if rows.nos:
             yield rows.take()

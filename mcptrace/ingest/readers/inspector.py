@@ -48,7 +48,8 @@ How they load (``record_no`` = 1-based position in the array, rejects read ``ent
   Times are milliseconds; a response attached to its request entry and a notification of another
   entry in the same millisecond sort response-first, so a last progress notification can show as
   ``unknown_progress_token``.
-- network: like a HAR entry (:mod:`mcptrace.ingest.readers.har`): the request body at ``timestamp``;
+- network: like a HAR entry (:mod:`mcptrace.ingest.readers.har`, through the same
+  :mod:`mcptrace.ingest.readers.http_entries` and redaction policy): the request body at ``timestamp``;
   the response body (JSON, or an event stream split into events) at ``timestamp + duration``,
   i.e. when the response *headers* arrived - the inspector keeps no later time, so every event of a
   stream gets that time. ``category: "auth"`` (OAuth) entries, entries that are not MCP traffic,
@@ -69,26 +70,28 @@ from typing import Any
 
 import pyarrow as pa
 
+from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.ingest.readers.base import Reader
-from mcptrace.ingest.readers.har import (
+from mcptrace.ingest.readers.http_entries import (
     MULTI_SQL,
+    SURROGATE,
     JsonStream,
     JsonStreamError,
     RecordRows,
     exchange_elements,
     header_dict,
-    iso,
     is_json_mime,
+    iso,
     mime_of,
     parse_body,
     parse_time,
     plus_ms,
+    redact_path,
     reject_element,
     safe_snippet,
 )
 from mcptrace.ingest.readers.inputs import Input
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
 _DIRECTIONS = ("request", "response", "notification")
 _OPPOSITE = {"client_to_server": "server_to_client", "server_to_client": "client_to_server", None: None}
 
@@ -164,13 +167,16 @@ def history_v1_elements(e: dict, connection_id: str) -> tuple[list[dict] | None,
     return out, None
 
 
-def network_elements(e: dict, connection_id: str) -> tuple[list[dict] | None, str | None]:
+def network_elements(e: dict, connection_id: str,
+                     redaction: RedactionPolicy = DEFAULT_REDACTION) -> tuple[list[dict] | None, str | None]:
+    """A network (``FetchRequestEntry``) entry like a HAR entry: headers and the URL's query redacted by
+    ``redaction``; ``(elements, None)``, ``(None, None)`` to skip it, or ``(None, reject reason)``."""
     if e.get("category") == "auth":
         return None, None  # OAuth discovery/token traffic, not MCP messages
     ts = parse_time(e.get("timestamp"))
     if ts is None:
         return None, f"timestamp is missing or not an ISO 8601 time: {str(e.get('timestamp'))[:40]!r}"
-    rq, rs = header_dict(e.get("requestHeaders")), header_dict(e.get("responseHeaders"))
+    rq, rs = header_dict(e.get("requestHeaders"), redaction), header_dict(e.get("responseHeaders"), redaction)
     method = e.get("method") if isinstance(e.get("method"), str) else "?"
     status = e.get("responseStatus")
     status = status if isinstance(status, int) and not isinstance(status, bool) and status > 0 else None
@@ -189,18 +195,18 @@ def network_elements(e: dict, connection_id: str) -> tuple[list[dict] | None, st
         method=method, url=e["url"], status=status, request_headers=rq, response_headers=rs,
         request_body=body_in if isinstance(body_in, str) else None, response_body=body, response_mime=None,
         t_request=ts, t_response=t_resp, connection_id=connection_id, missing_body_reason=missing,
-        request_body_error=None if body_in is None or isinstance(body_in, str) else "requestBody is not a string")
+        request_body_error=None if body_in is None or isinstance(body_in, str) else "requestBody is not a string",
+        redaction=redaction)
     return elements, None
 
 
-def _summary(e: Any) -> str:
+def _summary(e: Any, redaction: RedactionPolicy) -> str:
     if isinstance(e, dict):
         keep = {k: e.get(k) for k in ("id", "timestamp", "direction", "origin", "method", "responseStatus") if k in e}
         if isinstance(e.get("url"), str):
-            from mcptrace.ingest.readers.har import redact_path
-            keep["url"] = redact_path(e["url"])[0]
+            keep["url"] = redact_path(e["url"], redaction)[0]
         return json.dumps(keep, ensure_ascii=False, default=str)[:1000]
-    return safe_snippet(json.dumps(e, ensure_ascii=False, default=str))
+    return safe_snippet(json.dumps(e, ensure_ascii=False, default=str), redaction)
 
 
 class InspectorExportReader(Reader):
@@ -230,7 +236,10 @@ class InspectorExportReader(Reader):
             or (re.search(r'"requestHeaders"\s*:', body) and re.search(r'"url"\s*:', body)
                 and re.search(r'"timestamp"\s*:', body)))
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+        """The export's entries as element rows; network entries' headers and query strings, and
+        reject snippets, redacted by ``redaction`` (default :data:`~mcptrace.core.redact.DEFAULT_REDACTION`)."""
+        redaction = DEFAULT_REDACTION if redaction is None else redaction
         connection_id = f"inspector:{os.path.basename(inp.path)}"
         rows = RecordRows()
         n = 0
@@ -240,19 +249,21 @@ class InspectorExportReader(Reader):
                 for _ in js.array_items():
                     entry, text = js.value()
                     n += 1
-                    if _SURROGATE.search(text):
-                        rows.add(n, _summary(entry), "invalid UTF-8 in the entry")
+                    if SURROGATE.search(text):
+                        rows.add(n, _summary(entry, redaction), "invalid UTF-8 in the entry")
                     else:
                         kind = entry_kind(entry)
                         if kind is None:
-                            rows.add(n, _summary(entry), "not an inspector protocol (MessageEntry) or network "
+                            rows.add(n, _summary(entry, redaction), "not an inspector protocol (MessageEntry) or network "
                                                          "(FetchRequestEntry) entry")
                         else:
-                            make = {"protocol": protocol_elements, "network": network_elements,
-                                    "history_v1": history_v1_elements}[kind]
-                            els, why = make(entry, connection_id)
+                            if kind == "network":
+                                els, why = network_elements(entry, connection_id, redaction)
+                            else:
+                                make = protocol_elements if kind == "protocol" else history_v1_elements
+                                els, why = make(entry, connection_id)
                             if why:
-                                rows.add(n, _summary(entry), why)
+                                rows.add(n, _summary(entry, redaction), why)
                             else:
                                 rows.add_elements(n, els)
                     if rows.full():
@@ -261,7 +272,7 @@ class InspectorExportReader(Reader):
                 where = f"after entry {n}" if n else "before the first entry"
                 cause = f"{js.read_error}" if js.read_error else str(e)
                 n += 1
-                rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300]) or None,
+                rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300], redaction) or None,
                          f"export is not readable {where}: {cause}")
         if rows.nos:
             yield rows.take()

@@ -37,6 +37,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, first_json_line
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
 from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
@@ -315,7 +316,7 @@ class OtlpJsonDocumentReader(Reader):
                                   "limit for one JSON document")
         return b"".join(parts), error
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
         buf = RecordBuffer()
         data, stream_error = self._read(inp)
         if data is None:

@@ -38,6 +38,7 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import HEAD_BYTES, Reader
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
 from mcptrace.ingest.readers.otlp_doc import RecordBuffer, b64_id_to_hex, dumps_line, normalize_ids
@@ -276,7 +277,7 @@ class OtlpProtoReader(Reader):
     def sniff(self, head: bytes) -> bool:
         return sniff_framed(head) or sniff_bare(head)
 
-    def batches(self, inp: Input) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
         buf = RecordBuffer()
         with inp.open() as f:
             s = _Stream(f, inp)
