@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: demo test venv venv-test chromium samples incidents bench clean
+.PHONY: demo test test-fast venv venv-test chromium samples incidents bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: venv chromium
 
 test: venv-test chromium
 	$(PY) -m pytest -q
+
+# the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)
+test-fast: venv-test
+	$(PY) -m pytest -q -m "not sdk and not browser and not notebooks and not slow"
 
 # Regenerate data/samples (and data/bare) from real MCP SDK client/server processes.
 samples: venv-test

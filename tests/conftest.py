@@ -1,10 +1,12 @@
-"""Shared fixtures: the real-SDK samples in data/ and helpers to derive situations from them."""
+"""Shared fixtures: the real-SDK samples in data/ and helpers to derive situations from them; the
+test tiers (markers ``sdk``, ``browser``, ``notebooks``, ``slow``, registered in pyproject.toml)."""
 
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import warnings
 
 import pytest
 
@@ -55,3 +57,86 @@ def first_index(lines: list[str], pred) -> int:
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+# -- test tiers ------------------------------------------------------------------------------------
+# `make test` runs every test; `make test-fast` deselects these markers:
+#   sdk        starts real MCP SDK client/server processes, or regenerates data/samples, data/incidents
+#   browser    drives a headless Chromium (kaleido PNG/SVG export, chromedriver, --dump-dom)
+#   notebooks  runs the notebooks or a JupyterLab
+#   slow       anything else above ~3 s (hypothesis mutations, big loads, the benchmark scripts)
+
+#: test module -> the markers of every test in it
+MODULE_MARKS: dict[str, tuple[str, ...]] = {
+    "test_samples_generator": ("sdk",),
+    "test_incidents_generator": ("sdk",),
+    "test_notebooks": ("notebooks",),
+    "test_browser_explorer": ("browser", "notebooks"),
+    "test_property_mutations": ("slow",),
+}
+
+#: "module::test function" (every parametrisation) -> its markers
+TEST_MARKS: dict[str, tuple[str, ...]] = {
+    "test_capture::test_stdio_tee_records_every_message_in_order": ("sdk",),
+    "test_capture::test_http_proxy_records_every_message_in_order": ("sdk",),
+    "test_capture::test_http_proxy_legacy_sse_transport": ("sdk",),
+    "test_capture::test_http_proxy_survives_disconnects_and_upstream_death": ("sdk",),
+    "test_capture::test_http_proxy_records_resumption_get_and_delete": ("sdk",),
+    "test_timeline::test_exports_html_png_svg": ("browser",),
+    "test_report::test_report_sections": ("browser",),
+    "test_report::test_hostile_strings_stay_text_in_report_and_timeline": ("browser",),
+    "test_correlation::test_precision_and_recall_of_every_gap_code_are_one": ("slow",),
+    "test_cli::test_load_sessions_gaps_timeline": ("slow",),
+    "test_readers_http_logs::test_damaged_files_load_without_raising": ("slow",),
+    "test_dataset::test_dataset_in_an_s3_object_store": ("slow",),
+    "test_hostile_input::test_fifty_megabyte_line_loads_in_bounded_memory": ("slow",),
+    "test_benchmarks::test_bench_script_runs_every_duckdb_contender": ("slow",),
+    "test_analysis::test_a_chain_of_candidates_is_assigned_in_one_pass": ("slow",),
+    "test_analysis::test_one_to_one_is_the_nearest_first_assignment": ("slow",),
+    "test_load_robustness::test_cli_open_never_writes_a_database": ("slow",),
+    "test_lanes::test_generated_intervals_never_overlap_in_a_lane_and_use_the_fewest_lanes": ("slow",),
+    "test_loader::test_a_batch_of_many_short_lines_keeps_every_message": ("slow",),
+    "test_loader::test_appending_files_recomputes_like_loading_at_once": ("slow",),
+    "test_cli::test_turns_and_tree_drill_down": ("slow",),
+    "test_cli::test_unknown_session_is_a_clear_error": ("slow",),
+    "test_cli::test_exit_2_on_usage_errors": ("slow",),
+    "test_views::test_tree_cli_writes_figure_and_table": ("slow",),
+    "test_dataset::test_export_parquet_cli": ("slow",),
+    "test_readers_otlp::test_cli_load_exit_codes": ("slow",),
+    "test_readers_http_logs::test_capture_proxy_writes_a_har_that_loads_like_its_envelopes": ("slow",),
+    "test_readers_http_logs::test_har_and_capture_redact_the_same_query": ("slow",),
+    "test_waterfall::test_hostile_strings_stay_text_in_the_per_turn_waterfall": ("slow",),
+}
+
+#: "module::test function[parameter id]" -> its markers (one parametrisation)
+PARAM_MARKS: dict[str, tuple[str, ...]] = {
+    "test_waterfall::test_drill_down_gives_exactly_the_rows_of_that_turn[incidents]": ("slow",),
+    "test_lanes::test_call_lanes_of_every_real_session[incidents]": ("slow",),
+    "test_waterfall::test_drill_down_gives_exactly_the_rows_of_that_turn[samples]": ("slow",),
+}
+
+
+def _check_tier_names() -> None:
+    """Every module and test named above exists: a renamed test must not silently drop out of its
+    tier (a warning in the summary, so that a rename elsewhere never stops the suite)."""
+    here = pathlib.Path(__file__).resolve().parent
+    missing = [m for m in MODULE_MARKS if not (here / f"{m}.py").is_file()]
+    for key in [*TEST_MARKS, *(k.split("[", 1)[0] for k in PARAM_MARKS)]:
+        mod, func = key.split("::")
+        path = here / f"{mod}.py"
+        if not path.is_file() or f"def {func}(" not in path.read_text(encoding="utf-8"):
+            missing.append(key)
+    if missing:
+        warnings.warn(pytest.PytestConfigWarning(
+            f"tests/conftest.py assigns test tiers to tests that do not exist: {', '.join(missing)}"))
+
+
+def pytest_collection_modifyitems(config, items):
+    _check_tier_names()
+    for item in items:
+        mod = item.path.stem
+        func = getattr(item, "originalname", None) or item.name
+        marks = (*MODULE_MARKS.get(mod, ()), *TEST_MARKS.get(f"{mod}::{func}", ()),
+                 *PARAM_MARKS.get(f"{mod}::{item.name}", ()))
+        for name in dict.fromkeys(marks):
+            item.add_marker(getattr(pytest.mark, name))
