@@ -116,7 +116,7 @@ def main() -> int:
 
     with mcptrace.open(db) as ws:
         t = time.perf_counter()
-        m = ExplorerModel(ws)
+        m = ExplorerModel(ws.con)
         m.session_options()
         m.filter_choices(sid)
         m.session_summary_html(sid)
@@ -135,7 +135,7 @@ def main() -> int:
         rows.append(("explorer model: drill down to one turn", time.perf_counter() - t, None))
     with mcptrace.open(db) as ws:
         t = time.perf_counter()
-        ex = ExplorerWidget(ws, sid)
+        ex = ExplorerWidget(ws.con, sid)
         rows.append(("explorer widget: open session (timeline tab drawn)", time.perf_counter() - t, None))
         t = time.perf_counter()
         ex.figure_tabs.selected_index = 1

@@ -246,10 +246,11 @@ class Workspace:
         return export.write_chrome_trace(self.con, session_id, path)
 
     def explore(self, session_id: str | None = None, **kwargs: Any):
-        """An ipywidgets explorer of this workspace for Jupyter; see :func:`mcptrace.explorer.explore`."""
+        """An ipywidgets explorer of this workspace for Jupyter (on its connection); see
+        :func:`mcptrace.explorer.explore`. Raises :class:`mcptrace.NotFoundError` for an unknown session."""
         from mcptrace.explorer import explore
 
-        return explore(self, session_id, **kwargs)
+        return explore(self.con, session_id, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:

@@ -199,8 +199,8 @@ def _textarea(driver, index: int) -> str:
 def test_explorer_renders_in_jupyterlab_and_follows_a_session_change(lab, browser, artifacts):
     t0 = time.monotonic()
     with mcptrace.load(SAMPLES) as ws:
-        options = ExplorerModel(ws).session_options()
-        calls = {sid: ExplorerModel(ws).calls(sid) for _l, sid in options}
+        options = ExplorerModel(ws.con).session_options()
+        calls = {sid: ExplorerModel(ws.con).calls(sid) for _l, sid in options}
     _open_and_run(browser, lab, "explore_samples.ipynb")
     s = _selects(browser)
     # the picker lists every session, most gaps first, exactly as the model orders them

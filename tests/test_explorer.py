@@ -20,7 +20,7 @@ DANGEROUS = ("<script", "<img", "<svg", "</script")  # a tag only opens with a r
 
 @pytest.fixture(scope="module")
 def model(samples_ws):
-    return ExplorerModel(samples_ws)
+    return ExplorerModel(samples_ws.con)
 
 
 def _sid_by_client(ws, client: str) -> str:
@@ -221,7 +221,7 @@ def test_explore_builds_the_widget_and_reacts_to_a_session_change(samples_ws):
 
 def test_widget_filters_gap_pick_and_reset(samples_ws):
     sid = _sid_by_client(samples_ws, "agent-host")
-    ex = ExplorerWidget(samples_ws, sid)
+    ex = ExplorerWidget(samples_ws.con, sid)
     ex.tool_filter.value = "search"
     names = {ex.model.inspect(v).fields[0][1] for _l, v in ex.call_list.options}
     assert names == {"search"} and ex.count_label.value.startswith("2 of 14 calls")
@@ -256,8 +256,8 @@ def test_capture_without_times_disables_the_time_filter():
 
 def test_model_of_an_aggregated_session_drills_down_by_turn(samples_ws):
     sid = _sid_by_client(samples_ws, "agent-host")
-    m = ExplorerModel(samples_ws, aggregate_above=5)
-    assert m.is_aggregated(sid) and not ExplorerModel(samples_ws).is_aggregated(sid)
+    m = ExplorerModel(samples_ws.con, aggregate_above=5)
+    assert m.is_aggregated(sid) and not ExplorerModel(samples_ws.con).is_aggregated(sid)
     turns = samples_ws.turns(sid).df()
     assert [t["turn"] for t in m.turns(sid)] == list(turns["turn"])
     agg = m.waterfall(sid)
@@ -285,7 +285,7 @@ def test_model_of_an_aggregated_session_drills_down_by_turn(samples_ws):
 
 def test_widget_of_an_aggregated_session_drills_down_on_a_turn_or_a_call(samples_ws):
     sid = _sid_by_client(samples_ws, "agent-host")
-    ex = ExplorerWidget(samples_ws, sid, aggregate_above=5)
+    ex = ExplorerWidget(samples_ws.con, sid, aggregate_above=5)
     assert list(ex.waterfall_box.children) == [ex.turn_picker, ex.waterfall_out]
     assert ex.turn_picker.value == ALL_TURNS and len(ex.turn_picker.options) == 1 + 6
     ex.figure_tabs.selected_index = 1
@@ -308,13 +308,13 @@ def test_widget_of_an_aggregated_session_drills_down_on_a_turn_or_a_call(samples
     assert "Waterfall — session " + plain == _figure(ex.waterfall_out)["layout"]["title"]["text"]
     ex.session_picker.value = sid
     assert list(ex.waterfall_box.children) == [ex.turn_picker, ex.waterfall_out] and ex.turn_picker.value == ALL_TURNS
-    small = ExplorerWidget(samples_ws, sid)
+    small = ExplorerWidget(samples_ws.con, sid)
     assert list(small.waterfall_box.children) == [small.waterfall_out]
 
 
 def test_filters_grey_the_timeline_with_its_overview_strip(samples_ws):
     sid = _sid_by_client(samples_ws, "agent-host")
-    m = ExplorerModel(samples_ws, timeline_aggregate_above=5)
+    m = ExplorerModel(samples_ws.con, timeline_aggregate_above=5)
     full = m.timeline(sid)
     assert [t for t in full.data if t.type == "bar"]          # the overview strip is there
     f = Filters(status="ok")
@@ -331,7 +331,7 @@ def test_filters_grey_the_timeline_with_its_overview_strip(samples_ws):
 
 def test_lists_show_at_most_list_limit_entries(samples_ws):
     sid = _sid_by_client(samples_ws, "agent-host")
-    ex = ExplorerWidget(samples_ws, sid, list_limit=3)
+    ex = ExplorerWidget(samples_ws.con, sid, list_limit=3)
     calls = ex.model.calls(sid)
     assert [v for _l, v in ex.call_list.options] == [c["call_id"] for c in calls[:3]]
     assert len(ex.gap_list.options) == 3 < len(ex.model.gaps(sid))
@@ -351,7 +351,7 @@ def _walk(w):
 
 def test_hostile_strings_are_escaped_wherever_html_is_rendered(tmp_path):
     ws = mcptrace.load(_hostile_capture(tmp_path))
-    m = ExplorerModel(ws)
+    m = ExplorerModel(ws.con)
     seen_escaped = False
     for sid in m.session_ids():
         for html in [m.session_summary_html(sid)] + [m.inspect(c["call_id"]).header_html() for c in m.calls(sid)]:

@@ -7,6 +7,11 @@ duration in ms, trace id, parallel group, call id; rendered by one ``hovertempla
 one marker trace per gap code. Captures without times (bare stdio tees) are drawn against
 message order instead of time.
 
+``highlight=`` (call ids) draws a selection against the rest of the session: the other calls
+in :data:`DIM_COLOR` in one "filtered out" trace (they keep their hover), gap markers of other
+calls faded; ``gap_codes=`` hides the gap markers of other codes (legend only) and
+``window_ms=`` narrows the x axis to a time range. The explorer's filters are drawn this way.
+
 Everything per call comes from one DuckDB query as Arrow columns: the lanes
 (:mod:`mcptrace.analysis.lanes`, set-based: calls in one lane never overlap, as many lanes as calls in
 flight at once), the drawn ends, and the hover fields, already HTML-escaped in SQL. Coordinates
@@ -20,6 +25,8 @@ zoomed out; every call is still drawn in the lanes below for zooming in (box-zoo
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
+
 import duckdb
 import numpy as np
 import plotly.graph_objects as go
@@ -38,6 +45,10 @@ STATUS_COLORS = {
     "unanswered": "#7048e8",
 }
 SEVERITY_COLORS = {"error": "#c92a2a", "warning": "#e67700", "info": "#1971c2"}
+#: the colour of calls (and per-turn waterfall rows) outside a ``highlight``
+DIM_COLOR = "#dee2e6"
+#: the opacity of gap markers whose call is outside a ``highlight``
+DIM_GAP_OPACITY = 0.2
 HOVER_TEMPLATE = ("<b>%{customdata[0]}</b><br>status: %{customdata[1]}<br>JSON-RPC id: %{customdata[2]}"
                   "<br>duration: %{customdata[3]}<br>trace id: %{customdata[4]}"
                   "<br>parallel group: %{customdata[5]}<br>call id: %{customdata[6]}<extra></extra>")
@@ -178,19 +189,31 @@ def timeline_data(con: duckdb.DuckDBPyConnection, session_id: str, *, timed: boo
 
 
 def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: str | None = None, height: int | None = None,
-             aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
+             aggregate_above: int = AGGREGATE_ABOVE, highlight: Collection[int] | None = None,
+             gap_codes: Collection[str] | None = None, window_ms: tuple[float, float] | None = None) -> go.Figure:
     """Build the timeline figure of one session.
 
     Returns a ``plotly.graph_objects.Figure``: x is UTC time (epoch ms on a date axis) or message
     order for captures without times, y the lane (0 at the top). Traces: per status a WebGL line
-    trace (one segment per call, ``legendgroup`` = status) and a marker trace (``customdata``
-    rows as :data:`HOVER_COLUMNS`, the last being the call id); per gap code a marker trace named
-    ``gap: CODE (N)`` (``customdata``: the gap's call id as text; WebGL above
+    trace (one segment per call, ``legendgroup`` = status, named ``STATUS (N)``) and a marker
+    trace (``customdata`` rows as :data:`HOVER_COLUMNS`, the last being the call id); per gap code
+    a marker trace named ``gap: CODE (N)`` (``customdata``: the gap's call id as text; WebGL above
     :data:`GL_GAPS_ABOVE` gaps). With more than ``aggregate_above`` calls, an overview strip
     (``yaxis2``: calls started per time bucket, stacked bars by status; ``yaxis3``: most calls in
-    flight per bucket, trace ``legendgroup="overview"``) sits above the lanes. Raises
-    :class:`mcptrace.NotFoundError` (a ``KeyError``) when the session does not exist. Every string from the capture is HTML-escaped
-    before it reaches hover text or labels.
+    flight per bucket, trace ``legendgroup="overview"``) sits above the lanes.
+
+    ``highlight`` (call ids; None draws every call in colour): only those calls stay in their
+    status traces (``STATUS (N)`` counts them); the session's other calls are drawn in
+    :data:`DIM_COLOR` by two more traces, ``legendgroup="filtered out"``, added last: a line trace
+    named ``filtered out (N)`` and a marker trace with the same hover; gap markers of a call
+    outside ``highlight`` get opacity :data:`DIM_GAP_OPACITY` (per point, ``marker.opacity``), and
+    the title ends with ``— filter shows K of N calls``. ``gap_codes`` (None: all): gap markers of
+    other codes are hidden to the legend (``visible="legendonly"``). ``window_ms`` (lo, hi in ms
+    since the session's first call): the x axis shows that range, padded by 3% (at least 0.5 ms)
+    on each side; ignored for captures without times.
+
+    Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) when the session does not exist. Every
+    string from the capture is HTML-escaped before it reaches hover text or labels.
     """
     if session_id is None:
         raise NotFoundError("session", None, message="no sessions in this workspace")
@@ -202,6 +225,7 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
     src, key, n_calls, max_par, n_gaps, n_untimed = srow
     timed = bool(n_calls) and n_untimed == 0
     data = timeline_data(con, session_id, timed=timed)
+    kept = None if highlight is None else pc.is_in(data["call_id"], value_set=_id_array(highlight))
 
     fig = go.Figure()
     n_lanes = (pc.max(data["lane"]).as_py() + 1) if data.num_rows else 1
@@ -211,23 +235,23 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
     # distance, not size), which keeps the browser's first paint several times faster
     marker_size = max(4.0, width) if not overview else min(5.0, width)
     statuses = data["status"]
+    dimmed = []
     for status, color in STATUS_COLORS.items():
-        part = data.filter(pc.equal(statuses, status))
+        mask = pc.equal(statuses, status)
+        part = data.filter(mask)
         if not part.num_rows:
             continue
-        x0 = part["x0"].to_numpy()
-        x1 = part["x1"].to_numpy()
-        lane = _small_int(part["lane"].to_numpy(), n_lanes)
+        if kept is not None:
+            keep = kept.filter(mask)
+            dimmed.append(part.filter(pc.invert(keep)))
+            part = part.filter(keep)
+        x0, x1, lane = _drawn(part, n_lanes)
         fig.add_trace(go.Scattergl(x=_segments(x0, x1), y=_segments(lane, lane, 0), mode="lines",
                                    line=dict(color=color, width=width, dash="dot" if status == "unanswered" else "solid"),
                                    name=f"{status} ({part.num_rows})", legendgroup=status, hoverinfo="skip"))
-        # the labels live once in the template; per call only the (escaped) values
-        custom = np.empty((part.num_rows, len(HOVER_COLUMNS)), dtype=object)
-        for j, col in enumerate(HOVER_COLUMNS):
-            custom[:, j] = part[col].to_numpy(zero_copy_only=False)
         fig.add_trace(go.Scattergl(x=x0 + (x1 - x0) / 2, y=lane, mode="markers",
                                    marker=dict(color=color, size=marker_size, symbol="square"),
-                                   customdata=custom, hovertemplate=HOVER_TEMPLATE, legendgroup=status,
+                                   customdata=_hover_rows(part), hovertemplate=HOVER_TEMPLATE, legendgroup=status,
                                    showlegend=False, name=status))
 
     con.register("_mcptrace_timeline_calls", data.select(["call_id", "lane", "status", "start_ord", "is_open", "x0", "x1"]))
@@ -237,14 +261,33 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
             _add_overview(con, fig, data)
     finally:
         con.unregister("_mcptrace_timeline_calls")
-    _add_gaps(fig, gaps)
+    _add_gaps(fig, gaps, highlight=highlight, gap_codes=gap_codes)
+    dim = pa.concat_tables(dimmed) if dimmed else data.slice(0, 0)
+    if dim.num_rows:  # the calls outside the highlight, grey, with their hover
+        x0, x1, lane = _drawn(dim, n_lanes)
+        fig.add_trace(go.Scattergl(x=_segments(x0, x1), y=_segments(lane, lane, 0), mode="lines",
+                                   line=dict(color=DIM_COLOR, width=width), name=f"filtered out ({dim.num_rows})",
+                                   legendgroup="filtered out", hoverinfo="skip"))
+        fig.add_trace(go.Scattergl(x=x0 + (x1 - x0) / 2, y=lane, mode="markers",
+                                   marker=dict(color=DIM_COLOR, symbol="square"), legendgroup="filtered out",
+                                   showlegend=False, name="filtered out", customdata=_hover_rows(dim),
+                                   hovertemplate=HOVER_TEMPLATE))
 
+    heading = title or _esc(f"Session {session_id} — {src}: {key} — {n_calls} calls, "
+                            f"max {max_par} in flight, {n_gaps} gap{'' if n_gaps == 1 else 's'}")
+    if kept is not None:
+        heading += _esc(f" — filter shows {pc.sum(kept).as_py() or 0} of {data.num_rows} calls")
+    xrange = None
+    if window_ms is not None and timed and data.num_rows:
+        first = pc.min(data["x0"]).as_py()  # epoch ms of the session's first call
+        lo, hi = window_ms
+        pad = max((hi - lo) * 0.03, 0.5)
+        xrange = [first + lo - pad, first + hi + pad]
     lanes_domain = [0.0, 0.72] if overview else [0.0, 1.0]
     layout = dict(
-        title=dict(text=title or _esc(f"Session {session_id} — {src}: {key} — {n_calls} calls, "
-                                      f"max {max_par} in flight, {n_gaps} gap{'' if n_gaps == 1 else 's'}"), font=dict(size=14),
+        title=dict(text=heading, font=dict(size=14),
                    y=0.99 if overview else None, yanchor="top" if overview else None),
-        xaxis=dict(title="time (UTC)" if timed else "message order", type="date" if timed else "linear"),
+        xaxis=dict(title="time (UTC)" if timed else "message order", type="date" if timed else "linear", range=xrange),
         yaxis=dict(title="lane (concurrent calls)", autorange="reversed", range=None, dtick=1 if n_lanes <= 30 else None,
                    zeroline=False, domain=lanes_domain),
         height=height or int(min(1400, max(360, 140 + 28 * (n_lanes + 1)) + (260 if overview else 0))),
@@ -263,31 +306,66 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
     return fig
 
 
+def _id_array(ids: Collection[int]) -> pa.Array:
+    """Call ids as an Arrow BIGINT array (for ``is_in``)."""
+    return pa.array(np.fromiter((int(i) for i in ids), dtype=np.int64, count=len(ids)), type=pa.int64())
+
+
+def _drawn(part: pa.Table, n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drawn start, drawn end and lane of the calls of ``part`` as numpy arrays."""
+    return part["x0"].to_numpy(), part["x1"].to_numpy(), _small_int(part["lane"].to_numpy(), n_lanes)
+
+
+def _hover_rows(part: pa.Table) -> np.ndarray:
+    """The ``customdata`` of call markers: one row of :data:`HOVER_COLUMNS` per call (the labels live
+    once in the template; per call only the escaped values)."""
+    custom = np.empty((part.num_rows, len(HOVER_COLUMNS)), dtype=object)
+    for j, col in enumerate(HOVER_COLUMNS):
+        custom[:, j] = part[col].to_numpy(zero_copy_only=False)
+    return custom
+
+
+def timeline_call_ids(fig: go.Figure) -> list:
+    """The call ids of the calls a :func:`timeline` figure draws in colour (not those outside its
+    ``highlight``), from the status marker traces' ``customdata``."""
+    return [row[-1] for t in fig.data if t.customdata is not None and getattr(t, "mode", None) == "markers"
+            and t.legendgroup in STATUS_COLORS for row in t.customdata]
+
+
 def gap_hover_template(code: str, severity: str | None) -> str:
     """The hover of a gap marker: code and severity (escaped), then ``call id: %{customdata}``."""
     return f"<b>{_esc(code)}</b> ({_esc(severity)})<br>call id: %{{customdata}}<extra></extra>"
 
 
-def _add_gaps(fig: go.Figure, gaps: pa.Table) -> None:
+def _add_gaps(fig: go.Figure, gaps: pa.Table, *, highlight: Collection[int] | None = None,
+              gap_codes: Collection[str] | None = None) -> None:
     """One marker trace per gap code (WebGL above :data:`GL_GAPS_ABOVE` gaps); ``customdata``
-    holds each gap's call id (text, '' for gaps without a call)."""
+    holds each gap's call id (text, '' for gaps without a call). Codes outside ``gap_codes`` are
+    legend only; with ``highlight``, markers of other calls are faded (:data:`DIM_GAP_OPACITY`)."""
     n = gaps.num_rows
     show_text = n <= 60
     trace = go.Scattergl if n > GL_GAPS_ABOVE else go.Scatter
     codes = gaps["code"]
+    wanted = None if highlight is None else {str(int(i)) for i in highlight}
     for code in pc.unique(codes).to_pylist():
         part = gaps.filter(pc.equal(codes, code))
         sev = part["severity"][0].as_py()
         k = part.num_rows
+        call_ids = part["call_id"].to_numpy(zero_copy_only=False)
         kw = dict(mode="markers+text", text=[_esc(code)] * k, textposition="top center",
                   textfont=dict(size=10, color=SEVERITY_COLORS.get(sev, "#333"))) if show_text else dict(mode="markers")
+        hidden = gap_codes is not None and code not in gap_codes
+        if hidden:
+            kw["visible"] = "legendonly"
+        marker = dict(symbol="x-thin-open" if sev == "info" and trace is go.Scatter else "x",
+                      size=11 if trace is go.Scatter else 8, line=dict(width=2 if trace is go.Scatter else 0),
+                      color=SEVERITY_COLORS.get(sev, "#333"))
+        if wanted is not None and not hidden:
+            marker["opacity"] = [1.0 if not cid or cid in wanted else DIM_GAP_OPACITY for cid in call_ids]
         fig.add_trace(trace(
-            x=part["x"].to_numpy(), y=part["y"].to_numpy(),
-            marker=dict(symbol="x-thin-open" if sev == "info" and trace is go.Scatter else "x",
-                        size=11 if trace is go.Scatter else 8, line=dict(width=2 if trace is go.Scatter else 0),
-                        color=SEVERITY_COLORS.get(sev, "#333")),
+            x=part["x"].to_numpy(), y=part["y"].to_numpy(), marker=marker,
             name=_esc(f"gap: {code} ({k})"),
-            customdata=part["call_id"].to_numpy(zero_copy_only=False), hovertemplate=gap_hover_template(code, sev),
+            customdata=call_ids, hovertemplate=gap_hover_template(code, sev),
             **kw))
 
 

@@ -11,23 +11,29 @@ turn (:func:`mcptrace.analysis.turns.turns`: its calls' time range, number of ca
 unanswered calls, gaps), in WebGL, coloured by the worst status in the turn. Drill down with
 ``waterfall(con, session_id, turn=KEY)`` (a key from the hover or ``ws.turns(session_id)``) or
 ``call_id=ID`` (that call's turn): the detailed rows of exactly that turn.
+
+``highlight=`` (call ids) draws a selection against the rest: in the detailed waterfall the bars
+of other calls and of their spans, in the per-turn waterfall the turns without a highlighted
+call, in :data:`mcptrace.render.timeline.DIM_COLOR`. The explorer's filters are drawn this way.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 
 import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from mcptrace.analysis.tree import tree as build_tree
 from mcptrace.analysis.turns import UNTRACED_RUN, turn_of
 from mcptrace.core.db import one
 from mcptrace.core.errors import NotFoundError
-from mcptrace.render.timeline import SEVERITY_COLORS, STATUS_COLORS
+from mcptrace.render.timeline import DIM_COLOR, SEVERITY_COLORS, STATUS_COLORS
 
 KIND_COLORS = {"session": "#495057", "turn": "#74c0fc"}
 SERVICE_PALETTE = ["#4c6ef5", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fd7e14"]
@@ -77,22 +83,31 @@ def _esc(v: object) -> str:
 
 
 def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int = 48, turn: str | None = None,
-              call_id: int | None = None, aggregate_above: int = AGGREGATE_ABOVE) -> go.Figure:
+              call_id: int | None = None, aggregate_above: int = AGGREGATE_ABOVE,
+              highlight: Collection[int] | None = None) -> go.Figure:
     """Build the waterfall figure of one session, or of one turn of it.
 
     Without ``turn``/``call_id``: up to ``aggregate_above`` calls, one bar per node of
     :func:`mcptrace.analysis.tree.tree` (session, turns, calls, spans); above it, one row per turn
-    (:func:`turn_waterfall`). With ``turn`` (a key from :func:`mcptrace.analysis.turns.turns`) or
-    ``call_id`` (that call's turn): the detailed rows of exactly that turn. The x axis is ms
-    since the session's first call. Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown
-    session, turn or call.
+    (:func:`turn_waterfall`, which gets ``highlight``). With ``turn`` (a key from
+    :func:`mcptrace.analysis.turns.turns`) or ``call_id`` (that call's turn): the detailed rows of
+    exactly that turn. The x axis is ms since the session's first call (message order in the
+    per-turn waterfall of a capture without times).
+
+    The detailed figure's first trace is a horizontal ``Bar`` named ``nodes``, one bar per tree row
+    (y = the row, 0 at the top; ``base``/``x`` = start and width in ms), coloured by status (calls),
+    service (spans) or kind; then a marker trace ``gaps`` when nodes have gaps. ``highlight`` (call
+    ids; None draws every row in colour): the bars of calls not in it, and of their spans, are
+    :data:`mcptrace.render.timeline.DIM_COLOR`; session and turn rows keep their colour.
+
+    Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown session, turn or call.
     """
     if turn is None and call_id is None:
         row = one(con, "SELECT n_calls FROM sessions WHERE session_id = ?", [session_id])
         if row is None:
             raise NotFoundError("session", session_id)
         if row[0] > aggregate_above:
-            return turn_waterfall(con, session_id)
+            return turn_waterfall(con, session_id, highlight=highlight)
     if call_id is not None and turn is None:
         call_sid, turn = turn_of(con, call_id)
         if call_sid != session_id:
@@ -104,6 +119,7 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
     services = sorted(s for s in df["service_name"].dropna().unique())
     svc_color = {s: SERVICE_PALETTE[i % len(SERVICE_PALETTE)] for i, s in enumerate(services)}
     last = df["end_ts"].dropna().max() if df["end_ts"].notna().any() else t0
+    kept = None if highlight is None else {int(i) for i in highlight}
 
     bases, widths, colors, outlines, labels, hovers = [], [], [], [], [], []
     for r in df.itertuples():
@@ -113,7 +129,9 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
         width = max((end - start).total_seconds() * 1000.0, 0.0) if t0 is not None else 0.0
         bases.append(base)
         widths.append(max(width, 0.2))
-        if r.kind == "call":
+        if kept is not None and not pd.isna(r.call_id) and int(r.call_id) not in kept:
+            colors.append(DIM_COLOR)  # a call outside the highlight, or one of its spans
+        elif r.kind == "call":
             colors.append(STATUS_COLORS.get(r.status, "#adb5bd"))
         elif r.kind == "span":
             colors.append(svc_color.get(r.service_name, "#adb5bd"))
@@ -198,16 +216,25 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
     return fig
 
 
-def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str) -> go.Figure:
+def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *,
+                   highlight: Collection[int] | None = None) -> go.Figure:
     """The aggregated waterfall of one session: one row per turn, in wire order.
 
-    Each row is a bar over its calls' time range (ms since the session's first call; message
-    order without times), coloured by the worst status in the turn (:data:`TURN_CLASSES`), an
-    ``x`` marker at its start when it has gaps (coloured by the worst severity), a label (up to
-    :data:`LABELS_UP_TO` rows) and a hover with calls, errors, cancelled, unanswered, gaps,
-    duration, tools and the turn key (``customdata[8]``) to drill down with. WebGL traces: line
-    traces named after the class, marker traces carrying the hover. Raises
-    :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown session.
+    Each row (y = its index, 0 at the top) is a bar over its calls' time range (ms since the
+    session's first call; message order without times), coloured by the worst status in the turn
+    (:data:`TURN_CLASSES`), an ``x`` marker at its start when it has gaps (coloured by the worst
+    severity; traces ``turns with SEVERITY gaps (N)``), a label (up to :data:`LABELS_UP_TO` rows)
+    and a hover with calls, errors, cancelled, unanswered, gaps, duration, tools and the turn key
+    (``customdata[8]``, escaped) to drill down with. WebGL traces: per class a line trace named
+    ``turns ok (N)`` / ``turns with CLASS calls (N)`` (N: the class's turns) and a marker trace
+    carrying the hover (``customdata``: one row of 9 fields per turn, a 2-D array).
+
+    ``highlight`` (call ids; None draws every turn in colour): the class traces keep only the turns
+    holding a highlighted call; the bars of the other turns are one line trace in
+    :data:`mcptrace.render.timeline.DIM_COLOR`, ``turns filtered out`` (``legendgroup="filtered out"``,
+    no hover), drawn first, under the others.
+
+    Raises :class:`mcptrace.NotFoundError` (a ``KeyError``) for an unknown session.
     """
     srow = one(con, "SELECT n_calls, (SELECT min(start_ts) FROM calls WHERE session_id = $1), "
                        "(SELECT count(*) FILTER (WHERE start_ts IS NULL) FROM calls WHERE session_id = $1) "
@@ -223,6 +250,19 @@ def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str) -> go.Figure
     height = int(min(1400, max(320, 170 + 18 * n)))
     width = float(max(1.0, min(12.0, 0.7 * (height - 170) / max(n, 1))))
     fig = go.Figure()
+    kept = None
+    if highlight is not None:  # the turns holding a highlighted call
+        keys = [r[0] for r in con.execute(
+            "SELECT DISTINCT turn FROM turn_keys($session_id, $run) WHERE call_id IN (SELECT unnest($ids::BIGINT[]))",
+            {"session_id": session_id, "run": UNTRACED_RUN, "ids": [int(i) for i in highlight]}).fetchall()]
+        kept = np.asarray(pc.is_in(data["turn"], value_set=pa.array(keys, pa.string())).to_numpy(zero_copy_only=False),
+                          dtype=bool)
+        dim = ~kept
+        if dim.any():
+            fig.add_trace(go.Scattergl(x=_bars(data["x0"].to_numpy()[dim], data["x1"].to_numpy()[dim]),
+                                       y=_bars(rows[dim], rows[dim], 0), mode="lines",
+                                       line=dict(color=DIM_COLOR, width=width), name="turns filtered out",
+                                       legendgroup="filtered out", hoverinfo="skip"))
     gapped = pc.greater(data["n_gaps"], 0)
     for sev, color in SEVERITY_COLORS.items():
         mask = pc.and_(gapped, pc.equal(pc.fill_null(data["gap_severity"], ""), sev))
@@ -241,16 +281,17 @@ def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str) -> go.Figure
         part = data.filter(mask)
         if not part.num_rows:
             continue
-        y = rows[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
+        in_class = np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+        n_class = int(in_class.sum())
+        if kept is not None:
+            part = part.filter(pa.array(kept[in_class]))
+            in_class &= kept
+        y = rows[in_class]
         x0, x1 = part["x0"].to_numpy(), part["x1"].to_numpy()
         x1 = np.maximum(x1, x0)
-        xs = np.full(3 * len(y), np.nan)
-        xs[0::3], xs[1::3] = x0, x1
-        ys = np.zeros(3 * len(y), dtype=np.int32)
-        ys[0::3] = ys[1::3] = y
         label = "ok" if name == "ok" else f"with {name} calls"
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=color, width=width),
-                                   name=f"turns {label} ({len(y)})", legendgroup=name, hoverinfo="skip"))
+        fig.add_trace(go.Scattergl(x=_bars(x0, x1), y=_bars(y, y, 0), mode="lines", line=dict(color=color, width=width),
+                                   name=f"turns {label} ({n_class})", legendgroup=name, hoverinfo="skip"))
         custom = np.empty((len(y), len(_AGG_HOVER)), dtype=object)
         for j, col in enumerate(_AGG_HOVER):
             custom[:, j] = part[col].to_numpy(zero_copy_only=False)
@@ -280,3 +321,12 @@ def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str) -> go.Figure
                           xanchor="left", font=dict(size=12, color="#1971c2"))],
     )
     return fig
+
+
+def _bars(a: np.ndarray, b: np.ndarray, fill=np.nan) -> np.ndarray:
+    """One line segment per row: starts and ends interleaved with ``fill`` after each pair (a NaN x
+    breaks the line; ``b`` is clipped to at least ``a``)."""
+    out = np.full(3 * len(a), fill, dtype=np.float64 if isinstance(fill, float) else np.int32)
+    out[0::3] = a
+    out[1::3] = np.maximum(b, a)
+    return out
