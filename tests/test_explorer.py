@@ -399,3 +399,18 @@ def test_explorer_on_an_empty_workspace():
 def test_samples_fixture_is_the_shipped_samples(samples_ws):
     assert {p.rsplit("/", 1)[-1] for (p,) in samples_ws.sql("SELECT path FROM sources").rows()} == \
         {p.name for p in SAMPLES.iterdir()}
+
+
+def test_unknown_ids_raise_not_found(samples_ws):
+    m = ExplorerModel(samples_ws.con)
+    for call, kind in ((lambda: m.session_summary("s_nope"), "session"), (lambda: m.gap_detail(10**9), "gap"),
+                       (lambda: m.gap_call(10**9), "gap"), (lambda: m.inspect(10**9), "call")):
+        with pytest.raises(mcptrace.NotFoundError, match=f"no {kind} ") as err:
+            call()
+        assert isinstance(err.value, KeyError) and err.value.kind == kind
+    with pytest.raises(mcptrace.NotFoundError, match="no session 's_nope'"):
+        ExplorerWidget(samples_ws.con, "s_nope")
+    with pytest.raises(mcptrace.NotFoundError, match="no session 's_nope'"):
+        mcptrace.explore(samples_ws, "s_nope")
+    with pytest.raises(TypeError, match="DuckDB connection"):
+        ExplorerModel(samples_ws)

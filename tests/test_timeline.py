@@ -138,3 +138,61 @@ def test_bare_capture_lanes_and_overview_in_message_order():
         assert sum(sum(t.y) for t in fig.data if t.type == "bar") == len(ords)
     finally:
         ws.close()
+
+
+def test_highlight_draws_the_other_calls_greyed(samples_ws):
+    from mcptrace.render.timeline import DIM_COLOR, DIM_GAP_OPACITY, HOVER_TEMPLATE, timeline, timeline_call_ids
+
+    sid = samples_ws.busiest_session()
+    calls = samples_ws.calls(sid).df()
+    keep = {int(c) for c, s in zip(calls["call_id"], calls["status"]) if s == "ok"}
+    assert 0 < len(keep) < len(calls)
+    fig = timeline(samples_ws.con, sid, highlight=keep)
+    assert sorted(int(c) for c in timeline_call_ids(fig)) == sorted(keep)
+    lines = {t.legendgroup: t for t in fig.data if t.mode == "lines" and t.legendgroup in STATUS_COLORS}
+    assert lines["ok"].name == f"ok ({len(keep)})" and len(lines["ok"].x) == 3 * len(keep)
+    for status, t in lines.items():
+        if status != "ok":   # every call of that status is outside the highlight: the trace stays, empty
+            assert len(t.x) == 0 and t.name == f"{status} (0)"
+    line, markers = [t for t in fig.data if t.legendgroup == "filtered out"]
+    assert fig.data[-2:] == (line, markers)                      # drawn last
+    n_out = len(calls) - len(keep)
+    assert line.name == f"filtered out ({n_out})" and line.line.color == DIM_COLOR and len(line.x) == 3 * n_out
+    assert markers.marker.color == DIM_COLOR and markers.hovertemplate == HOVER_TEMPLATE
+    assert sorted(int(r[6]) for r in markers.customdata) == sorted(set(calls["call_id"]) - keep)
+    assert fig.layout.title.text.endswith(f" — filter shows {len(keep)} of {len(calls)} calls")
+    for t in fig.data:
+        if (t.name or "").startswith("gap: "):
+            assert list(t.marker.opacity) == [1.0 if not c or int(c) in keep else DIM_GAP_OPACITY for c in t.customdata]
+    # the plain figure is the one without a highlight: no grey traces, no opacity, the plain title
+    plain = timeline(samples_ws.con, sid)
+    assert not [t for t in plain.data if t.legendgroup == "filtered out"]
+    assert all(t.marker.opacity is None for t in plain.data if (t.name or "").startswith("gap: "))
+    assert fig.layout.title.text.startswith(plain.layout.title.text)
+    everything = timeline(samples_ws.con, sid, highlight=set(calls["call_id"]))
+    assert not [t for t in everything.data if t.legendgroup == "filtered out"]
+
+
+def test_gap_codes_and_window(samples_ws):
+    import pytest
+
+    from mcptrace.core.errors import NotFoundError
+    from mcptrace.render.timeline import timeline
+
+    sid = samples_ws.busiest_session()
+    codes = sorted(set(samples_ws.gaps(session_id=sid).df()["code"]))
+    fig = timeline(samples_ws.con, sid, gap_codes={codes[0]})
+    shown = {t.name.split(" (")[0][5:]: t.visible for t in fig.data if (t.name or "").startswith("gap: ")}
+    assert shown == {c: None if c == codes[0] else "legendonly" for c in codes}
+    t0 = samples_ws.sql("SELECT min(start_ts) FROM calls WHERE session_id = ?", [sid]).rows()[0][0]
+    lo, hi = timeline(samples_ws.con, sid, window_ms=(100.0, 200.0)).layout.xaxis.range
+    first = t0.timestamp() * 1000
+    assert lo == pytest.approx(first + 97.0) and hi == pytest.approx(first + 203.0)   # padded 3% each side
+    assert timeline(samples_ws.con, sid).layout.xaxis.range is None
+    bare = mcptrace.load(ROOT / "data" / "bare")
+    try:   # without times the window is ignored
+        assert timeline(bare.con, bare.busiest_session(), window_ms=(0.0, 1.0)).layout.xaxis.range is None
+    finally:
+        bare.close()
+    with pytest.raises(NotFoundError, match="no session"):
+        timeline(samples_ws.con, "s_nope", highlight=set())

@@ -151,3 +151,46 @@ def test_capture_without_times():
         assert len(ws.waterfall(sid, turn=key).data[0].y) == len(ws.tree(sid, turn=key))
     finally:
         ws.close()
+
+
+def test_highlight_greys_the_other_calls_and_their_spans(samples_ws):
+    from mcptrace.render.timeline import DIM_COLOR
+    from mcptrace.render.waterfall import waterfall
+
+    sid = samples_ws.busiest_session()
+    tree = samples_ws.tree(sid)
+    keep = {int(c) for c, k, s in zip(tree["call_id"], tree["kind"], tree["status"]) if k == "call" and s == "ok"}
+    plain = waterfall(samples_ws.con, sid).data[0].marker.color
+    colors = waterfall(samples_ws.con, sid, highlight=keep).data[0].marker.color
+    assert len(colors) == len(tree) == len(plain)
+    for cid, kind, before, after in zip(tree["call_id"], tree["kind"], plain, colors):
+        if kind in ("session", "turn"):
+            assert after == before != DIM_COLOR
+        else:   # a call or one of its spans
+            assert (after == DIM_COLOR) == (int(cid) not in keep) and (after == before or after == DIM_COLOR)
+    assert DIM_COLOR in colors and DIM_COLOR not in plain
+
+
+def test_highlight_in_the_per_turn_waterfall(samples_ws):
+    from mcptrace.render.timeline import DIM_COLOR
+    from mcptrace.render.waterfall import turn_waterfall
+
+    sid = samples_ws.busiest_session()
+    turns = samples_ws.turns(sid).df()
+    cancelled = samples_ws.sql("SELECT call_id FROM calls WHERE session_id = ? AND status = 'cancelled'", [sid]).rows()
+    fig = samples_ws.waterfall(sid, aggregate_above=5)
+    dimmed = samples_ws.waterfall(sid, aggregate_above=5, highlight={r[0] for r in cancelled})
+    assert dimmed.data[0].name == "turns filtered out" and dimmed.data[0].line.color == DIM_COLOR
+    kept = [row[8] for t in _turn_markers(dimmed) for row in t.customdata]
+    holding = [r[0] for r in samples_ws.sql("SELECT DISTINCT turn_id FROM calls WHERE session_id = ? "
+                                           "AND status = 'cancelled'", [sid]).rows()]
+    assert kept == [html.escape(k, quote=False) for k in holding] and len(kept) == 1
+    assert len(dimmed.data[0].x) == 3 * (len(turns) - 1)
+    # the legend keeps each class's count of turns
+    assert sorted(t.name for t in dimmed.data[1:] if t.showlegend is not False) == \
+        sorted(t.name for t in fig.data if t.showlegend is not False)
+    # highlighting every call leaves nothing greyed
+    every = turn_waterfall(samples_ws.con, sid, highlight={int(c) for c in samples_ws.calls(sid).df()["call_id"]})
+    assert not [t for t in every.data if t.legendgroup == "filtered out"]
+    assert sorted(r[8] for t in _turn_markers(every) for r in t.customdata) == \
+        sorted(html.escape(k, quote=False) for k in turns["turn"])
