@@ -27,6 +27,7 @@ from mcptrace.core.redact import DEFAULT_SECRET_KEYS
 from mcptrace.core.result import Result
 from mcptrace.core.result import query as run_query
 from mcptrace.ingest.loader import LoadReport, Loader
+from mcptrace.ingest.options import ErrorMode, LoadOptions
 from mcptrace.render import export, report
 from mcptrace.render.timeline import timeline
 from mcptrace.render.waterfall import waterfall
@@ -51,8 +52,9 @@ class Workspace:
         queries.install(con)
 
     # -- loading --------------------------------------------------------------------
-    def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: str = "collect",
-             format: str | None = None, redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS) -> LoadReport:
+    def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: ErrorMode = "collect",
+             format: str | None = None, redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
+             options: LoadOptions | None = None) -> LoadReport:
         """Load more files (files or directories, recursively) and rebuild the analysis tables.
 
         A file whose sha256 is already in ``sources`` adds nothing. With ``errors="collect"``
@@ -61,14 +63,18 @@ class Workspace:
         Files that are not captures are reported in the returned :class:`LoadReport`.
         With ``redact=True`` (default) the values of credential headers and secret-looking keys
         (``secret_keys``, see :mod:`mcptrace.core.redact`) are replaced by ``"[REDACTED]"`` before
-        anything is stored. Raises :class:`mcptrace.MCPTraceError` on a read-only workspace
-        (an attached Parquet dataset).
+        anything is stored; the policy reaches every reader (HAR and inspector headers and URLs
+        included). ``options`` (:class:`mcptrace.ingest.options.LoadOptions`) replaces the keyword
+        arguments and the workspace's keys when given. Raises :class:`mcptrace.MCPTraceError` on a
+        read-only workspace (an attached Parquet dataset), ``ValueError`` for an unknown ``errors``.
         """
         if self.read_only:
             raise MCPTraceError(f"{self.path}: an attached Parquet dataset is read-only; load into a database "
                                 "(mcptrace.load(paths, db=FILE)) and export it again")
-        report = Loader(self.con, keys=self.keys, errors=errors, format=format, redact=redact,
-                        secret_keys=secret_keys).load(paths)
+        if options is None:
+            options = LoadOptions.of(errors=errors, format=format, keys=self.keys, redact=redact,
+                                     secret_keys=secret_keys)
+        report = Loader(self.con, options).load(paths)
         rebuild(self.con)
         self.last_report = report
         return report
@@ -290,7 +296,7 @@ def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None, 
 
 
 def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,
-         errors: str = "collect", format: str | None = None, keys: KeyConfig | None = None,
+         errors: ErrorMode = "collect", format: str | None = None, keys: KeyConfig | None = None,
          redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
          storage_options: dict | None = None) -> Workspace:
     """Load captures and trace dumps into DuckDB and rebuild calls, sessions and gaps.

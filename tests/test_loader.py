@@ -324,3 +324,17 @@ def test_message_less_http_envelopes_are_transport_events_not_rejects(tmp_path):
     base = mcptrace.load(write_lines(tmp_path / "plain.jsonl", plain))
     assert ws.sql("SELECT count(*) FROM calls").rows() == base.sql("SELECT count(*) FROM calls").rows()
     assert _gap_counts(ws) == _gap_counts(base)
+
+
+def test_reader_sql_packs_record_numbers_with_the_readers_key_bits():
+    from mcptrace.core.sqlfiles import text
+    from mcptrace.ingest.readers.http_entries import KEY_BITS
+
+    sql = "\n".join(ln for ln in text("read_multi.sql").splitlines() if not ln.lstrip().startswith("--"))
+    assert sql.count(f"<< {KEY_BITS}") == 2 and "<<" not in sql.replace(f"<< {KEY_BITS}", "")
+
+
+def test_a_load_leaves_no_reader_views_behind(tmp_path):
+    ws = mcptrace.load(["data/samples", "data/bare"])
+    assert ws.sql("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").rows() == []
+    assert ws.sql("SELECT count(*) FROM messages").rows()[0][0] > 0

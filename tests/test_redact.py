@@ -150,3 +150,13 @@ def test_policy_is_one_immutable_value():
     RedactionPolicy(enabled=False, secret_keys="(unclosed")  # not used when off
     with pytest.raises(TypeError):
         RedactionPolicy(secret_keys=None)  # type: ignore[arg-type]
+
+
+def test_oauth_codes_and_url_signatures_are_redacted_in_query_strings():
+    from mcptrace.core.redact import RedactionPolicy
+
+    url = "/callback?code=abc&code_verifier=v&state=s1&sig=zz&signature=yy&auth=a&key=k&page=2#top"
+    assert RedactionPolicy().redact_query(url) == (
+        "/callback?code=[REDACTED]&code_verifier=[REDACTED]&state=s1&sig=[REDACTED]&signature=[REDACTED]"
+        "&auth=[REDACTED]&key=[REDACTED]&page=2#top")
+    assert RedactionPolicy(enabled=False).redact_query(url) == url

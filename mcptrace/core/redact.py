@@ -41,6 +41,10 @@ CREDENTIAL_HEADERS = frozenset({
     "x-mcp-remote-auth",
 })
 
+#: URL query parameter names (lower case) whose values are redacted whatever the key pattern says, as
+#: long as redaction is on: OAuth codes and verifiers, signed-URL signatures, bare ``key``/``auth``.
+CREDENTIAL_QUERY_NAMES = frozenset({"key", "code", "code_verifier", "auth", "sig", "signature"})
+
 
 def json_value_pattern(key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
     """A regex matching ``"<key>": <string or array of strings>`` in JSON text; group 1 is ``"<key>":``."""
@@ -173,7 +177,8 @@ class RedactionPolicy:
     def redact_query(self, url: str) -> str:
         """A URL (or ``path?query``) with the values of secret-named query parameters redacted.
 
-        Only those values change (``?api_key=k&page=2`` becomes ``?api_key=[REDACTED]&page=2``);
+        A name is secret by :meth:`is_secret_name` or by :data:`CREDENTIAL_QUERY_NAMES`. Only those
+        values change (``?api_key=k&page=2`` becomes ``?api_key=[REDACTED]&page=2``);
         every other character, the fragment included, is kept as it was. Names are compared
         percent- and ``+``-decoded. Disabled, or without a query: ``url`` unchanged.
         """
@@ -187,7 +192,8 @@ class RedactionPolicy:
         changed = False
         for i, part in enumerate(parts):
             name, eq, _value = part.partition("=")
-            if eq and self.is_secret_name(unquote_plus(name)):
+            if eq and (self.is_secret_name(unquote_plus(name))
+                       or unquote_plus(name).lower() in CREDENTIAL_QUERY_NAMES):
                 parts[i] = f"{name}={REDACTED}"
                 changed = True
         if not changed:
@@ -222,6 +228,7 @@ DEFAULT_REDACTION = RedactionPolicy()
 
 __all__ = [
     "CREDENTIAL_HEADERS",
+    "CREDENTIAL_QUERY_NAMES",
     "DEFAULT_REDACTION",
     "DEFAULT_SECRET_KEYS",
     "PREFILTER",

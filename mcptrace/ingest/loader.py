@@ -24,19 +24,12 @@ import pyarrow.compute as pc
 
 from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError
-from mcptrace.core.keys import KeyConfig
-from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
+from mcptrace.ingest.options import LoadOptions
+from mcptrace.ingest.readers.base import LINES_SCHEMA
 from mcptrace.ingest.readers.inputs import Input
-from mcptrace.ingest.readers.otlp_json import MACROS as OTLP_MACROS
 from mcptrace.core.sqlfiles import statements
-from mcptrace.core.db import one, sql_params
+from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, sql_params
 
-RAW_LIMIT = 4096
-
-#: tables holding a file's rows (removed together when its load fails)
-DATA_TABLES = ("messages", "http_events", "spans", "span_duplicates", "rejects")
-
-WIRE_COLUMNS = ("source_id", "record_no", "ts", "direction", "transport", "connection_id", "http", "message")
 
 
 @dataclass
@@ -72,44 +65,6 @@ class LoadReport:
 #: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
 #: open transaction holds (a transaction over a whole large file holds all of it)
 COMMIT_ROWS = 250_000
-
-#: DuckDB ``memory_limit`` of a file-backed database unless told otherwise (``MCPTRACE_MEMORY_LIMIT``
-#: or ``memory_limit=``): loads and analyses then spill to ``<db>.tmp`` instead of growing.
-DEFAULT_MEMORY_LIMIT = "1GiB"
-
-
-def connect(db: str | None = None, *, read_only: bool = False,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
-
-    A file-backed database gets DuckDB's ``memory_limit`` (``memory_limit``, else the
-    ``MCPTRACE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`; DuckDB
-    size syntax such as ``"2GiB"``); work beyond it spills to the ``<db>.tmp`` directory. An
-    in-memory database keeps DuckDB's default (its data has nowhere else to live).
-    """
-    con = duckdb.connect(db or ":memory:", read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
-    in_memory = not db or db == ":memory:"
-    limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
-    if limit:
-        con.execute("SET memory_limit = ?", [limit])
-    if not read_only:
-        for stmt in statements("schema.sql"):
-            con.execute(stmt)
-        # rows of a load that died before writing its `sources` row (loads commit batch by batch)
-        for table in DATA_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE source_id NOT IN (SELECT source_id FROM sources)")
-    install_macros(con)
-    return con
-
-
-def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in statements("macros.sql"):
-        con.execute(stmt.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
-    for stmt in OTLP_MACROS.strip().split(";\n"):
-        if stmt.strip():
-            con.execute(stmt.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
-
 
 def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Files named or found (recursively, sorted, hidden entries skipped) under the given paths."""
@@ -152,17 +107,10 @@ def _json_error(line: str) -> str:
 class Loader:
     """Loads files into an open connection. Use :func:`mcptrace.load` unless you need the parts."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, keys: KeyConfig | None = None,
-                 errors: str = "collect", format: str | None = None, redact: bool = True,
-                 secret_keys: str = DEFAULT_SECRET_KEYS) -> None:
-        if errors not in ("collect", "raise"):
-            raise ValueError("errors must be 'collect' or 'raise'")
+    def __init__(self, con: duckdb.DuckDBPyConnection, options: LoadOptions | None = None) -> None:
         self.con = con
-        self.keys = keys or KeyConfig()
-        self.errors = errors
-        self.format = format
-        #: the one redaction policy of this loader: its SQL parameters and the readers' headers and URLs
-        self.redaction = RedactionPolicy(enabled=redact, secret_keys=secret_keys)
+        #: error mode, forced format, correlation keys and the one redaction policy of this load
+        self.options = options or LoadOptions()
 
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadReport:
         report = LoadReport()
@@ -183,8 +131,8 @@ class Loader:
         if size == 0:
             return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, "empty file")))
         inp = Input(path)
-        if self.format:
-            reader = _readers.by_name(self.format)
+        if self.options.format:
+            reader = _readers.by_name(self.options.format)
         else:
             head = inp.head()
             reader = _readers.sniff(head)
@@ -200,6 +148,7 @@ class Loader:
         con = self.con
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
         self._discard(source_id)
+        views = self._temp_views()
         try:
             return self._ingest(inp, sha, size, reader, source_id)
         except BaseException:
@@ -212,6 +161,20 @@ class Loader:
             except duckdb.Error:
                 pass  # the connection is gone; connect() removes the rows next time
             raise
+        finally:
+            self._drop_temp_views(views)
+
+    def _temp_views(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal "
+                                               "ORDER BY view_oid").fetchall()]
+
+    def _drop_temp_views(self, keep: list[str]) -> None:
+        """Drop the temporary views a reader's scripts created (newest first), keeping those in ``keep``."""
+        try:
+            for name in reversed([v for v in self._temp_views() if v not in keep]):
+                self.con.execute(f'DROP VIEW IF EXISTS temp.main."{name}"')  # a name from duckdb_views()
+        except duckdb.Error:
+            pass  # the connection is gone; temporary views went with it
 
     def _discard(self, source_id: int) -> None:
         for table in DATA_TABLES:
@@ -222,17 +185,15 @@ class Loader:
         path = inp.path
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        red = self.redaction.sql_params()
-        params = {**red, **self.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
+        red = self.options.redaction.sql_params()
+        params = {**red, **self.options.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
         # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
         # from it, then one insert moves the batch into messages or spans. Batches are large
         # (CHUNK_BYTES of lines): many small inserts into a table are several times slower.
         table = "messages" if reader.kind == "messages" else "spans"
-        stage = statements("messages.sql")[0] if reader.kind == "messages" else STAGE_SPANS
-        stage = stage.replace("FROM _batch_out", f"FROM ({reader.sql}) _batch_out")
-        if reader.kind == "messages" and reader.reject_raw:
-            stage = stage.replace("NULL::VARCHAR AS reader_raw", "raw AS reader_raw")
+        stage = statements("messages.sql" if reader.kind == "messages" else "spans_stage.sql")[0]
+        self._install_reader(reader, connection_id)
         # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made
         # by `CREATE TABLE AS ... WHERE false` inside a transaction.
         cols = ", ".join(f'"{name}" {dtype}' for name, dtype in con.execute(
@@ -248,7 +209,7 @@ class Loader:
         n_records = 0
         n_skipped = 0
         in_txn, txn_rows = False, 0
-        for batch in _prefetch(reader.batches(inp, redaction=self.redaction)):
+        for batch in _prefetch(reader.batches(inp, redaction=self.options.redaction)):
             # rows with neither a line nor an error are text the format allows between records
             # (log noise): counted in sources.n_skipped, not records
             skip = pc.and_(pc.is_null(batch.column("line")), pc.is_null(batch.column("decode_error")))
@@ -286,11 +247,11 @@ class Loader:
             if one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND direction IS NULL", [source_id])[0]:
                 for stmt in statements("directions.sql"):
                     con.execute(stmt, {"source_id": source_id})
-            if self.errors == "raise":
+            if self.options.errors == "raise":
                 self._raise_first_reject(path, source_id)
             rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ?", [source_id])[0]
         else:
-            if self.errors == "raise":  # a span whose ids repeat with other content (spans_finish.sql)
+            if self.options.errors == "raise":  # a span whose ids repeat with other content (spans_finish.sql)
                 self._raise_first_reject(path, source_id)
             rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
         rep.n_records = n_records
@@ -316,6 +277,19 @@ class Loader:
         con.execute("DROP TABLE IF EXISTS _all")
         return rep
 
+    def _install_reader(self, reader: _readers.Reader, connection_id: str) -> None:
+        """Create the reader's view ``_batch_out`` (its ``sql_scripts``) over an empty ``_lines``
+        (DuckDB binds a view's relations when it is created); each batch then re-registers ``_lines``."""
+        con = self.con
+        con.execute("SET VARIABLE mcptrace_connection_id = ?", [connection_id])
+        con.register("_lines", LINES_SCHEMA.empty_table())
+        try:
+            for name in reader.sql_scripts:
+                for stmt in statements(name):
+                    con.execute(stmt)
+        finally:
+            con.unregister("_lines")
+
     def _take_rejects(self, path: str, source_id: int, label: str, lo: int, hi: int) -> None:
         """Move the reader's rejects of the batch of records ``lo..hi`` from ``_all`` into ``rejects``,
         in one statement (credentials redacted in SQL, the raw text cut at :data:`RAW_LIMIT`). Lines
@@ -335,10 +309,10 @@ class Loader:
                                  ELSE left(coalesce(b.raw_reject, l.line), 65536) END, {RAW_LIMIT}) AS raw
                 FROM _all b JOIN _lines l USING (record_no) LEFT JOIN _json_reasons j USING (record_no)
                 WHERE b.from_reader AND b.record_no BETWEEN $lo AND $hi"""
-            red = self.redaction.sql_params()
+            red = self.options.redaction.sql_params()
             params = {"label": label, "redact": red["redact"], "secret_re": red["secret_re"],
                       "redacted": red["redacted"], "lo": lo, "hi": hi}
-            if self.errors == "raise":
+            if self.options.errors == "raise":
                 first = one(con, f"SELECT record_no, reason FROM ({rows}) ORDER BY record_no LIMIT 1", params)
                 if first:
                     raise RecordError(path, first[0], first[1].split(": ", 1)[1])
@@ -352,15 +326,6 @@ class Loader:
                                [source_id])
         if row:
             raise RecordError(path, row[0], row[1])
-
-
-#: One batch of a span reader's rows into ``_all`` (the reader's SQL is put in for ``_batch_out``).
-STAGE_SPANS = """
-INSERT INTO _all BY NAME
-SELECT * EXCLUDE (raw), $source_id::INTEGER AS source_id, raw AS raw_reject, reject_reason IS NOT NULL AS from_reader
-FROM _batch_out
-"""
-
 
 
 def _prefetch(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:

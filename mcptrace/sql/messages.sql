@@ -1,4 +1,4 @@
--- Normalise one batch of wire rows (the reader's _batch_out) into _all (created by the
+-- Normalise one batch of wire rows (the reader's view _batch_out, see ingest/readers/base.py) into _all (created by the
 -- loader with the columns of messages plus reject_reason, raw_reject, from_reader and the
 -- http_events columns); messages_finish.sql then moves the batch's rows into messages,
 -- http_events and rejects in one insert each. A wire row without a message (the reader left
@@ -23,7 +23,7 @@ INSERT INTO _all BY NAME
 WITH w0 AS MATERIALIZED (
     -- the full redaction pattern (and the re-parse of its output) only where the cheap test hits
     SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
-           NULL::VARCHAR AS reader_raw,  -- the loader puts the reader's `raw` here when it has one
+           raw AS reader_raw,  -- a reject's own text (NULL: the record's line is kept)
            reject_reason IS NULL AND $redact
                AND regexp_matches(coalesce(http::VARCHAR, '') || message::VARCHAR, $prefilter) AS hit
     FROM _batch_out

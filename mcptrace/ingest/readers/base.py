@@ -165,22 +165,23 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Tabl
 class Reader:
     """Base class of a line-oriented reader.
 
-    Subclasses set ``name``, ``kind`` and ``sql`` and implement ``sniff``. ``sql`` is a
-    SELECT over the relation ``_lines(record_no BIGINT, line VARCHAR, decode_error VARCHAR)``
-    that may use ``$connection_id`` (a default connection id derived from the file name).
-    For ``kind == "messages"`` it yields the wire columns (record_no, ts TIMESTAMPTZ,
-    direction, transport, connection_id, http JSON, message JSON, reject_reason VARCHAR);
-    for ``kind == "spans"`` the span columns of :mod:`mcptrace.ingest.readers.otlp_json`.
+    Subclasses set ``name``, ``kind`` and ``sql_scripts`` and implement ``sniff``.
+    ``sql_scripts`` name files of ``mcptrace/sql`` that the loader runs, in order, when a file of
+    the format starts loading; together they create the temporary view ``_batch_out`` over the
+    relation ``_lines(record_no BIGINT, line VARCHAR, decode_error VARCHAR)`` (re-registered for
+    every batch), reading the default connection id from the file name as
+    ``getvariable('mcptrace_connection_id')``. For ``kind == "messages"`` the view yields the
+    wire columns (record_no, ts TIMESTAMPTZ, direction, transport, connection_id, http JSON,
+    message JSON, reject_reason VARCHAR, raw VARCHAR: a reject's own text, NULL to keep the
+    record's line); for ``kind == "spans"`` the span columns of ``sql/read_otlp_json.sql``.
     A row with a non-NULL ``reject_reason`` goes to ``rejects`` instead.
     """
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "messages"
-    sql: ClassVar[str] = ""
+    sql_scripts: ClassVar[tuple[str, ...]] = ()
     #: what a record is called in reject reasons ("line 17: ...", "entry 3: ...")
     record_label: ClassVar[str] = "line"
-    #: the SQL has a ``raw`` column: a reject's own text (else the record's line is kept)
-    reject_raw: ClassVar[bool] = False
 
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -80,7 +80,7 @@ class ClaudeLogReader(Reader):
     name = "claude_desktop_log"
     kind = "messages"
     record_label = "line"
-    sql = EnvelopeReader.sql
+    sql_scripts = EnvelopeReader.sql_scripts
 
     def sniff(self, head: bytes) -> bool:
         text = head.decode("utf-8", errors="replace").lstrip("\ufeff")

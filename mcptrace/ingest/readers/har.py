@@ -80,7 +80,7 @@ import pyarrow as pa
 from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.ingest.readers.base import Reader
 from mcptrace.ingest.readers.http_entries import (
-    MULTI_SQL,
+    MULTI_SQL_SCRIPTS,
     SURROGATE,
     JsonStream,
     JsonStreamError,
@@ -183,8 +183,7 @@ class HarReader(Reader):
     name = "har"
     kind = "messages"
     record_label = "entry"
-    sql = MULTI_SQL
-    reject_raw = True
+    sql_scripts = MULTI_SQL_SCRIPTS
 
     def sniff(self, head: bytes) -> bool:
         text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")

@@ -2,7 +2,7 @@
 
 A record of those formats (a HAR entry, an export element) holds several messages. It becomes a
 JSON array of *elements* (envelope objects as :mod:`mcptrace.ingest.readers.envelope` reads
-them, or reject elements ``{"_reject": reason, "_raw": text}``), run through :data:`MULTI_SQL`.
+them, or reject elements ``{"_reject": reason, "_raw": text}``), run through :data:`MULTI_SQL_SCRIPTS`.
 Here: the element rows (:class:`RecordRows`), one HTTP exchange turned into elements
 (:func:`exchange_elements`: request body, JSON or event-stream response body, HTTP metadata
 with credentials redacted by a :class:`~mcptrace.core.redact.RedactionPolicy`), time and body
@@ -25,7 +25,6 @@ import pyarrow as pa
 from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.core.sse import SSEParser
 from mcptrace.ingest.readers.base import LINES_SCHEMA
-from mcptrace.ingest.readers.envelope import EnvelopeReader
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS
 
 MCP_HEADERS = ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-client-session-id")
@@ -33,7 +32,7 @@ MCP_HEADERS = ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-clie
 RAW_LIMIT = 4096
 #: an entry, or an inspector export element, larger than this is one reject
 MAX_RECORD_CHARS = 256 * 1024 * 1024
-#: messages from one record (the low bits of the packed key in :data:`MULTI_SQL`)
+#: messages from one record (the low bits of the packed key in ``sql/read_multi.sql``)
 KEY_BITS = 20
 MAX_ELEMENTS = (1 << KEY_BITS) - 1
 BATCH_CHARS = 16 * 1024 * 1024
@@ -41,33 +40,10 @@ BATCH_ROWS = 4096
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# -- the SQL shared by the readers whose records hold several messages -----------------------------
-#
-# A record's ``line`` is a JSON array of elements: envelope objects (plus ``_k``, their position)
-# or ``{"_k", "_reject": reason, "_raw": text}``. The elements are unnested into a relation that
-# shadows ``_lines`` for the envelope reader's own SQL (so validation is exactly the envelope
-# format's), with a packed key ``(record_no << KEY_BITS) + _k`` as its record number; the outer
-# query maps the key back to the record number, takes ``transport`` from the element as is (NULL
-# when a format does not know it) and the reject's raw text from the element, never the record.
-MULTI_SQL = f"""
-WITH _rec AS (
-    SELECT record_no AS rec_no, line AS rec_line, decode_error AS rec_error FROM _lines
-), _el AS (
-    SELECT rec_no, unnest(json_extract(rec_line, '$[*]'))::VARCHAR AS el FROM _rec WHERE rec_error IS NULL
-), _lines AS (
-    SELECT (rec_no << {KEY_BITS}) + CAST(el->>'$._k' AS BIGINT) AS record_no, el AS line,
-           el->>'$._reject' AS decode_error, rec_no,
-           CASE WHEN el->>'$._reject' IS NOT NULL THEN el->>'$._raw' ELSE el END AS raw,
-           el->>'$.transport' AS transport_in
-    FROM _el
-    UNION ALL
-    SELECT rec_no << {KEY_BITS}, rec_line, rec_error, rec_no, rec_line, NULL FROM _rec WHERE rec_error IS NOT NULL
-)
-SELECT l.rec_no AS record_no, o.ts, o.direction, l.transport_in AS transport, o.connection_id, o.http, o.message,
-       o.reject_reason, CASE WHEN o.reject_reason IS NOT NULL THEN l.raw END AS raw
-FROM ({EnvelopeReader.sql}) o JOIN _lines l ON l.record_no = o.record_no
-ORDER BY l.record_no
-"""
+#: the readers whose records hold several envelopes: a record's line is a JSON array of envelope
+#: objects (plus ``_k``, their position) or ``{"_k", "_reject": reason, "_raw": text}``, read by
+#: ``sql/read_multi.sql`` as envelope lines with the packed record number ``(record_no << KEY_BITS) + _k``
+MULTI_SQL_SCRIPTS = ("read_multi.sql", "read_envelope_rows.sql", "read_multi_batch.sql")
 
 
 class RecordRows:

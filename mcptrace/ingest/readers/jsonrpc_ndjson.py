@@ -10,23 +10,6 @@ from __future__ import annotations
 
 from mcptrace.ingest.readers.base import Reader, first_json_line
 
-_SQL = """
-SELECT record_no,
-       NULL::TIMESTAMPTZ AS ts,
-       NULL::VARCHAR AS direction,
-       'stdio' AS transport,
-       $connection_id AS connection_id,
-       NULL::JSON AS http,
-       CASE WHEN json_valid(line) THEN line::JSON END AS message,
-       CASE
-         WHEN decode_error IS NOT NULL THEN decode_error
-         WHEN NOT json_valid(line) THEN 'invalid JSON'
-         WHEN json_type(line) NOT IN ('OBJECT', 'ARRAY') THEN 'not a JSON-RPC message (a JSON ' || lower(json_type(line)) || ')'
-       END AS reject_reason
-FROM _lines
-"""
-
-
 def _looks_jsonrpc(v: object) -> bool:
     if isinstance(v, list):
         return bool(v) and all(isinstance(x, dict) and ("jsonrpc" in x or "method" in x) for x in v[:8])
@@ -36,7 +19,7 @@ def _looks_jsonrpc(v: object) -> bool:
 class JsonRpcNdjsonReader(Reader):
     name = "jsonrpc_ndjson"
     kind = "messages"
-    sql = _SQL
+    sql_scripts = ("read_jsonrpc_ndjson.sql",)
 
     def sniff(self, head: bytes) -> bool:
         value, text = first_json_line(head)

@@ -16,7 +16,7 @@ else is passed on unchanged and rejected by the span SQL. Pre-2022 ``instrumenta
 old name does not fire under DuckDB 2.0, where a missing ``$.scopeSpans[*]`` is ``[]``).
 Each ``resourceSpans`` entry becomes one record in the Collector file-exporter line form
 ``{"resourceSpans":[entry]}``, run through
-:data:`OtlpJsonReader.sql <mcptrace.ingest.readers.otlp_json.OtlpJsonReader.sql>`, so the ``spans``
+the OTLP/JSON reader's SQL (``sql/read_otlp_json.sql``), so the ``spans``
 rows are the same as from file-exporter lines.
 
 Records are numbered by ``resourceSpans`` entry across the file (``record_label`` is
@@ -257,7 +257,7 @@ class OtlpJsonDocumentReader(Reader):
 
     name = "otlp_json_document"
     kind = "spans"
-    sql = OtlpJsonReader.sql
+    sql_scripts = OtlpJsonReader.sql_scripts
     record_label = "resource"
     #: refuse (one reject) documents larger than this many decoded bytes
     max_bytes: int = MAX_DOCUMENT_BYTES

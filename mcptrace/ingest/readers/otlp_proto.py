@@ -11,7 +11,7 @@ A file whose first byte is 0 is framing (a bare message cannot start with field 
 otherwise it is framing when its first length prefix fits and that frame parses as a request with
 spans, else a bare message. Each message is converted to the Collector file-exporter JSON line
 form (``MessageToDict(..., use_integers_for_enums=True)``, base64 ids to lowercase hex) and run
-through :data:`OtlpJsonReader.sql <mcptrace.ingest.readers.otlp_json.OtlpJsonReader.sql>`, so the
+through the OTLP/JSON reader's SQL (``sql/read_otlp_json.sql``), so the
 ``spans`` rows are the same as from OTLP/JSON.
 
 Records are frames (``record_label`` is ``"frame"``; a bare message is frame 1). A length prefix
@@ -269,7 +269,7 @@ class OtlpProtoReader(Reader):
 
     name = "otlp_proto"
     kind = "spans"
-    sql = OtlpJsonReader.sql
+    sql_scripts = OtlpJsonReader.sql_scripts
     record_label = "frame"
     #: a frame (or bare message) larger than this many bytes is refused
     max_frame_bytes: int = MAX_FRAME_BYTES

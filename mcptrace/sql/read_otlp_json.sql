@@ -1,0 +1,80 @@
+-- OTLP/JSON ExportTraceServiceRequest records (Collector file exporter lines; the document and protobuf
+-- readers hand their records over in the same form) as span rows, or rejects with their reason.
+-- Created when a file of that format starts loading, after the loader registered the relation
+-- _lines(record_no, line, decode_error) and set the variable mcptrace_connection_id (the default
+-- connection id from the file name). Temporary: it lives with the connection.
+CREATE OR REPLACE TEMP VIEW _batch_out AS
+WITH req AS MATERIALIZED (
+    SELECT record_no, line, decode_error,
+           CASE WHEN decode_error IS NULL THEN try(json_transform(line, '{"resourceSpans":[{"resource":{"attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":[{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR","startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}],"events":"JSON","links":"JSON","status":{"code":"VARCHAR","message":"VARCHAR"}}]}],"instrumentationLibrarySpans":[{"instrumentationLibrary":{"name":"VARCHAR"},"spans":[{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR","startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}],"events":"JSON","links":"JSON","status":{"code":"VARCHAR","message":"VARCHAR"}}]}]}]}')) END AS r
+    FROM _lines
+), rs AS (
+    SELECT record_no, unnest(r.resourceSpans) AS rs FROM req WHERE len(r.resourceSpans) > 0
+), rs2 AS MATERIALIZED (
+    SELECT record_no, otlp_attr_list(rs.resource.attributes) AS rattrs, rs.scopeSpans AS ss_list,
+           rs.instrumentationLibrarySpans AS ils_list
+    FROM rs
+), ss AS (
+    SELECT record_no, rattrs, unnest(ss_list) AS ss FROM rs2 WHERE ss_list IS NOT NULL
+), ils AS (
+    SELECT record_no, rattrs, unnest(ils_list) AS ss FROM rs2 WHERE ss_list IS NULL AND ils_list IS NOT NULL
+), sp AS (
+    SELECT record_no, rattrs, ss.scope.name AS scope_name, unnest(ss.spans) AS s FROM ss
+    UNION ALL
+    SELECT record_no, rattrs, ss.instrumentationLibrary.name AS scope_name, unnest(ss.spans) AS s FROM ils
+), 
+v AS (
+    SELECT record_no, scope_name, s, rattrs,
+           lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
+           nullif(lower(s.parentSpanId), '') AS parent_span_id,
+           try_cast(s.startTimeUnixNano AS BIGINT) AS start_ns, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
+           otlp_attr_list(s.attributes) AS attrs
+    FROM sp
+), w AS (
+    SELECT *, json_extract_string(attrs, ['$."mcp.method.name"', '$."jsonrpc.request.id"', '$."mcp.request.id"',
+                                          '$."gen_ai.tool.name"', '$."mcp.tool.name"', '$."mcp.session.id"']) AS a
+    FROM v
+)
+SELECT * EXCLUDE (s), CASE WHEN reject_reason IS NOT NULL THEN to_json(s)::VARCHAR END AS raw FROM (
+SELECT record_no, s,
+       trace_id, span_id, parent_span_id, s.name AS name, otlp_kind(s.kind) AS kind,
+       rattrs->>'$."service.name"' AS service_name,
+       otlp_ts(start_ns) AS start_ts, otlp_ts(end_ns) AS end_ts,
+       (end_ns - start_ns) / 1e6 AS duration_ms,
+       otlp_status(s.status.code) AS status_code, s.status.message AS status_message,
+       attrs AS attributes, rattrs AS resource_attributes,
+       CASE WHEN s.events IS NULL THEN '[]'::JSON ELSE
+       to_json(list_transform(coalesce(json_extract(s.events, '$[*]'), []), lambda e: struct_pack(
+           name := e->>'$.name', time_unix_nano := try_cast(e->>'$.timeUnixNano' AS BIGINT),
+           attributes := otlp_attrs(e->'$.attributes')))) END AS events,
+       CASE WHEN s.links IS NULL THEN '[]'::JSON ELSE
+       to_json(list_transform(coalesce(json_extract(s.links, '$[*]'), []), lambda l: struct_pack(
+           trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
+           attributes := otlp_attrs(l->'$.attributes')))) END AS links,
+       a[1] AS mcp_method_name,
+       coalesce(a[2], a[3]) AS jsonrpc_request_id,
+       coalesce(a[4], a[5]) AS gen_ai_tool_name,
+       a[6] AS mcp_session_id,
+       scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
+       CASE
+         WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{32}') OR trace_id = repeat('0', 32)
+              THEN 'span traceId is not 32 hex digits: ' || coalesce(left(s.traceId, 40), 'missing')
+         WHEN NOT regexp_full_match(coalesce(span_id, ''), '[0-9a-f]{16}') OR span_id = repeat('0', 16)
+              THEN 'span spanId is not 16 hex digits: ' || coalesce(left(s.spanId, 40), 'missing')
+         WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{16}')
+              THEN 'span parentSpanId is not 16 hex digits: ' || left(s.parentSpanId, 40)
+         WHEN start_ns IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
+       END AS reject_reason
+FROM w)
+
+UNION ALL BY NAME
+SELECT record_no, 'resourceSpans entry has neither scopeSpans nor instrumentationLibrarySpans' AS reject_reason,
+       NULL AS raw
+FROM rs2 WHERE ss_list IS NULL AND ils_list IS NULL
+UNION ALL BY NAME
+SELECT record_no,
+       CASE WHEN decode_error IS NOT NULL THEN decode_error
+            WHEN NOT json_valid(line) THEN 'invalid JSON'
+            ELSE 'not an OTLP ExportTraceServiceRequest (no resourceSpans array)' END AS reject_reason,
+       line AS raw
+FROM req WHERE r IS NULL OR r.resourceSpans IS NULL;
