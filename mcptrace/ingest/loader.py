@@ -302,22 +302,17 @@ class Loader:
             "record_no": pa.array([r[0] for r in bad], pa.int64()),
             "reason": pa.array([_json_error(r[1]) if r[1] is not None else "invalid JSON" for r in bad], pa.string())}))
         try:
-            rows = f"""
-                SELECT b.record_no, $label || ' ' || b.record_no || ': ' || coalesce(j.reason, b.reject_reason) AS reason,
-                       left(CASE WHEN $redact THEN regexp_replace(left(coalesce(b.raw_reject, l.line), 65536),
-                                                                  $secret_re, $redacted, 'g')
-                                 ELSE left(coalesce(b.raw_reject, l.line), 65536) END, {RAW_LIMIT}) AS raw
-                FROM _all b JOIN _lines l USING (record_no) LEFT JOIN _json_reasons j USING (record_no)
-                WHERE b.from_reader AND b.record_no BETWEEN $lo AND $hi"""
             red = self.options.redaction.sql_params()
             params = {"label": label, "redact": red["redact"], "secret_re": red["secret_re"],
-                      "redacted": red["redacted"], "lo": lo, "hi": hi}
+                      "redacted": red["redacted"], "lo": lo, "hi": hi, "raw_limit": RAW_LIMIT}
+            for stmt in statements("rejects_stage.sql"):
+                con.execute(stmt, sql_params(stmt, params))
             if self.options.errors == "raise":
-                first = one(con, f"SELECT record_no, reason FROM ({rows}) ORDER BY record_no LIMIT 1", params)
+                first = one(con, "SELECT record_no, reason FROM _batch_rejects ORDER BY record_no LIMIT 1")
                 if first:
                     raise RecordError(path, first[0], first[1].split(": ", 1)[1])
-            con.execute(f"INSERT INTO rejects SELECT $source_id, record_no, reason, raw FROM ({rows})",
-                        {**params, "source_id": source_id})
+            con.execute("INSERT INTO rejects SELECT ?, record_no, reason, raw FROM _batch_rejects", [source_id])
+            con.execute("DROP TABLE _batch_rejects")
         finally:
             con.unregister("_json_reasons")
 
