@@ -392,10 +392,11 @@ class ExplorerModel:
     def gap_detail(self, gap_id: int) -> str:
         """The gap's ids and its evidence (``detail``) as indented JSON text."""
         g = self._gap(gap_id)
+        raw = g.pop("detail")
         try:
-            detail = json.loads(g.pop("detail")) if g.get("detail") is not None else None
-        except ValueError:
-            detail = g.pop("detail")
+            detail = json.loads(raw) if raw is not None else None
+        except ValueError:  # kept as the text it is
+            detail = raw
         g["ts"] = None if g["ts"] is None else g["ts"].isoformat()
         g["detail"] = detail
         return json.dumps(g, indent=2, ensure_ascii=False, default=str)
