@@ -64,7 +64,7 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 #   sdk        starts real MCP SDK client/server processes, or regenerates data/samples, data/incidents
 #   browser    drives a headless Chromium (kaleido PNG/SVG export, chromedriver, --dump-dom)
 #   notebooks  runs the notebooks or a JupyterLab
-#   slow       anything else above ~3 s (hypothesis mutations, big loads, the benchmark scripts)
+#   slow       anything else above ~3 s (big loads, the benchmark scripts), and every hypothesis test
 
 #: test module -> the markers of every test in it
 MODULE_MARKS: dict[str, tuple[str, ...]] = {
@@ -73,6 +73,7 @@ MODULE_MARKS: dict[str, tuple[str, ...]] = {
     "test_notebooks": ("notebooks",),
     "test_browser_explorer": ("browser", "notebooks"),
     "test_property_mutations": ("slow",),
+    "test_benchmarks": ("slow",),
 }
 
 #: "module::test function" (every parametrisation) -> its markers
@@ -138,5 +139,7 @@ def pytest_collection_modifyitems(config, items):
         func = getattr(item, "originalname", None) or item.name
         marks = (*MODULE_MARKS.get(mod, ()), *TEST_MARKS.get(f"{mod}::{func}", ()),
                  *PARAM_MARKS.get(f"{mod}::{item.name}", ()))
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            marks = (*marks, "slow")
         for name in dict.fromkeys(marks):
             item.add_marker(getattr(pytest.mark, name))
