@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 
+from mcptrace.core.db import RAW_LIMIT
 from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.core.sse import SSEParser
 from mcptrace.ingest.readers.base import LINES_SCHEMA
@@ -29,7 +30,6 @@ from mcptrace.ingest.readers.inputs import DECODE_ERRORS
 
 MCP_HEADERS = ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-client-session-id")
 
-RAW_LIMIT = 4096
 #: an entry, or an inspector export element, larger than this is one reject
 MAX_RECORD_CHARS = 256 * 1024 * 1024
 #: messages from one record (the low bits of the packed key in ``sql/read_multi.sql``)

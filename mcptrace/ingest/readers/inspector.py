@@ -70,6 +70,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mcptrace.core.db import RAW_LIMIT
 from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.ingest.readers.base import Reader
 from mcptrace.ingest.readers.http_entries import (
@@ -136,13 +137,13 @@ def protocol_elements(e: dict, connection_id: str) -> tuple[list[dict] | None, s
 
     msg, why = _message(e.get("message"), "message")
     if why:
-        out.append(reject_element(why, json.dumps(e.get("message"))[:4096]))
+        out.append(reject_element(why, json.dumps(e.get("message"))[:RAW_LIMIT]))
     else:
         out.append(env(ts, direction, msg))
     if kind == "request" and e.get("response") is not None:
         resp, why = _message(e.get("response"), "response")
         if why:
-            out.append(reject_element(why, json.dumps(e.get("response"))[:4096]))
+            out.append(reject_element(why, json.dumps(e.get("response"))[:RAW_LIMIT]))
         else:
             t_resp = plus_ms(ts, e.get("duration")) or ts
             out.append(env(t_resp, _OPPOSITE[direction], resp))

@@ -37,6 +37,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mcptrace.core.db import RAW_LIMIT
 from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, first_json_line
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
@@ -44,7 +45,8 @@ from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
 
 MAX_DOCUMENT_BYTES = 1 << 30
 BATCH_TEXT_BYTES = 8 * 1024 * 1024
-RAW_SNIPPET = 4096
+#: characters of a broken document kept as a reject's raw text
+RAW_SNIPPET = RAW_LIMIT
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
 _WS_RE = re.compile(r"[ \t\n\r]*")
