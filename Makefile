@@ -34,7 +34,7 @@ test: venv-test chromium
 
 # the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)
 test-fast: venv-test
-	$(PY) -m pytest -q -m "not sdk and not browser and not notebooks and not slow"
+	$(PY) -m pytest -q -n 2 -m "not sdk and not browser and not notebooks and not slow"
 
 # Regenerate data/samples (and data/bare) from real MCP SDK client/server processes.
 samples: venv-test
