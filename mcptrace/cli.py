@@ -15,6 +15,8 @@ from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
 from mcptrace.core.db import connect
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
+from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
 from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
 from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
@@ -67,9 +69,15 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    try:
+        redaction = RedactionPolicy(enabled=not args.no_redact, secret_keys=args.secret_keys)
+    except ValueError as e:
+        print(f"error: --secret-keys: {e}", file=sys.stderr)
+        return 2
     ws = open_ws(args.db)
     try:
-        report = ws.load(args.paths, errors=args.errors, format=args.format, redact=not args.no_redact)
+        report = ws.load(args.paths, options=LoadOptions(errors=args.errors, format=args.format, keys=ws.keys,
+                                                          redaction=redaction))
     except MCPTraceError as e:
         print(f"error: {e}", file=sys.stderr)
         ws.close()
@@ -193,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="collect bad records in `rejects` (default) or stop at the first")
     lp.add_argument("--no-redact", action="store_true",
                     help="keep credential headers and secret-looking _meta/argument values (redacted by default)")
+    lp.add_argument("--secret-keys", metavar="REGEX", default=DEFAULT_SECRET_KEYS,
+                    help="the pattern of secret header, query and JSON key names (matched whole, any case; "
+                         "default: mcptrace.core.redact.DEFAULT_SECRET_KEYS)")
     lp.set_defaults(func=cmd_load)
 
     op = sub.add_parser("open", help="open a database or attach a Parquet dataset (directory or object-store URL); "

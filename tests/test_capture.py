@@ -686,6 +686,10 @@ def test_redaction_can_be_turned_off_and_listen_is_loopback_only(tmp_path):
     base = ["--upstream", "http://127.0.0.1:9", "--out", "x.jsonl"]
     assert redaction_from_args(parser.parse_args(base)) == RedactionPolicy()
     assert redaction_from_args(parser.parse_args([*base, "--no-redact"])) == RedactionPolicy(enabled=False)
+    custom = redaction_from_args(parser.parse_args([*base, "--secret-keys", r"(?:[a-z]+-)*tenant-pin"]))
+    assert custom == RedactionPolicy(secret_keys=r"(?:[a-z]+-)*tenant-pin")
+    assert custom.redact_headers([(b"X-Tenant-Pin", b"1234"), (b"Authorization", b"Bearer x")]) == {
+        "x-tenant-pin": "[REDACTED]", "authorization": "[REDACTED]"}
     r = subprocess.run([PY, "-m", "mcptrace", "capture", "http", "--listen", "0.0.0.0:0", "--upstream",
                         "http://127.0.0.1:9", "--out", str(tmp_path / "x.jsonl")],
                        capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=30)

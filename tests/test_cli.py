@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import duckdb
 
 from conftest import SAMPLES
 from mcptrace.ingest.readers import readers
+import mcptrace
+from mcptrace.cli import main
 from mcptrace.core.db import one
 
 
@@ -104,3 +107,17 @@ def test_turns_and_tree_drill_down(tmp_path):
     r = run("tree", "--db", db, "--turn", "nope", "--out", tmp_path / "x.html")
     assert r.returncode == 1 and "no turn 'nope'" in r.stderr
     assert run("turns", "--db", db, "--session", "s_nope").returncode == 1
+
+
+def test_load_takes_a_secret_key_pattern(tmp_path, capsys):
+    cap = tmp_path / "cap.jsonl"
+    msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": "pay", "arguments": {"tenant_pin": "PIN-1", "amount": 3}}}
+    cap.write_text(json.dumps({"ts": "2026-03-01T12:00:00Z", "direction": "client_to_server",
+                               "transport": "stdio", "connection_id": "c", "message": msg}) + "\n")
+    db = str(tmp_path / "x.duckdb")
+    assert main(["load", str(cap), "--db", db, "--secret-keys", r"(?:[a-z]+_)*pin"]) == 0
+    with mcptrace.open(db) as ws:
+        assert ws.sql("SELECT raw->'$.params.arguments' FROM messages").rows() == [('{"tenant_pin":"[REDACTED]","amount":3}',)]
+    assert main(["load", str(cap), "--db", str(tmp_path / "y.duckdb"), "--secret-keys", "(unclosed"]) == 2
+    assert "--secret-keys: secret_keys is not a valid regular expression" in capsys.readouterr().err

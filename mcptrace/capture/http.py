@@ -514,7 +514,11 @@ def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.upstream.startswith(("http://", "https://")):
         parser.error(f"--upstream must be an http:// or https:// URL, got {args.upstream!r}")
     try:
-        return serve(listen, args.upstream, args.out, har=args.har, redaction=redaction_from_args(args),
+        redaction = redaction_from_args(args)
+    except ValueError as exc:
+        parser.error(f"--secret-keys: {exc}")
+    try:
+        return serve(listen, args.upstream, args.out, har=args.har, redaction=redaction,
                      log_level=args.log_level, banner=not args.quiet)
     except OSError as exc:
         print(f"mcptrace capture http: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcptrace.core.redact import RedactionPolicy
+from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
 
 STDIO_EPILOG = """Configure this in the host in place of the server command, e.g. in a host's JSON config:
   "command": "mcptrace", "args": ["capture", "stdio", "--out", "/tmp/weather.jsonl", "--", "python", "server.py"]
@@ -44,10 +44,15 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a HAR 1.2 file of every exchange (rewritten as exchanges complete)")
     parser.add_argument("--no-redact", action="store_true",
                         help="keep credential headers and query values (Authorization, Cookie, API keys...)")
+    parser.add_argument("--secret-keys", metavar="REGEX", default=DEFAULT_SECRET_KEYS,
+                        help="the pattern of secret header, query and JSON key names (matched whole, any case; "
+                             "default: mcptrace.core.redact.DEFAULT_SECRET_KEYS)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     parser.add_argument("--quiet", action="store_true", help="do not print where it listens and writes")
 
 
 def redaction_from_args(args: argparse.Namespace) -> RedactionPolicy:
-    """The redaction policy the parsed options ask for: on unless ``--no-redact``."""
-    return RedactionPolicy(enabled=not getattr(args, "no_redact", False))
+    """The redaction policy the parsed options ask for: on unless ``--no-redact``, with the
+    ``--secret-keys`` pattern. Raises ``ValueError`` for a pattern that does not compile."""
+    return RedactionPolicy(enabled=not getattr(args, "no_redact", False),
+                           secret_keys=getattr(args, "secret_keys", None) or DEFAULT_SECRET_KEYS)
