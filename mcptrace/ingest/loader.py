@@ -282,6 +282,8 @@ class Loader:
         (DuckDB binds a view's relations when it is created); each batch then re-registers ``_lines``."""
         con = self.con
         con.execute("SET VARIABLE mcptrace_connection_id = ?", [connection_id])
+        con.execute("SET VARIABLE mcptrace_ts_min = ?::TIMESTAMPTZ", [self.options.ts_range[0]])
+        con.execute("SET VARIABLE mcptrace_ts_max = ?::TIMESTAMPTZ", [self.options.ts_range[1]])
         con.register("_lines", LINES_SCHEMA.empty_table())
         try:
             for name in reader.sql_scripts:

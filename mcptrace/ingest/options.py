@@ -14,6 +14,11 @@ from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
 ErrorMode = Literal["collect", "raise"]
 ERROR_MODES: tuple[str, ...] = typing.get_args(ErrorMode)
 
+#: the largest record (line, entry, frame) read by default, in bytes; larger ones are rejected with their size
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+#: the timestamps accepted by default (UTC, ISO 8601): records outside are rejected with the reason
+TS_RANGE = ("1970-01-01T00:00:00Z", "2200-01-01T00:00:00Z")
+
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -22,14 +27,19 @@ class LoadOptions:
     ``errors``: :data:`ErrorMode`. ``format``: a reader name (``mcptrace load --format``) to skip
     sniffing, None to sniff each file. ``keys``: the correlation keys read from ``_meta``
     (:class:`mcptrace.KeyConfig`). ``redaction``: the one redaction policy of the load, applied in
-    the loader's SQL and by every reader (:class:`mcptrace.core.redact.RedactionPolicy`). Raises
-    ``ValueError`` for an unknown error mode.
+    the loader's SQL and by every reader (:class:`mcptrace.core.redact.RedactionPolicy`).
+    ``max_record_bytes``: the largest record read (bytes; default :data:`MAX_RECORD_BYTES`).
+    ``ts_range``: the first and last timestamp accepted (ISO 8601 text, UTC; default
+    :data:`TS_RANGE`), handed to the readers' SQL as the variables ``mcptrace_ts_min`` and
+    ``mcptrace_ts_max`` (TIMESTAMPTZ). Raises ``ValueError`` for an unknown error mode.
     """
 
     errors: ErrorMode = "collect"
     format: str | None = None
     keys: KeyConfig = field(default_factory=KeyConfig)
     redaction: RedactionPolicy = field(default_factory=RedactionPolicy)
+    max_record_bytes: int = MAX_RECORD_BYTES
+    ts_range: tuple[str, str] = TS_RANGE
 
     def __post_init__(self) -> None:
         if self.errors not in ERROR_MODES:
