@@ -27,13 +27,23 @@ v AS (
     SELECT record_no, scope_name, s, rattrs,
            lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
            nullif(lower(s.parentSpanId), '') AS parent_span_id,
-           try_cast(s.startTimeUnixNano AS BIGINT) AS start_ns, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
+           try_cast(s.startTimeUnixNano AS HUGEINT) AS start_h, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
            otlp_attr_list(s.attributes) AS attrs
     FROM sp
+), vr AS (
+    -- startTimeUnixNano is a fixed64 (0 .. 2^64-1); a start outside the loader's accepted range
+    -- (the variables mcptrace_ts_min / mcptrace_ts_max, default 1970 .. 2200) is a reject
+    SELECT *, start_h BETWEEN 0 AND 18446744073709551615 AS start_u64,
+           start_h // 1000 BETWEEN epoch_us(coalesce(getvariable('mcptrace_ts_min'), TIMESTAMPTZ '1970-01-01 00:00:00+00'))
+                               AND epoch_us(coalesce(getvariable('mcptrace_ts_max'), TIMESTAMPTZ '2200-01-01 00:00:00+00'))
+               AS start_ok
+    FROM v
+), vs AS (
+    SELECT * EXCLUDE (start_h), CASE WHEN start_ok THEN start_h::BIGINT END AS start_ns, start_h FROM vr
 ), w AS (
     SELECT *, json_extract_string(attrs, ['$."mcp.method.name"', '$."jsonrpc.request.id"', '$."mcp.request.id"',
                                           '$."gen_ai.tool.name"', '$."mcp.tool.name"', '$."mcp.session.id"']) AS a
-    FROM v
+    FROM vs
 )
 SELECT * EXCLUDE (s), CASE WHEN reject_reason IS NOT NULL THEN to_json(s)::VARCHAR END AS raw FROM (
 SELECT record_no, s,
@@ -63,7 +73,12 @@ SELECT record_no, s,
               THEN 'span spanId is not 16 hex digits: ' || coalesce(left(s.spanId, 40), 'missing')
          WHEN parent_span_id IS NOT NULL AND NOT regexp_full_match(parent_span_id, '[0-9a-f]{16}')
               THEN 'span parentSpanId is not 16 hex digits: ' || left(s.parentSpanId, 40)
-         WHEN start_ns IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
+         WHEN start_h IS NULL THEN 'span startTimeUnixNano is missing or not an integer'
+         WHEN NOT start_u64 THEN 'span startTimeUnixNano is out of range (a fixed64: 0 to 18446744073709551615): '
+              || left(s.startTimeUnixNano, 40)
+         WHEN NOT start_ok THEN 'span startTimeUnixNano ' || s.startTimeUnixNano || ' is outside the accepted time range ('
+              || strftime(coalesce(getvariable('mcptrace_ts_min'), TIMESTAMPTZ '1970-01-01 00:00:00+00'), '%Y-%m-%dT%H:%M:%SZ') || ' to '
+              || strftime(coalesce(getvariable('mcptrace_ts_max'), TIMESTAMPTZ '2200-01-01 00:00:00+00'), '%Y-%m-%dT%H:%M:%SZ') || ')'
        END AS reject_reason
 FROM w)
 

@@ -41,7 +41,7 @@ from mcptrace.core.db import RAW_LIMIT
 from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import LINES_SCHEMA, Reader, first_json_line
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
-from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
+from mcptrace.ingest.readers.otlp_json import OtlpJsonReader, ids_look_base64
 
 MAX_DOCUMENT_BYTES = 1 << 30
 BATCH_TEXT_BYTES = 8 * 1024 * 1024
@@ -54,6 +54,9 @@ _WS_RE = re.compile(r"[ \t\n\r]*")
 _CONTAINER_RE = re.compile(r'(?<!\\)"(?:resourceSpans|batches)"\s*:\s*\[')
 _LINE_REQUEST_RE = re.compile(r'\{\s*"resourceSpans"\s*:')
 _SCOPE_LIST_RE = re.compile(r'(?<!\\)"(?:scopeSpans|instrumentationLibrarySpans)"\s*:\s*\[')
+# how a query API's answer opens: Tempo's "batches", Jaeger v3's "result" / Tempo v2's "trace" wrapper
+_API_START_RE = re.compile(r'\[?\s*\{\s*"(?:batches"\s*:\s*\[|(?:result|trace)"\s*:\s*\{\s*"(?:resourceSpans|batches)"\s*:\s*\[)')
+_BATCHES_RE = re.compile(r'(?<!\\)"batches"\s*:\s*\[\s*\{\s*"(?:resource|scopeSpans|instrumentationLibrarySpans)"\s*:')
 
 
 # -- ids ---------------------------------------------------------------------------------------------
@@ -269,16 +272,19 @@ class OtlpJsonDocumentReader(Reader):
 
         Lines are left to ``otlp_json`` so that this reader can be tried before it: a first line
         that is a complete request, or a first line that starts ``{"resourceSpans"`` and runs past
-        the head (one huge request line), is not a document.
+        the head (one huge request line), is not a document, unless its first id is base64 (what
+        the query APIs return, as ``curl`` writes it: one line). A document on one line that runs
+        past the head is recognised by how it opens (``{"batches":[``, ``{"result":{"resourceSpans":[``,
+        ``{"trace":{"resourceSpans":[``) or by a ``"batches":[{"resource":`` key in it.
         """
         text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
         if not text.startswith(("{", "[")):
             return False
-        first, _ = first_json_line(head)
+        first, line = first_json_line(head)
         if isinstance(first, dict) and "resourceSpans" in first:
-            return False
+            return ids_look_base64(line)
         if "\n" not in text.rstrip() and _LINE_REQUEST_RE.match(text):
-            return False
+            return ids_look_base64(text)
         dec = json.JSONDecoder()
         pos, values = 0, []
         try:
@@ -288,7 +294,8 @@ class OtlpJsonDocumentReader(Reader):
                 pos = _WS_RE.match(text, pos).end()
         except (ValueError, RecursionError):
             if not values:  # cut at the end of the head: look for the structure instead
-                return bool(_CONTAINER_RE.search(text)) and bool(_SCOPE_LIST_RE.search(text))
+                return (bool(_API_START_RE.match(text)) or bool(_BATCHES_RE.search(text))
+                        or (bool(_CONTAINER_RE.search(text)) and bool(_SCOPE_LIST_RE.search(text))))
         return bool(values) and _looks_like_traces(values[0])
 
     # -- reading ---------------------------------------------------------------------------------
