@@ -49,6 +49,8 @@ class Workspace:
         self.keys = keys or KeyConfig()
         self.read_only = read_only
         self.last_report: LoadReport | None = None
+        if not read_only:
+            _ensure_derived(con)
         queries.install(con)
 
     # -- loading --------------------------------------------------------------------
@@ -74,8 +76,10 @@ class Workspace:
         if options is None:
             options = LoadOptions.of(errors=errors, format=format, keys=self.keys, redact=redact,
                                      secret_keys=secret_keys)
-        report = Loader(self.con, options).load(paths)
-        rebuild(self.con)
+        try:
+            report = Loader(self.con, options).load(paths)
+        finally:  # the files that loaded are analysed even when a bad record stops the load
+            rebuild(self.con)
         self.last_report = report
         return report
 

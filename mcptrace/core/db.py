@@ -51,6 +51,7 @@ def connect(db: str | None = None, *, read_only: bool = False,
     """
     con = duckdb.connect(db or ":memory:", read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # a library prints nothing on stdout
     in_memory = not db or db == ":memory:"
     limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
     if limit:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import stat
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,7 +35,9 @@ from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, sql_params
 
 @dataclass
 class FileReport:
-    """What happened to one path: ``status`` is 'loaded', 'duplicate', 'unrecognized' or 'unreadable'."""
+    """What happened to one path: ``status`` is 'loaded', 'duplicate', 'unrecognized', 'unreadable'
+    (not a regular file, or it cannot be read) or 'failed' (something inside it went wrong: nothing of it
+    was kept, ``error`` says what, and its ``sources`` row has status 'failed')."""
 
     path: str
     status: str
@@ -92,6 +95,62 @@ def _sha256(path: str) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
+def _not_a_regular_file(path: str) -> str | None:
+    """Why ``path`` is not read (a FIFO, a device, a socket, a link to one), None for a regular file.
+    Checked before anything opens it: reading a FIFO or ``/dev/zero`` never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # reported by the read that follows
+    if stat.S_ISREG(mode):
+        return None
+    what = ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a directory" if stat.S_ISDIR(mode) else "not a regular file")
+    link = " (through a symbolic link)" if os.path.islink(path) else ""
+    return f"not a regular file: {what}{link}; only regular files are read"
+
+
+def _reason(e: BaseException) -> str:
+    """One line saying what went wrong: the exception's class and the first line of its message."""
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(e, RecursionError):
+        first = "nested too deeply"
+    return f"{type(e).__name__}: {first[:300]}" if first else type(e).__name__
+
+
+#: a file whose load runs out of memory is loaded again once with the memory limit raised to this
+#: share of the machine's memory (``MCPTRACE_MEMORY_LIMIT_MAX``, a DuckDB size such as ``8GiB``, overrides)
+MAX_MEMORY_FRACTION = 0.5
+
+
+def _memory_limits(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The memory limits a file is tried with: the connection's, then the most it may take (see
+    :data:`MAX_MEMORY_FRACTION`) when that is more."""
+    current = one(con, "SELECT current_setting('memory_limit')")[0]
+    now = _size_bytes(current)
+    ceiling = os.environ.get("MCPTRACE_MEMORY_LIMIT_MAX")
+    top = _size_bytes(ceiling) if ceiling else int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                                  * MAX_MEMORY_FRACTION)
+    if now is None or top is None or now >= top:
+        return [current]
+    return [current, f"{top // (1 << 20)}MiB"]
+
+
+def _size_bytes(text: str | None) -> int | None:
+    """Bytes of a DuckDB size setting such as ``1.0 GiB``, ``953.6 MiB`` or ``4GB``; None when unreadable."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)?\s*", text or "", re.I)
+    if not m:
+        return None
+    unit = (m.group(2) or "B").upper()
+    scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}.get(unit)
+    return int(float(m.group(1)) * scale) if scale else None
+
+
 def _json_error(line: str) -> str:
     try:
         json.loads(line)
@@ -120,33 +179,72 @@ class Loader:
 
     # -- one file ---------------------------------------------------------------------
     def _load_file(self, path: str) -> FileReport:
+        """Load one file. Anything that goes wrong inside it (sniffing, decoding, a DuckDB error,
+        memory) rolls back that file only and is reported (and kept as a ``failed`` row of
+        ``sources`` with its reason); only a bad record with ``errors="raise"`` and an interrupt
+        propagate."""
+        problem = _not_a_regular_file(path)
+        if problem:
+            return FileReport(path, "unreadable", error=f"{path}: {problem}")
         try:
             sha, size = _sha256(path)
         except OSError as e:
             return FileReport(path, "unreadable", error=f"{path}: cannot read: {e.strerror or e}")
-        existing = one(self.con, "SELECT source_id, format FROM sources WHERE sha256 = ?", [sha])
-        if existing:
+        existing = one(self.con, "SELECT source_id, format, coalesce(status, 'loaded') FROM sources WHERE sha256 = ?",
+                       [sha])
+        if existing and existing[2] != "failed":
             return FileReport(path, "duplicate", format=existing[1], source_id=existing[0])
+        if existing:  # an earlier load of this content failed: try again
+            self.con.execute("DELETE FROM sources WHERE source_id = ?", [existing[0]])
         tried = tuple(r.name for r in _readers.readers())
         if size == 0:
             return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, "empty file")))
         inp = Input(path)
-        if self.options.format:
-            reader = _readers.by_name(self.options.format)
-        else:
-            head = inp.head()
-            reader = _readers.sniff(head)
-            if reader is None:
-                why = f"{inp.compression} content unreadable" if inp.compression and not head else ""
-                if inp.compression and head:
-                    why = f"{inp.compression}-compressed"
-                return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
+        reader = None
+        try:
+            if self.options.format:
+                reader = _readers.by_name(self.options.format)
+            else:
+                head = inp.head()
+                reader = _readers.sniff(head)
+                if reader is None:
+                    why = f"{inp.compression} content unreadable" if inp.compression and not head else ""
+                    if inp.compression and head:
+                        why = f"{inp.compression}-compressed"
+                    return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
+        except (RecursionError, MemoryError, ValueError, OSError, EOFError) as e:
+            return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, _reason(e))))
         # Batches commit every COMMIT_ROWS records (a transaction over a whole large file holds all
         # of its rows in memory until it commits); the `sources` row is written last. A failure
         # removes the file's rows here; rows of a process that died mid-load (no `sources` row)
         # are removed by connect() before anything reads them.
         con = self.con
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
+        limits = _memory_limits(con)
+        for attempt, limit in enumerate(limits):
+            if attempt:  # a statement ran out of memory: the file again, with more room
+                con.execute("SET memory_limit = ?", [limit])
+            try:
+                return self._ingest_isolated(inp, sha, size, reader, source_id)
+            except duckdb.OutOfMemoryException as e:
+                failure: BaseException = e
+                continue
+            except (RecordError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure inside one file stays with that file
+                failure = e
+                break
+            finally:
+                if attempt:
+                    con.execute("SET memory_limit = ?", [limits[0]])
+        reason = self.options.redaction.redact_json_text(_reason(failure))
+        self._record_failure(path, sha, size, reader, inp, source_id, reason)
+        return FileReport(path, "failed", format=reader.name, source_id=source_id,
+                          error=f"{path}: not loaded: {reason}")
+
+    def _ingest_isolated(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int) -> FileReport:
+        """:meth:`_ingest`, its rows removed again when it fails (the exception propagates)."""
+        con = self.con
         self._discard(source_id)
         views = self._temp_views()
         try:
@@ -158,11 +256,21 @@ class Loader:
                 pass  # no transaction open
             try:
                 self._discard(source_id)
+                con.execute("DROP TABLE IF EXISTS _all")
             except duckdb.Error:
                 pass  # the connection is gone; connect() removes the rows next time
             raise
         finally:
             self._drop_temp_views(views)
+
+    def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader, inp: Input, source_id: int,
+                        reason: str) -> None:
+        """The ``sources`` row of a file that could not be loaded: status ``failed``, the reason, no rows."""
+        self.con.execute(
+            "INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, 0 AS n_records, "
+            "0 AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, ? AS compression, 'failed' AS status, "
+            "? AS error", [source_id, os.path.abspath(path), reader.name, sha, reader.kind, size, inp.compression,
+                           reason])
 
     def _temp_views(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal "
@@ -271,7 +379,7 @@ class Loader:
         rep.n_duplicate_spans = one(con, "SELECT count(*) FROM span_duplicates WHERE source_id = ?", [source_id])[0]
         con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
                     "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
-                    "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans",
+                    "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans, 'loaded' AS status",
                     [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size,
                      n_skipped, inp.compression, rep.n_http_events, rep.n_duplicate_spans])
         con.execute("DROP TABLE IF EXISTS _all")

@@ -15,8 +15,16 @@ CREATE TABLE IF NOT EXISTS sources (
     n_skipped    BIGINT,                    -- non-record text the format allows (log noise), not counted in n_records
     compression  VARCHAR,                   -- NULL | 'gzip' | 'zstd' | 'zstd-framed'
     n_http_events BIGINT,                   -- message-less HTTP envelopes of the file (in http_events)
-    n_duplicate_spans BIGINT                -- spans already loaded with the same ids and content (stored once)
+    n_duplicate_spans BIGINT,               -- spans already loaded with the same ids and content (stored once)
+    status       VARCHAR,                   -- 'loaded' | 'failed' (nothing of the file kept; error says why)
+    error        VARCHAR                    -- why a failed file could not be loaded
 );
+-- columns added after the first databases were written
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS compression VARCHAR;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS n_http_events BIGINT;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS n_duplicate_spans BIGINT;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS error VARCHAR;
 
 CREATE TABLE IF NOT EXISTS rejects (
     source_id    INTEGER NOT NULL,
