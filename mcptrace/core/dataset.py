@@ -62,6 +62,11 @@ def is_dataset(location: str | os.PathLike) -> bool:
     return next(iglob(os.path.join(escape(location), "messages", "**", "*.parquet"), recursive=True), None) is not None
 
 
+def _schema_ddl(table: str) -> str | None:
+    """The ``CREATE TABLE`` statement of a load table in ``sql/schema.sql``, None for the others."""
+    return next((st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st), None)
+
+
 def _reason(e: BaseException) -> str:
     """The telling line of a DuckDB error (a wrapped Python traceback ends with the exception)."""
     lines = [ln.strip() for ln in str(e).split("\n\nLINE ")[0].splitlines() if ln.strip()]
@@ -110,7 +115,10 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
     are read; ``storage_options`` force the fsspec route, ``setup_sql`` statements run first,
     e.g. a DuckDB ``CREATE SECRET``). Returns an in-memory DuckDB connection whose tables are views on ``read_parquet(<location>/<table>/**/*.parquet,
     hive_partitioning = true)``; queries, timelines and trees run out of core. The ``day``
-    partition column is dropped from the views. Raises :class:`mcptrace.MCPTraceError` for a location holding no readable ``messages`` table;
+    partition column is dropped from the views; a load table (``sql/schema.sql``) without files is
+    attached as an empty table. Raises :class:`mcptrace.MCPTraceError` for a location holding no
+    readable ``messages`` table (a local dataset with its manifest may hold none) or no readable
+    calls, sessions, gaps or call_spans;
     :func:`mcptrace.open` wraps the connection in a read-only Workspace.
     """
     location = os.fspath(location)
@@ -120,11 +128,13 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
         raise MCPTraceError(f"{location}: no such directory")
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     for stmt in setup_sql:
         con.execute(stmt)
     if url:
         _object_store(con, base, storage_options)
     install_macros(con)
+    manifest = not url and os.path.isfile(os.path.join(base, MANIFEST))
     for table in TABLES:
         if url:
             files = sql_literal(f"{base}/{table}/**/*.parquet")
@@ -136,8 +146,13 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
         try:
             con.execute(f'CREATE VIEW "{table}" AS SELECT *{exclude} FROM {src}')
         except duckdb.Error as e:
-            if table in LATER_TABLES and (url or not found):
-                con.execute(next(st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st))
+            no_files = not found if not url else "no files found" in str(e).lower()
+            # an empty load table (a dataset written before empty tables got a file: no spans, say)
+            # is attached empty; without a manifest, the messages are what makes a dataset
+            ddl = _schema_ddl(table)
+            if ddl is not None and (table in LATER_TABLES and (url or not found)
+                                    or no_files and (table != "messages" or manifest)):
+                con.execute(ddl)
                 continue
             con.close()
             raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "

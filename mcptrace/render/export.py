@@ -224,7 +224,9 @@ def write_dataset(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike) 
 
     Tables with a ``source_id`` and a time column are partitioned by ``source_id`` and ``day``
     (UTC date of ``ts``/``start_ts``/``first_ts``, as ``YYYY-MM-DD``, ``unknown`` without one);
-    calls, sessions and gaps by ``day``; the rest are single files. Writes ``mcptrace-dataset.json``
+    calls, sessions and gaps by ``day``; the rest are single files, and so is a partitioned table
+    without rows (``<table>/data.parquet``, no rows, every column), so that any database, one
+    without spans or without messages included, round-trips. Writes ``mcptrace-dataset.json``
     at the top (the layout :func:`mcptrace.core.dataset.attach_dataset` reads). Returns {table: path}. Raises ``duckdb.IOException`` when the directory cannot
     be written.
     """
@@ -240,8 +242,16 @@ def write_dataset(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike) 
         if day:
             parts.append("day")
             query = f'SELECT *, coalesce(strftime({day}, \'%Y-%m-%d\'), \'unknown\') AS day FROM "{table}"'
-            con.execute(f"COPY ({query}) TO {sql_literal(path)} "
-                           f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
+            empty_file = os.path.join(path, "data.parquet")
+            if con.execute(f'SELECT NOT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]:
+                # no rows, no partitions: one empty file keeps the table's columns readable
+                os.makedirs(path, exist_ok=True)
+                con.execute(f"COPY ({query} LIMIT 0) TO {sql_literal(empty_file)} (FORMAT PARQUET)")
+            else:
+                if os.path.isfile(empty_file):  # the empty table of an earlier export to this directory
+                    os.remove(empty_file)
+                con.execute(f"COPY ({query}) TO {sql_literal(path)} "
+                            f"(FORMAT PARQUET, PARTITION_BY ({', '.join(parts)}), OVERWRITE_OR_IGNORE)")
         else:
             os.makedirs(path, exist_ok=True)
             con.execute(f'COPY (SELECT * FROM "{table}") TO {sql_literal(os.path.join(path, "data.parquet"))} '
