@@ -32,6 +32,7 @@ FORMATS = {
     "tempo-tempopb-trace-oneline.json": "otlp_json_document",
     "claude-mcp-server-cowgnition.log": "claude_desktop_log",
     "claude-cowgnition-mcp.log": "claude_desktop_log",
+    "claude-taptools-mcp.log": "claude_desktop_log",
     "mitmproxy-event_stream.har": "har",
     "mitmproxy-successful_log.har": "har",
 }
@@ -274,7 +275,8 @@ def _kind(msg: dict) -> str:
     return "error" if "error" in msg else "response"
 
 
-@pytest.mark.parametrize("name", ["claude-mcp-server-cowgnition.log", "claude-cowgnition-mcp.log"])
+@pytest.mark.parametrize("name", ["claude-mcp-server-cowgnition.log", "claude-cowgnition-mcp.log",
+                                  "claude-taptools-mcp.log"])
 def test_claude_desktop_log_counts(loaded, name):
     msgs, other_lines = _claude_messages(name)
     ws = loaded[name]
@@ -314,6 +316,24 @@ def test_claude_desktop_mcp_log_restarts(loaded):
     ws = loaded["claude-cowgnition-mcp.log"]
     assert q(ws, "SELECT count(*), count(DISTINCT connection_id) FROM calls") == [(n_requests, runs)]
     assert q(ws, "SELECT DISTINCT method FROM calls") == [("initialize",)]
+
+
+def test_claude_desktop_mcp_log_of_two_servers_that_never_answer(loaded):
+    """A whole mcp.log (every server in one file): two servers, each started three times, each run
+    sending initialize and dying before it answers. Every run is its own connection, named after
+    the server, and every call stays unanswered."""
+    text = (FIELD / "claude-taptools-mcp.log").read_text(encoding="utf-8")
+    starts = re.findall(r"^\S+ \[info\] \[([^\]]+)\] Initializing server\.\.\.$", text, re.M)
+    msgs, _ = _claude_messages("claude-taptools-mcp.log")
+    assert sorted(set(starts)) == ["filesystem", "server"]
+    assert len(starts) == 6
+    assert [(d, _kind(m), m.get("method")) for d, m in msgs] == [("client_to_server", "request", "initialize")] * 6
+
+    ws = loaded["claude-taptools-mcp.log"]
+    assert q(ws, "SELECT status, count(*), count(DISTINCT connection_id) FROM calls GROUP BY status") == [
+        ("unanswered", len(msgs), len(starts))]
+    servers = {c.split(":", 1)[1].split("#")[0] for (c,) in q(ws, "SELECT DISTINCT connection_id FROM calls")}
+    assert servers == set(starts)
 
 
 # --- HAR files of ordinary web traffic (mitmproxy test data) ------------------------------------
