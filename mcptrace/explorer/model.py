@@ -123,12 +123,26 @@ def _e(v: object) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose repeated keys keep their first value, as DuckDB's JSON functions (and so the
+    analysis) read them; Python's :func:`json.loads` alone would keep the last one."""
+    out: dict = {}
+    for k, v in pairs:
+        out.setdefault(k, v)
+    return out
+
+
+def _loads(text: str) -> Any:
+    """``text`` parsed the way the analysis read it (see :func:`_first_wins`)."""
+    return json.loads(text, object_pairs_hook=_first_wins)
+
+
 def _pretty(text: str | None, empty: str = "(none)") -> str:
     if text is None:
         return empty
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except (TypeError, ValueError):
+        return json.dumps(_loads(text), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
         return str(text)
 
 
@@ -415,9 +429,12 @@ class ExplorerModel:
     def _message(self, message_id: int | None) -> dict | None:
         if message_id is None:
             return None
-        rows = self._sql("SELECT message_id, ts, direction, kind, raw, meta, http_method, http_path, http_status, "
-                         "http_request_headers, http_response_headers FROM messages WHERE message_id = ?",
-                         [message_id])
+        # a time Python cannot hold (infinity, a year before 1 or after 9999, in a database written before
+        # the loader rejected such times) is shown as no time
+        rows = self._sql("SELECT message_id, CASE WHEN ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' AND "
+                         "TIMESTAMPTZ '9999-12-31 00:00:00+00' THEN ts END AS ts, direction, kind, raw, meta, "
+                         "http_method, http_path, http_status, http_request_headers, http_response_headers "
+                         "FROM messages WHERE message_id = ?", [message_id])
         return dict(zip(rows.columns, rows.rows()[0])) if len(rows) else None
 
     def inspect(self, call_id: int) -> CallDetail:
@@ -454,11 +471,11 @@ class ExplorerModel:
                     meta = m.get("meta")
                 else:
                     try:
-                        body = json.loads(m["raw"])
+                        body = _loads(m["raw"])
                         res = body.get("result") if isinstance(body, dict) else None
                         if isinstance(res, dict) and "_meta" in res:
                             meta = json.dumps(res["_meta"])
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, RecursionError):
                         pass
             metas.append(f"# {label}\n{_pretty(meta)}")
         http = []

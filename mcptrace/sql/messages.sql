@@ -74,13 +74,27 @@ WITH w0 AS MATERIALIZED (
                        lambda p: p[1] IS NOT NULL)[1] AS sk,
            list_filter(list_zip(list_transform(list_slice(v, 26 + $n_sk, len(v)), lambda s: s->>'$'), $ck_names::VARCHAR[]),
                        lambda p: p[1] IS NOT NULL)[1] AS ck,
-           coalesce(h[13], h[14]) AS client_session_header
+           coalesce(h[13], h[14]) AS client_session_header,
+           -- the keys of every object the analysis reads members of (NULL where it is absent)
+           CASE WHEN obj THEN json_keys(m, ['$', '$.params', '$.params._meta', '$.params.clientInfo', '$.result',
+                                            '$.result._meta', '$.result.serverInfo', '$.error']) END AS jk
     FROM e
+), d AS (
+    -- a key given twice: DuckDB reads the first value, JSON.parse and Python's json the last, so the
+    -- message is rejected, naming every repeated key (the names are listed only when a count differs)
+    SELECT *,
+           CASE WHEN len(list_filter(jk, lambda k: len(k) > len(list_distinct(k)))) > 0 THEN
+                array_to_string(flatten(list_transform(jk, lambda k, j: list_transform(
+                    list_filter(k, lambda x, i: list_position(k, x) = i AND len(list_filter(k, lambda y: y = x)) > 1),
+                    lambda x: ['', 'params.', 'params._meta.', 'params.clientInfo.', 'result.', 'result._meta.',
+                               'result.serverInfo.', 'error.'][j] || x))), ', ') END AS dup_keys
+    FROM c
 ), r AS (
     SELECT *,
            CASE
              WHEN array_reason IS NOT NULL THEN array_reason
              WHEN NOT obj THEN 'batch element is not a JSON object'
+             WHEN dup_keys IS NOT NULL THEN 'JSON-RPC message has duplicate keys: ' || dup_keys
              WHEN v[2] IS NOT NULL AND json_type(v[2]) <> 'VARCHAR' THEN 'message.method is not a string'
              WHEN v[1] IS NOT NULL AND json_type(v[1]) NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'NULL') THEN
                   'message.id is ' || CASE json_type(v[1]) WHEN 'OBJECT' THEN 'an object' WHEN 'ARRAY' THEN 'an array'
@@ -92,7 +106,7 @@ WITH w0 AS MATERIALIZED (
              WHEN v[2] IS NULL AND NOT has_error AND json_type(v[1]) = 'NULL' THEN 'message.id is null in a result'
            END AS reject_reason,
            w3c_traceparent_valid(tp) AS tp_valid
-    FROM c
+    FROM d
 )
 SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN m::VARCHAR END AS raw_reject,
        false AS from_reader,
