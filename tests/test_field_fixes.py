@@ -241,3 +241,148 @@ def test_a_dataset_written_without_files_for_its_empty_tables_opens(tmp_path):
     attached = mcptrace.open_dataset(tmp_path / "ds")
     assert attached.sql("SELECT count(*) FROM spans").rows() == [(0,)]
     assert attached.sql("SELECT count(*) FROM messages").rows() == [(1,)]
+
+
+# -- 5. capture http --upstream with a path -------------------------------------------------------------------
+_INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "field-fixes-test", "version": "1"}}}
+_MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def _initialize(url: str) -> tuple[int, str]:
+    import httpx
+
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        r = client.post(url, json=_INIT, headers=_MCP_HEADERS)
+        return r.status_code, r.text
+
+
+def test_capture_http_upstream_with_a_path_is_the_endpoint(tmp_path):
+    import signal
+
+    from test_capture import Proxy, _http_server, _stop
+
+    server, origin = _http_server(tmp_path)  # a real SDK server whose endpoint is /mcp
+    out_path, out_root = tmp_path / "path.jsonl", tmp_path / "root.jsonl"
+    try:
+        # the README's form: the upstream URL is the endpoint, whatever path the client uses
+        proxy = Proxy(tmp_path, origin + "/mcp", out_path)
+        try:
+            for client_path in ("/mcp", "/", "/anything/else"):
+                status, text = _initialize(proxy.url + client_path)
+                assert status == 200, (client_path, status, text[:300])
+                assert '"serverInfo"' in text, text[:300]
+        finally:
+            assert proxy.stop() == 0
+        # without a path the request path is appended, as before
+        proxy = Proxy(tmp_path, origin, out_root)
+        try:
+            assert _initialize(proxy.url + "/mcp")[0] == 200
+            assert _initialize(proxy.url + "/")[0] == 404  # origin + "/": not the endpoint
+        finally:
+            assert proxy.stop() == 0
+    finally:
+        _stop(server, signal.SIGKILL)
+    envs = [json.loads(line) for line in out_path.read_text().splitlines()]
+    c2s = [e for e in envs if e["direction"] == "client_to_server" and e["message"]]
+    s2c = [e for e in envs if e["direction"] == "server_to_client" and e["message"]]
+    assert [e["http"]["path"] for e in c2s] == ["/mcp", "/", "/anything/else"]  # what the client asked for
+    assert {e["http"]["status"] for e in c2s} == {200} and len(s2c) == 3
+    ws = mcptrace.load(str(out_path))
+    assert ws.sql("SELECT method, status FROM calls").rows() == [("initialize", "ok")] * 3
+    ws.close()
+
+
+def test_upstream_url_of_each_request(tmp_path):
+    from mcptrace.capture.http import LoggingProxy
+
+    def url(upstream: str, target: str) -> str:
+        proxy = LoggingProxy(upstream, str(tmp_path / "out.jsonl"))
+        try:
+            return proxy.upstream_url(target)
+        finally:
+            proxy.writer.close()
+
+    assert url("http://h:8000", "/mcp") == "http://h:8000/mcp"
+    assert url("http://h:8000/", "/mcp?x=1") == "http://h:8000/mcp?x=1"
+    assert url("http://h:8000/mcp", "/mcp") == "http://h:8000/mcp"
+    assert url("http://h:8000/mcp", "/") == "http://h:8000/mcp"
+    assert url("http://h:8000/mcp/", "/mcp") == "http://h:8000/mcp/"  # exactly as given
+    assert url("http://h:8000/mcp", "/mcp?x=1") == "http://h:8000/mcp?x=1"
+    assert url("http://h:8000/mcp?key=k", "/?x=1") == "http://h:8000/mcp?key=k&x=1"
+    # OAuth discovery and a 2024-11-05 message POST go to the origin
+    assert url("http://h:8000/mcp", "/.well-known/oauth-protected-resource/mcp") == \
+        "http://h:8000/.well-known/oauth-protected-resource/mcp"
+    assert url("http://h:8000/sse", "/messages/?session_id=abc") == "http://h:8000/messages/?session_id=abc"
+
+
+# -- 3. Claude Desktop lines cut by "...[N chars truncated]..." -------------------------------------------------
+def _claude_line(second: int, who: str, text: str) -> str:
+    return f"2025-04-06T03:11:{second:02d}.000Z [files] [info] Message from {who}: {text} {{ metadata: undefined }}"
+
+
+def _cut(text: str, keep_head: int, keep_tail: int) -> str:
+    n = len(text) - keep_head - keep_tail
+    return text[:keep_head] + f"...[{n} chars truncated]..." + text[len(text) - keep_tail:]
+
+
+def test_claude_desktop_cut_lines_keep_their_calls_answered(tmp_path):
+    compact = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    big = "line of a big file\n" * 2000
+    lines = ["2025-04-06T03:11:00.000Z [files] [info] Initializing server... { metadata: undefined }"]
+    # 1. a reply cut in its result: id at the start (the Python SDK's order)
+    lines.append(_claude_line(1, "client", compact({"method": "tools/call", "params": {"name": "read_file", "arguments":
+                                                  {"path": "/a"}}, "jsonrpc": "2.0", "id": 1})))
+    reply = compact({"jsonrpc": "2.0", "id": 1, "result": {"isError": False, "content": [{"type": "text", "text": big}]}})
+    head = reply.index("\\n", 100) + 1  # the cut falls inside an escape: "\...[N chars truncated]..."
+    lines.append(_claude_line(2, "server", _cut(reply, head, 30)))
+    # 2. a request cut in its arguments, its id only at the end (Claude's own order); the cut leaves one
+    #    more closing brace than it opened
+    req = ('{"method":"tools/call","params":{"name":"write_file","_meta":{"progressToken":7},'
+           '"arguments":{"token":"sk-live-0123456789","content":"' + "z" * 3000 + '"}}},"jsonrpc":"2.0","id":2}')
+    lines.append(_claude_line(3, "client", req[:150] + "...[2900 chars truncated]..." + req[-45:]))
+    lines.append(_claude_line(4, "server", compact({"jsonrpc": "2.0", "id": 2, "result": {"content": []}})))
+    # 3. an error reply cut in its data
+    err = compact({"jsonrpc": "2.0", "id": 3, "error": {"code": -32603, "message": "boom", "data": "t" * 4000}})
+    lines.append(_claude_line(5, "client", compact({"method": "tools/call", "params": {"name": "x"},
+                                                     "jsonrpc": "2.0", "id": 3})))
+    lines.append(_claude_line(6, "server", _cut(err, 80, 2)))  # the string never closes
+    # 4. a cut that leaves nothing readable stays a reject; 5. a cut inside one string leaves valid JSON, kept whole
+    lines.append(_claude_line(7, "server", '{"resu...[5000 chars truncated]...]}}'))
+    whole = compact({"jsonrpc": "2.0", "method": "notifications/message",
+                     "params": {"level": "info", "data": "abc...[99 chars truncated]...xyz"}})
+    lines.append(_claude_line(8, "server", whole))
+    path = tmp_path / "mcp-server-files.log"
+    path.write_text("\n".join(lines) + "\n")
+
+    ws, f = _load_one(path)
+    assert (f.format, f.n_rows, f.n_rejected) == ("claude_desktop_log", 7, 1)
+    assert ws.sql("SELECT reason FROM rejects").rows() == [
+        ("line 8: Message from server: cut by the log (5000 chars truncated) before its id or method could be read",)]
+    assert ws.sql("SELECT rpc_id, method, tool_name, status, error_code FROM calls ORDER BY start_ts").rows() == [
+        ("1", "tools/call", "read_file", "ok", None),
+        ("2", "tools/call", "write_file", "ok", None),
+        ("3", "tools/call", "x", "error", -32603)]
+    assert ws.sql("SELECT count(*) FROM gaps WHERE severity = 'error'").rows() == [(0,)]
+    rows = {r[0]: r[1:] for r in ws.sql(
+        "SELECT record_no, kind, direction, rpc_id, raw::VARCHAR, error_message FROM messages").rows()}
+    # the reply: a response whose result says it was cut, with the text before the cut
+    kind, direction, rpc_id, raw, _ = rows[3]
+    assert (kind, direction, rpc_id) == ("response", "server_to_client", "1")
+    note = json.loads(raw)["result"]["_meta"]["mcptrace/truncated"]
+    assert note["chars_truncated"] == len(reply) - head - 30 and note["prefix"] == reply[:head]
+    assert json.loads(raw)["result"]["isError"] is False  # members before the cut are kept as they were
+    # the request: id read from its end; tool name, _meta from before the cut; the secret redacted
+    kind, direction, rpc_id, raw, _ = rows[4]
+    assert (kind, direction, rpc_id) == ("request", "client_to_server", "2")
+    params = json.loads(raw)["params"]
+    assert params["name"] == "write_file" and params["_meta"]["progressToken"] == 7
+    assert params["_meta"]["mcptrace/truncated"]["chars_truncated"] == 2900
+    assert "sk-live" not in raw and '\\"token\\":\\"[REDACTED]' in raw
+    # the error: code and message read before the cut
+    kind, _, rpc_id, raw, error_message = rows[7]
+    assert (kind, rpc_id, error_message) == ("error", "3", "boom")
+    assert "mcptrace/truncated" in json.loads(raw)["error"]["_meta"]
+    # a cut inside one string: the message as written
+    assert json.loads(rows[9][3]) == json.loads(whole)

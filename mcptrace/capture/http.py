@@ -3,9 +3,14 @@
     mcptrace capture http --listen 127.0.0.1:PORT --upstream URL --out FILE [--har FILE] [--no-redact]
     python -m mcptrace.capture.http (same options)
 
-Every request is forwarded to ``URL`` + the request path and query (so ``--upstream
-http://127.0.0.1:9000`` and a client pointed at ``http://127.0.0.1:PORT/mcp`` reach
-``http://127.0.0.1:9000/mcp``); any method (POST, GET, DELETE...). Response bodies are forwarded
+Where a request goes depends on whether ``URL`` names a path. Without one (``--upstream
+http://127.0.0.1:9000``), every request is forwarded to ``URL`` + the request path and query (a
+client pointed at ``http://127.0.0.1:PORT/mcp`` reaches ``http://127.0.0.1:9000/mcp``). With one
+(``--upstream http://127.0.0.1:9000/mcp``), ``URL`` is the MCP endpoint: every request goes to
+exactly that URL (the request's query string, if any, appended), whatever path the client used,
+except a well-known URI (``/.well-known/...``, e.g. OAuth discovery) and a 2024-11-05 POST carrying
+its ``session_id`` (to the message endpoint the server announced), which go to the upstream's
+origin + the request path. Any method (POST, GET, DELETE...). Response bodies are forwarded
 chunk by chunk as they arrive, never held to the end: ``text/event-stream`` responses (a POST's
 SSE response, the GET stream resumed with ``Last-Event-ID``, the legacy ``GET /sse`` stream) and
 JSON bodies alike. One envelope per JSON-RPC message (a JSON-RPC batch array is one envelope), and
@@ -176,13 +181,15 @@ class _QuietUpstreamBreaks(logging.Filter):
 
 
 class LoggingProxy:
-    """The reverse proxy: forwards every request to ``upstream`` + path and records the MCP messages."""
+    """The reverse proxy: forwards every request upstream (:meth:`upstream_url`) and records the MCP messages."""
 
     def __init__(self, upstream: str, out: str, *, connect_timeout: float = 10.0, har: str | None = None,
                  redact: bool = True, redaction: RedactionPolicy | None = None) -> None:
-        self.upstream = upstream.rstrip("/")
-        parts = httpx.URL(self.upstream)
+        parts = httpx.URL(upstream)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc.decode('ascii')}"
+        #: True when the upstream URL names a path (or a query): it is then the endpoint itself
+        self.endpoint = parts.path not in ("", "/") or bool(parts.query)
+        self.upstream = upstream if self.endpoint else upstream.rstrip("/")
         #: what is redacted in headers and query strings (``redaction``, else the default policy, off
         #: when ``redact`` is false), in the envelopes and the HAR alike
         self.redaction = redaction if redaction is not None else RedactionPolicy(enabled=redact)
@@ -199,6 +206,23 @@ class LoggingProxy:
             follow_redirects=False,
             trust_env=False,  # never send loopback traffic through an HTTP(S)_PROXY from the environment
         )
+
+    def upstream_url(self, target: str) -> str:
+        """The upstream URL of a request for ``target`` (the request's raw path and query, ``/mcp?x=1``).
+
+        Without a path in the upstream URL: the upstream + ``target``. With one, the upstream URL
+        itself, with ``target``'s query appended (after the upstream's own, with ``&``); but a
+        well-known URI (``/.well-known/...``) and a 2024-11-05 message POST (``session_id`` in the
+        query) go to the upstream's origin + ``target``.
+        """
+        if not self.endpoint:
+            return self.upstream + target
+        path, sep, query = target.partition("?")
+        if path.startswith("/.well-known/") or legacy_session_id(target):
+            return self.upstream_origin + target
+        if not sep or not query:
+            return self.upstream
+        return self.upstream + ("&" if "?" in self.upstream else "?") + query
 
     def _next_exchange_id(self) -> str:
         self._n_exchanges += 1
@@ -269,7 +293,7 @@ class LoggingProxy:
             self.recorder.write_c2s(ex, None, body_text)
 
         upstream_req = self.client.build_request(
-            request.method, self.upstream + target, headers=fwd_headers, content=body or None
+            request.method, self.upstream_url(target), headers=fwd_headers, content=body or None
         )
         upstream: httpx.Response | None = None
         send_error: httpx.HTTPError | None = None
