@@ -6,7 +6,7 @@
 Where a request goes depends on whether ``URL`` names a path. Without one (``--upstream
 http://127.0.0.1:9000``), every request is forwarded to ``URL`` + the request path and query (a
 client pointed at ``http://127.0.0.1:PORT/mcp`` reaches ``http://127.0.0.1:9000/mcp``). With one
-(``--upstream http://127.0.0.1:9000/mcp``), ``URL`` is the MCP endpoint: every request goes to
+(``--upstream http://127.0.0.1:9000/mcp``; or with a query), ``URL`` is the MCP endpoint: every request goes to
 exactly that URL (the request's query string, if any, appended), whatever path the client used,
 except a well-known URI (``/.well-known/...``, e.g. OAuth discovery) and a 2024-11-05 POST carrying
 its ``session_id`` (to the message endpoint the server announced), which go to the upstream's
