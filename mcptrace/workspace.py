@@ -280,8 +280,10 @@ class Workspace:
 
 def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"calls", "sessions", "gaps", "call_spans"} <= have:
-        rebuild(con)
+    if not {"calls", "sessions", "gaps", "call_spans"} <= have or one(
+            con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+                 "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0]:
+        rebuild(con)  # a database without the analysis tables, or with times Python cannot hold
 
 
 def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None,  # noqa: A001 - the verb users expect

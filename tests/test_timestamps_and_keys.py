@@ -246,3 +246,16 @@ def test_the_inspector_reads_a_repeated_key_as_the_analysis_did(tmp_path):
     shown = json.loads(d.request_json)
     assert (json.dumps(shown["id"]), shown["method"]) == (rpc_id, "tools/call")
     assert d.title.startswith(f"call {call_id}: ")
+
+
+def test_a_database_holding_out_of_range_times_still_works(tmp_path):
+    from mcptrace.analysis.rebuild import rebuild
+
+    db = str(tmp_path / "old.duckdb")
+    ws = mcptrace.load(SAMPLES, db=db)
+    ws.con.execute("UPDATE messages SET ts = 'infinity' WHERE message_id % 5 = 0").fetchall()
+    ws.con.execute("UPDATE http_events SET ts = '290309-01-01' WHERE record_no % 2 = 0").fetchall()
+    rebuild(ws.con)
+    _explorer_works(ws.con)
+    ws.close()
+    _commands_work(db)

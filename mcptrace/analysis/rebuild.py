@@ -91,6 +91,11 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
     a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
     load_gap_codes(con, gap_codes)
+    # a time Python cannot hold (infinity, a year before 1 or after 9999), stored by a load before the
+    # loader rejected times outside LoadOptions.ts_range, is no time: the message or event stays, untimed
+    for table in ("messages", "http_events"):
+        con.execute(f"UPDATE {table} SET ts = NULL WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+                    "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")
     params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
               "nearest_margin_ms": nearest_margin_ms}
     run_script(con, "calls.sql", params)
