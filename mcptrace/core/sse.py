@@ -12,7 +12,12 @@ them. An incomplete event at end of stream is discarded.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
+
+
+#: a line ending: CRLF, LF or a lone CR
+_EOL = re.compile("\r\n?|\n")
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,18 @@ class SSEEvent:
 
 
 class SSEParser:
+    """Incremental SSE parser; see the module docstring.
+
+    ``max_event_bytes`` bounds the characters of one line and of one event's data (``None``: no
+    bound); ``feed``/``close`` raise ``ValueError`` beyond it. Time is linear in the input: each
+    chunk is scanned once from where the previous line ended, and an unfinished line is kept as a
+    list of pieces joined once, when its end arrives.
+    """
+
     def __init__(self, max_event_bytes: int | None = 16 * 1024 * 1024) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""
+        self._parts: list[str] = []  # the unfinished line, in pieces
+        self._parts_len = 0
         self._started = False
         self._pending_cr = False
         self._max = max_event_bytes
@@ -47,15 +61,21 @@ class SSEParser:
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events completed by ``chunk`` (bytes of the stream, split anywhere)."""
         text = self._decoder.decode(chunk)
         return self._feed_text(text)
 
     def close(self) -> list[SSEEvent]:
         """End of stream: flush the decoder; an unterminated event is discarded (spec)."""
         events = self._feed_text(self._decoder.decode(b"", final=True))
-        self._buf = ""
+        self._parts, self._parts_len = [], 0
         self._reset()
         return events
+
+    def pending(self) -> tuple[list[str], str]:
+        """What an unterminated end of stream would lose: the ``data:`` values of the event being
+        built, and the text of the unfinished line (``""`` when none)."""
+        return list(self._data), "".join(self._parts)
 
     def _feed_text(self, text: str) -> list[SSEEvent]:
         if not self._started and text:
@@ -67,30 +87,37 @@ class SSEParser:
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]  # the LF of a CRLF split across chunks
         self._pending_cr = False
-        self._buf += text
+        if not text:
+            return []
+        if "\n" not in text and "\r" not in text:
+            self._parts.append(text)
+            self._parts_len += len(text)
+            self._check_line()
+            return []
+        if self._parts:
+            self._parts.append(text)
+            text = "".join(self._parts)
+            self._parts, self._parts_len = [], 0
         events: list[SSEEvent] = []
-        while True:
-            i_cr = self._buf.find("\r")
-            i_lf = self._buf.find("\n")
-            if i_cr < 0 and i_lf < 0:
-                break
-            if i_cr >= 0 and (i_lf < 0 or i_cr < i_lf):
-                line = self._buf[:i_cr]
-                if i_cr + 1 < len(self._buf):
-                    skip = 2 if self._buf[i_cr + 1] == "\n" else 1
-                else:
-                    skip = 1
-                    self._pending_cr = True  # maybe followed by LF in the next chunk
-                self._buf = self._buf[i_cr + skip :]
-            else:
-                line = self._buf[:i_lf]
-                self._buf = self._buf[i_lf + 1 :]
-            ev = self._line(line)
+        pos = 0
+        end = len(text)
+        for m in _EOL.finditer(text):
+            start, stop = m.span()
+            if stop == end and text[start] == "\r":
+                self._pending_cr = True  # maybe followed by LF in the next chunk
+            ev = self._line(text[pos:start])
+            pos = stop
             if ev is not None:
                 events.append(ev)
-        if self._max is not None and len(self._buf) > self._max:
-            raise ValueError("SSE line exceeds the size limit")
+        if pos < end:
+            self._parts = [text[pos:]]
+            self._parts_len = end - pos
+            self._check_line()
         return events
+
+    def _check_line(self) -> None:
+        if self._max is not None and self._parts_len > self._max:
+            raise ValueError("SSE line exceeds the size limit")
 
     def _line(self, line: str) -> SSEEvent | None:
         if line == "":

@@ -317,7 +317,8 @@ class Loader:
         n_records = 0
         n_skipped = 0
         in_txn, txn_rows = False, 0
-        for batch in _prefetch(reader.batches(inp, redaction=self.options.redaction)):
+        for batch in _prefetch(reader.batches(inp, redaction=self.options.redaction,
+                                                max_record_bytes=self.options.max_record_bytes)):
             # rows with neither a line nor an error are text the format allows between records
             # (log noise): counted in sources.n_skipped, not records
             skip = pc.and_(pc.is_null(batch.column("line")), pc.is_null(batch.column("decode_error")))

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mcptrace.core.redact import RedactionPolicy
-from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.ingest.options import MAX_RECORD_BYTES
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input, stream_error_reason
 
 HEAD_BYTES = 64 * 1024
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -40,16 +41,24 @@ def first_json_line(head: bytes) -> tuple[object | None, str]:
     return None, ""
 
 
-def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
-    """Number, decode and filter one block of lines (vectorised; per line only on bad UTF-8)."""
+def _decode_lines(lines: list[bytes], first_no: int, limit: int | None = None) -> pa.Table:
+    """Number, decode and filter one block of lines (vectorised; per line only on bad UTF-8 or a
+    line over ``limit`` bytes, which is rejected with its size)."""
     arr = pa.array(lines, pa.binary())
     nos = pa.array(range(first_no, first_no + len(lines)), pa.int64())
+    over = limit is not None and any(len(raw) > limit for raw in lines)
     try:
+        if over:
+            raise pa.ArrowInvalid("a line over the limit")
         text = arr.cast(pa.string())  # validates UTF-8 for the whole block at C speed
         errs = pa.nulls(len(lines), pa.string())
     except pa.ArrowInvalid:
         texts, err_list = [], []
         for raw in lines:
+            if limit is not None and len(raw) > limit:
+                texts.append(raw[:RAW_HEAD].decode("utf-8", errors="replace"))
+                err_list.append(f"record of {len(raw)} bytes exceeds the limit of {limit} bytes")
+                continue
             try:
                 texts.append(raw.decode("utf-8"))
                 err_list.append(None)
@@ -59,7 +68,7 @@ def _decode_lines(lines: list[bytes], first_no: int) -> pa.Table:
         text, errs = pa.array(texts, pa.string()), pa.array(err_list, pa.string())
     text = pc.replace_substring_regex(text, "\r$", "")
     # blank means JSON whitespace only; other control characters are a (bad) record
-    keep = pc.greater(pc.utf8_length(pc.utf8_trim(text, characters=" \t\n\r")), 0)
+    keep = pc.or_(pc.greater(pc.utf8_length(pc.utf8_trim(text, characters=" \t\n\r")), 0), pc.is_valid(errs))
     return pa.table({"record_no": nos, "line": text, "decode_error": errs}, schema=LINES_SCHEMA).filter(keep)
 
 
@@ -68,13 +77,14 @@ _JSON_WS = np.frombuffer(b" \t\n\r", np.uint8)  # JSON whitespace (RFC 8259): no
 BATCH_BYTES = 1024 * 1024
 
 
-def _block_lines(block: bytes, first_no: int) -> tuple[pa.Table, int]:
+def _block_lines(block: bytes, first_no: int, limit: int | None = None) -> tuple[pa.Table, int]:
     """Number, decode and filter the lines of ``block`` (complete lines, each ending in ``\\n``).
 
     Returns the table of non-blank lines and the number of lines in the block. Vectorised: the
     block without its newlines becomes the data buffer of an Arrow string array whose offsets
-    come from the newline positions, validated as UTF-8 in C. A block with invalid UTF-8 takes
-    the per-line path of :func:`_decode_lines` so each bad line gets its own error.
+    come from the newline positions, validated as UTF-8 in C. A block with invalid UTF-8, or
+    with a line over ``limit`` bytes, takes the per-line path of :func:`_decode_lines` so each
+    bad line gets its own error.
     """
     raw = np.frombuffer(block, np.uint8)
     newlines = np.flatnonzero(raw == 10)
@@ -84,11 +94,13 @@ def _block_lines(block: bytes, first_no: int) -> tuple[pa.Table, int]:
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     offsets[1:] = newlines - np.arange(n)
+    if limit is not None and n and int(np.diff(offsets).max()) > limit:
+        return _decode_lines(block.split(b"\n")[:-1], first_no, limit), n
     text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     try:
         text.validate(full=True)
     except pa.ArrowInvalid:
-        return _decode_lines(block.split(b"\n")[:-1], first_no), n
+        return _decode_lines(block.split(b"\n")[:-1], first_no, limit), n
     if b"\r" in data:
         text = pc.replace_substring_regex(text, "\r$", "")
     nos = pa.array(np.arange(first_no, first_no + n, dtype=np.int64))
@@ -114,51 +126,182 @@ def _block_lines(block: bytes, first_no: int) -> tuple[pa.Table, int]:
     return table, n
 
 
-def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+#: lines per piece of a block handed to :func:`_block_lines` (bounds its index arrays)
+_LINES_PER_PIECE = 1 << 20
+_WHITESPACE = b" \t\r\n"
+#: bytes of an oversized line kept as its reject's raw text
+RAW_HEAD = 4096
+
+
+def _oversized(no: int, size: int, limit: int, head: bytes, complete: bool = True) -> pa.Table:
+    """The reject row of a line over ``limit`` bytes: its first bytes, and its size in the reason."""
+    size_text = f"{size} bytes" if complete else f"at least {size} bytes"
+    return pa.table({"record_no": pa.array([no], pa.int64()),
+                     "line": pa.array([head[:RAW_HEAD].decode("utf-8", errors="replace")], pa.string()),
+                     "decode_error": pa.array([f"record of {size_text} exceeds the limit of {limit} bytes"])},
+                    schema=LINES_SCHEMA)
+
+
+def _head(parts: list[bytes]) -> bytes:
+    """The first :data:`RAW_HEAD` bytes of the concatenation of ``parts`` (joining only those)."""
+    out, n = [], 0
+    for p in parts:
+        out.append(p)
+        n += len(p)
+        if n >= RAW_HEAD:
+            break
+    return b"".join(out)[:RAW_HEAD]
+
+
+def _pieces(block: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of consecutive pieces of ``block`` (complete lines), each of at most
+    :data:`_LINES_PER_PIECE` lines; the whole block when it holds no more than that."""
+    end = len(block)
+    count = block.count(b"\n")
+    if count <= _LINES_PER_PIECE:
+        yield 0, end
+        return
+    # a window expected to hold about half the lines allowed, from the block's mean line length
+    window = max(_LINES_PER_PIECE, _LINES_PER_PIECE * end // (2 * count))
+    pos = 0
+    while pos < end:
+        w = window
+        while True:
+            stop = pos + w
+            if stop >= end:
+                cut = end
+            else:
+                cut = block.rfind(b"\n", pos, stop) + 1
+                if cut <= pos:  # one line longer than the window
+                    cut = block.find(b"\n", stop) + 1
+            if w <= _LINES_PER_PIECE or block.count(b"\n", pos, cut) <= _LINES_PER_PIECE:
+                break
+            w //= 2
+        yield pos, cut
+        pos = cut
+
+
+def _split_block(block: bytes, first_no: int, limit: int) -> Iterator[tuple[pa.Table | None, int]]:
+    """:func:`_block_lines` over pieces of ``block`` (see :func:`_pieces`); a piece of JSON
+    whitespace only is counted without building anything. Lines over ``limit`` bytes are rejected."""
+    if block[:1] in (b" ", b"\t", b"\r", b"\n") and not block.translate(None, _WHITESPACE):
+        yield None, block.count(b"\n")
+        return
+    no = first_no
+    for start, end in _pieces(block):
+        piece = block if (start, end) == (0, len(block)) else block[start:end]
+        if piece[:1] in (b" ", b"\t", b"\r", b"\n") and not piece.translate(None, _WHITESPACE):
+            n = piece.count(b"\n")
+            yield None, n
+        else:
+            table, n = _block_lines(piece, no, limit)
+            yield table, n
+        no += n
+
+
+def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
+               max_record_bytes: int | None = None) -> Iterator[pa.Table]:
     """Yield the non-blank lines of an input as Arrow tables of (record_no, line, decode_error).
 
     ``record_no`` is the 1-based line number. A line that is not valid UTF-8 is decoded with
-    replacement characters and ``decode_error`` says where it broke. When the compressed
-    stream turns out corrupt or truncated, the lines decoded so far are yielded, then one
-    record whose ``decode_error`` says so.
+    replacement characters and ``decode_error`` says where it broke. A line longer than
+    ``max_record_bytes`` bytes (without its newline; ``None``: :data:`MAX_RECORD_BYTES`) is never held whole: it is read to its end,
+    counting, and becomes one row whose ``line`` is its first :data:`RAW_HEAD` bytes and whose
+    ``decode_error`` gives its size (``record of N bytes exceeds the limit of M bytes``). When
+    the compressed stream turns out corrupt or truncated (or over its decoded-size budget), the
+    lines decoded so far are yielded, then one record whose ``decode_error`` says so.
+
+    Time is linear in the decoded size and memory is bounded by ``chunk_bytes`` plus
+    ``max_record_bytes``: every decoded byte is joined into a block once.
     """
+    limit = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
     line_no = 1
-    carry = b""
     error: BaseException | None = None
     # small reads from a decompressor, so damage loses at most the piece being decoded
     piece = 64 * 1024 if inp.compression else chunk_bytes
-    pending: list[bytes] = []
-    pending_len = 0
+    block: list[bytes] = []  # complete lines, the last ending in b"\n"
+    block_len = 0
+    tail: list[bytes] = []  # the unfinished line (dropped once it is over the limit)
+    tail_len = 0
+    skipping = False
+    head = b""  # the first bytes of a line being skipped
+    bom = True  # a UTF-8 BOM may open the first line
+
+    def flush() -> Iterator[pa.Table]:
+        nonlocal block, block_len, line_no, bom
+        if not block:
+            return
+        data = block[0] if len(block) == 1 else b"".join(block)
+        block, block_len = [], 0
+        if bom and line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        bom = False
+        for table, n in _split_block(data, line_no, limit):
+            if table is not None and table.num_rows:
+                yield table
+            line_no += n
+
     with inp.open() as f:
         while True:
             try:
                 chunk = f.read(piece)
             except DECODE_ERRORS as e:
                 error, chunk = e, b""
-            if chunk:
-                pending.append(chunk)
-                pending_len += len(chunk)
-            if pending and (pending_len >= chunk_bytes or not chunk):
-                block = carry + b"".join(pending)
-                pending, pending_len = [], 0
-                cut = block.rfind(b"\n") + 1
-                block, carry = block[:cut], block[cut:]
-                if line_no == 1 and block.startswith(b"\xef\xbb\xbf"):
-                    block = block[3:]
-                if block:
-                    table, n = _block_lines(block, line_no)
-                    yield table
-                    line_no += n
             if not chunk:
                 break
-    if carry:
-        if line_no == 1 and carry.startswith(b"\xef\xbb\xbf"):
+            last = chunk.rfind(b"\n")
+            if last < 0:  # the unfinished line goes on
+                tail_len += len(chunk)
+                if not skipping:
+                    tail.append(chunk)
+                    if tail_len > limit:
+                        skipping, head, tail = True, _head(tail), []
+                continue
+            if not block and not tail and last + 1 == len(chunk) and (
+                    chunk.count(b"\n") == len(chunk)
+                    or (chunk[:1] in (b" ", b"\t", b"\r") and not chunk.translate(None, _WHITESPACE))):
+                line_no += chunk.count(b"\n")  # blank lines between blocks: counted, nothing built
+                continue
+            first = chunk.find(b"\n")
+            if skipping or tail_len + first > limit:
+                # the line over the limit ends here: lines before it first, then its reject
+                if not skipping:
+                    head = _head([*tail, chunk[:RAW_HEAD]])
+                yield from flush()
+                bom = False
+                yield _oversized(line_no, tail_len + first, limit, head)
+                line_no += 1
+                skipping, head, tail, tail_len = False, b"", [], 0
+                if first < last:
+                    block.append(chunk[first + 1:last + 1])
+                    block_len += last - first
+            else:
+                block.extend(tail)
+                block.append(chunk[:last + 1] if last + 1 < len(chunk) else chunk)
+                block_len += tail_len + last + 1
+                tail, tail_len = [], 0
+            if last + 1 < len(chunk):
+                rest = chunk[last + 1:]
+                tail_len = len(rest)
+                if tail_len > limit:
+                    skipping, head = True, rest[:RAW_HEAD]
+                else:
+                    tail = [rest]
+            if block_len >= chunk_bytes:
+                yield from flush()
+    yield from flush()
+    if skipping:
+        yield _oversized(line_no, tail_len, limit, head, complete=error is None)
+        line_no += 1
+    elif tail:
+        carry = b"".join(tail)
+        if bom and line_no == 1 and carry.startswith(b"\xef\xbb\xbf"):
             carry = carry[3:]
-        yield _decode_lines([carry], line_no)
+        yield _decode_lines([carry], line_no, limit)
         line_no += 1
     if error is not None:
         yield pa.table({"record_no": pa.array([line_no], pa.int64()), "line": pa.array([""]),
-                        "decode_error": pa.array([f"{inp.compression or 'file'} stream is corrupt or truncated: {error}"])},
+                        "decode_error": pa.array([stream_error_reason(inp.compression, error)])},
                        schema=LINES_SCHEMA)
 
 
@@ -186,13 +329,16 @@ class Reader:
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
+                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
         """The records of ``inp`` as Arrow tables of ``(record_no, line, decode_error)``.
 
         ``redaction`` is the load's policy, for readers that turn HTTP headers or URLs into records
-        (the SQL redacts JSON keys itself); ``None`` means the default policy.
+        (the SQL redacts JSON keys itself); ``None`` means the default policy. A record over
+        ``max_record_bytes`` bytes (decoded; ``None``: :data:`MAX_RECORD_BYTES`) is not read: it
+        becomes one row whose ``decode_error`` gives its size (see :func:`iter_lines`).
         """
-        return iter_lines(inp)
+        return iter_lines(inp, max_record_bytes=max_record_bytes)
 
     def __repr__(self) -> str:
         return f"<reader {self.name}>"

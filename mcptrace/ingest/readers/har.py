@@ -201,7 +201,8 @@ class HarReader(Reader):
             re.search(r'"entries"\s*:\s*\[', text) is not None
             or re.search(r'"creator"\s*:\s*\{', text) is not None)
 
-    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
+                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
         """The entries as element rows; headers, query strings and reject snippets redacted by
         ``redaction`` (default :data:`~mcptrace.core.redact.DEFAULT_REDACTION`)."""
         redaction = DEFAULT_REDACTION if redaction is None else redaction
@@ -209,7 +210,7 @@ class HarReader(Reader):
         rows = RecordRows()
         n = 0
         with inp.open() as f:
-            js = JsonStream(f)
+            js = JsonStream(f, max_value_chars=max_record_bytes)
             try:
                 found = False
                 for key in js.object_keys():

@@ -227,10 +227,10 @@ def split_sse(text: str) -> tuple[list[Any], str | None]:
     """
     parser = SSEParser()
     events = parser.feed(text.encode("utf-8", "surrogatepass"))
-    # the parser's pending state (not a public API of the capture module, but the same package)
+    data, line = parser.pending()
     left = None
-    if parser._data or parser._buf.strip():  # noqa: SLF001
-        left = "\n".join(["data: " + d for d in parser._data] + ([parser._buf] if parser._buf.strip() else []))  # noqa: SLF001
+    if data or line.strip():
+        left = "\n".join(["data: " + d for d in data] + ([line] if line.strip() else []))
     return events, left
 
 
@@ -371,13 +371,18 @@ class JsonStream:
     """Reads the values of one JSON document from a binary stream, one element at a time.
 
     Only structure is walked by hand (objects' keys, array separators); every value is parsed by
-    :meth:`json.JSONDecoder.raw_decode`, so memory is bounded by the largest single value read.
-    Invalid UTF-8 is kept as lone surrogates so callers can reject the element that holds it.
+    :meth:`json.JSONDecoder.raw_decode`, so memory is bounded by the largest single value read,
+    itself bounded by ``max_value_chars`` (characters of decoded text; ``None``:
+    :data:`MAX_RECORD_CHARS`): :meth:`value` raises :class:`JsonStreamError` giving the size once
+    a value is longer, having read no more than that (plus one ``chunk``). Reading is linear: the
+    buffer is extended by joining the pieces of each refill once. Invalid UTF-8 is kept as lone
+    surrogates so callers can reject the element that holds it.
     """
 
-    def __init__(self, f, chunk: int = 1 << 20) -> None:
+    def __init__(self, f, chunk: int = 1 << 20, max_value_chars: int | None = None) -> None:
         self.f = f
         self.chunk = chunk
+        self.max_value_chars = MAX_RECORD_CHARS if max_value_chars is None else max_value_chars
         self.dec = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self.buf = ""
         self.pos = 0
@@ -389,21 +394,27 @@ class JsonStream:
     def _more(self, want: int | None = None) -> bool:
         if self.eof:
             return False
-        if self.pos > (1 << 20):
-            self.consumed += self.pos
-            self.buf = self.buf[self.pos:]
-            self.pos = 0
-        target = len(self.buf) - self.pos + max(want or self.chunk, self.chunk)
-        while len(self.buf) - self.pos < target:
+        wanted = max(want or self.chunk, self.chunk)
+        parts: list[str] = []
+        got = 0
+        while got < wanted:
             try:
                 data = self.f.read(self.chunk)
             except DECODE_ERRORS as e:
                 self.read_error, data = e, b""
             if not data:
-                self.buf += self.dec.decode(b"", final=True)
+                parts.append(self.dec.decode(b"", final=True))
                 self.eof = True
                 break
-            self.buf += self.dec.decode(data)
+            text = self.dec.decode(data)
+            parts.append(text)
+            got += len(text)
+        if self.pos > (1 << 20):
+            self.consumed += self.pos
+            self.buf = "".join([self.buf[self.pos:], *parts])
+            self.pos = 0
+        else:
+            self.buf = "".join([self.buf, *parts])
         return True
 
     def skip_ws(self) -> str:
@@ -434,15 +445,19 @@ class JsonStream:
                 raise JsonStreamError(f"value at character {self.consumed + self.pos} is nested too deeply") from e
             except json.JSONDecodeError as e:
                 truncated = e.msg.startswith("Unterminated") or e.pos >= len(self.buf) - 64
-                if truncated and len(self.buf) - self.pos > MAX_RECORD_CHARS:
-                    raise JsonStreamError(f"a value larger than {MAX_RECORD_CHARS} characters at character "
-                                          f"{self.consumed + self.pos}") from e
-                if truncated and self._more(len(self.buf) - self.pos):
+                have, limit = len(self.buf) - self.pos, self.max_value_chars
+                if truncated and have > limit:
+                    raise JsonStreamError(f"a value of more than {limit} characters at character "
+                                          f"{self.consumed + self.pos} exceeds the limit of {limit}") from e
+                if truncated and self._more(max(1, min(have, limit + 1 - have))):
                     continue
                 where = "the file ends" if self.eof and truncated else f"{e.msg} at character {self.consumed + e.pos}"
                 raise JsonStreamError(f"not valid JSON: {where}") from e
             if end >= len(self.buf) and not self.eof and not isinstance(v, dict | list | str) and self._more():
                 continue  # a number or literal cut by the end of the buffer
+            if end - self.pos > self.max_value_chars:
+                raise JsonStreamError(f"a value of {end - self.pos} characters at character {self.consumed + self.pos} "
+                                      f"exceeds the limit of {self.max_value_chars}")
             text = self.buf[self.pos:end]
             self.pos = end
             return v, text

@@ -9,6 +9,7 @@ frame preceded by a 4-byte big-endian length. Readers see decoded bytes.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from typing import BinaryIO
@@ -26,116 +27,257 @@ except ImportError:  # pragma: no cover - zstandard is a dependency
     _zstd = None
 
 
+#: bytes handed out per decompression call: what one read can cost in memory, whatever the ratio
+_OUT = 1 << 20
+#: compressed bytes fed to the zstd decoder per call (a zstd block can expand about 32768-fold)
+_ZSTD_IN = 1 << 10
+#: decoded bytes allowed per byte of a compressed file before it is taken for a decompression bomb
+MAX_RATIO = 10_000
+#: decoded bytes always allowed, whatever the ratio
+MIN_DECODED_BYTES = 1 << 30
+
+
+class DecompressionLimitError(ValueError):
+    """A compressed file decodes to more than its budget (:data:`MAX_RATIO` times its size, at least
+    :data:`MIN_DECODED_BYTES`): reading stops there, like at damage."""
+
+
+
+def stream_error_reason(compression: str | None, error: BaseException) -> str:
+    """The reject reason for a decoded stream that stopped with ``error``."""
+    if isinstance(error, DecompressionLimitError):
+        return str(error)
+    return f"{compression or 'file'} stream is corrupt or truncated: {error}"
+
+
 def _is_framed_zstd(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] == ZSTD_MAGIC and struct.unpack(">I", head[:4])[0] > 0
 
 
-class _FramedZstd(io.RawIOBase):
-    """Decodes ``(u32 big-endian length, zstd frame)*`` into the concatenated messages.
+class _Pieces(io.RawIOBase):
+    """A raw stream over a generator of decoded pieces (each at most about :data:`_OUT` bytes).
 
-    ``separator`` is written after each message (``b"\\n"`` for JSON lines; for protobuf the
-    messages are re-framed with their decoded length instead, so ``reframe=True``).
+    A piece is handed out through an offset, never re-sliced, so reading is linear whatever the
+    caller's read size. An exception of the generator is raised once every byte before it is read.
     """
 
-    def __init__(self, raw: BinaryIO, *, reframe: bool) -> None:
-        self.raw = raw
-        self.reframe = reframe
-        self.buf = b""
-        self.dctx = _zstd.ZstdDecompressor()
+    def __init__(self) -> None:
+        self._gen = self._pieces()
+        self._buf = b""
+        self._pos = 0
+        self._error: BaseException | None = None
+        self._done = False
+
+    def _pieces(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield b""
 
     def readable(self) -> bool:
         return True
 
-    def _next(self) -> bytes:
-        hdr = self.raw.read(4)
-        if not hdr:
-            return b""
-        if len(hdr) < 4:
-            raise EOFError("truncated zstd frame length")
-        (n,) = struct.unpack(">I", hdr)
-        frame = self.raw.read(n)
-        if len(frame) < n:
-            raise EOFError(f"zstd frame of {n} bytes truncated after {len(frame)}")
-        msg = self.dctx.decompress(frame, max_output_size=1 << 31)
-        if self.reframe:
-            return struct.pack(">I", len(msg)) + msg
-        return msg if msg.endswith(b"\n") else msg + b"\n"
-
     def readinto(self, b) -> int:
-        while len(self.buf) < len(b):
-            more = self._next()
-            if not more:
-                break
-            self.buf += more
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
+        while self._pos >= len(self._buf):
+            if self._done:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                return 0
+            try:
+                self._buf, self._pos = next(self._gen), 0
+            except StopIteration:
+                self._done = True
+            except DECODE_ERRORS as e:
+                self._done, self._error = True, e
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = memoryview(self._buf)[self._pos:self._pos + n]
+        self._pos += n
         return n
 
 
-class _Gzip(io.RawIOBase):
+class _Zstd(_Pieces):
+    """zstd decoding (concatenated and skippable frames too) that hands out every byte decoded
+    before damage or truncation, then raises: a file ending inside a frame raises ``EOFError``."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        super().__init__()
+
+    def _pieces(self):
+        dctx = _zstd.ZstdDecompressor()
+        d = dctx.decompressobj()
+        fed = False  # whether the current frame has been fed anything
+        data = b""
+        while True:
+            if not data:
+                data = self.raw.read(64 * 1024)
+                if not data:
+                    if fed and not d.eof:
+                        raise EOFError("compressed file ended inside a zstd frame")
+                    return
+            if d.eof:
+                data = d.unused_data + data
+                d, fed = dctx.decompressobj(), False
+                continue
+            piece, data = data[:_ZSTD_IN], data[_ZSTD_IN:]
+            fed = True
+            out = d.decompress(piece)
+            if d.eof and d.unused_data:
+                data = d.unused_data + data
+                d, fed = dctx.decompressobj(), False
+            for i in range(0, len(out), _OUT):
+                yield out[i:i + _OUT] if len(out) > _OUT else out
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _FramedZstd(_Pieces):
+    """Decodes ``(u32 big-endian length, zstd frame)*`` into the concatenated messages.
+
+    ``separator`` is written after each message (``b"\\n"`` for JSON lines; for protobuf the
+    messages are re-framed with their decoded length instead, so ``reframe=True``). Each frame is
+    decoded in pieces: a message is never held whole (re-framing counts it first, then decodes it
+    again), and a message of 4 GiB or more (which a length prefix cannot state) raises
+    :class:`DecompressionLimitError`.
+    """
+
+    #: decoded messages up to this size are kept between counting and handing out
+    KEEP = 16 << 20
+
+    def __init__(self, raw: BinaryIO, *, reframe: bool) -> None:
+        self.raw = raw
+        self.reframe = reframe
+        self.dctx = _zstd.ZstdDecompressor()
+        try:
+            self.left = os.fstat(raw.fileno()).st_size - raw.tell()
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            self.left = None
+        super().__init__()
+
+    def _decode(self, frame: bytes):
+        with self.dctx.stream_reader(frame) as r:
+            while piece := r.read(_OUT):
+                yield piece
+
+    def _pieces(self):
+        while True:
+            hdr = self.raw.read(4)
+            if not hdr:
+                return
+            if len(hdr) < 4:
+                raise EOFError("truncated zstd frame length")
+            (n,) = struct.unpack(">I", hdr)
+            if self.left is not None:
+                self.left -= 4
+                if n > self.left:
+                    raise EOFError(f"zstd frame of {n} bytes truncated after {self.left}")
+                self.left -= n
+            frame = self.raw.read(n)
+            if len(frame) < n:
+                raise EOFError(f"zstd frame of {n} bytes truncated after {len(frame)}")
+            if self.reframe:
+                kept: list[bytes] | None = []
+                size = 0
+                for piece in self._decode(frame):
+                    size += len(piece)
+                    if size > 0xFFFFFFFF:
+                        raise DecompressionLimitError(f"a zstd frame of {n} bytes decodes to 4 GiB or more")
+                    if kept is not None:
+                        kept.append(piece)
+                        if size > self.KEEP:
+                            kept = None
+                yield struct.pack(">I", size)
+                yield from (kept if kept is not None else self._decode(frame))
+            else:
+                last = b"\n"
+                for piece in self._decode(frame):
+                    last = piece
+                    yield piece
+                if not last.endswith(b"\n"):
+                    yield b"\n"
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Gzip(_Pieces):
     """gzip decoding that hands out every byte decoded before damage or truncation, then raises.
 
     Damaged deflate data often decodes to garbage for a while before zlib notices (sometimes
     only the CRC at the end of the member does), so bytes decoded shortly before the error
     may be garbled: they still go through the readers' validation like any other record.
+    Each decompression call yields at most :data:`_OUT` bytes, whatever the ratio.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
-        self.d = zlib.decompressobj(wbits=31)
-        self.buf = b""
-        self.done = False
+        super().__init__()
+
+    def _pieces(self):
+        d = zlib.decompressobj(wbits=31)
+        data = b""
+        while True:
+            if not data:
+                data = self.raw.read(64 * 1024)
+                if not data:
+                    if not d.eof:
+                        tail = d.flush()
+                        if tail:
+                            yield tail
+                        raise EOFError("compressed file ended before the end-of-stream marker")
+                    return
+            if d.eof:
+                if data.strip(b"\x00"):
+                    d = zlib.decompressobj(wbits=31)  # next gzip member
+                else:
+                    data = b""  # padding after the last member
+                continue
+            backup = d.copy()
+            try:
+                out = d.decompress(data, _OUT)
+            except zlib.error as e:
+                # replay the failing input in small steps to keep what decodes before the error
+                for i in range(0, len(data), 64):
+                    try:
+                        out = backup.decompress(data[i:i + 64])
+                    except zlib.error:
+                        break
+                    for j in range(0, len(out), _OUT):
+                        yield out[j:j + _OUT]
+                raise e from None
+            data = d.unused_data if d.eof else d.unconsumed_tail
+            if out:
+                yield out
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Budget(io.RawIOBase):
+    """Counts the decoded bytes of a stream; past ``budget`` it raises :class:`DecompressionLimitError`."""
+
+    def __init__(self, inner: BinaryIO, budget: int, compression: str, size: int) -> None:
+        self.inner = inner
+        self.budget = budget
+        self.total = 0
+        self.what = f"the {compression} content of this {size}-byte file decodes to more than {budget} bytes"
 
     def readable(self) -> bool:
         return True
 
-    def _fill(self, want: int) -> None:
-        while len(self.buf) < want and not self.done:
-            data = self.raw.read(64 * 1024)
-            if not data:
-                self.done = True
-                if not self.d.eof:
-                    self.buf += self.d.flush()
-                    self._pending_error = EOFError("compressed file ended before the end-of-stream marker")
-                return
-            while data:
-                piece, data = data[:65536], data[65536:]
-                backup = self.d.copy()
-                try:
-                    self.buf += self.d.decompress(piece)
-                except zlib.error as e:
-                    # replay the failing piece in small steps to keep what decodes before the error
-                    for i in range(0, len(piece), 64):
-                        try:
-                            self.buf += backup.decompress(piece[i:i + 64])
-                        except zlib.error:
-                            break
-                    self.done = True
-                    self._pending_error = e
-                    return
-                if not self.d.eof:
-                    continue
-                data = self.d.unused_data + data
-                if self.d.eof and data.strip(b"\x00"):
-                    self.d = zlib.decompressobj(wbits=31)  # next gzip member
-                elif self.d.eof:
-                    data = b""
-
-    _pending_error: BaseException | None = None
-
     def readinto(self, b) -> int:
-        self._fill(len(b))
-        if not self.buf and self._pending_error is not None:
-            err, self._pending_error = self._pending_error, None
-            raise err
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
+        n = self.inner.readinto(b)
+        self.total += n or 0
+        if self.total > self.budget:
+            raise DecompressionLimitError(f"{self.what} ({MAX_RATIO} times its size, or {MIN_DECODED_BYTES} bytes): "
+                                          "reading stopped there (a decompression bomb?)")
         return n
 
     def close(self) -> None:
-        self.raw.close()
+        self.inner.close()
         super().close()
 
 
@@ -161,14 +303,23 @@ class Input:
         self._framed_proto: bool | None = None
 
     def open(self) -> BinaryIO:
+        """A binary stream of the decoded content, read in pieces whatever the compression ratio.
+
+        Reading raises an error of :data:`DECODE_ERRORS` at damage or truncation (after every byte
+        decoded before it), and :class:`DecompressionLimitError` once the decoded content passes
+        ``max(MAX_RATIO * file size, MIN_DECODED_BYTES)`` bytes.
+        """
         raw = open(self.path, "rb")  # noqa: SIM115 - returned to the caller
+        if self.compression is None:
+            return raw
         if self.compression == "gzip":
-            return _Gzip(raw)
-        if self.compression == "zstd":
-            return _zstd.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        if self.compression == "zstd-framed":
-            return _FramedZstd(raw, reframe=self.framed_proto())
-        return raw
+            f: BinaryIO = _Gzip(raw)
+        elif self.compression == "zstd":
+            f = _Zstd(raw)
+        else:
+            f = _FramedZstd(raw, reframe=self.framed_proto())
+        size = os.fstat(raw.fileno()).st_size
+        return _Budget(f, max(MAX_RATIO * size, MIN_DECODED_BYTES), self.compression, size)
 
     def framed_proto(self) -> bool:
         """Whether the legacy zstd frames hold protobuf (re-framed on decode) rather than JSON."""
@@ -176,7 +327,8 @@ class Input:
             try:
                 with open(self.path, "rb") as f:
                     (n,) = struct.unpack(">I", f.read(4))
-                    msg = _zstd.ZstdDecompressor().decompress(f.read(n), max_output_size=1 << 31)
+                    with _zstd.ZstdDecompressor().stream_reader(f.read(n)) as r:
+                        msg = r.read(4096)
             except DECODE_ERRORS + (struct.error,):
                 msg = b"{"
             self._framed_proto = msg.lstrip()[:1] not in (b"{", b"[")

@@ -236,7 +236,8 @@ class InspectorExportReader(Reader):
             or (re.search(r'"requestHeaders"\s*:', body) and re.search(r'"url"\s*:', body)
                 and re.search(r'"timestamp"\s*:', body)))
 
-    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
+                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
         """The export's entries as element rows; network entries' headers and query strings, and
         reject snippets, redacted by ``redaction`` (default :data:`~mcptrace.core.redact.DEFAULT_REDACTION`)."""
         redaction = DEFAULT_REDACTION if redaction is None else redaction
@@ -244,7 +245,7 @@ class InspectorExportReader(Reader):
         rows = RecordRows()
         n = 0
         with inp.open() as f:
-            js = JsonStream(f)
+            js = JsonStream(f, max_value_chars=max_record_bytes)
             try:
                 for _ in js.array_items():
                     entry, text = js.value()

@@ -299,9 +299,10 @@ class OtlpJsonDocumentReader(Reader):
         return bool(values) and _looks_like_traces(values[0])
 
     # -- reading ---------------------------------------------------------------------------------
-    def _read(self, inp: Input) -> tuple[bytes | None, str | None]:
-        """The decoded content (None when over the limit) and the stream error, if any."""
-        limit = self.max_bytes
+    def _read(self, inp: Input, max_record_bytes: int | None = None) -> tuple[bytes | None, str | None]:
+        """The decoded content (None when over the limit: :attr:`max_bytes`, or ``max_record_bytes`` when
+        smaller) and the stream error, if any."""
+        limit = self.max_bytes if max_record_bytes is None else min(self.max_bytes, max_record_bytes)
         if inp.compression is None:
             size = os.path.getsize(inp.path)
             if size > limit:
@@ -325,9 +326,10 @@ class OtlpJsonDocumentReader(Reader):
                                   "limit for one JSON document")
         return b"".join(parts), error
 
-    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
+                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
         buf = RecordBuffer()
-        data, stream_error = self._read(inp)
+        data, stream_error = self._read(inp, max_record_bytes)
         if data is None:
             buf.add(1, None, stream_error)
             yield buf.take()

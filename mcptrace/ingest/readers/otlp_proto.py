@@ -14,11 +14,13 @@ form (``MessageToDict(..., use_integers_for_enums=True)``, base64 ids to lowerca
 through the OTLP/JSON reader's SQL (``sql/read_otlp_json.sql``), so the
 ``spans`` rows are the same as from OTLP/JSON.
 
-Records are frames (``record_label`` is ``"frame"``; a bare message is frame 1). A length prefix
-larger than what is left of the file, a frame over :attr:`OtlpProtoReader.max_frame_bytes`
-(1 GiB), a truncated length prefix and a corrupt compressed stream end the file with one reject
-(the claimed size is never allocated; frames read before stay). A frame that does not parse is
-rejected and reading goes on with the next frame. A bare message is all or nothing.
+Records are frames (``record_label`` is ``"frame"``; a bare message is frame 1). A frame over the
+load's ``max_record_bytes`` (or :attr:`OtlpProtoReader.max_frame_bytes`, 1 GiB) is read past
+without being held and rejected with its size; reading goes on with the next frame. A length
+prefix larger than what is left of the file, a truncated length prefix and a corrupt compressed
+stream end the file with one reject (the claimed size is never allocated; frames read before
+stay). A frame that does not parse is rejected and reading goes on with the next frame. A bare
+message is all or nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.readers.base import HEAD_BYTES, Reader
-from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input
+from mcptrace.ingest.options import MAX_RECORD_BYTES
+from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input, stream_error_reason
 from mcptrace.ingest.readers.otlp_doc import RecordBuffer, b64_id_to_hex, dumps_line, normalize_ids
 from mcptrace.ingest.readers.otlp_json import OtlpJsonReader
 
@@ -135,12 +138,33 @@ def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, i
             return
 
 
+#: the wire type of each ``Span`` field (opentelemetry/proto/trace/v1/trace.proto)
+_SPAN_FIELDS = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 0, 7: 1, 8: 1, 9: 2, 10: 0, 11: 2, 12: 0, 13: 2, 14: 0, 15: 2, 16: 5}
+
+
+def _plausible_span_prefix(buf: bytes, start: int) -> bool:
+    """A span cut by the end of ``buf`` (a large attribute, event or link): every field before the cut
+    is a ``Span`` field of the right wire type, and its ids and start time, which precede attributes,
+    events and links on the wire, look real."""
+    seen: dict[int, bytes] = {}
+    for number, wire, fs, fe in _fields(buf, start, len(buf)):
+        if _SPAN_FIELDS.get(number) != wire:
+            return False
+        if fe > len(buf):
+            break
+        seen[number] = buf[fs:fe]
+    return (len(seen.get(1, b"")) == 16 and len(seen.get(2, b"")) == 8 and len(seen.get(4, b"")) in (0, 8)
+            and int.from_bytes(seen.get(7, bytes(8)), "little") > 0)
+
+
 def _plausible_prefix(buf: bytes) -> bool:
     """Whether a request cut short (larger than the head) starts like OTLP traces.
 
     The first ``ResourceSpans`` is walked down to its complete ``Resource``, ``ScopeSpans``,
     ``InstrumentationScope`` and ``Span`` sub-messages; each is parsed with opentelemetry-proto
-    and one of the complete spans must look real.
+    and one of the complete spans must look real, or the span cut by the end of ``buf`` must
+    (:func:`_plausible_span_prefix`: a first frame or message larger than the head whose first span
+    holds a large attribute).
     """
     top = next(_fields(buf, 0, len(buf)), None)
     if top is None or top[:2] != (1, 2):
@@ -163,7 +187,7 @@ def _plausible_prefix(buf: bytes) -> bool:
                 continue
             for n2, w2, s2, e2 in _fields(buf, fs, len(buf)):
                 if e2 > len(buf):
-                    break
+                    return (n2, w2) == (2, 2) and _plausible_span_prefix(buf, s2)
                 if (n2, w2) == (1, 2):
                     if _parse(InstrumentationScope, buf[s2:e2]) is None:
                         return False
@@ -247,7 +271,7 @@ class _Stream:
         return got
 
     def stream_error(self) -> str:
-        return f"{self.inp.compression or 'file'} stream is corrupt or truncated: {self.error}"
+        return stream_error_reason(self.inp.compression, self.error)
 
 
 def request_to_line(msg: ExportTraceServiceRequest) -> str:
@@ -255,6 +279,10 @@ def request_to_line(msg: ExportTraceServiceRequest) -> str:
     doc = MessageToDict(msg, use_integers_for_enums=True)
     normalize_ids(doc.get("resourceSpans", []), b64_id_to_hex)
     return dumps_line(doc)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"record of {size} bytes exceeds the limit of {limit} bytes"
 
 
 def _unusable(msg: ExportTraceServiceRequest) -> str | None:
@@ -277,11 +305,17 @@ class OtlpProtoReader(Reader):
     def sniff(self, head: bytes) -> bool:
         return sniff_framed(head) or sniff_bare(head)
 
-    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None) -> Iterator[pa.Table]:
+    def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
+                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
+        """The frames of ``inp`` as rows of Collector file-exporter JSON lines (see the module
+        docstring). A frame (or bare message) over ``max_record_bytes`` bytes (``None``:
+        :data:`~mcptrace.ingest.options.MAX_RECORD_BYTES`), or over :attr:`max_frame_bytes`, is read
+        past without being held and rejected with its size; the frames after it load."""
         buf = RecordBuffer()
+        limit = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
         with inp.open() as f:
             s = _Stream(f, inp)
-            yield from self._read(s, buf)
+            yield from self._read(s, buf, min(self.max_frame_bytes, limit))
         table = buf.take()
         if table is not None:
             yield table
@@ -308,29 +342,43 @@ class OtlpProtoReader(Reader):
             if enabled:
                 gc.enable()
 
-    def _read(self, s: _Stream, buf: RecordBuffer) -> Iterator[pa.Table]:
+    def _read(self, s: _Stream, buf: RecordBuffer, limit: int) -> Iterator[pa.Table]:
         hdr = s.read(4)
         if not hdr:
             if s.error is not None:
                 buf.add(1, None, s.stream_error())
             return
         if hdr[0] == 0:  # framing: a bare message cannot start with field number 0
-            yield from self._frames(s, buf, 0, hdr)
+            yield from self._frames(s, buf, 0, hdr, limit)
             return
         if len(hdr) == 4:
             # a first byte other than 0: a first frame of 16 MiB or more, or a bare message
             (n,) = struct.unpack(">I", hdr)
             fits = n <= self.max_frame_bytes and (s.size is None or n <= s.size - 4)
-            body = s.read(n) if fits else b""
-            if fits and len(body) == n and _plausible_request(_parse(ExportTraceServiceRequest, body)):
-                self._add(buf, 1, body)
-                yield from self._frames(s, buf, 1, b"")
-                return
+            if fits and n > limit:
+                # too large to read whole: told apart from a bare message by its first bytes
+                body = s.read(HEAD_BYTES)
+                if len(body) == HEAD_BYTES and _plausible_prefix(body):
+                    left = s.skip(n - len(body))
+                    if left < n - len(body):
+                        why = s.stream_error() if s.error is not None else \
+                            f"length {n} exceeds the {len(body) + left} bytes left in {s.where}"
+                        buf.add(1, (hdr + body[:2044]).hex(), why)
+                        return
+                    buf.add(1, (hdr + body[:2044]).hex(), _too_large(n, limit))
+                    yield from self._frames(s, buf, 1, b"", limit)
+                    return
+            else:
+                body = s.read(n) if fits else b""
+                if fits and len(body) == n and _plausible_request(_parse(ExportTraceServiceRequest, body)):
+                    self._add(buf, 1, body)
+                    yield from self._frames(s, buf, 1, b"", limit)
+                    return
             hdr += body
-        self._bare(s, buf, hdr)
+        self._bare(s, buf, hdr, limit)
 
-    def _frames(self, s: _Stream, buf: RecordBuffer, frame_no: int, pending: bytes) -> Iterator[pa.Table]:
-        limit = self.max_frame_bytes
+    def _frames(self, s: _Stream, buf: RecordBuffer, frame_no: int, pending: bytes,
+                limit: int) -> Iterator[pa.Table]:
         while True:
             if buf.full:
                 yield buf.take()
@@ -353,13 +401,13 @@ class OtlpProtoReader(Reader):
             if n > limit:
                 left = s.skip(n)
                 if s.error is not None:
-                    why = s.stream_error()
-                elif left < n:
-                    why = f"length {n} exceeds the {left} bytes left in {s.where}"
-                else:
-                    why = f"length {n} exceeds the {limit}-byte limit of a frame"
-                buf.add(frame_no, hdr.hex(), why)
-                return
+                    buf.add(frame_no, hdr.hex(), s.stream_error())
+                    return
+                if left < n:
+                    buf.add(frame_no, hdr.hex(), f"length {n} exceeds the {left} bytes left in {s.where}")
+                    return
+                buf.add(frame_no, hdr.hex(), _too_large(n, limit))  # read past: the next frames load
+                continue
             body = s.read(n)
             if len(body) < n:
                 why = s.stream_error() if s.error is not None else \
@@ -368,13 +416,15 @@ class OtlpProtoReader(Reader):
                 return
             self._add(buf, frame_no, body)
 
-    def _bare(self, s: _Stream, buf: RecordBuffer, start: bytes) -> None:
-        """One bare message: all of it parses or it is one reject."""
-        limit = self.max_frame_bytes
+    def _bare(self, s: _Stream, buf: RecordBuffer, start: bytes, limit: int) -> None:
+        """One bare message: all of it parses or it is one reject (over ``limit`` bytes: read past,
+        counting, and rejected with its size)."""
         rest = s.read(limit + 1 - len(start)) if len(start) <= limit else b""
         data = start + rest
         if len(data) > limit:
-            buf.add(1, data[:2048].hex(), f"the message is over the {limit}-byte limit")
+            size = len(data) + s.skip(1 << 62)
+            why = s.stream_error() if s.error is not None else _too_large(size, limit)
+            buf.add(1, data[:2048].hex(), why)
             return
         if s.error is not None:
             buf.add(1, data[:2048].hex(), s.stream_error())
