@@ -100,6 +100,14 @@ def test_limit_applies_to_lines_cut_anywhere_by_reads(tmp_path):
         assert [r["line"] for r in rows if r["decode_error"] is None] == ["a" * 5, "a" * 9, "a" * 10, "a" * 10]
 
 
+def test_line_over_the_limit_followed_by_blank_lines_in_a_compressed_file(tmp_path):
+    path = tmp_path / "skip_then_blank.ndjson.gz"
+    path.write_bytes(gzip.compress(_msg(1) + b"\n" + b"x" * 200_000 + b"\n" * 200_000 + _msg(2) + b"\n"))
+    rows = [r for t in iter_lines(Input(str(path)), max_record_bytes=100_000) for r in t.to_pylist()]
+    assert [(r["record_no"], r["decode_error"]) for r in rows] == [
+        (1, None), (2, "record of 200000 bytes exceeds the limit of 100000 bytes"), (200_002, None)]
+
+
 def test_otlp_frame_over_the_limit_is_rejected_and_the_next_frames_load(tmp_path):
     small = [_request(3, seed=k) for k in range(3)]
     big = _request(1, seed=9, blob=200_000)

@@ -77,20 +77,22 @@ _JSON_WS = np.frombuffer(b" \t\n\r", np.uint8)  # JSON whitespace (RFC 8259): no
 BATCH_BYTES = 1024 * 1024
 
 
-def _block_lines(block: bytes, first_no: int, limit: int | None = None) -> tuple[pa.Table, int]:
+def _block_lines(block: bytes, first_no: int, limit: int | None = None,
+                 data: bytes | None = None) -> tuple[pa.Table, int]:
     """Number, decode and filter the lines of ``block`` (complete lines, each ending in ``\\n``).
 
     Returns the table of non-blank lines and the number of lines in the block. Vectorised: the
     block without its newlines becomes the data buffer of an Arrow string array whose offsets
     come from the newline positions, validated as UTF-8 in C. A block with invalid UTF-8, or
     with a line over ``limit`` bytes, takes the per-line path of :func:`_decode_lines` so each
-    bad line gets its own error.
+    bad line gets its own error. ``data`` is ``block`` without its newlines, when the caller has it.
     """
     raw = np.frombuffer(block, np.uint8)
     newlines = np.flatnonzero(raw == 10)
     n = len(newlines)
     # without its newlines, line i of the block spans [newlines[i-1] + 1 - i, newlines[i] - i)
-    data = block.replace(b"\n", b"")
+    if data is None:
+        data = block.replace(b"\n", b"")
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
     offsets[1:] = newlines - np.arange(n)
@@ -187,6 +189,11 @@ def _split_block(block: bytes, first_no: int, limit: int) -> Iterator[tuple[pa.T
     if block[:1] in (b" ", b"\t", b"\r", b"\n") and not block.translate(None, _WHITESPACE):
         yield None, block.count(b"\n")
         return
+    data = block.replace(b"\n", b"")
+    if len(block) - len(data) <= _LINES_PER_PIECE:
+        yield _block_lines(block, first_no, limit, data)
+        return
+    del data
     no = first_no
     for start, end in _pieces(block):
         piece = block if (start, end) == (0, len(block)) else block[start:end]
@@ -205,9 +212,9 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
 
     ``record_no`` is the 1-based line number. A line that is not valid UTF-8 is decoded with
     replacement characters and ``decode_error`` says where it broke. A line longer than
-    ``max_record_bytes`` bytes (without its newline; ``None``: :data:`MAX_RECORD_BYTES`) is never held whole: it is read to its end,
-    counting, and becomes one row whose ``line`` is its first :data:`RAW_HEAD` bytes and whose
-    ``decode_error`` gives its size (``record of N bytes exceeds the limit of M bytes``). When
+    ``max_record_bytes`` bytes (without its newline; ``None``: :data:`MAX_RECORD_BYTES`) is never
+    held whole: it is read to its end, counting, and becomes one row whose ``line`` is its first
+    :data:`RAW_HEAD` bytes and whose ``decode_error`` gives its size (``record of N bytes exceeds the limit of M bytes``). When
     the compressed stream turns out corrupt or truncated (or over its decoded-size budget), the
     lines decoded so far are yielded, then one record whose ``decode_error`` says so.
 
@@ -257,7 +264,7 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
                     if tail_len > limit:
                         skipping, head, tail = True, _head(tail), []
                 continue
-            if not block and not tail and last + 1 == len(chunk) and (
+            if not block and not tail_len and last + 1 == len(chunk) and (
                     chunk.count(b"\n") == len(chunk)
                     or (chunk[:1] in (b" ", b"\t", b"\r") and not chunk.translate(None, _WHITESPACE))):
                 line_no += chunk.count(b"\n")  # blank lines between blocks: counted, nothing built
@@ -287,7 +294,7 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
                     skipping, head = True, rest[:RAW_HEAD]
                 else:
                     tail = [rest]
-            if block_len >= chunk_bytes:
+            if block_len + tail_len >= chunk_bytes:
                 yield from flush()
     yield from flush()
     if skipping:
