@@ -4,6 +4,13 @@ Compression is detected from magic bytes, not the file name: gzip (``1f 8b``, co
 members too), zstd (``28 b5 2f fd``, multiple frames too), and the OpenTelemetry Collector
 file exporter's legacy ``compression: zstd`` layout, where every message is its own zstd
 frame preceded by a 4-byte big-endian length. Readers see decoded bytes.
+
+Whatever the compression ratio, one read decodes at most about a MiB (:data:`_OUT`) and hands it
+out through an offset, so reading is linear and a decompression bomb costs no more memory than
+any file; the decoded size of a file is capped at ``max(MAX_RATIO * file size,
+MIN_DECODED_BYTES)`` (:class:`DecompressionLimitError`). Damage or truncation raises after every
+byte decoded before it (a zstd file ending inside a frame too), so readers keep those records and
+reject the rest with :func:`stream_error_reason`.
 """
 
 from __future__ import annotations
@@ -263,7 +270,8 @@ class _Budget(io.RawIOBase):
         self.inner = inner
         self.budget = budget
         self.total = 0
-        self.what = f"the {compression} content of this {size}-byte file decodes to more than {budget} bytes"
+        self.what = (f"the {compression} content of this {size}-byte file decodes to more than {budget} bytes "
+                     f"(the larger of {MAX_RATIO} times its size and {MIN_DECODED_BYTES} bytes)")
 
     def readable(self) -> bool:
         return True
@@ -272,8 +280,7 @@ class _Budget(io.RawIOBase):
         n = self.inner.readinto(b)
         self.total += n or 0
         if self.total > self.budget:
-            raise DecompressionLimitError(f"{self.what} ({MAX_RATIO} times its size, or {MIN_DECODED_BYTES} bytes): "
-                                          "reading stopped there (a decompression bomb?)")
+            raise DecompressionLimitError(f"{self.what}: reading stopped there (a decompression bomb?)")
         return n
 
     def close(self) -> None:
