@@ -403,7 +403,7 @@ def test_framed_zstd_reading_is_linear(tmp_path):
             while f.read(65536):
                 pass
 
-    small, large = framed(16), framed(64)
+    small, large = framed(32), framed(128)
     t1, t4 = _linear(read, small, large)
     assert t4 < 10 * t1, (t1, t4)
 
