@@ -15,7 +15,8 @@ from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
 from mcptrace.core.db import connect
 from mcptrace.core.errors import MCPTraceError
-from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
+from mcptrace.capture.options import add_secret_keys_argument
+from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
 from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
@@ -201,9 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="collect bad records in `rejects` (default) or stop at the first")
     lp.add_argument("--no-redact", action="store_true",
                     help="keep credential headers and secret-looking _meta/argument values (redacted by default)")
-    lp.add_argument("--secret-keys", metavar="REGEX", default=DEFAULT_SECRET_KEYS,
-                    help="the pattern of secret header, query and JSON key names (matched whole, any case; "
-                         "default: mcptrace.core.redact.DEFAULT_SECRET_KEYS)")
+    add_secret_keys_argument(lp)
     lp.set_defaults(func=cmd_load)
 
     op = sub.add_parser("open", help="open a database or attach a Parquet dataset (directory or object-store URL); "

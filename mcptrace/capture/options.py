@@ -44,11 +44,16 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a HAR 1.2 file of every exchange (rewritten as exchanges complete)")
     parser.add_argument("--no-redact", action="store_true",
                         help="keep credential headers and query values (Authorization, Cookie, API keys...)")
+    add_secret_keys_argument(parser)
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.add_argument("--quiet", action="store_true", help="do not print where it listens and writes")
+
+
+def add_secret_keys_argument(parser: argparse.ArgumentParser) -> None:
+    """``--secret-keys REGEX``: the key pattern of the redaction policy (``mcptrace load`` takes it too)."""
     parser.add_argument("--secret-keys", metavar="REGEX", default=DEFAULT_SECRET_KEYS,
                         help="the pattern of secret header, query and JSON key names (matched whole, any case; "
                              "default: mcptrace.core.redact.DEFAULT_SECRET_KEYS)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
-    parser.add_argument("--quiet", action="store_true", help="do not print where it listens and writes")
 
 
 def redaction_from_args(args: argparse.Namespace) -> RedactionPolicy:

@@ -238,37 +238,30 @@ class _Stream:
     def where(self) -> str:
         return "the file" if self.inp.compression is None else f"the {self.inp.compression}-decompressed file"
 
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes, fewer at the end or at damage; never allocates more than what is read."""
-        parts: list[bytes] = []
+    def _pieces(self, n: int) -> Iterator[bytes]:
+        """The next ``n`` bytes in pieces of at most ``_PIECE``, fewer at the end or at damage (kept in
+        ``error``); ``pos`` advances with each piece."""
         got = 0
         while got < n and self.error is None:
             try:
                 chunk = self.f.read(min(_PIECE, n - got))
             except DECODE_ERRORS as e:
                 self.error = e
-                break
+                return
             if not chunk:
-                break
-            parts.append(chunk)
+                return
             got += len(chunk)
-        self.pos += got
+            self.pos += len(chunk)
+            yield chunk
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, fewer at the end or at damage; never allocates more than what is read."""
+        parts = list(self._pieces(n))
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def skip(self, n: int) -> int:
         """Read and drop up to ``n`` bytes; how many there were."""
-        got = 0
-        while got < n and self.error is None:
-            try:
-                chunk = self.f.read(min(_PIECE, n - got))
-            except DECODE_ERRORS as e:
-                self.error = e
-                break
-            if not chunk:
-                break
-            got += len(chunk)
-        self.pos += got
-        return got
+        return sum(len(chunk) for chunk in self._pieces(n))
 
     def stream_error(self) -> str:
         return stream_error_reason(self.inp.compression, self.error)
