@@ -183,6 +183,7 @@ class Workspace:
                         "ORDER BY ts, source_id, record_no", [mcp_session_id, mcp_session_id])
 
     def busiest_session(self) -> str | None:
+        """The session_id (``s_`` + 12 hex) with the most calls (the earliest first on a tie), None without sessions."""
         row = one(self.con, "SELECT session_id FROM sessions ORDER BY n_calls DESC, first_ts LIMIT 1")
         return row[0] if row else None
 
@@ -292,13 +293,11 @@ def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None, 
 
     ``db`` may also be a Parquet dataset written by ``mcptrace export --parquet`` (a local
     directory or an object-store URL such as ``s3://bucket/prefix``): it is attached read-only,
-    without copying, by :func:`mcptrace.core.dataset.open_dataset` (``storage_options`` go there).
+    without copying, by :func:`open_dataset` (``storage_options`` go there).
     """
     if db is not None and is_dataset(db):
         return open_dataset(db, storage_options=storage_options)
-    con = connect(os.fspath(db) if db is not None else None)
-    _ensure_derived(con)
-    return Workspace(con, path=db, keys=keys)
+    return Workspace(connect(os.fspath(db) if db is not None else None), path=db, keys=keys)
 
 
 def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import duckdb
 
 from mcptrace.core.db import TABLES, install_macros
-from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.errors import MCPTraceError, error_line
 from mcptrace.core.sqlfiles import statements
 
 MANIFEST = "mcptrace-dataset.json"
@@ -67,14 +67,6 @@ def _schema_ddl(table: str) -> str | None:
     return next((st for st in statements("schema.sql") if f"TABLE IF NOT EXISTS {table} " in st), None)
 
 
-def _reason(e: BaseException) -> str:
-    """The telling line of a DuckDB error (a wrapped Python traceback ends with the exception)."""
-    lines = [ln.strip() for ln in str(e).split("\n\nLINE ")[0].splitlines() if ln.strip()]
-    if lines and lines[0].startswith("Traceback"):
-        return lines[-1]
-    return lines[0] if lines else type(e).__name__
-
-
 def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dict | None) -> str:
     """Make ``url`` readable by ``con``: DuckDB's httpfs, else fsspec. Returns which one."""
     scheme = _URL.match(url).group(1).lower()
@@ -84,7 +76,7 @@ def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dic
             con.execute("LOAD httpfs")
             return "httpfs"
         except duckdb.Error as e:
-            problems.append(f"DuckDB's httpfs extension is not installed ({_reason(e)})")
+            problems.append(f"DuckDB's httpfs extension is not installed ({error_line(e)})")
     try:
         import fsspec
 
@@ -103,7 +95,7 @@ def _object_store(con: duckdb.DuckDBPyConnection, url: str, storage_options: dic
             con.execute("LOAD httpfs")
             return "httpfs"
         except duckdb.Error as e:
-            problems.append(f"INSTALL httpfs failed ({_reason(e)})")
+            problems.append(f"INSTALL httpfs failed ({error_line(e)})")
     raise MCPTraceError(f"{url}: cannot read {scheme}:// URLs: " + "; ".join(problems))
 
 
@@ -156,5 +148,5 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
                 continue
             con.close()
             raise MCPTraceError(f"{location}: not an mcptrace dataset: {table} cannot be read "
-                                f"({_reason(e)})") from e
+                                f"({error_line(e)})") from e
     return con

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def error_line(e: BaseException) -> str:
+    """The telling line of an exception's message: its first line (a DuckDB error without its ``LINE``
+    pointer; of a wrapped Python traceback, the exception at its end); the class name when empty."""
+    lines = [ln.strip() for ln in str(e).split("\n\nLINE ")[0].splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        return lines[-1]
+    return lines[0] if lines else type(e).__name__
+
+
 class MCPTraceError(Exception):
     """Base class of every error mcptrace raises on purpose."""
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import stat
 import threading
 from collections import Counter
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mcptrace.ingest import readers as _readers
-from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError
+from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError, error_line
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
 from mcptrace.ingest.readers.inputs import Input
@@ -112,12 +113,9 @@ def _not_a_regular_file(path: str) -> str | None:
 
 
 def _reason(e: BaseException) -> str:
-    """One line saying what went wrong: the exception's class and the first line of its message."""
-    text = str(e).strip().splitlines()
-    first = text[0] if text else ""
-    if isinstance(e, RecursionError):
-        first = "nested too deeply"
-    return f"{type(e).__name__}: {first[:300]}" if first else type(e).__name__
+    """One line saying what went wrong: the exception's class and the telling line of its message."""
+    first = "nested too deeply" if isinstance(e, RecursionError) else error_line(e)
+    return f"{type(e).__name__}: {first[:300]}"
 
 
 #: a file whose load runs out of memory is loaded again once with the memory limit raised to this
@@ -140,8 +138,6 @@ def _memory_limits(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _size_bytes(text: str | None) -> int | None:
     """Bytes of a DuckDB size setting such as ``1.0 GiB``, ``953.6 MiB`` or ``4GB``; None when unreadable."""
-    import re
-
     m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)?\s*", text or "", re.I)
     if not m:
         return None
@@ -294,7 +290,7 @@ class Loader:
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
         red = self.options.redaction.sql_params()
-        params = {**red, **self.options.keys.message_params(), "source_id": source_id, "connection_id": connection_id}
+        params = {**red, **self.options.keys.message_params(), "source_id": source_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
         # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
         # from it, then one insert moves the batch into messages or spans. Batches are large
@@ -479,8 +475,6 @@ def _prefetch(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]
 
 def _group_reasons(reasons: Counter) -> Counter:
     """Collapse reasons that differ only in positions/values into one class for summaries."""
-    import re
-
     out: Counter = Counter()
     for reason, n in reasons.items():
         key = re.sub(r"^(invalid JSON) at column \d+:.*$", r"\1", reason)
