@@ -252,6 +252,25 @@ def test_collector_zstd_frame_of_512_mib_is_read_past_in_bounded_memory(tmp_path
     assert peak - base < 300, f"peak RSS {peak} MB, {base} MB without loading"
 
 
+@pytest.mark.slow
+def test_one_otlp_line_of_three_million_spans_loads_within_half_a_gibibyte(tmp_path):
+    """Memory follows the spans in flight, not the spans of a record: each span is typed after its
+    unnest (typed whole, the line took over 2 GiB of DuckDB memory)."""
+    path = tmp_path / "empty_spans.otlp.jsonl"
+    path.write_text('{"resourceSpans":[{"scopeSpans":[{"spans":[' + ",".join(["{}"] * 3_000_000) + "]}]}]}\n")
+    (counts,), _peak_mb = _peak(f"""
+        import json, os
+        os.environ["MCPTRACE_MEMORY_LIMIT_MAX"] = "512MiB"  # no retry with more memory
+        from mcptrace.core.db import connect
+        from mcptrace.workspace import Workspace
+        ws = Workspace(connect({str(tmp_path / "s.duckdb")!r}, memory_limit="512MiB"))
+        files = ws.load({str(path)!r}).files
+        print(json.dumps([files[0].status, files[0].n_rejected, ws.sql("SELECT count(*) FROM rejects WHERE "
+                          "reason = 'line 1: span traceId is not 32 hex digits: missing' AND raw = '{{}}'").rows()[0][0]]))
+    """)
+    assert json.loads(counts) == ["loaded", 3_000_000, 3_000_000]
+
+
 # -- truncated zstd, large first protobuf frames ---------------------------------------------------
 
 def test_truncated_zstd_keeps_what_decodes_and_rejects_the_tail(tmp_path):

@@ -130,9 +130,9 @@ def test_a_directory_of_hostile_files_loads_every_valid_call_in_bounded_time_and
     assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
     result = json.loads(r.stderr.strip().splitlines()[-1])
     assert result["rc"] == 1 and result["codes"] == [0, 0, 0]  # some files could not be read
-    # the 3M-span OTLP line is exploded in one statement and needs a retry with more memory: about
-    # 2.5 GB at peak, over the 2 GiB aimed at; everything else stays well under it
-    assert result["peak_mb"] < 3072, result
+    # the promise: under 2 GiB for the whole directory (about 1.3 GB measured; the 50 MB screenshot
+    # and the line of 3M empty spans are the largest)
+    assert result["peak_mb"] < 2048, result
     assert result["seconds"] < 600, result
     for name, why in (("nested.jsonl", "RecursionError: nested too deeply"),
                       ("fifo", "not a regular file: a FIFO"), ("zero", "not a regular file: a character device")):

@@ -13,6 +13,7 @@ import mcptrace
 from conftest import SAMPLES
 from mcptrace.cli import main
 from mcptrace.core.db import connect
+from mcptrace.ingest.loader import Loader
 from mcptrace.workspace import Workspace
 
 
@@ -81,10 +82,18 @@ def test_a_file_that_fails_inside_is_rolled_back_recorded_and_tried_again(tmp_pa
     ws.close()
 
 
-def test_a_fifty_megabyte_tool_result_loads_into_a_database_file(tmp_path):
+def test_a_fifty_megabyte_tool_result_loads_into_a_database_file(tmp_path, monkeypatch):
     _screenshot_capture(tmp_path / "shot.jsonl", 50)
+    attempts = []
+    ingest = Loader._ingest_isolated
+    monkeypatch.setattr(Loader, "_ingest_isolated", lambda self, *a: attempts.append(
+        self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) or ingest(self, *a))
     ws = mcptrace.load(tmp_path / "shot.jsonl", db=str(tmp_path / "big.duckdb"))
-    assert ws.last_report.ok
+    assert ws.last_report.ok, ws.last_report.files
+    # at the first attempt, with the default 1 GiB limit: only the batch of the long record runs
+    # with more room (LONG_RECORD_ALLOWANCE), the file is not loaded again
+    assert attempts == ["1.0 GiB"] or attempts == ["953.6 MiB"], attempts
+    assert ws.sql("SELECT current_setting('memory_limit')").rows() == [(attempts[0],)]
     assert ws.sql("SELECT status FROM calls").rows() == [("ok",)]
     assert ws.sql("SELECT length(raw::VARCHAR) > 50000000 FROM messages WHERE kind = 'response'").rows() == [(True,)]
 

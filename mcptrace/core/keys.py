@@ -37,7 +37,6 @@ MESSAGE_PATHS: tuple[str, ...] = (
     '$.params._meta."io.modelcontextprotocol/protocolVersion"',
     '$.params._meta."io.modelcontextprotocol/clientInfo".name',
     '$.params._meta."io.modelcontextprotocol/clientInfo".version',
-    "$.result", "$.error",
 )
 
 #: Envelope ``http`` fields read as text by ``sql/messages.sql`` (``h[1..]`` there, in this order):

@@ -127,13 +127,38 @@ def _memory_limits(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The memory limits a file is tried with: the connection's, then the most it may take (see
     :data:`MAX_MEMORY_FRACTION`) when that is more."""
     current = one(con, "SELECT current_setting('memory_limit')")[0]
-    now = _size_bytes(current)
-    ceiling = os.environ.get("MCPTRACE_MEMORY_LIMIT_MAX")
-    top = _size_bytes(ceiling) if ceiling else int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                                  * MAX_MEMORY_FRACTION)
+    now, top = _size_bytes(current), _memory_ceiling()
     if now is None or top is None or now >= top:
         return [current]
     return [current, f"{top // (1 << 20)}MiB"]
+
+
+#: A record of L bytes is parsed several times and written out as JSON (``json_transform`` to
+#: ``JSON``, ``json_extract``) on its way into the tables; DuckDB counts about 45 times L against its
+#: memory limit meanwhile (it reserves six times a string's length, rounded up to a power of two,
+#: to write it, and keeps a few such buffers alive), while the process touches about 18 times L.
+#: A batch holding a long record runs with the limit raised by this many times its longest record
+#: (never past the most a file may take), so a 50 MB screenshot in a tool result loads with the
+#: default 1 GiB limit, and the rest of the file keeps that limit.
+LONG_RECORD_ALLOWANCE = 48
+
+
+def _batch_limit(base: int | None, top: int | None, longest: int) -> int | None:
+    """The memory limit (bytes) for a batch whose longest record is ``longest`` bytes, when it must
+    differ from ``base``: ``base`` plus :data:`LONG_RECORD_ALLOWANCE` times ``longest``, at most ``top``."""
+    if base is None or top is None or longest <= 0:
+        return None
+    want = min(top, base + LONG_RECORD_ALLOWANCE * longest)
+    return want if want > base + base // 8 else None
+
+
+def _memory_ceiling() -> int | None:
+    """The most memory (bytes) a file may take: ``MCPTRACE_MEMORY_LIMIT_MAX`` or
+    :data:`MAX_MEMORY_FRACTION` of the machine's memory."""
+    ceiling = os.environ.get("MCPTRACE_MEMORY_LIMIT_MAX")
+    if ceiling:
+        return _size_bytes(ceiling)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MAX_MEMORY_FRACTION)
 
 
 def _size_bytes(text: str | None) -> int | None:
@@ -310,6 +335,8 @@ class Loader:
                     f"from_reader BOOLEAN{extra})")
         finish = statements("messages_finish.sql" if reader.kind == "messages" else "spans_finish.sql")
         params["record_label"] = reader.record_label
+        limit_setting = one(con, "SELECT current_setting('memory_limit')")[0]
+        base_limit, top_limit = _size_bytes(limit_setting), _memory_ceiling()
         n_records = 0
         n_skipped = 0
         in_txn, txn_rows = False, 0
@@ -329,18 +356,26 @@ class Loader:
             if not in_txn:
                 con.execute("BEGIN TRANSACTION")
                 in_txn, txn_rows = True, 0
+            raised = _batch_limit(base_limit, top_limit, pc.max(pc.binary_length(batch.column("line"))).as_py() or 0)
+            if raised:
+                con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
                 con.execute(stage, sql_params(stage, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
                 self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
+                params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
+                for stmt in finish:
+                    con.execute(stmt, sql_params(stmt, params))
             finally:
                 try:
                     con.unregister("_lines")
                 except duckdb.Error:
                     pass
-            params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
-            for stmt in finish:
-                con.execute(stmt, sql_params(stmt, params))
+                if raised:
+                    try:
+                        con.execute("SET memory_limit = ?", [limit_setting])
+                    except duckdb.Error:
+                        pass  # the transaction failed: the file is rolled back and retried with its limits
             con.execute("DELETE FROM _all")
             txn_rows += batch.num_rows
             if txn_rows >= COMMIT_ROWS:

@@ -15,8 +15,9 @@
 -- 11 clientInfo.version, 12 params.protocolVersion, 13 result.serverInfo.name,
 -- 14 result._meta serverInfo name, 15 result.resultType, 16 result.requestState,
 -- 17 params.requestState, 18 _meta.traceparent, 19 _meta.tracestate, 20 _meta.progressToken,
--- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version,
--- 24 result (present?), 25 error (present?), then session keys, then call keys.
+-- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version, then session keys,
+-- then call keys. Whether result and error are present is json_exists: extracting them would write
+-- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
 
 INSERT INTO _all BY NAME
@@ -60,19 +61,19 @@ WITH w0 AS MATERIALIZED (
     FROM arr2 WHERE n_objects = 0
 ), e AS (
     SELECT *, coalesce(is_obj, json_type(m) = 'OBJECT') AS obj,
-           json_extract(m, $paths::VARCHAR[]) AS v,
+           json_extract(m, $paths::VARCHAR[]) AS v, json_exists(m, ['$.result', '$.error']) AS present,
            json_extract_string(http, $http_paths::VARCHAR[]) AS h,
            json_extract(http, ['$.request_headers', '$.response_headers']) AS hj
     FROM x
 ), c AS (
     SELECT *,
            v[2]->>'$' AS method,
-           v[24] IS NOT NULL AS has_result, v[25] IS NOT NULL AS has_error,
+           present[1] AS has_result, present[2] AS has_error,
            json_type(v[4]) = 'OBJECT' AS meta_ok,
            CASE WHEN json_type(v[18]) = 'VARCHAR' THEN v[18]->>'$' END AS tp,
-           list_filter(list_zip(list_transform(list_slice(v, 26, 25 + $n_sk), lambda s: s->>'$'), $sk_names::VARCHAR[]),
+           list_filter(list_zip(list_transform(list_slice(v, 24, 23 + $n_sk), lambda s: s->>'$'), $sk_names::VARCHAR[]),
                        lambda p: p[1] IS NOT NULL)[1] AS sk,
-           list_filter(list_zip(list_transform(list_slice(v, 26 + $n_sk, len(v)), lambda s: s->>'$'), $ck_names::VARCHAR[]),
+           list_filter(list_zip(list_transform(list_slice(v, 24 + $n_sk, len(v)), lambda s: s->>'$'), $ck_names::VARCHAR[]),
                        lambda p: p[1] IS NOT NULL)[1] AS ck,
            coalesce(h[13], h[14]) AS client_session_header,
            -- the keys of every object the analysis reads members of (NULL where it is absent)

@@ -3,10 +3,14 @@
 -- Created when a file of that format starts loading, after the loader registered the relation
 -- _lines(record_no, line, decode_error) and set the variable mcptrace_connection_id (the default
 -- connection id from the file name). Temporary: it lives with the connection.
+--
+-- A request is parsed with each span kept as JSON text and each span is typed after the unnest, so
+-- memory follows the spans in flight, not the spans of a record: one line of 3M empty spans typed
+-- whole takes gigabytes of struct vectors. A rejected span's raw text is the span as it came.
 CREATE OR REPLACE TEMP VIEW _batch_out AS
 WITH req AS MATERIALIZED (
     SELECT record_no, line, decode_error,
-           CASE WHEN decode_error IS NULL THEN try(json_transform(line, '{"resourceSpans":[{"resource":{"attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":[{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR","startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}],"events":"JSON","links":"JSON","status":{"code":"VARCHAR","message":"VARCHAR"}}]}],"instrumentationLibrarySpans":[{"instrumentationLibrary":{"name":"VARCHAR"},"spans":[{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR","startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}],"events":"JSON","links":"JSON","status":{"code":"VARCHAR","message":"VARCHAR"}}]}]}]}')) END AS r
+           CASE WHEN decode_error IS NULL THEN try(json_transform(line, '{"resourceSpans":[{"resource":{"attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}],"instrumentationLibrarySpans":[{"instrumentationLibrary":{"name":"VARCHAR"},"spans":["JSON"]}]}]}')) END AS r
     FROM _lines
 ), rs AS (
     SELECT record_no, unnest(r.resourceSpans) AS rs FROM req WHERE len(r.resourceSpans) > 0
@@ -19,17 +23,19 @@ WITH req AS MATERIALIZED (
 ), ils AS (
     SELECT record_no, rattrs, unnest(ils_list) AS ss FROM rs2 WHERE ss_list IS NULL AND ils_list IS NOT NULL
 ), sp AS (
-    SELECT record_no, rattrs, ss.scope.name AS scope_name, unnest(ss.spans) AS s FROM ss
+    SELECT record_no, rattrs, ss.scope.name AS scope_name, unnest(ss.spans) AS sj FROM ss
     UNION ALL
-    SELECT record_no, rattrs, ss.instrumentationLibrary.name AS scope_name, unnest(ss.spans) AS s FROM ils
-), 
+    SELECT record_no, rattrs, ss.instrumentationLibrary.name AS scope_name, unnest(ss.spans) AS sj FROM ils
+), sp2 AS (
+    SELECT record_no, rattrs, scope_name, sj, json_transform(sj, '{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR","startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":[{"key":"VARCHAR","value":{"stringValue":"JSON","intValue":"VARCHAR","boolValue":"JSON","doubleValue":"JSON","bytesValue":"JSON","arrayValue":"JSON","kvlistValue":"JSON"}}],"events":"JSON","links":"JSON","status":{"code":"VARCHAR","message":"VARCHAR"}}') AS s FROM sp
+),
 v AS (
-    SELECT record_no, scope_name, s, rattrs,
+    SELECT record_no, scope_name, s, sj, rattrs,
            lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
            nullif(lower(s.parentSpanId), '') AS parent_span_id,
            try_cast(s.startTimeUnixNano AS HUGEINT) AS start_h, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
            otlp_attr_list(s.attributes) AS attrs
-    FROM sp
+    FROM sp2
 ), vr AS (
     -- startTimeUnixNano is a fixed64 (0 .. 2^64-1); a start outside the loader's accepted range
     -- (the variables mcptrace_ts_min / mcptrace_ts_max, default 1970 .. 2200) is a reject
@@ -45,8 +51,8 @@ v AS (
                                           '$."gen_ai.tool.name"', '$."mcp.tool.name"', '$."mcp.session.id"']) AS a
     FROM vs
 )
-SELECT * EXCLUDE (s), CASE WHEN reject_reason IS NOT NULL THEN to_json(s)::VARCHAR END AS raw FROM (
-SELECT record_no, s,
+SELECT * EXCLUDE (s, sj), CASE WHEN reject_reason IS NOT NULL THEN sj::VARCHAR END AS raw FROM (
+SELECT record_no, s, sj,
        trace_id, span_id, parent_span_id, s.name AS name, otlp_kind(s.kind) AS kind,
        rattrs->>'$."service.name"' AS service_name,
        otlp_ts(start_ns) AS start_ts, otlp_ts(end_ns) AS end_ts,
@@ -67,6 +73,7 @@ SELECT record_no, s,
        a[6] AS mcp_session_id,
        scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
        CASE
+         WHEN sj IS NULL OR json_type(sj) <> 'OBJECT' THEN 'span is not a JSON object: ' || coalesce(left(sj, 40), 'null')
          WHEN NOT regexp_full_match(coalesce(trace_id, ''), '[0-9a-f]{32}') OR trace_id = repeat('0', 32)
               THEN 'span traceId is not 32 hex digits: ' || coalesce(left(s.traceId, 40), 'missing')
          WHEN NOT regexp_full_match(coalesce(span_id, ''), '[0-9a-f]{16}') OR span_id = repeat('0', 16)

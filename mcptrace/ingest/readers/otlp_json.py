@@ -4,7 +4,8 @@ Each line is one ``ExportTraceServiceRequest`` in OTLP/JSON (opentelemetry-proto
 ``opentelemetry/proto/collector/trace/v1``): ``resourceSpans[].scopeSpans[].spans[]``
 (pre-2022 dumps: ``instrumentationLibrarySpans``). Ids are lowercase hex, 64-bit integers
 decimal strings or numbers, enums integers or names. Exploded set-based in DuckDB
-(``sql/read_otlp_json.sql``): child lists are extracted in their own step before each ``unnest``.
+(``sql/read_otlp_json.sql``): child lists are extracted in their own step before each ``unnest``,
+and each span is typed after its ``unnest`` (memory follows the spans in flight, not a record's).
 
 Rows: the ``spans`` table columns (README: Tables). Attributes become a JSON object
 ``{key: value}``; array values become JSON arrays of scalars.
