@@ -297,6 +297,20 @@ def test_truncated_zstd_stream_raises_after_the_decoded_bytes(tmp_path):
         f.read()
 
 
+@pytest.mark.parametrize("keep", [0, 12, -4])
+def test_a_compressed_file_that_decodes_to_nothing_recognisable_is_a_failed_file_saying_why(tmp_path, keep):
+    """A single-block zstd cut short decodes to nothing (or a few bytes): damaged, not an unknown format."""
+    data = zstandard.ZstdCompressor().compress(b"\n".join(_msg(i) for i in range(100)) + b"\n")
+    path = tmp_path / "cut.ndjson.zst"
+    path.write_bytes(data[:keep] if keep else data[:4] + b"\xff" * 8)
+    ws = mcptrace.open()
+    [f] = ws.load(path).files
+    assert f.status == "failed" and "zstd stream is corrupt or truncated" in f.error, f
+    assert ws.sql("SELECT format, kind, status, error LIKE 'zstd stream is corrupt or truncated%' FROM sources"
+                  ).rows() == [("unknown", "unknown", "failed", True)]
+    assert ws.sql("SELECT count(*) FROM messages").rows() == [(0,)]
+
+
 def _request(n_spans: int, seed: int = 0, blob: int = 0) -> bytes:
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()

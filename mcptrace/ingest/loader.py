@@ -28,7 +28,7 @@ from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError, error_line
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
-from mcptrace.ingest.readers.inputs import Input
+from mcptrace.ingest.readers.inputs import Input, stream_error_reason
 from mcptrace.core.sqlfiles import statements
 from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, sql_params
 
@@ -228,6 +228,13 @@ class Loader:
             else:
                 head = inp.head()
                 reader = _readers.sniff(head)
+                if reader is None and inp.head_error is not None:
+                    # a damaged or truncated stream: a failure of the file, not an unknown format
+                    reason = stream_error_reason(inp.compression, inp.head_error)
+                    reason += f" after {len(head)} decoded bytes" if head else " before any byte decoded"
+                    source_id = one(self.con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
+                    self._record_failure(path, sha, size, None, inp, source_id, reason)
+                    return FileReport(path, "failed", source_id=source_id, error=f"{path}: not loaded: {reason}")
                 if reader is None:
                     why = f"{inp.compression} content unreadable" if inp.compression and not head else ""
                     if inp.compression and head:
@@ -284,14 +291,15 @@ class Loader:
         finally:
             self._drop_temp_views(views)
 
-    def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader, inp: Input, source_id: int,
-                        reason: str) -> None:
-        """The ``sources`` row of a file that could not be loaded: status ``failed``, the reason, no rows."""
+    def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader | None, inp: Input,
+                        source_id: int, reason: str) -> None:
+        """The ``sources`` row of a file that could not be loaded: status ``failed``, the reason, no rows
+        (format and kind ``unknown`` when the file could not be decoded far enough to tell)."""
         self.con.execute(
             "INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, 0 AS n_records, "
             "0 AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, ? AS compression, 'failed' AS status, "
-            "? AS error", [source_id, os.path.abspath(path), reader.name, sha, reader.kind, size, inp.compression,
-                           reason])
+            "? AS error", [source_id, os.path.abspath(path), reader.name if reader else "unknown", sha,
+                           reader.kind if reader else "unknown", size, inp.compression, reason])
 
     def _temp_views(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal "

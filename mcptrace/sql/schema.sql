@@ -5,11 +5,11 @@
 CREATE TABLE IF NOT EXISTS sources (
     source_id    INTEGER PRIMARY KEY,
     path         VARCHAR NOT NULL,
-    format       VARCHAR NOT NULL,
+    format       VARCHAR NOT NULL,          -- the reader; 'unknown' for a failed file that never decoded far enough
     sha256       VARCHAR NOT NULL UNIQUE,
     n_records    BIGINT  NOT NULL,
     n_rejected   BIGINT  NOT NULL,
-    kind         VARCHAR NOT NULL,          -- 'messages' | 'spans'
+    kind         VARCHAR NOT NULL,          -- 'messages' | 'spans' ('unknown' with format 'unknown')
     size_bytes   BIGINT,
     loaded_at    TIMESTAMPTZ,
     n_skipped    BIGINT,                    -- non-record text the format allows (log noise), not counted in n_records

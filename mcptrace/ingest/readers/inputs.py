@@ -292,7 +292,8 @@ class Input:
     """An input file: ``compression`` is ``None``, ``'gzip'``, ``'zstd'`` or ``'zstd-framed'``.
 
     ``open()`` returns a binary stream of the decoded content; ``head(n)`` its first bytes
-    (decoding errors in the head are swallowed: the reader meets them again and reports them).
+    (a decoding error in the head is kept in ``head_error``: the reader meets it again and reports it
+    as a reject; when nothing recognisable decoded, the loader reports the file as damaged).
     """
 
     def __init__(self, path: str) -> None:
@@ -308,6 +309,7 @@ class Input:
         else:
             self.compression = None
         self._framed_proto: bool | None = None
+        self.head_error: BaseException | None = None
 
     def open(self) -> BinaryIO:
         """A binary stream of the decoded content, read in pieces whatever the compression ratio.
@@ -350,8 +352,8 @@ class Input:
                     if not chunk:
                         break
                     out += chunk
-        except DECODE_ERRORS:
-            pass  # what decoded before the damage; the reader reports the damage itself
+        except DECODE_ERRORS as e:
+            self.head_error = e  # what decoded before the damage; the reader reports the damage itself
         return bytes(out)
 
     def __repr__(self) -> str:
