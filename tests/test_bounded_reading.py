@@ -19,6 +19,8 @@ import time
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import mcptrace
@@ -27,6 +29,7 @@ from mcptrace.core.sse import SSEParser
 from mcptrace.ingest import readers
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import iter_lines
+from mcptrace.ingest.readers.http_entries import JsonStream
 from mcptrace.ingest.readers.inputs import Input
 
 
@@ -153,6 +156,55 @@ def test_har_entry_over_the_limit_is_a_reject_giving_the_size(tmp_path):
     [(no, reason)] = _rejects(ws)
     assert no == 2 and "exceeds the limit of 100000" in reason, reason
     assert _ids(ws) == ["1"]
+
+
+def _call(i: int, blob: int = 0) -> dict:
+    # quotes, backslashes and brackets inside the strings: what reading past a value must follow
+    return {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "t", "arguments": {"blob": '[{"x\\"}]' * blob}}}
+
+
+def test_har_entries_over_the_limit_are_read_past_and_the_next_entries_load(tmp_path):
+    entries = [{"startedDateTime": f"2026-01-01T00:00:0{i}Z", "time": 1,
+                "request": {"method": "POST", "url": "http://h/mcp", "headers": [],
+                            "postData": {"mimeType": "application/json", "text": json.dumps(_call(i, 30_000 * (i % 2 == 0)))}},
+                "response": {"status": 202, "headers": [], "content": {"mimeType": "", "text": ""}}}
+               for i in range(1, 6)]
+    path = tmp_path / "big_entries.har"
+    # a log member before the entries over the limit too (read past, never parsed)
+    path.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "t"},
+                                        "pages": [{"title": "[p\\" * 50_000}], "entries": entries}}))
+    ws = _load(path, 100_000)
+    assert [(no, r.split(" exceeds")[0]) for no, r in _rejects(ws)] == [
+        (2, f"entry 2: record of {len(json.dumps(entries[1]))} characters"),
+        (4, f"entry 4: record of {len(json.dumps(entries[3]))} characters")]
+    assert _ids(ws) == ["1", "3", "5"]
+
+
+def test_inspector_entries_over_the_limit_are_read_past_and_the_next_entries_load(tmp_path):
+    entries = [{"id": f"{i}-a", "timestamp": f"2026-03-01T12:00:0{i}.000Z", "direction": "request", "origin": "client",
+                "message": _call(i, 30_000 if i == 2 else 0)} for i in range(1, 4)]
+    path = tmp_path / "inspector-protocol-big.json"
+    path.write_text(json.dumps(entries, indent=2))
+    ws = _load(path, 100_000)
+    [(no, reason)] = _rejects(ws)
+    assert no == 2 and reason.startswith("entry 2: record of ") and reason.endswith("exceeds the limit of 100000")
+    assert _ids(ws) == ["1", "3"]
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                          lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=30),
+       chunk=st.integers(1, 17), indent=st.sampled_from([None, 1]))
+def test_reading_past_a_value_stops_exactly_after_it_wherever_the_reads_cut_it(value, chunk, indent):
+    doc = json.dumps([value, "after"], indent=indent, ensure_ascii=False)
+    js = JsonStream(io.BytesIO(doc.encode()), chunk=chunk)
+    items = js.array_items()
+    next(items)
+    assert js.skip_value() == len(json.dumps(value, indent=indent, ensure_ascii=False).replace("\n", "\n" + " " * (indent or 0)))
+    next(items)
+    assert js.value()[0] == "after"
 
 
 # -- decompression bombs and huge lines: bounded memory, a clear reject ------------------------------

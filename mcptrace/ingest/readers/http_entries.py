@@ -367,6 +367,19 @@ class JsonStreamError(ValueError):
     pass
 
 
+class JsonValueTooLong(JsonStreamError):
+    """A value over the size limit, read past: the stream stands after it and reading can go on."""
+
+    def __init__(self, n_chars: int, at: int, limit: int) -> None:
+        super().__init__(f"record of {n_chars} characters exceeds the limit of {limit}")
+        self.n_chars, self.at = n_chars, at
+
+
+_STRING_STOP = re.compile(r'["\\]')
+_VALUE_STOP = re.compile(r'["{}\[\]]')
+_SCALAR_END = re.compile(r"[\s,\]}]")
+
+
 class JsonStream:
     """Reads the values of one JSON document from a binary stream, one element at a time.
 
@@ -447,8 +460,8 @@ class JsonStream:
                 truncated = e.msg.startswith("Unterminated") or e.pos >= len(self.buf) - 64
                 have, limit = len(self.buf) - self.pos, self.max_value_chars
                 if truncated and have > limit:
-                    raise JsonStreamError(f"a value of more than {limit} characters at character "
-                                          f"{self.consumed + self.pos} exceeds the limit of {limit}") from e
+                    at = self.consumed + self.pos
+                    raise JsonValueTooLong(self.skip_value(), at, limit) from e
                 if truncated and self._more(max(1, min(have, limit + 1 - have))):
                     continue
                 where = "the file ends" if self.eof and truncated else f"{e.msg} at character {self.consumed + e.pos}"
@@ -456,11 +469,78 @@ class JsonStream:
             if end >= len(self.buf) and not self.eof and not isinstance(v, dict | list | str) and self._more():
                 continue  # a number or literal cut by the end of the buffer
             if end - self.pos > self.max_value_chars:
-                raise JsonStreamError(f"a value of {end - self.pos} characters at character {self.consumed + self.pos} "
-                                      f"exceeds the limit of {self.max_value_chars}")
+                at, n_chars = self.consumed + self.pos, end - self.pos
+                self.pos = end
+                raise JsonValueTooLong(n_chars, at, self.max_value_chars)
             text = self.buf[self.pos:end]
             self.pos = end
             return v, text
+
+    def skip_value(self) -> int:
+        """Read past the value starting here without parsing or holding it (the buffer is dropped
+        as it goes: memory stays at one ``chunk``); the number of characters skipped.
+
+        Only strings (their escapes) and brackets are followed: the value is not validated, the
+        structure after it is. Raises :class:`JsonStreamError` when the file ends inside it.
+        """
+        start = self.consumed + self.pos
+        depth = 0
+        while True:
+            c = self.skip_ws() if depth == 0 else self._char()
+            if not c:
+                raise JsonStreamError(f"not valid JSON: the file ends inside the value at character {start}")
+            if c == '"':
+                self._skip_string()
+            elif c in "{[":
+                depth += 1
+                self.pos += 1
+            elif c in "}]" and depth:
+                depth -= 1
+                self.pos += 1
+            elif depth == 0:  # a number or literal
+                while True:
+                    m = _SCALAR_END.search(self.buf, self.pos)
+                    if m:
+                        self.pos = m.start()
+                        break
+                    self.pos = len(self.buf)
+                    if not self._more():
+                        break
+            if depth == 0:
+                return self.consumed + self.pos - start
+            m = None
+            while m is None:  # on to the next string or bracket inside the value
+                m = _VALUE_STOP.search(self.buf, self.pos)
+                if m is None:
+                    self.pos = len(self.buf)
+                    if not self._more():
+                        raise JsonStreamError(f"not valid JSON: the file ends inside the value at character {start}")
+            self.pos = m.start()
+
+    def _char(self) -> str:
+        """The character at the read position (not consumed), ``""`` at the end."""
+        while self.pos >= len(self.buf):
+            if not self._more():
+                return ""
+        return self.buf[self.pos]
+
+    def _skip_string(self) -> None:
+        """Read past the string starting here (at its quote)."""
+        self.pos += 1
+        while True:
+            m = _STRING_STOP.search(self.buf, self.pos)
+            if m is None:
+                self.pos = len(self.buf)
+            elif m.group() == '"':
+                self.pos = m.end()
+                return
+            elif m.end() < len(self.buf):  # an escape and the character it escapes
+                self.pos = m.end() + 1
+                continue
+            else:
+                self.pos = m.start()  # the escaped character is in the next read
+            if not self._more():
+                raise JsonStreamError("not valid JSON: the file ends inside a string")
 
     def object_keys(self) -> Iterator[str]:
         """Iterate the keys of the object starting here; the caller reads or skips each value."""

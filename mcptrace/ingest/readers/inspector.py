@@ -78,6 +78,7 @@ from mcptrace.ingest.readers.http_entries import (
     SURROGATE,
     JsonStream,
     JsonStreamError,
+    JsonValueTooLong,
     RecordRows,
     exchange_elements,
     header_dict,
@@ -243,13 +244,20 @@ class InspectorExportReader(Reader):
         redaction = DEFAULT_REDACTION if redaction is None else redaction
         connection_id = f"inspector:{os.path.basename(inp.path)}"
         rows = RecordRows()
-        n = 0
+        n, pending = 0, False
         with inp.open() as f:
             js = JsonStream(f, max_value_chars=max_record_bytes)
             try:
                 for _ in js.array_items():
-                    entry, text = js.value()
                     n += 1
+                    pending = True
+                    try:
+                        entry, text = js.value()
+                    except JsonValueTooLong as e:  # read past: the next entries load
+                        pending = False
+                        rows.add(n, None, str(e))
+                        continue
+                    pending = False
                     if SURROGATE.search(text):
                         rows.add(n, _summary(entry, redaction), "invalid UTF-8 in the entry")
                     else:
@@ -270,9 +278,10 @@ class InspectorExportReader(Reader):
                     if rows.full():
                         yield rows.take()
             except JsonStreamError as e:
-                where = f"after entry {n}" if n else "before the first entry"
+                if not pending:  # the error is between entries: a record of its own
+                    n += 1
+                where = f"after entry {n - 1}" if n > 1 else "before the first entry"
                 cause = f"{js.read_error}" if js.read_error else str(e)
-                n += 1
                 rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300], redaction) or None,
                          f"export is not readable {where}: {cause}")
         if rows.nos:
