@@ -399,6 +399,32 @@ def test_first_protobuf_message_over_the_head_is_sniffed(tmp_path, layout):
     assert ws.rejects().rows() == []
 
 
+@pytest.mark.parametrize("layout", ["framed", "bare"])
+def test_first_protobuf_request_whose_resource_is_larger_than_the_head_is_sniffed(tmp_path, layout):
+    req = ExportTraceServiceRequest.FromString(_request(2, seed=3))
+    kv = req.resource_spans[0].resource.attributes.add()
+    kv.key, kv.value.string_value = "process.command_args", "--flag " * 40_000  # a 280 KB resource
+    first = req.SerializeToString()
+    path = tmp_path / f"{layout}.pb"
+    path.write_bytes(_framed([first, _request(1, seed=4)]) if layout == "framed" else first)
+    head = Input(str(path)).head()
+    assert readers.sniff(head) is None  # the head alone cannot tell
+    assert readers.sniff_input(Input(str(path)))[0].name == "otlp_proto"
+    ws = mcptrace.load(path)
+    assert ws.sql("SELECT count(*), count(DISTINCT service_name) FROM spans").rows()[0] == (
+        (3, 1) if layout == "framed" else (2, 1))
+    assert ws.rejects().rows() == []
+
+
+def test_binary_that_only_starts_like_protobuf_is_not_taken_for_otlp(tmp_path):
+    path = tmp_path / "noise.bin"
+    # a field-1 length-delimited start announcing 1 MB, then noise
+    path.write_bytes(b"\x0a\x80\x80\x40" + bytes(range(256)) * 4096)
+    assert readers.sniff_input(Input(str(path)))[0] is None
+    [f] = mcptrace.open().load(path).files
+    assert f.status == "unrecognized"
+
+
 # -- linear time ----------------------------------------------------------------------------------
 
 @pytest.mark.slow

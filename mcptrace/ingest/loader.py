@@ -226,8 +226,7 @@ class Loader:
             if self.options.format:
                 reader = _readers.by_name(self.options.format)
             else:
-                head = inp.head()
-                reader = _readers.sniff(head)
+                reader, head = _readers.sniff_input(inp)
                 if reader is None and inp.head_error is not None:
                     # a damaged or truncated stream: a failure of the file, not an unknown format
                     reason = stream_error_reason(inp.compression, inp.head_error)

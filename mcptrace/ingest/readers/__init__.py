@@ -10,10 +10,11 @@ without changes to the loader.
 from __future__ import annotations
 
 from mcptrace.core.errors import NotFoundError
-from mcptrace.ingest.readers.base import Reader, read_head
+from mcptrace.ingest.readers.base import HEAD_BYTES, Reader, read_head
 from mcptrace.ingest.readers.claude_log import ClaudeLogReader
 from mcptrace.ingest.readers.envelope import EnvelopeReader
 from mcptrace.ingest.readers.har import HarReader
+from mcptrace.ingest.readers.inputs import Input
 from mcptrace.ingest.readers.inspector import InspectorExportReader
 from mcptrace.ingest.readers.jsonrpc_ndjson import JsonRpcNdjsonReader
 from mcptrace.ingest.readers.otlp_doc import OtlpJsonDocumentReader
@@ -50,6 +51,20 @@ def sniff(head: bytes) -> Reader | None:
     return None
 
 
+def sniff_input(inp: Input) -> tuple[Reader | None, bytes]:
+    """The reader of ``inp`` and the head it was chosen on: :data:`HEAD_BYTES` first, then, when no
+    reader accepts them, as many bytes as a reader asks for (:meth:`Reader.head_wanted`, such as an
+    OTLP/protobuf request whose resource alone is larger than the head)."""
+    head = inp.head()
+    reader = sniff(head)
+    if reader is None and len(head) >= HEAD_BYTES:
+        wanted = max(r.head_wanted(head) for r in _REGISTRY)
+        if wanted > len(head):
+            head = inp.head(wanted)
+            reader = sniff(head)
+    return reader, head
+
+
 # Sniffing order: whole-document and log formats, whose sniffs are specific, before the
 # line formats, so a one-line HAR, inspector export or OTLP document is never taken for
 # JSON lines; OTLP/protobuf last (binary).
@@ -57,4 +72,4 @@ for _r in (HarReader(), InspectorExportReader(), ClaudeLogReader(), OtlpJsonDocu
            EnvelopeReader(), OtlpJsonReader(), JsonRpcNdjsonReader(), OtlpProtoReader()):
     register(_r)
 
-__all__ = ["Reader", "register", "readers", "by_name", "sniff", "read_head"]
+__all__ = ["Reader", "register", "readers", "by_name", "sniff", "sniff_input", "read_head"]

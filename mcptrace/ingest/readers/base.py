@@ -336,6 +336,12 @@ class Reader:
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def head_wanted(self, head: bytes) -> int:
+        """How many first bytes ``sniff`` needs to decide when ``head`` (:data:`HEAD_BYTES` of a
+        larger file) was not enough; 0 when more would not help. Binary formats whose first record
+        can be larger than the head override it."""
+        return 0
+
     def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
                 max_record_bytes: int | None = None) -> Iterator[pa.Table]:
         """The records of ``inp`` as Arrow tables of ``(record_no, line, decode_error)``.

@@ -204,6 +204,21 @@ def _plausible_prefix(buf: bytes) -> bool:
     return False
 
 
+#: the most a sniff reads of a first request larger than the head (its resource can be large)
+SNIFF_MAX_BYTES = 16 << 20
+
+
+def head_wanted(head: bytes) -> int:
+    """Bytes that cover the first request (framed: the frame; bare: the first ``ResourceSpans``) when
+    ``head`` starts like one, at most :data:`SNIFF_MAX_BYTES`; else 0."""
+    if len(head) >= 5:
+        (n,) = struct.unpack(">I", head[:4])
+        if 0 < n <= MAX_FRAME_BYTES and head[4:5] == b"\x0a":
+            return min(4 + n, SNIFF_MAX_BYTES)
+    top = next(_fields(head, 0, len(head)), None) if head[:1] == b"\x0a" else None
+    return min(top[3], SNIFF_MAX_BYTES) if top is not None and top[:2] == (1, 2) else 0
+
+
 def sniff_framed(head: bytes) -> bool:
     if len(head) < 5:
         return False
@@ -297,6 +312,9 @@ class OtlpProtoReader(Reader):
 
     def sniff(self, head: bytes) -> bool:
         return sniff_framed(head) or sniff_bare(head)
+
+    def head_wanted(self, head: bytes) -> int:
+        return head_wanted(head)
 
     def batches(self, inp: Input, *, redaction: RedactionPolicy | None = None,
                 max_record_bytes: int | None = None) -> Iterator[pa.Table]:
