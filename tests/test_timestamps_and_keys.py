@@ -232,6 +232,55 @@ def test_duplicate_keys_in_bare_ndjson(tmp_path):
     assert _accounted(ws) == (len(out), len(out))
 
 
+DUP_CALL = ('{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","method":"evil",'
+            '"params":{"name":"x","name":"y","_meta":{"traceparent":"a","traceparent":"b"}}}')
+DUP_KEYS = "JSON-RPC message has duplicate keys: id, method, params.name, params._meta.traceparent"
+OK_CALL = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ok"}}'
+
+
+def _har_entry(second: int, request: str, sse: str = "") -> dict:
+    ctype = [{"name": "Content-Type", "value": "text/event-stream"}] if sse else []
+    return {"startedDateTime": f"2026-01-01T00:00:0{second}Z", "time": 1,
+            "request": {"method": "POST", "url": "http://h/mcp", "headers": [],
+                        "postData": {"mimeType": "application/json", "text": request}},
+            "response": {"status": 200 if sse else 202, "headers": ctype,
+                         "content": {"mimeType": "text/event-stream" if sse else "", "text": sse}}}
+
+
+def test_duplicate_keys_follow_one_rule_in_har_and_inspector_exports(tmp_path):
+    """Readers that parse messages in Python (HAR, inspector exports) reject a repeated key like the
+    JSON lines readers: the analysis and the inspector never tell two stories."""
+    dup_result = '{"jsonrpc":"2.0","id":3,"result":{"content":[]},"result":{"isError":true}}'
+    har = tmp_path / "dup.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "t"}, "entries": [
+        _har_entry(1, DUP_CALL), _har_entry(2, OK_CALL, f"event: message\ndata: {dup_result}\n\n"),
+        _har_entry(3, '[' + OK_CALL.replace('"id":3', '"id":4') + ',' + DUP_CALL + ']')]}}))
+    ws = mcptrace.load(har)
+    assert [r[2] for r in ws.rejects().rows()] == [
+        f"entry 1: request body: {DUP_KEYS}",
+        "entry 2: response SSE event 1 data: JSON-RPC message has duplicate keys: result",
+        f"entry 3: request body: {DUP_KEYS} (batch element 1)"]
+    assert ws.sql("SELECT rpc_id, method FROM messages").rows() == [("3", "tools/call")]
+
+    t = "2026-03-01T12:00:00.000Z"
+    protocol = tmp_path / "inspector-protocol-dup.json"
+    protocol.write_text(f'[{{"id":"1-a","timestamp":"{t}","direction":"request","origin":"client","message":{DUP_CALL}}},'
+                        f'{{"id":"2-a","timestamp":"{t}","direction":"request","origin":"client","message":{OK_CALL}}}]')
+    network = tmp_path / "inspector-network-dup.json"
+    network.write_text(json.dumps([{"id": "1-a", "timestamp": t, "method": "POST", "url": "http://h/mcp",
+                                    "requestHeaders": {"content-type": "application/json"}, "requestBody": body,
+                                    "responseStatus": 202, "responseHeaders": {}} for body in (DUP_CALL, OK_CALL)]))
+    for path in (protocol, network):
+        ws = mcptrace.load(path)
+        what = "message" if path == protocol else "request body"
+        assert [r[2] for r in ws.rejects().rows()] == [f"entry 1: {what}: {DUP_KEYS}"], path
+        assert ws.sql("SELECT rpc_id, method FROM messages").rows() == [("3", "tools/call")]
+    # the JSON lines readers name the same keys
+    env = tmp_path / "dup.jsonl"
+    env.write_text('{"ts":"2026-01-01T00:00:00Z","direction":"client_to_server","message":' + DUP_CALL + "}\n")
+    assert [r[2] for r in mcptrace.load(env).rejects().rows()] == [f"line 1: {DUP_KEYS}"]
+
+
 def test_the_inspector_reads_a_repeated_key_as_the_analysis_did(tmp_path):
     """A database written before such messages were rejected: the inspector shows the first value of a
     repeated key, the one the calls were built from."""

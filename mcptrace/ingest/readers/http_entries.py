@@ -153,12 +153,62 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-#: Python's json accepts NaN and Infinity; JSON (and DuckDB) do not
-STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant)
+class KeyedObject(dict):
+    """A JSON object as the readers parse it: the last value of a repeated key (as Python's json and
+    ``JSON.parse`` read it), and ``repeated``, the keys its text gave more than once."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> KeyedObject:
+    obj = KeyedObject(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        obj.repeated = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
+
+
+#: The objects of a JSON-RPC message whose members the analysis reads, as ``sql/messages.sql``
+#: checks them for repeated keys (a record read by DuckDB there, by the readers here: one rule).
+CHECKED_OBJECTS = ("", "params", "params._meta", "params.clientInfo", "result", "result._meta",
+                   "result.serverInfo", "error")
+
+
+def repeated_keys(message: Any) -> str | None:
+    """The keys a JSON-RPC message (parsed with :data:`STRICT_JSON` or :class:`JsonStream`) gives
+    twice in one of :data:`CHECKED_OBJECTS`, named by path (``id, params.name``); ``None`` when none.
+
+    Readers disagree on such a message (DuckDB reads the first value, Python and JavaScript the
+    last): it could show one method or id and be analysed as another, so it is rejected."""
+    names: list[str] = []
+    for path in CHECKED_OBJECTS:
+        obj = message
+        for part in path.split(".") if path else ():
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        if isinstance(obj, KeyedObject):
+            names += [f"{path}.{k}" if path else k for k in obj.repeated]
+    return ", ".join(names) or None
+
+
+def message_problem(value: Any) -> str | None:
+    """Why a parsed JSON-RPC message or batch must be rejected for repeated keys, else ``None``."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):  # numbered from 0, as the loader names batch elements
+            keys = repeated_keys(item)
+            if keys:
+                return f"JSON-RPC message has duplicate keys: {keys} (batch element {i})"
+        return None
+    keys = repeated_keys(value)
+    return f"JSON-RPC message has duplicate keys: {keys}" if keys else None
+
+
+#: Python's json accepts NaN and Infinity; JSON (and DuckDB) do not. Objects are :class:`KeyedObject`.
+STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_object)
 
 
 def parse_body(text: str, what: str) -> tuple[Any, str | None]:
-    """Parse a body holding one JSON-RPC message or a batch; ``(value, None)`` or ``(None, reject reason)``."""
+    """Parse a body holding one JSON-RPC message or a batch; ``(value, None)``, or a reject reason:
+    ``(None, reason)``, or ``(value, reason)`` for a message that gives a key twice (:func:`message_problem`)."""
     try:
         value = STRICT_JSON.decode(text)
     except RecursionError:
@@ -170,11 +220,11 @@ def parse_body(text: str, what: str) -> tuple[Any, str | None]:
             return None, f"{what} is an empty JSON-RPC batch"
         if not any(isinstance(x, dict) for x in value):
             return None, f"{what} is a JSON array of {len(value)} items holding no JSON-RPC message"
-        return value, None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict | list):
         kind = "null" if value is None else type(value).__name__.replace("str", "string").replace("bool", "boolean")
         return None, f"{what} is a JSON {kind}, not a JSON-RPC message"
-    return value, None
+    problem = message_problem(value)
+    return (value, f"{what}: {problem}") if problem else (value, None)
 
 
 def header_dict(items: Any, redaction: RedactionPolicy = DEFAULT_REDACTION) -> dict[str, str]:
@@ -267,10 +317,10 @@ def exchange_elements(*, method: str, url: str, status: int | None, request_head
         out.append(reject_element(request_body_error))
     elif request_body is not None and request_body.strip():
         value, why = parse_body(request_body, "request body")
+        relevant = relevant or (value is not None and looks_jsonrpc(value))
         if why:
             out.append(reject_element(why, request_body))
         else:
-            relevant = relevant or looks_jsonrpc(value)
             out.append(envelope(t_request, "client_to_server", value))
 
     mime = mime_of(response_headers, response_mime)
@@ -303,6 +353,12 @@ def exchange_elements(*, method: str, url: str, status: int | None, request_head
                 why = "not a JSON-RPC message"
             if why is None and isinstance(value, list) and not any(isinstance(x, dict) for x in value):
                 why = "a JSON array holding no JSON-RPC message"
+            problem = message_problem(value) if why is None else None
+            if problem:
+                relevant = relevant or looks_jsonrpc(value)
+                n_rejected += 1
+                out.append(reject_element(f"response {_sse_event_label(i, ev.id)} data: {problem}", ev.data))
+                continue
             if why is not None:
                 if ev.event == "endpoint":
                     transport = "sse"  # 2024-11-05 HTTP+SSE: the POST endpoint announcement, not a message
@@ -317,10 +373,10 @@ def exchange_elements(*, method: str, url: str, status: int | None, request_head
                                       "the SSE rules discard it", left))
     elif is_json_mime(mime) or body.lstrip()[:1] in ("{", "["):
         value, why = parse_body(body, "response body")
+        relevant = relevant or (value is not None and looks_jsonrpc(value))
         if why:
             out.append(reject_element(why, body))
         else:
-            relevant = relevant or looks_jsonrpc(value)
             out.append(envelope(t_response, "server_to_client", value))
     else:
         snippet = " ".join(body.split())[:80]
@@ -389,10 +445,11 @@ class JsonStream:
     :data:`MAX_RECORD_CHARS`): :meth:`value` raises :class:`JsonStreamError` giving the size once
     a value is longer, having read no more than that (plus one ``chunk``). Reading is linear: the
     buffer is extended by joining the pieces of each refill once. Invalid UTF-8 is kept as lone
-    surrogates so callers can reject the element that holds it.
+    surrogates so callers can reject the element that holds it. ``keyed``: objects are read as
+    :class:`KeyedObject` (for JSON-RPC messages embedded as objects, checked by :func:`message_problem`).
     """
 
-    def __init__(self, f, chunk: int = 1 << 20, max_value_chars: int | None = None) -> None:
+    def __init__(self, f, chunk: int = 1 << 20, max_value_chars: int | None = None, keyed: bool = False) -> None:
         self.f = f
         self.chunk = chunk
         self.max_value_chars = MAX_RECORD_CHARS if max_value_chars is None else max_value_chars
@@ -402,7 +459,7 @@ class JsonStream:
         self.eof = False
         self.consumed = 0  # characters dropped from the front of buf
         self.read_error: BaseException | None = None
-        self._raw = json.JSONDecoder()
+        self._raw = json.JSONDecoder(object_pairs_hook=_object) if keyed else json.JSONDecoder()
 
     def _more(self, want: int | None = None) -> bool:
         if self.eof:

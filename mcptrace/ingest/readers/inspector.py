@@ -85,6 +85,7 @@ from mcptrace.ingest.readers.http_entries import (
     is_json_mime,
     iso,
     mime_of,
+    message_problem,
     parse_body,
     parse_time,
     plus_ms,
@@ -115,13 +116,12 @@ def _origin_direction(origin: Any) -> str | None:
 
 
 def _message(value: Any, what: str) -> tuple[Any, str | None]:
-    if isinstance(value, dict):
-        return value, None
-    if isinstance(value, list):
-        if value and any(isinstance(x, dict) for x in value):
-            return value, None
+    if isinstance(value, list) and not (value and any(isinstance(x, dict) for x in value)):
         return None, f"{what} is a JSON array holding no JSON-RPC message"
-    return None, f"{what} is not a JSON-RPC object"
+    if not isinstance(value, dict | list):
+        return None, f"{what} is not a JSON-RPC object"
+    problem = message_problem(value)
+    return (None, f"{what}: {problem}") if problem else (value, None)
 
 
 def protocol_elements(e: dict, connection_id: str) -> tuple[list[dict] | None, str | None]:
@@ -246,7 +246,7 @@ class InspectorExportReader(Reader):
         rows = RecordRows()
         n, pending = 0, False
         with inp.open() as f:
-            js = JsonStream(f, max_value_chars=max_record_bytes)
+            js = JsonStream(f, max_value_chars=max_record_bytes, keyed=True)  # messages are embedded objects
             try:
                 for _ in js.array_items():
                     n += 1
