@@ -29,7 +29,7 @@ from mcptrace.core.sse import SSEParser
 from mcptrace.ingest import readers
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import iter_lines
-from mcptrace.ingest.readers.http_entries import JsonStream
+from mcptrace.ingest.readers.json_stream import JsonStream
 from mcptrace.ingest.readers.inputs import Input
 
 

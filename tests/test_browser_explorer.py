@@ -237,7 +237,7 @@ def test_explorer_renders_in_jupyterlab_and_follows_a_session_change(lab, browse
     _wait(browser, lambda d: f"filter shows {n_tool_errors} of {len(calls[second])} calls" in _title(d),
           what="filtered timeline")
     # the waterfall tab draws the session's tree
-    browser.find_element(By.XPATH, f"//div[contains(@class,'mcptrace-explorer')]//li[contains(@class,'lm-TabBar-tab')]"
+    browser.find_element(By.XPATH, "//div[contains(@class,'mcptrace-explorer')]//li[contains(@class,'lm-TabBar-tab')]"
                                    "[.//div[text()='Waterfall']]").click()
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, PLOT)) == 2, what="waterfall")
     assert time.monotonic() - t0 < 100
@@ -258,7 +258,7 @@ def test_hostile_strings_do_not_execute_in_the_explorer(lab, browser, artifacts)
         for k in range(n_calls):
             _selects(browser)["calls"].select_by_index(k)
             _wait(browser, lambda d: _textarea(d, 1).startswith("{"), what="inspector")
-    browser.find_element(By.XPATH, f"//div[contains(@class,'mcptrace-explorer')]//li[contains(@class,'lm-TabBar-tab')]"
+    browser.find_element(By.XPATH, "//div[contains(@class,'mcptrace-explorer')]//li[contains(@class,'lm-TabBar-tab')]"
                                    "[.//div[text()='Waterfall']]").click()
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, PLOT)) == 2, what="waterfall")
     time.sleep(1.0)  # time for any injected handler (onerror, onload) to fire

@@ -361,10 +361,11 @@ def test_claude_desktop_cut_lines_keep_their_calls_answered(tmp_path):
     assert ws.sql("SELECT reason FROM rejects").rows() == [
         ("line 8: Message from server: cut by the log (5000 chars truncated) before its id or method could be read",)]
     assert ws.sql("SELECT rpc_id, method, tool_name, status, error_code FROM calls ORDER BY start_ts").rows() == [
-        ("1", "tools/call", "read_file", "ok", None),
+        ("1", "tools/call", "read_file", "truncated", None),  # answered; the capture cut its result
         ("2", "tools/call", "write_file", "ok", None),
         ("3", "tools/call", "x", "error", -32603)]
     assert ws.sql("SELECT count(*) FROM gaps WHERE severity = 'error'").rows() == [(0,)]
+    assert ws.sql("SELECT record_no FROM messages WHERE truncated ORDER BY 1").rows() == [(3,), (4,), (7,)]
     rows = {r[0]: r[1:] for r in ws.sql(
         "SELECT record_no, kind, direction, rpc_id, raw::VARCHAR, error_message FROM messages").rows()}
     # the reply: a response whose result says it was cut, with the text before the cut

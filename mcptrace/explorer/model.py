@@ -74,7 +74,7 @@ class Filters:
     """What to show of a session. ``None`` means no restriction.
 
     ``tool``: the call's tool name, or its method for calls that are not ``tools/call``;
-    ``status``: ok | error | tool_error | cancelled | unanswered; ``gap_code``: calls with a
+    ``status``: ok | error | tool_error | truncated | cancelled | unanswered; ``gap_code``: calls with a
     gap of that code (and only gaps of that code); ``time_range_ms``: (lo, hi) in ms since the
     session's first call: calls whose [start, end] overlaps it (an unanswered call never
     ends), gaps whose time lies in it. Captures without times ignore the time range.

@@ -40,6 +40,7 @@ from mcptrace.core.errors import NotFoundError
 STATUS_COLORS = {
     "ok": "#2e9e44",
     "tool_error": "#f08c00",
+    "truncated": "#94d82d",
     "error": "#d62728",
     "cancelled": "#868e96",
     "unanswered": "#7048e8",

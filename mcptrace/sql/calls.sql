@@ -13,7 +13,7 @@ CREATE OR REPLACE TEMP TABLE _ev AS
 SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction, m.connection_id,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
        m.progress_token, m.session_key, m.session_key_source, m.call_key, m.http_traceparent,
-       m.cancel_request_id, m.is_error, m.error_code, m.error_message, m.transport, m.protocol_version,
+       m.cancel_request_id, m.is_error, m.truncated, m.error_code, m.error_message, m.transport, m.protocol_version,
        m.result_type, m.request_state,
        coalesce(mcp_session_id, connection_id) AS scope,
        o.ord
@@ -75,6 +75,8 @@ SELECT q.message_id AS call_id,
        CASE WHEN c.cancel_message_id IS NOT NULL AND (a.response_ord IS NULL OR c.cancel_ord < a.response_ord) THEN 'cancelled'
             WHEN r.kind = 'error' THEN 'error'
             WHEN r.kind = 'response' AND r.is_error THEN 'tool_error'
+            -- answered, but the capture cut the result: whether the tool succeeded cannot be read
+            WHEN r.kind = 'response' AND r.truncated THEN 'truncated'
             WHEN r.kind = 'response' THEN 'ok'
             ELSE 'unanswered' END AS status,
        r.error_code,

@@ -154,7 +154,7 @@ SELECT 'clock_skew_suspected', c.session_id, c.call_id, NULL, s.trace_id, s.span
 FROM _cs_server x JOIN calls c ON c.call_id = x.call_id JOIN spans s ON s.span_id = x.span_id AND s.trace_id = x.trace_id
 WHERE c.start_ts IS NOT NULL
   AND (date_diff('microsecond', s.start_ts, c.start_ts) > $skew_ms * 1000
-       OR (c.status IN ('ok', 'error', 'tool_error') AND date_diff('microsecond', c.end_ts, s.end_ts) > $skew_ms * 1000));
+       OR (c.status IN ('ok', 'error', 'tool_error', 'truncated') AND date_diff('microsecond', c.end_ts, s.end_ts) > $skew_ms * 1000));
 
 INSERT INTO _gap_rows
 SELECT 'clock_skew_suspected', cs.session_id, cs.call_id, NULL, s.trace_id, s.span_id, s.start_ts,

@@ -16,7 +16,8 @@
 -- 14 result._meta serverInfo name, 15 result.resultType, 16 result.requestState,
 -- 17 params.requestState, 18 _meta.traceparent, 19 _meta.tracestate, 20 _meta.progressToken,
 -- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version, then session keys,
--- then call keys. Whether result and error are present is json_exists: extracting them would write
+-- then call keys. Whether result and error are present (and the truncation note of a cut message,
+-- _meta."mcptrace/truncated" of params, result or error) is json_exists: extracting them would write
 -- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
 
@@ -61,7 +62,8 @@ WITH w0 AS MATERIALIZED (
     FROM arr2 WHERE n_objects = 0
 ), e AS (
     SELECT *, coalesce(is_obj, json_type(m) = 'OBJECT') AS obj,
-           json_extract(m, $paths::VARCHAR[]) AS v, json_exists(m, ['$.result', '$.error']) AS present,
+           json_extract(m, $paths::VARCHAR[]) AS v, json_exists(m, ['$.result', '$.error', '$.params._meta."mcptrace/truncated"',
+                                   '$.result._meta."mcptrace/truncated"', '$.error._meta."mcptrace/truncated"']) AS present,
            json_extract_string(http, $http_paths::VARCHAR[]) AS h,
            json_extract(http, ['$.request_headers', '$.response_headers']) AS hj
     FROM x
@@ -154,7 +156,9 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        coalesce(v[16]->>'$', v[17]->>'$') AS request_state,
        coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,
                 CASE WHEN meta_ok THEN v[23]->>'$' END) AS client_version,
-       h[16] AS exchange_id
+       h[16] AS exchange_id,
+       -- cut in the capture (Claude Desktop's "...[N chars truncated]...", recovered by its reader)
+       present[3] OR present[4] OR present[5] AS truncated
 FROM r
 UNION ALL BY NAME
 SELECT record_no, NULL AS reject_reason, false AS from_reader, $source_id::INTEGER AS source_id, ts, direction,

@@ -79,8 +79,10 @@ CREATE TABLE IF NOT EXISTS messages (
     server_name         VARCHAR,            -- result.serverInfo.name (initialize), or _meta io.modelcontextprotocol/serverInfo
     result_type         VARCHAR,            -- 2026-07-28 result.resultType ('complete' | 'input_required')
     request_state       VARCHAR,            -- 2026-07-28 requestState: of an input_required result, or echoed by its retry
-    exchange_id         VARCHAR             -- the recorder's HTTP exchange (a POST and its SSE stream, a GET stream)
+    exchange_id         VARCHAR,            -- the recorder's HTTP exchange (a POST and its SSE stream, a GET stream)
+    truncated           BOOLEAN             -- the capture cut the message (_meta "mcptrace/truncated" of params, result or error)
 );
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;  -- added after the first databases were written
 
 -- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
 -- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.

@@ -81,10 +81,6 @@ from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.ingest.readers.base import Reader
 from mcptrace.ingest.readers.http_entries import (
     MULTI_SQL_SCRIPTS,
-    SURROGATE,
-    JsonStream,
-    JsonStreamError,
-    JsonValueTooLong,
     RecordRows,
     exchange_elements,
     header_dict,
@@ -96,6 +92,7 @@ from mcptrace.ingest.readers.http_entries import (
     safe_snippet,
 )
 from mcptrace.ingest.readers.inputs import Input
+from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError, JsonValueTooLong
 
 # -- the reader -------------------------------------------------------------------------------
 

@@ -75,17 +75,12 @@ from mcptrace.core.redact import DEFAULT_REDACTION, RedactionPolicy
 from mcptrace.ingest.readers.base import Reader
 from mcptrace.ingest.readers.http_entries import (
     MULTI_SQL_SCRIPTS,
-    SURROGATE,
-    JsonStream,
-    JsonStreamError,
-    JsonValueTooLong,
     RecordRows,
     exchange_elements,
     header_dict,
     is_json_mime,
     iso,
     mime_of,
-    message_problem,
     parse_body,
     parse_time,
     plus_ms,
@@ -94,6 +89,7 @@ from mcptrace.ingest.readers.http_entries import (
     safe_snippet,
 )
 from mcptrace.ingest.readers.inputs import Input
+from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError, JsonValueTooLong, message_problem
 
 _DIRECTIONS = ("request", "response", "notification")
 _OPPOSITE = {"client_to_server": "server_to_client", "server_to_client": "client_to_server", None: None}
