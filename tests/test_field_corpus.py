@@ -24,6 +24,7 @@ FORMATS = {
     "otel-proto-trace.json": "otlp_json_document",
     "otel-proto-trace.protobuf-bin": "otlp_proto",
     "otel-spec-file-exporter-traces.jsonl": "otlp_json",
+    "otel-go-instrumentation-nethttp-traces-orig.json": "otlp_json",
     "jaeger-example_trace.json": "otlp_json_document",
     "jaeger-otel_traces_01.json": "otlp_json_document",
     "jaeger-otlp2jaeger-in.json": "otlp_json_document",
@@ -250,6 +251,46 @@ def test_file_exporter_example_lines_with_empty_ids_are_rejected(loaded):
     assert f.n_rejected == len(expected)
     assert sorted(r[0] for r in q(ws, "SELECT reason FROM rejects")) == sorted(expected)
     assert q(ws, "SELECT count(*) FROM spans") == [(0,)]
+
+
+FILE_EXPORTER_LINES = ["otel-go-instrumentation-nethttp-traces-orig.json"]
+
+
+@pytest.mark.parametrize("name", FILE_EXPORTER_LINES)
+def test_file_exporter_lines_with_valid_ids(loaded, name):
+    """Collector file-exporter output with real ids: one ExportTraceServiceRequest per line, every
+    span stored with its lower-case hex ids, parent, name, service and duration; nothing rejected."""
+    lines = (FIELD / name).read_text(encoding="utf-8").splitlines()
+    expected = set()
+    for line in lines:
+        for r in json.loads(line)["resourceSpans"]:
+            attrs = {a["key"]: a["value"].get("stringValue") for a in r["resource"]["attributes"]}
+            for s in _document_spans([r]):
+                assert re.fullmatch(r"[0-9a-f]{32}", s["traceId"]) and re.fullmatch(r"[0-9a-f]{16}", s["spanId"])
+                expected.add((s["traceId"], s["spanId"], s.get("parentSpanId") or None, s["name"],
+                              attrs.get("service.name"),
+                              (int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"])) / 1e6))
+
+    ws = loaded[name]
+    f = report(ws)
+    assert f.n_records == len(lines)
+    assert f.n_rejected == 0
+    assert f.n_duplicate_spans == 0
+    assert q(ws, "SELECT count(*) FROM rejects") == [(0,)]
+    got = q(ws, "SELECT trace_id, span_id, parent_span_id, name, service_name, duration_ms FROM spans")
+    assert len(got) == len(expected)
+    assert {r[:5] for r in got} == {e[:5] for e in expected}
+    assert sorted(r[5] for r in got) == pytest.approx(sorted(e[5] for e in expected))
+    assert q(ws, "SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_expected_file_exporter_sizes():
+    """The hand count of the file-exporter files above (lines, resources, spans)."""
+    by_hand = {"otel-go-instrumentation-nethttp-traces-orig.json": (1, 1, 2)}
+    for name, counts in by_hand.items():
+        requests = [json.loads(line) for line in (FIELD / name).read_text(encoding="utf-8").splitlines()]
+        resources = [r for req in requests for r in req["resourceSpans"]]
+        assert (len(requests), len(resources), len(_document_spans(resources))) == counts, name
 
 
 # --- Claude Desktop logs ------------------------------------------------------------------------
