@@ -11,9 +11,10 @@ import os
 import sys
 from collections import Counter
 
+import duckdb
+
 from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
-from mcptrace.core.db import connect
 from mcptrace.core.errors import MCPTraceError
 from mcptrace.capture.options import add_secret_keys_argument
 from mcptrace.core.redact import RedactionPolicy
@@ -21,8 +22,8 @@ from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
 from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
 from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
-from mcptrace.workspace import Workspace
 from mcptrace.workspace import open as open_ws
+from mcptrace.workspace import open_untrusted
 
 
 def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
@@ -36,29 +37,27 @@ def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)), file=out)
 
 
-def _open_existing(db: str):
-    """A database file, or a Parquet dataset (directory or object-store URL) attached read-only."""
+def _open_existing(db: str, allowed_directories: list[str] | None = None):
+    """A database file opened to be read, as untrusted (:func:`mcptrace.workspace.open_untrusted`:
+    its views cannot reach files; ``allowed_directories`` are where DuckDB may write, an export's
+    output), or a Parquet dataset (directory or object-store URL) attached read-only."""
     if not is_url(db) and not os.path.exists(db):
         raise MCPTraceError(f"{db}: no such database; create it with: mcptrace load PATH... --db {db}")
     if os.path.isdir(db) and not is_dataset(db):
         raise MCPTraceError(f"{db}: a directory that is not an mcptrace Parquet dataset "
                             "(no mcptrace-dataset.json, no messages/*.parquet)")
-    return open_ws(db)
-
-
-def _open_read_only(location: str):
-    """Like :func:`_open_existing`, but a database file is opened read-only (nothing rebuilt or written)."""
-    if is_dataset(location) or not os.path.isfile(location):
-        return _open_existing(location)
+    if is_dataset(db) or not os.path.isfile(db):
+        return open_ws(db)
     try:
-        con = connect(location, read_only=True)
-    except Exception as e:  # duckdb.Error: not a DuckDB file, or locked by a writer
-        raise MCPTraceError(f"{location}: cannot open read-only: {str(e).splitlines()[0]}") from e
-    return Workspace(con, path=location, read_only=True)
+        return open_untrusted(db, allowed_directories=allowed_directories)
+    except duckdb.PermissionException:
+        raise
+    except duckdb.Error as e:  # not a DuckDB file, or locked by a writer
+        raise MCPTraceError(f"{db}: cannot open: {str(e).splitlines()[0]}") from e
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    with _open_read_only(args.location) as ws:
+    with _open_existing(args.location) as ws:
         if args.sql:
             _print_table(ws.sql(args.sql), max_width=args.width)
             return 0
@@ -137,7 +136,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as ws:
+    with _open_existing(args.db, allowed_directories=[args.parquet] if args.parquet else None) as ws:
         if args.parquet:
             ws.write_dataset(args.parquet)
             print(f"wrote {args.parquet} (every table, Hive-partitioned by source and day)")
@@ -274,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MCPTraceError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except duckdb.PermissionException as e:
+        print(f"error: {getattr(args, 'db', None) or getattr(args, 'location', '')}: the database asks for a file "
+              f"or extension outside it (a view or macro of its own), which mcptrace does not allow when it "
+              f"reads a database: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

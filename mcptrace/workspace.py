@@ -71,8 +71,8 @@ class Workspace:
         read-only workspace (an attached Parquet dataset), ``ValueError`` for an unknown ``errors``.
         """
         if self.read_only:
-            raise MCPTraceError(f"{self.path}: an attached Parquet dataset is read-only; load into a database "
-                                "(mcptrace.load(paths, db=FILE)) and export it again")
+            raise MCPTraceError(f"{self.path}: opened read-only (an attached Parquet dataset, or a database opened "
+                                "to be read); load into a database with mcptrace.load(paths, db=FILE)")
         if options is None:
             options = LoadOptions.of(errors=errors, format=format, keys=self.keys, redact=redact,
                                      secret_keys=secret_keys)
@@ -279,24 +279,64 @@ class Workspace:
                 f"{n['calls']} calls, {n['gaps']} gaps>")
 
 
-def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
+#: columns added to the schema after the first databases were written (schema.sql adds them)
+_LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("messages", "truncated"))
+
+
+def _needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
+    """A database without the analysis tables, or with times Python cannot hold."""
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"calls", "sessions", "gaps", "call_spans"} <= have or one(
-            con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
-                 "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0]:
-        rebuild(con)  # a database without the analysis tables, or with times Python cannot hold
+    return not {"calls", "sessions", "gaps", "call_spans"} <= have or bool(one(
+        con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+             "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0])
+
+
+def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an existing database must be written to before it can be read (older schema, no
+    analysis tables, out-of-range times)."""
+    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+    return not set(_LATER_COLUMNS) <= cols or _needs_rebuild(con)
+
+
+def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
+    if _needs_rebuild(con):
+        rebuild(con)
+
+
+def open_untrusted(db: str | os.PathLike, *, allowed_directories: list[str] | None = None) -> Workspace:
+    """Open an existing database file to read it, as one someone else may have written.
+
+    The connection is read-only and runs with :data:`mcptrace.core.db.UNTRUSTED_CONFIG` (no file
+    or network access beyond the database and ``allowed_directories``, no extension loaded on its
+    behalf; locked), so a view in the file cannot read a local file into a report. A database of an
+    older mcptrace (older schema, no analysis tables) is upgraded and rebuilt first, under the same
+    settings. Raises ``duckdb.Error`` when the file is not a DuckDB database or is locked by a writer;
+    queries over a view that reaches outside raise ``duckdb.PermissionException``.
+    """
+    path = os.fspath(db)
+    con = connect(path, read_only=True, untrusted=True, allowed_directories=allowed_directories)
+    if not _needs_upgrade(con):
+        return Workspace(con, path=path, read_only=True)
+    con.close()
+    return Workspace(connect(path, untrusted=True, allowed_directories=allowed_directories), path=path)
 
 
 def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None,  # noqa: A001 - the verb users expect
-         storage_options: dict | None = None) -> Workspace:
+         storage_options: dict | None = None, read_only: bool = False) -> Workspace:
     """Open an mcptrace database (created if missing; ``None`` is in memory).
 
     ``db`` may also be a Parquet dataset written by ``mcptrace export --parquet`` (a local
     directory or an object-store URL such as ``s3://bucket/prefix``): it is attached read-only,
     without copying, by :func:`open_dataset` (``storage_options`` go there).
+    ``read_only=True``: an existing database file someone else may have written, opened by
+    :func:`open_untrusted` (its views cannot read files; what the CLI's reading commands do).
     """
     if db is not None and is_dataset(db):
         return open_dataset(db, storage_options=storage_options)
+    if read_only:
+        if db is None:
+            raise MCPTraceError("read_only=True needs an existing database file")
+        return open_untrusted(db)
     return Workspace(connect(os.fspath(db) if db is not None else None), path=db, keys=keys)
 
 

@@ -40,22 +40,44 @@ def sql_params(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
 DEFAULT_MEMORY_LIMIT = "1GiB"
 
 
-def connect(db: str | None = None, *, read_only: bool = False,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+#: DuckDB settings of a connection to a database someone else may have written (``untrusted=True``):
+#: its views and macros run with no access to files or the network beyond the database itself (a
+#: view over ``read_text('/home/me/.ssh/id_rsa')`` fails instead of putting the file in a report),
+#: and no extension is installed or loaded on its behalf. ``lock_configuration`` is set after
+#: mcptrace's own settings, so nothing the database runs can turn them back.
+UNTRUSTED_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                    "enable_external_access": False}
+
+
+def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
+            untrusted: bool = False, allowed_directories: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
 
     A file-backed database gets DuckDB's ``memory_limit`` (``memory_limit``, else the
     ``MCPTRACE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`; DuckDB
     size syntax such as ``"2GiB"``); work beyond it spills to the ``<db>.tmp`` directory. An
     in-memory database keeps DuckDB's default (its data has nowhere else to live).
+
+    ``untrusted``: the settings of :data:`UNTRUSTED_CONFIG`, locked; ``allowed_directories`` are
+    the only directories DuckDB may then read or write (an export's output directory). Queries
+    that reach for anything else raise ``duckdb.PermissionException``.
     """
-    con = duckdb.connect(db or ":memory:", read_only=read_only)
+    # enable_external_access is turned off after the allowed directories are set (DuckDB takes
+    # them only from a started database, and only while access is still on); nothing of the
+    # database runs before that
+    config = {k: v for k, v in UNTRUSTED_CONFIG.items() if k != "enable_external_access"} if untrusted else {}
+    con = duckdb.connect(db or ":memory:", read_only=read_only, config=config)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # a library prints nothing on stdout
     in_memory = not db or db == ":memory:"
     limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
     if limit:
         con.execute("SET memory_limit = ?", [limit])
+    if untrusted:
+        if allowed_directories:
+            con.execute("SET allowed_directories = ?", [[os.path.abspath(d) for d in allowed_directories]])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
     if not read_only:
         for stmt in statements("schema.sql"):
             con.execute(stmt)
