@@ -5,8 +5,11 @@ Credential redaction is :class:`mcptrace.core.redact.RedactionPolicy` (the loade
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -80,6 +83,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def decodable_codings(accept_encoding: bytes) -> bytes:
+    """``Accept-Encoding`` narrowed to the codings the proxy can undo to read the body (gzip, deflate)."""
+    keep = [t.strip() for t in accept_encoding.split(b",")
+            if t.split(b";")[0].strip().lower() in (b"gzip", b"x-gzip", b"deflate", b"identity")]
+    return b", ".join(keep) or b"identity"
+
+
+def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` (on 127.0.0.1); only loopback hosts unless ``allow_remote``."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {value!r}") from None
+    if not 0 <= port_n <= 65535:
+        raise argparse.ArgumentTypeError(f"bad port in {value!r}")
+    if not allow_remote and not is_loopback(host):
+        raise argparse.ArgumentTypeError(
+            f"refusing to listen on non-loopback address {host!r} (pass --allow-remote to do it anyway)")
+    return host, port_n
+
+
+class UpstreamBroke(Exception):
+    """The upstream body broke off: raised to uvicorn so that it aborts the client's response too."""
+
+
+class QuietUpstreamBreaks(logging.Filter):
+    """Drops uvicorn's tracebacks for what the capture records itself: an upstream break passed on to
+    the client, and the streams cancelled when the capture stops."""
+
+    def __init__(self, proxy: Any) -> None:
+        super().__init__()
+        self.proxy = proxy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, UpstreamBroke) or (self.proxy.stopping and isinstance(exc, asyncio.CancelledError)):
+                return False
+            exc = exc.__context__
+        return True
+
+
 class JsonlWriter:
     """Thread-safe, append-only JSON Lines writer; every line is one ``write(2)`` on an ``O_APPEND`` file.
 
@@ -128,8 +177,7 @@ class JsonlWriter:
         """
         with self._lock:
             ts = utc_now()
-            if ts < self._last_ts:  # the wall clock stepped back: keep file order = time order
-                ts = self._last_ts
+            ts = max(ts, self._last_ts)  # the wall clock stepped back: keep file order = time order
             self._last_ts = ts
             for obj in build(ts):
                 self._write_bytes(self.encode(obj))
@@ -152,9 +200,13 @@ __all__ = [
     "CLIENT_TO_SERVER",
     "SERVER_TO_CLIENT",
     "JsonlWriter",
+    "QuietUpstreamBreaks",
+    "UpstreamBroke",
+    "decodable_codings",
     "default_connection_id",
     "is_loopback",
     "legacy_session_id",
     "parse_json_message",
+    "parse_listen",
     "utc_now",
 ]

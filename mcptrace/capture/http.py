@@ -70,14 +70,18 @@ an absolute URL naming the upstream's origin is rewritten to the proxy's so the 
 posting through it. The proxy binds to loopback unless ``--allow-remote``; it prints where it
 listens and writes on stderr. The capture file is appended to, never truncated.
 
-With ``--har FILE`` the proxy also keeps a HAR 1.2 record of every exchange (:class:`mcptrace.capture.har.HarRecorder`):
-request and response headers (credential values redacted), the request body as ``postData.text``, the
-response body as received (content-encoding undone; event streams verbatim, priming events and
-comments included) as ``response.content.text``, the timings, the client address as ``connection``,
-and for event streams ``_eventSourceMessages`` (the event-stream sibling of Chrome's
-``_webSocketMessages``) with each event's arrival time. The file is rewritten atomically (a temporary
-file, then a rename) as exchanges complete - at most once a second, the last change at most a second
-late - and once more on shutdown, with the exchanges still open marked by ``_error``.
+With ``--har FILE`` the proxy also keeps a HAR 1.2 record (:class:`mcptrace.capture.har.HarRecorder`, mode
+``0600``, entries appended as exchanges complete, the file valid after each one).
+
+**Limits** (``--max-body BYTES``, default 16 MiB; ``--idle-timeout SECONDS``, default 60): request bodies
+stream upstream as they arrive and their first ``max-body`` bytes are recorded; a longer request or
+JSON response body is one ``"message": null`` record with ``raw`` (its first 4 KiB) and
+``http.body_truncated: {"bytes": N}`` (``"incomplete": true``: not read to its end). A compressed
+response is decoded for recording in 256 KiB pieces, yielding between them, and stops past ``max-body``
+decoded bytes (one record: ``http.error: "body_truncated: ..."``, ``body_truncated: {"encoding",
+"decoded_bytes"}``); the client always gets the upstream's bytes unchanged. A client silent for
+``idle-timeout`` seconds mid-headers or mid-body is disconnected (``client_timeout``); idle keep-alive
+connections close after 5 s. Bodies and SSE data are redacted (``RedactionPolicy.redact_json_text``).
 
 This module is the proxy (forwarding, the ASGI app, the server); what is written for each exchange
 is :class:`mcptrace.capture.exchange.ExchangeRecorder`. Without httpx, starlette and uvicorn (the
@@ -87,7 +91,6 @@ is :class:`mcptrace.capture.exchange.ExchangeRecorder`. Without httpx, starlette
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import secrets
@@ -106,27 +109,37 @@ try:
     import httpx
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.requests import ClientDisconnect, Request
+    from starlette.requests import Request
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise MissingDependencyError(_exc.name or "httpx, starlette and uvicorn", "capture") from _exc
 
+import anyio.lowlevel
+
 from mcptrace.capture._common import (
     JsonlWriter,
-    is_loopback,
+    QuietUpstreamBreaks,
+    UpstreamBroke,
+    decodable_codings,
     legacy_session_id,
     parse_json_message,
+    parse_listen,
     utc_now,
 )
 from mcptrace.capture.exchange import (
+    RAW_NOTE,
+    BodyAborted,
     BodyDecoder,
+    ClientGone,
     Exchange,
     ExchangeRecorder,
+    RequestBody,
     is_jsonrpc,
     message_ids,
 )
-from mcptrace.capture.har import HarRecorder
+from mcptrace.capture.har import DEFAULT_MAX_BODY, HarRecorder
 from mcptrace.capture.options import add_http_arguments, redaction_from_args
 from mcptrace.core.redact import RedactionPolicy
 from mcptrace.core.sse import SSEParser
@@ -152,39 +165,21 @@ _HOP_BY_HOP = frozenset(
 _RESPONSE_DROP = frozenset(_HOP_BY_HOP - {"proxy-authenticate"}) | {"content-length"}
 
 
-def _decodable_codings(accept_encoding: bytes) -> bytes:
-    """``Accept-Encoding`` narrowed to the codings the proxy can undo to read the body (gzip, deflate)."""
-    keep = [t.strip() for t in accept_encoding.split(b",")
-            if t.split(b";")[0].strip().lower() in (b"gzip", b"x-gzip", b"deflate", b"identity")]
-    return b", ".join(keep) or b"identity"
-
-
-class UpstreamBroke(Exception):
-    """The upstream body broke off: raised to uvicorn so that it aborts the client's response too."""
-
-
-class _QuietUpstreamBreaks(logging.Filter):
-    """Drops uvicorn's tracebacks for what the capture records itself: an upstream break passed on to
-    the client, and the streams cancelled when the capture stops."""
-
-    def __init__(self, proxy: LoggingProxy) -> None:
-        super().__init__()
-        self.proxy = proxy
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        while exc is not None:
-            if isinstance(exc, UpstreamBroke) or (self.proxy.stopping and isinstance(exc, asyncio.CancelledError)):
-                return False
-            exc = exc.__context__
-        return True
+#: seconds a client may send nothing while its request headers or body are due (default of --idle-timeout)
+DEFAULT_IDLE_TIMEOUT = 60.0
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "LoggingProxy", "build_app", "parse_listen", "serve"]
 
 
 class LoggingProxy:
-    """The reverse proxy: forwards every request upstream (:meth:`upstream_url`) and records the MCP messages."""
+    """The reverse proxy: forwards every request upstream (:meth:`upstream_url`) and records the MCP messages.
+
+    ``max_body``: bytes of a body recorded, parsed or decoded (default 16 MiB); ``idle_timeout``:
+    seconds a request body may send nothing (default 60); ``connect_timeout``: seconds (default 10).
+    """
 
     def __init__(self, upstream: str, out: str, *, connect_timeout: float = 10.0, har: str | None = None,
-                 redact: bool = True, redaction: RedactionPolicy | None = None) -> None:
+                 redact: bool = True, redaction: RedactionPolicy | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
         parts = httpx.URL(upstream)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc.decode('ascii')}"
         #: True when the upstream URL names a path (or a query): it is then the endpoint itself
@@ -194,8 +189,10 @@ class LoggingProxy:
         #: when ``redact`` is false), in the envelopes and the HAR alike
         self.redaction = redaction if redaction is not None else RedactionPolicy(enabled=redact)
         self.writer = JsonlWriter(out)
-        self.har = HarRecorder(har, redaction=self.redaction) if har else None
-        self.recorder = ExchangeRecorder(self.writer, self.har, self.upstream_origin)
+        self.max_body, self.idle_timeout = max_body, idle_timeout
+        self.har = HarRecorder(har, redaction=self.redaction, max_body=max_body) if har else None
+        self.recorder = ExchangeRecorder(self.writer, self.har, self.upstream_origin, redaction=self.redaction,
+                                         max_body=max_body)
         self.stopping = False
         self._run_id = secrets.token_hex(4)
         self._n_exchanges = 0
@@ -242,10 +239,14 @@ class LoggingProxy:
                 self._open.discard(token)
 
     async def _handle(self, request: Request, token: object) -> Response:
+        reader = RequestBody(request.receive, self.max_body, self.idle_timeout)
         try:
-            body = await request.body()
-        except ClientDisconnect:
+            body = await reader.read_head()
+        except ClientGone:
             return Response(status_code=499)  # the request never arrived whole: nothing was sent upstream
+        except TimeoutError:
+            return Response(f"mcptrace capture: no request body bytes for {self.idle_timeout:g} s\n",
+                            status_code=408, media_type="text/plain", headers={"connection": "close"})
         ts_req = utc_now()
         scope = request.scope
         raw_target = scope.get("raw_path") or request.url.path.encode()
@@ -254,7 +255,7 @@ class LoggingProxy:
         client = request.client
         req_raw = list(request.headers.raw)
         fwd_headers = [
-            (k, _decodable_codings(v) if k.lower() == b"accept-encoding" else v)
+            (k, decodable_codings(v) if k.lower() == b"accept-encoding" else v)
             for k, v in req_raw
             if k.decode("latin-1").lower() not in _HOP_BY_HOP
         ]
@@ -279,21 +280,29 @@ class LoggingProxy:
             ex.mcp = session is not None or "mcp-protocol-version" in req_headers or "last-event-id" in req_headers
         host = request.headers.get("host")
         ex.proxy_origin = f"{request.url.scheme}://{host}" if host else ""
-        body_text = body.decode("utf-8", errors="replace") if body else ""
-        parsed, ok = parse_json_message(body_text) if body_text.strip() else (None, False)
+        if reader.cut:  # streamed upstream; its first bytes are what is recorded
+            body_text = body[: RAW_NOTE * 16].decode("utf-8", errors="replace")
+            ex.req_cut = {"bytes": reader.size}
+            ok, content = False, reader.stream()
+            if "content-length" in request.headers:
+                fwd_headers.append((b"content-length", request.headers["content-length"].encode("latin-1")))
+        else:
+            body_text = body.decode("utf-8", errors="replace") if body else ""
+            content = body or None
+        parsed, ok = parse_json_message(body_text) if body_text.strip() and not reader.cut else (None, False)
         if ok and is_jsonrpc(parsed):
             ex.mcp = ex.parsed_ok = True
             ex.pending = message_ids(parsed, requests=True)
         if self.har is not None:
             ex.har = self.har.start(ts_req, request, body, ex.conn)
-        if legacy_sid:
+        if legacy_sid and not reader.cut:
             # 2024-11-05: the response comes back on the GET stream, possibly before this POST's own
             # "202 Accepted" does, so the request is written now (its status stays null; a failure of
             # the POST adds a record with the status and error).
             self.recorder.write_c2s(ex, None, body_text)
 
         upstream_req = self.client.build_request(
-            request.method, self.upstream_url(target), headers=fwd_headers, content=body or None
+            request.method, self.upstream_url(target), headers=fwd_headers, content=content
         )
         upstream: httpx.Response | None = None
         send_error: httpx.HTTPError | None = None
@@ -306,6 +315,7 @@ class LoggingProxy:
 
                 async def watch_disconnect() -> None:
                     nonlocal disconnected
+                    await reader.done.wait()  # (the body stream reads the client until then)
                     while True:
                         message = await request.receive()
                         if message["type"] == "http.disconnect":
@@ -317,13 +327,17 @@ class LoggingProxy:
                     nonlocal upstream, send_error
                     try:
                         upstream = await self.client.send(upstream_req, stream=True)
-                    except httpx.HTTPError as exc:
+                    except (httpx.HTTPError, BodyAborted) as exc:
                         send_error = exc
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch_disconnect)
                 tg.start_soon(send_upstream)
         finally:
+            if ex.req_cut is not None:
+                ex.req_cut = {"bytes": reader.size, **({} if reader.complete else {"incomplete": True})}
+                if ex.har is not None:
+                    self.har.request_size(ex.har, reader.size)
             if upstream is None and send_error is None:
                 # The client went away (or we were cancelled) before any upstream response: the request
                 # was still sent, so record it, with no status.
@@ -331,6 +345,11 @@ class LoggingProxy:
                 self.recorder.write_c2s(ex, ts_req, body_text, error=f"{reason}: before the response headers")
                 if ex.har is not None:
                     self.har.finish(ex.har, utc_now(), error="the client disconnected before the response")
+        if reader.error is not None:  # the client's body stopped: nothing to answer it with
+            self.recorder.write_c2s(ex, ts_req, body_text, error=reader.error)
+            if ex.har is not None:
+                self.har.finish(ex.har, utc_now(), error=reader.error)
+            return Response(status_code=408 if "timeout" in reader.error else 499, headers={"connection": "close"})
         if send_error is not None:
             exc = send_error
             error = f"upstream_error: {type(exc).__name__}: {exc}".rstrip(": ")
@@ -387,8 +406,14 @@ class LoggingProxy:
         broke: BaseException | None = None
         ended: str | None = None
         try:
+            decoder = ex.decoder
+            assert decoder is not None
             async for chunk in upstream.aiter_raw():
-                yield self.recorder.on_chunk(ex, chunk)
+                out = self.recorder.on_chunk(ex, chunk)
+                while decoder.has_more:  # a compressed chunk decodes in pieces, other connections between
+                    await anyio.lowlevel.checkpoint()
+                    self.recorder.on_chunk(ex, b"")
+                yield out
             outcome = None
             ended = self.recorder.on_body_end(ex)  # the HAR entry ends when the envelope says the body did
         except httpx.HTTPError as exc:
@@ -456,24 +481,6 @@ def build_app(upstream: str, out: str, har: str | None = None, *, redact: bool =
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)], lifespan=lifespan)
 
 
-def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` (on 127.0.0.1); only loopback hosts unless ``allow_remote``."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", value
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port_n = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad port in {value!r}") from None
-    if not 0 <= port_n <= 65535:
-        raise argparse.ArgumentTypeError(f"bad port in {value!r}")
-    if not allow_remote and not is_loopback(host):
-        raise argparse.ArgumentTypeError(
-            f"refusing to listen on non-loopback address {host!r} (pass --allow-remote to do it anyway)")
-    return host, port_n
-
-
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, proxy: LoggingProxy) -> None:
         super().__init__(config)
@@ -484,19 +491,44 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose next request's headers are not all in within
+    ``deadline`` seconds of the connection (or the previous response): a trickling client is cut off."""
+
+    deadline = DEFAULT_IDLE_TIMEOUT
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        self.loop.call_later(self.deadline, self._check, self.cycle)
+
+    def _check(self, cycle: Any) -> None:
+        if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+            self.transport.close()
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
 def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None = None, redact: bool = True,
-          log_level: str = "warning", banner: bool = True, redaction: RedactionPolicy | None = None) -> int:
+          log_level: str = "warning", banner: bool = True, redaction: RedactionPolicy | None = None,
+          max_body: int = DEFAULT_MAX_BODY, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
     """Bind ``listen``, print where it listens and writes, and proxy until SIGTERM/SIGINT.
 
     ``redaction`` (else the default policy, off when ``redact`` is false) applies to the envelopes
-    and the HAR. Returns the exit status: 0 after a signal, 1 when ``listen`` cannot be bound.
+    and the HAR; ``max_body`` (bytes, default 16 MiB) and ``idle_timeout`` (seconds, default 60): see
+    the module's Limits. Returns the exit status: 0 after a signal, 1 when ``listen`` cannot be bound.
     """
     host, port = listen
-    proxy = LoggingProxy(upstream, out, har=har, redact=redact, redaction=redaction)
+    proxy = LoggingProxy(upstream, out, har=har, redact=redact, redaction=redaction, max_body=max_body,
+                         idle_timeout=idle_timeout)
     app = build_app(upstream, out, proxy=proxy)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
@@ -516,9 +548,10 @@ def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None =
         print(f"mcptrace capture http: listening on http://{shown}:{bound[1]} -> {proxy.upstream}, "
               f"recording to {os.path.abspath(out)}" + (f" (HAR: {os.path.abspath(har)})" if har else ""),
               file=sys.stderr, flush=True)
+    protocol = type("_Protocol", (_HeaderDeadline,), {"deadline": idle_timeout})
     config = uvicorn.Config(app, host=host, port=bound[1], log_level=log_level, timeout_graceful_shutdown=3,
-                            lifespan="on")
-    logging.getLogger("uvicorn.error").addFilter(_QuietUpstreamBreaks(proxy))  # recorded, not a proxy failure
+                            lifespan="on", http=protocol, timeout_keep_alive=min(5, max(1, int(idle_timeout))))
+    logging.getLogger("uvicorn.error").addFilter(QuietUpstreamBreaks(proxy))  # recorded, not a proxy failure
     # uvicorn re-raises the signal it caught after its graceful shutdown, with the handlers it found:
     # make that a normal exit (status 0) rather than death by SIGTERM.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -543,7 +576,8 @@ def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--secret-keys: {exc}")
     try:
         return serve(listen, args.upstream, args.out, har=args.har, redaction=redaction,
-                     log_level=args.log_level, banner=not args.quiet)
+                     log_level=args.log_level, banner=not args.quiet, max_body=args.max_body,
+                     idle_timeout=args.idle_timeout)
     except OSError as exc:
         print(f"mcptrace capture http: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,9 @@ import argparse
 
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
 
+#: the default of ``--max-body`` (bytes): 16 MiB (``mcptrace.capture.har.DEFAULT_MAX_BODY``)
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+
 STDIO_EPILOG = """Configure this in the host in place of the server command, e.g. in a host's JSON config:
   "command": "mcptrace", "args": ["capture", "stdio", "--out", "/tmp/weather.jsonl", "--", "python", "server.py"]
 Bytes pass through unchanged; the child's exit code is returned; the capture is appended to."""
@@ -41,12 +44,32 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
                         help="upstream base URL; the request path is appended (http://127.0.0.1:9000 + /mcp)")
     parser.add_argument("--out", required=True, metavar="FILE", help="envelope JSONL file (appended, never truncated)")
     parser.add_argument("--har", default=None, metavar="FILE",
-                        help="also write a HAR 1.2 file of every exchange (rewritten as exchanges complete)")
+                        help="also write a HAR 1.2 file of every exchange (mode 0600, replaced; entries appended "
+                             "as exchanges complete)")
+    parser.add_argument("--max-body", type=parse_size, default=DEFAULT_MAX_BODY, metavar="BYTES",
+                        help="bytes of a request or (decoded) response body recorded; longer bodies are "
+                             "forwarded whole but recorded cut, with their size (default 16M; K, M, G suffixes)")
+    parser.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="disconnect a client that sends none of its request headers or body for this long "
+                             "(default 60)")
     parser.add_argument("--no-redact", action="store_true",
                         help="keep credential headers and query values (Authorization, Cookie, API keys...)")
     add_secret_keys_argument(parser)
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     parser.add_argument("--quiet", action="store_true", help="do not print where it listens and writes")
+
+
+def parse_size(value: str) -> int:
+    """A size in bytes: ``1048576``, ``512K``, ``16M``, ``1G`` (powers of 1024); at least 1 KiB."""
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    factor = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    try:
+        n = int(float(text[:-1] if factor > 1 else text) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {value!r} (e.g. 16M)") from None
+    if n < 1024:
+        raise argparse.ArgumentTypeError(f"--max-body must be at least 1K, got {value!r}")
+    return n
 
 
 def add_secret_keys_argument(parser: argparse.ArgumentParser) -> None:
