@@ -26,9 +26,36 @@ from mcptrace.workspace import open as open_ws
 from mcptrace.workspace import open_untrusted
 
 
-def _print_table(res, max_width: int = 48, out=sys.stdout) -> None:
-    cols = res.columns
-    rows = [["" if v is None else str(v) for v in r] for r in res.rows()]
+#: Characters a transcript may hold that a terminal would act on (C0 and C1 controls but newline
+#: and tab, DEL, and the bidirectional overrides that reorder what is shown): printed escaped,
+#: ``\x1b`` for ESC, so a reject reason or a tool name cannot set the window title, write a
+#: hyperlink, clear the screen or hide text.
+TERMINAL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f, *range(0x80, 0xa0)]}
+TERMINAL_ESCAPES.update({c: f"\\u{c:04x}" for c in [*range(0x202a, 0x202f), *range(0x2066, 0x206a)]})
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with the characters of :data:`TERMINAL_ESCAPES` escaped."""
+    return text.translate(TERMINAL_ESCAPES)
+
+
+class _TerminalSafe:
+    """A text stream that escapes :data:`TERMINAL_ESCAPES` in everything written to it."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        return self._inner.write(terminal_text(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def _print_table(res, max_width: int = 48, out=None) -> None:
+    out = out or sys.stdout
+    cols = [terminal_text(c) for c in res.columns]
+    rows = [["" if v is None else terminal_text(str(v)) for v in r] for r in res.rows()]
     rows = [[v if len(v) <= max_width else v[: max_width - 1] + "…" for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)), file=out)
@@ -146,7 +173,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {args.chrome_trace} (session {session}; open it in the Perfetto UI)")
         for spec in args.table or []:
             table, _, path = spec.partition("=")
-            ws.write_table(table, path)
+            ws.write_table(table, path, csv_formulas=args.csv_formulas)
             print(f"wrote {path}")
     return 0
 
@@ -156,7 +183,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
     with _open_existing(args.db) as ws:
         session = args.session or ws.busiest_session()
         if os.path.splitext(args.out)[1].lower() in FRAME_FORMATS:
-            write_frame(ws.tree(session, turn=args.turn, call_id=args.call), args.out)
+            write_frame(ws.tree(session, turn=args.turn, call_id=args.call), args.out, csv_formulas=args.csv_formulas)
         else:
             write_figure(ws.waterfall(session, turn=args.turn, call_id=args.call), args.out)
             n = ws.sql("SELECT n_calls FROM sessions WHERE session_id = ?", [session]).rows()
@@ -234,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     trp.add_argument("--turn", metavar="KEY", help="only this turn's rows (keys: mcptrace turns); large sessions "
                                                    "are otherwise drawn one row per turn")
     trp.add_argument("--call", type=int, metavar="ID", help="only the rows of this call's turn")
+    trp.add_argument("--csv-formulas", action="store_true", help="a .csv as stored (see export --csv-formulas)")
     trp.set_defaults(func=cmd_tree)
 
     tup = sub.add_parser("turns", help="list a session's turns (keys for tree --turn), with calls, errors and gaps")
@@ -255,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--chrome-trace", metavar="PATH", help="write the session as Chrome Trace Event JSON (Perfetto)")
     ep.add_argument("--table", action="append", metavar="TABLE=PATH",
                     help="write a table to .parquet or .csv, e.g. calls=out/calls.parquet (repeatable)")
+    ep.add_argument("--csv-formulas", action="store_true",
+                    help="write CSV cells as stored: by default a cell starting with = + - @ (or tab, CR) gets a "
+                         "leading ' so a spreadsheet shows it instead of evaluating it")
     ep.add_argument("--parquet", metavar="DIR",
                     help="write every table as a Hive-partitioned Parquet dataset (attach it with mcptrace open DIR, or --db DIR)")
     ep.set_defaults(func=cmd_export)
@@ -269,6 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # everything printed is escaped for the terminal, but by capture (its stdio pipe carries the
+    # server's bytes as they are)
+    safe = args.func is not cmd_capture
+    saved = sys.stdout, sys.stderr
+    if safe:
+        sys.stdout, sys.stderr = _TerminalSafe(sys.stdout), _TerminalSafe(sys.stderr)
+    try:
+        return _run(args)
+    finally:
+        if safe:
+            sys.stdout, sys.stderr = saved
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except MCPTraceError as e:

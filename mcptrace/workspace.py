@@ -244,9 +244,10 @@ class Workspace:
         """Write the self-contained HTML incident report; see :func:`mcptrace.render.report.report_html`."""
         return report.write_report(self.con, path, session_ids, **kwargs)
 
-    def write_table(self, table: str, path: str | os.PathLike) -> str:
-        """Write one contract table to ``.parquet`` or ``.csv``; see :func:`mcptrace.render.export.write_table`."""
-        return export.write_table(self.con, table, path)
+    def write_table(self, table: str, path: str | os.PathLike, *, csv_formulas: bool = False) -> str:
+        """Write one contract table to ``.parquet`` or ``.csv`` (cells that look like spreadsheet formulas
+        neutralised unless ``csv_formulas``); see :func:`mcptrace.render.export.write_table`."""
+        return export.write_table(self.con, table, path, csv_formulas=csv_formulas)
 
     def write_dataset(self, directory: str | os.PathLike) -> dict[str, str]:
         """Write every table as a Hive-partitioned Parquet dataset; see :func:`mcptrace.render.export.write_dataset`."""

@@ -170,11 +170,39 @@ def write_chrome_trace(con: duckdb.DuckDBPyConnection, session_id: str, path: st
     return path
 
 
-def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathLike) -> str:
+#: A CSV cell starting with one of these is taken for a formula by spreadsheet tools (OWASP, CSV
+#: injection): ``=HYPERLINK(...)`` in a tool name would run when the export is opened.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(text: str | None) -> str | None:
+    """``text`` with a ``'`` in front when it starts like a spreadsheet formula (:data:`FORMULA_START`),
+    as OWASP recommends; the spreadsheet shows the text and evaluates nothing. Other text unchanged."""
+    return "'" + text if isinstance(text, str) and text.startswith(FORMULA_START) else text
+
+
+def _neutralise_arrow(data):
+    """An Arrow table with :func:`neutralise_formulas` applied to every string column, vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for col in data.columns:
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            hit = pc.match_substring_regex(col, "^[=+\\-@\t\r]")
+            col = pc.if_else(pc.fill_null(hit, False), pc.binary_join_element_wise("'", col, ""), col)
+        cols.append(col)
+    return pa.table(cols, names=data.column_names)
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathLike, *,
+                csv_formulas: bool = False) -> str:
     """Write one of :data:`TABLES` to Parquet (``.parquet``) or CSV (``.csv``), by extension.
 
-    Raises :class:`mcptrace.NotFoundError` for an unknown table, :class:`mcptrace.MCPTraceError`
-    for an unknown extension.
+    CSV text cells that start like a spreadsheet formula get a leading ``'``
+    (:func:`neutralise_formulas`) unless ``csv_formulas=True`` (the text exactly as stored). Parquet
+    is written as stored. Raises :class:`mcptrace.NotFoundError` for an unknown table,
+    :class:`mcptrace.MCPTraceError` for an unknown extension.
     """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -189,7 +217,7 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathL
         pq.write_table(data, path)
     elif ext == ".csv":
         # JSON columns are text already; lists (none in the contract tables) would need casting
-        pacsv.write_csv(data, path)
+        pacsv.write_csv(data if csv_formulas else _neutralise_arrow(data), path)
     else:
         raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .parquet or .csv")
     return path
@@ -199,16 +227,23 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathL
 FRAME_FORMATS = (".csv", ".parquet", ".json")
 
 
-def write_frame(df, path: str | os.PathLike) -> str:
+def write_frame(df, path: str | os.PathLike, *, csv_formulas: bool = False) -> str:
     """Write a pandas DataFrame (e.g. :func:`mcptrace.analysis.tree.tree`) to ``.csv``, ``.parquet``
-    or ``.json`` (records, ISO dates), by extension. Raises :class:`mcptrace.MCPTraceError` for
-    another extension."""
+    or ``.json`` (records, ISO dates), by extension; CSV text cells as :func:`write_table` writes
+    them (``csv_formulas``). Raises :class:`mcptrace.MCPTraceError` for another extension."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FRAME_FORMATS:
         raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .csv, .parquet or .json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if ext == ".csv":
+        if not csv_formulas:
+            import pandas as pd
+
+            df = df.copy()
+            for name in df.columns:
+                if df[name].dtype == object or pd.api.types.is_string_dtype(df[name].dtype):
+                    df[name] = df[name].map(neutralise_formulas)
         df.to_csv(path, index=False)
     elif ext == ".parquet":
         df.to_parquet(path, index=False)
