@@ -253,9 +253,15 @@ class HarRecorder:
                 body = json.dumps(entry, ensure_ascii=True).encode("ascii")
             except Exception as exc:  # noqa: BLE001 - one bad entry must not end the record
                 body = json.dumps({"startedDateTime": ex.entry.get("startedDateTime"), "comment": repr(exc)}).encode()
-            data = (b"," if self.n_written else b"") + b"\n" + body
-            self._pwrite(data + _TRAILER, self._pos)  # the entry, then the trailer again: always valid
-            self._pos += len(data)
+            lead = b",\n" if self.n_written else b"\n"
+            if hasattr(os, "pwritev"):  # the entry, then the trailer again (valid after it): no copy
+                n = os.pwritev(self._fd, [lead, body, _TRAILER], self._pos)
+                if n < len(lead) + len(body) + len(_TRAILER):
+                    self._pwrite((lead + body + _TRAILER)[n:], self._pos + n)
+            else:  # pragma: no cover
+                self._pwrite(lead + body + _TRAILER, self._pos)
+            self._pos += len(lead) + len(body)
+            del body
             self.n_written += 1
 
     def close(self) -> None:

@@ -383,7 +383,7 @@ class LoggingProxy:
             ex.parser = SSEParser()
             ex.mcp = True  # an event stream through an MCP proxy: a POST's response, a GET stream
         encoding = upstream.headers.get("content-encoding", "")
-        ex.decoder = BodyDecoder(encoding)
+        ex.decoder = BodyDecoder(encoding, cap=self.max_body)
         # The request is written now, with the outcome's metadata (status, the session id the server
         # assigned): before any of its response's envelopes, with the time it arrived.
         self.recorder.write_c2s(ex, ts_req, body_text, status=upstream.status_code, response_headers=resp_headers)
