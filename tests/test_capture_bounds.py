@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -62,7 +61,7 @@ def _gzip_bomb(total: int) -> list[bytes]:
     return [header] + [segment] * n + [tail]
 
 
-def run_upstream(port: int) -> None:
+def run_upstream(port: int, bomb_bytes: int = BOMB_BYTES) -> None:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
     from starlette.requests import Request
@@ -77,7 +76,7 @@ def run_upstream(port: int) -> None:
         return text
 
     app = server.streamable_http_app(stateless_http=True)
-    bomb = _gzip_bomb(BOMB_BYTES)
+    bomb = _gzip_bomb(bomb_bytes)
 
     async def upload(request: Request) -> JSONResponse:
         n = 0
@@ -103,8 +102,8 @@ def run_upstream(port: int) -> None:
 # ------------------------------------------------------------------------------------------------
 # the test
 # ------------------------------------------------------------------------------------------------
-import pytest  # noqa: E402
-from test_capture import Proxy, _env, _free_port, _stop, _wait_http  # noqa: E402
+import pytest
+from test_capture import Proxy, _env, _free_port, _stop, _wait_http
 
 
 def _vm(pid: int, key: str) -> int:
@@ -160,18 +159,74 @@ async def _drive(url: str) -> dict:
     return out
 
 
-@pytest.mark.slow
-def test_proxy_bounded_under_load_upload_and_gzip_bomb(tmp_path):
+def _upstream(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     log = open(tmp_path / "upstream.log", "wb")  # noqa: SIM115 - closed with the process
-    upstream = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "upstream", str(port)], cwd=ROOT,
-                                env=_env(), stdout=log, stderr=log, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "upstream", str(port), *args], cwd=ROOT,
+                            env=_env(), stdout=log, stderr=log, start_new_session=True)
     log.close()
+    _wait_http(f"http://127.0.0.1:{port}/", proc, timeout=60)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_cut_bodies_redaction_and_idle_timeouts(tmp_path):
+    """--max-body 1K: a longer request is answered, recorded cut with its size, and the capture loads;
+    secrets in bodies are redacted in the JSONL and the HAR (0600); trickling clients are cut off."""
+    import socket
+
+    import httpx
+
+    import mcptrace
+
+    upstream, url = _upstream(tmp_path, str(1 << 20))
+    out, har = tmp_path / "cut.jsonl", tmp_path / "cut.har"
+    proxy = Proxy(tmp_path, url, out, "--har", str(har), "--max-body", "1K", "--idle-timeout", "1")
+    try:
+        big = {"jsonrpc": "2.0", "id": "big", "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"api_key": "sk-live-big", "text": "y" * 3000}}}
+        small = {"jsonrpc": "2.0", "id": "small", "method": "tools/call",
+                 "params": {"name": "echo", "arguments": {"text": "hi", "api_key": "sk-live-small"},
+                            "_meta": {"access_token": "tok-small"}}}
+        for body in (big, small):
+            r = httpx.post(proxy.url + "/mcp", json=body, headers=HEADERS, trust_env=False, timeout=30)
+            assert r.status_code == 200 and f'"id":"{body["id"]}"' in r.text
+        host, port = proxy.url.removeprefix("http://").split(":")
+        for head, want in ((b"POST /mcp HTTP/1.1\r\nHost: x\r\n", b""),  # headers that never end
+                           (b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", b"408")):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                t0 = time.monotonic()
+                sock.sendall(head)
+                got = sock.recv(100)
+                assert want in got and time.monotonic() - t0 < 5, got
+    finally:
+        assert proxy.stop() == 0
+        _stop(upstream)
+    text = out.read_text(encoding="utf-8")
+    assert "sk-live" not in text and "tok-small" not in text and "[REDACTED]" in text
+    envs = [json.loads(line) for line in text.splitlines()]
+    (cut,) = [e for e in envs if "body_truncated" in e["http"]]
+    assert cut["message"] is None and cut["raw"].startswith('{"jsonrpc"') and cut["http"]["body_truncated"]["bytes"] > 3000
+    for path in (out, har):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    har_text = har.read_text(encoding="utf-8")
+    assert "sk-live" not in har_text and "tok-small" not in har_text
+    entries = json.loads(har_text)["log"]["entries"]
+    assert any("truncated" in (x["request"].get("postData") or {}).get("comment", "") for x in entries)
+    ws = mcptrace.load(out)
+    try:
+        assert ws.sql("SELECT count(*) FROM rejects").rows()[0][0] >= 1  # the cut request
+        assert ws.sql("SELECT status FROM calls WHERE method = 'tools/call'").rows() == [("ok",)]  # the small one
+    finally:
+        ws.close()
+
+
+@pytest.mark.slow
+def test_proxy_bounded_under_load_upload_and_gzip_bomb(tmp_path):
+    upstream, url = _upstream(tmp_path)
     out, har = tmp_path / "cap.jsonl", tmp_path / "cap.har"
     proxy = None
     try:
-        _wait_http(f"http://127.0.0.1:{port}/", upstream, timeout=60)
-        proxy = Proxy(tmp_path, f"http://127.0.0.1:{port}", out, "--har", str(har))
+        proxy = Proxy(tmp_path, url, out, "--har", str(har))
         t0 = time.monotonic()
         result = asyncio.run(_drive(proxy.url))
         hwm = _vm(proxy.proc.pid, "VmHWM")
@@ -219,13 +274,14 @@ def test_proxy_bounded_under_load_upload_and_gzip_bomb(tmp_path):
     assert "sk-bomb-secret" not in bomb["response"]["content"]["text"]
 
     db = tmp_path / "cap.duckdb"
-    r = subprocess.run([sys.executable, "-m", "mcptrace", "load", "--db", str(db), str(out)], cwd=ROOT, env=_env(),
+    r = subprocess.run([sys.executable, "-m", "mcptrace", "load", "--db", str(db), str(out)], check=False,
+                       cwd=ROOT, env=_env(),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["upstream"]:
-        run_upstream(int(sys.argv[2]))
+        run_upstream(int(sys.argv[2]), *(int(a) for a in sys.argv[3:4]))
     else:
         sys.exit(f"usage: {sys.argv[0]} upstream PORT")
