@@ -199,8 +199,9 @@ def test_cut_bodies_redaction_and_idle_timeouts(tmp_path):
                 got = sock.recv(100)
                 assert want in got and time.monotonic() - t0 < 5, got
     finally:
-        assert proxy.stop() == 0
+        stopped = proxy.stop()
         _stop(upstream)
+    assert stopped == 0
     text = out.read_text(encoding="utf-8")
     assert "sk-live" not in text and "tok-small" not in text and "[REDACTED]" in text
     envs = [json.loads(line) for line in text.splitlines()]
@@ -233,9 +234,9 @@ def test_proxy_bounded_under_load_upload_and_gzip_bomb(tmp_path):
         print(f"\nproxy VmHWM {hwm / 1024:.0f} MB; drive {time.monotonic() - t0:.1f} s; upload {result['upload']}; "
               f"bomb {result['bomb']}", file=sys.stderr)
     finally:
-        if proxy is not None:
-            assert proxy.stop() == 0, proxy.log.read_text()
+        stopped = proxy.stop() if proxy is not None else 0
         _stop(upstream)
+    assert stopped == 0, proxy.log.read_text()
 
     assert result["bad"] == [] and result["answered"] == N_CLIENTS * CALLS_PER_CLIENT
     status, reply, _t = result["upload"]

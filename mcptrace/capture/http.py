@@ -81,7 +81,7 @@ response is decoded for recording in 256 KiB pieces, yielding between them, and 
 decoded bytes (one record: ``http.error: "body_truncated: ..."``, ``body_truncated: {"encoding",
 "decoded_bytes"}``); the client always gets the upstream's bytes unchanged. A client silent for
 ``idle-timeout`` seconds mid-headers or mid-body is disconnected (``client_timeout``); idle keep-alive
-connections close after 5 s. Bodies and SSE data are redacted (``RedactionPolicy.redact_json_text``).
+connections close after it too. Bodies and SSE data are redacted (``RedactionPolicy.redact_json_text``).
 
 This module is the proxy (forwarding, the ASGI app, the server); what is written for each exchange
 is :class:`mcptrace.capture.exchange.ExchangeRecorder`. Without httpx, starlette and uvicorn (the
@@ -550,7 +550,7 @@ def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None =
               file=sys.stderr, flush=True)
     protocol = type("_Protocol", (_HeaderDeadline,), {"deadline": idle_timeout})
     config = uvicorn.Config(app, host=host, port=bound[1], log_level=log_level, timeout_graceful_shutdown=3,
-                            lifespan="on", http=protocol, timeout_keep_alive=min(5, max(1, int(idle_timeout))))
+                            lifespan="on", http=protocol, timeout_keep_alive=max(1, int(idle_timeout)))
     logging.getLogger("uvicorn.error").addFilter(QuietUpstreamBreaks(proxy))  # recorded, not a proxy failure
     # uvicorn re-raises the signal it caught after its graceful shutdown, with the handlers it found:
     # make that a normal exit (status 0) rather than death by SIGTERM.
