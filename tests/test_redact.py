@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mcptrace.core.redact import (
+    _rules,
     DEFAULT_REDACTION,
     DEFAULT_SECRET_KEYS,
     PREFILTER,
@@ -55,15 +56,11 @@ def test_duckdb_agrees_with_python_on_the_prefilter_and_pattern():
         assert full == bool(FULL.search(text)), text
         if full:
             assert pre
-    # plain MCP keys do not trip the pre-test, so their messages skip the full pattern
-    for w in ("progressToken", "max_tokens", "keyboard"):
-        assert not PRE.search(json.dumps({w: "v"}))
-
-
-def test_custom_key_patterns_use_their_own_pattern_as_the_pre_test():
-    assert prefilter_for(DEFAULT_SECRET_KEYS) == PREFILTER
-    custom = prefilter_for("ssn|tax_id")
-    assert re.search(custom.replace("(?i)", ""), '{"ssn": "123"}', re.I)
+    # plain MCP keys with the values SDKs give them do not trip the pre-test, so their messages skip
+    # the rules (a string progressToken does trip it; it is then kept by NOT_SECRET_KEYS)
+    for key, value in (("progressToken", 1), ("max_tokens", 100), ("keyboard", "v"), ("input_tokens", 7),
+                       ("token_count", 5), ("author", "v")):
+        assert not PRE.search(json.dumps({key: value})), key
 
 
 # -- RedactionPolicy ----------------------------------------------------------------------------
@@ -127,18 +124,16 @@ def test_policy_redacts_json_text_like_the_module_function_and_har_pairs():
     assert RedactionPolicy(enabled=False).redact_json_text(text) == text
 
 
-def test_policy_sql_params_redact_in_duckdb_as_in_python():
+def test_policy_sql_macros_redact_in_duckdb_as_in_python():
     con = duckdb.connect()
-    for policy in (RedactionPolicy(), RedactionPolicy(secret_keys="ssn|tax_id")):
-        params = policy.sql_params()
-        assert params == {"redact": True, "secret_re": json_value_pattern(policy.secret_keys),
-                          "redacted": '\\1"[REDACTED]"', "prefilter": prefilter_for(policy.secret_keys)}
-        for text in ['{"api_key": "k", "ssn": "1", "x": {"client-secret": ["a"]}}', '{"tax_id": "9", "page": 2}']:
-            (out,) = con.execute("SELECT CASE WHEN $redact AND regexp_matches($t, $prefilter) "
-                                 "THEN regexp_replace($t, $secret_re, $redacted, 'g') ELSE $t END",
-                                 {**params, "t": text}).fetchone()
-            assert out == redact_json_text(text, policy.secret_keys), (policy, text)
-    assert RedactionPolicy(enabled=False).sql_params()["redact"] is False
+    for policy in (RedactionPolicy(), RedactionPolicy(secret_keys="ssn|tax_id"), RedactionPolicy(enabled=False)):
+        for stmt in policy.sql_macros():
+            con.execute(stmt)
+        for text in ['{"api_key": "k", "ssn": "1", "x": {"client-secret": ["a"]}}', '{"tax_id": "9", "page": 2}',
+                     *PLANTED_TEXTS]:
+            out, hit = con.execute("SELECT mcptrace_redact($t), mcptrace_secret_hit($t)", {"t": text}).fetchone()
+            assert out == policy.redact_text(text), (policy, text)
+            assert hit == (policy.enabled and policy.may_hold_secret(text)), (policy, text)
 
 
 def test_policy_is_one_immutable_value():
@@ -160,3 +155,65 @@ def test_oauth_codes_and_url_signatures_are_redacted_in_query_strings():
         "/callback?code=[REDACTED]&code_verifier=[REDACTED]&state=s1&sig=[REDACTED]&signature=[REDACTED]"
         "&auth=[REDACTED]&key=[REDACTED]&page=2#top")
     assert RedactionPolicy(enabled=False).redact_query(url) == url
+
+
+# -- the whole rule set: every credential shape, with its non-secret neighbours kept ------------
+
+#: (text with a credential, the credential, what must stay)
+PLANTED = [
+    ('{"arguments": {"dbPassword": "pw-1a", "query": "weather"}}', "pw-1a", "weather"),
+    ('{"arguments": {"githubToken": "gt-2b", "slackBotToken": "sb-3c", "apiSecret": "as-4d"}}', "gt-2b", "arguments"),
+    ('{"env": {"aws_secret_access_key": "aw-5e", "OPENAI_API_KEY": "oa-6f", "HOME": "/home/u"}}', "oa-6f", "/home/u"),
+    ('{"deep": {"a": [{"b": {"refresh_token": "rt-7g"}}], "progressToken": "pt-keep"}}', "rt-7g", "pt-keep"),
+    ('{"url": "https://h/cb?access_token=at-8h&page=2"}', "at-8h", "page=2"),
+    ('{"dsn": "postgres://admin:pg-9i@db:5432/app", "host": "db"}', "pg-9i", '"host": "db"'),
+    ('{"database_url": "postgres://admin:pg-9k@db:5432/app"}', "pg-9k", "admin:[REDACTED]@db:5432"),
+    ('{"note": "call with postgres://admin:pg-9j@db/app please"}', "pg-9j", "admin"),
+    ('[{"name": "Authorization", "value": "Bearer hv-10k"}, {"name": "Accept", "value": "*/*"}]', "hv-10k", "*/*"),
+    ('{"text": "curl -H \'Authorization: Bearer hl-11l0123\' https://x"}', "hl-11l0123", "curl"),
+    ('{"error": {"code": -32603, "message": "bad", "data": {"api_key": "ed-12m"}}}', "ed-12m", "-32603"),
+    ("client_secret=fs-13n&grant_type=client_credentials", "fs-13n", "client_credentials"),
+    ('{"gen_ai.tool.call.arguments": "{\\"api_key\\": \\"js-14o\\", \\"city\\": \\"Paris\\"}"}', "js-14o", "Paris"),
+    ('{"status": "login failed: password=sm-15p for bob", "code": "exit code=1"}', "sm-15p", "exit code=1"),
+    ('{"url.query": "api_key=uq-16q&x=1"}', "uq-16q", "x=1"),
+    ('{"http.request.header.authorization": ["Basic hh-17r"]}', "hh-17r", "http.request.header.authorization"),
+    ('{"db.connection_string": "Server=s;Password=cs-18s"}', "cs-18s", "db.connection_string"),
+    ('{"k": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpk19t+/=\\n-----END RSA PRIVATE KEY-----"}', "MIIEpk19t", '"k"'),
+    ("token in text ghp_0123456789abcdefghijklmnopqrstuvwx20 ok", "ghp_0123456789abcdefghijklmnopqrstuvwx20", "ok"),
+    ("aws AKIAABCDEFGHIJKLMN21 and sk-abcdefghijklmnopqrstuv22", "AKIAABCDEFGHIJKLMN21", "aws"),
+    ("Cookie: sid=ck-23w; theme=dark", "ck-23w", "Cookie"),
+    ('{"password": ["pa-24x", "pa-24y"], "token_count": 5, "max_tokens": 9}', "pa-24y", '"token_count": 5'),
+]
+PLANTED_TEXTS = [t for t, _, _ in PLANTED]
+
+
+@pytest.mark.parametrize("text,secret,kept", PLANTED)
+def test_every_credential_shape_is_redacted_and_its_neighbours_kept(text, secret, kept):
+    out = DEFAULT_REDACTION.redact_text(text)
+    assert secret not in out and REDACTED in out, out
+    assert kept in out, out
+    assert RedactionPolicy(enabled=False).redact_text(text) == text
+    if text.startswith(("{", "[")):
+        assert json.loads(out) is not None  # still JSON
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(key=st.one_of(st.sampled_from(SECRET_WORDS + PLAIN + ["progressToken", "pageToken", "auth", "PWD", "dsn"]),
+                     st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,12}", fullmatch=True)),
+       value=st.one_of(st.text(max_size=12), st.integers(), st.lists(st.text(max_size=4), max_size=2)),
+       form=st.sampled_from(["json", "escaped", "query", "text", "pair"]))
+def test_the_pre_test_passes_every_text_a_rule_changes(key, value, form):
+    inner = json.dumps({key: value})
+    text = {"json": inner, "escaped": json.dumps({"s": inner}),
+            "query": f"/p?{key}={value}&x=1", "text": f"oops {key}: {value} and {key}={value}",
+            "pair": json.dumps([{"name": key, "value": str(value)}])}[form]
+    if DEFAULT_REDACTION._apply(text) != text:
+        assert DEFAULT_REDACTION.may_hold_secret(text), text
+
+
+def test_rules_share_one_syntax_for_duckdb_and_python():
+    con = duckdb.connect()
+    for pattern, replacement in _rules(DEFAULT_SECRET_KEYS):
+        for text in PLANTED_TEXTS:
+            (out,) = con.execute("SELECT regexp_replace(?, ?, ?, 'g')", [text, pattern, replacement]).fetchone()
+            assert out == re.sub(pattern, replacement, text), (pattern, text)

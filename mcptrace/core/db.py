@@ -89,8 +89,14 @@ def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the scalar macros of ``sql/macros.sql`` and ``sql/otlp_macros.sql`` on ``con``
-    (temporary macros: they live with the connection, never in the database file)."""
+    """Create the scalar macros of ``sql/macros.sql`` and ``sql/otlp_macros.sql`` on ``con``, and
+    the redaction macros of the default policy (``mcptrace_redact``, ``mcptrace_secret_hit``; a load
+    replaces them with its own policy's). Temporary macros: they live with the connection, never in
+    the database file."""
+    from mcptrace.core.redact import DEFAULT_REDACTION
+
     for name in ("macros.sql", "otlp_macros.sql"):
         for stmt in statements(name):
             con.execute(stmt)
+    for stmt in DEFAULT_REDACTION.sql_macros():
+        con.execute(stmt)

@@ -1,19 +1,35 @@
 """Credential redaction: one policy for the loader, every reader and the recorders (README: Inputs).
 
-One pattern names secret-looking keys: credential HTTP headers (``Authorization``,
-``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-Api-Key`` ...) and ``_meta`` /
-argument / attribute keys such as ``api_key``, ``access-token``, ``client_secret`` or
-``password``, with any prefix joined by ``-``, ``_`` or ``.`` (so ``x-api-key`` and
-``http.request.header.authorization`` match, ``progressToken`` and ``max_tokens`` do not).
-The value of a matching key, a string or an array of strings, becomes ``"[REDACTED]"``,
-wherever the key sits in a JSON document; so does the value of a matching HTTP header or URL
-query parameter. Pass your own pattern (matched against the whole key, case-insensitively, by
-DuckDB's RE2 and by Python's ``re``, so use the syntax both share) to widen or narrow it.
+What counts as a credential (the documented list):
 
-:class:`RedactionPolicy` carries the switch and the pattern: ``mcptrace.load(..., redact=,
-secret_keys=)`` builds one and hands it to the SQL of the load (:meth:`RedactionPolicy.sql_params`)
-and to the readers that see HTTP headers and URLs (HAR, MCP Inspector exports);
-``mcptrace capture`` builds one from ``--no-redact``.
+- **Secret keys.** A JSON key, HTTP header, URL query parameter, form field or ``name=value`` /
+  ``name: value`` pair whose name ends in a secret word, whatever the case and separators
+  (``api_key``, ``X-Api-Key``, ``OPENAI_API_KEY``, ``dbPassword``, ``githubToken``, ``slackBotToken``,
+  ``apiSecret``, ``aws_secret_access_key``, ``db.connection_string``, ``http.request.header.authorization``):
+  passwords (``password``, ``passwd``, ``passphrase``, ``pwd``), tokens (``token``: access, refresh,
+  id, bearer, session, bot tokens...), secrets (``secret``: client and session secrets), API, access,
+  secret, private, signing, encryption, master and client keys, credentials, cookies,
+  ``authorization``, ``auth``, connection strings and DSNs. Not secret although they end in such a
+  word: :data:`NOT_SECRET_KEYS` (``progressToken`` and pagination tokens: they are ids); plurals
+  (``max_tokens``, ``input_tokens``) and other endings (``token_count``, ``tokenizer``) never match.
+  The credential headers of :data:`CREDENTIAL_HEADERS` are secret whatever the key pattern.
+- **Credentials by shape**, wherever they sit in text: the password of a URL's userinfo
+  (``postgres://admin:PW@db``), the values of secret-named URL query parameters (and of
+  :data:`CREDENTIAL_QUERY_NAMES`: OAuth ``code``/``code_verifier``, ``sig``/``signature``, ``key``,
+  ``auth``), ``Authorization:``/``Cookie:`` header lines and ``Bearer`` tokens inside strings,
+  PEM private keys, and tokens of well-known formats (GitHub ``ghp_``/``github_pat_``, Slack
+  ``xox?-``, ``sk-`` API keys, AWS ``AKIA`` key ids, Google ``AIza`` keys, JWTs).
+- **JSON inside JSON.** A JSON document held in a string (OTLP ``gen_ai.tool.call.arguments``, a
+  logged request) is redacted like the outer one.
+
+Free text (error messages, tool results, log lines) is otherwise left as it is: only the patterns
+above are replaced. A redacted value becomes ``[REDACTED]``; the key, header or parameter name stays.
+
+:class:`RedactionPolicy` carries the switch and the key pattern (``secret_keys``, matched whole and
+case-insensitively; the same regular expression syntax for DuckDB's RE2 and Python's ``re``). It
+redacts text in Python (:meth:`RedactionPolicy.redact_text`, used by the readers and ``mcptrace
+capture``) and installs the same rules as DuckDB macros for the load's SQL
+(:meth:`RedactionPolicy.sql_macros`: ``mcptrace_redact(text)``, ``mcptrace_secret_hit(text)``).
 """
 
 from __future__ import annotations
@@ -26,13 +42,32 @@ from typing import Any
 
 REDACTED = "[REDACTED]"
 
-DEFAULT_SECRET_KEYS = (
-    r"(?:[a-z0-9]+[-_.])*(?:"
-    r"authorization|proxy[-_]?authorization|cookie|set[-_]?cookie|"
-    r"api[-_]?key|apikey|x[-_]?api[-_]?key|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|"
-    r"bearer[-_]?token|session[-_]?token|token|secret|client[-_]?secret|secret[-_]?key|private[-_]?key|"
-    r"password|passwd|pwd|credentials?)"
+#: Words that make a name secret when it ends with them, glued or not (``dbPassword``, ``db_password``).
+SECRET_SUFFIXES = (
+    r"password|passwd|passphrase|secret|token|credentials?|cookie|authorization|"
+    r"(?:api|access|secret|private|signing|encryption|master|client)[-_.]?key|connection[-_.]?string|dsn"
 )
+#: Words that make a name secret only as a word of their own (``auth``, ``x-auth``, ``PWD``; not ``oauth``).
+SECRET_WORDS = r"auth|pwd"
+#: characters of a key (``"..."``, ``\\"...\\"``); U+FDD0 marks keys that are never secret
+#: (:data:`NOT_SECRET_KEYS`) while the rules run
+_KEY_CHAR = '[^"\\\\\x00-\x1f\ufdd0]'
+#: characters of a name in ``name=value`` text (URL query, form field, ``password=...`` in a message)
+_NAME_CHAR = '[^"\\\\\x00-\x20\ufdd0&=?#;:,{}\\[\\]()<>/]'
+
+
+def _key_pattern(char: str) -> str:
+    return rf"(?:{char}*(?:{SECRET_SUFFIXES})|(?:{char}*[-_.\s/])?(?:{SECRET_WORDS}))"
+
+
+#: The default key pattern (matched whole, case-insensitively).
+DEFAULT_SECRET_KEYS = _key_pattern(_KEY_CHAR)
+
+#: Keys that end in a secret word but hold ids, never credentials: MCP's ``progressToken`` and
+#: pagination tokens. Kept whatever the key pattern.
+NOT_SECRET_KEYS = ("progressToken", "progress_token", "pageToken", "page_token", "nextPageToken", "next_page_token",
+                   "nextToken", "next_token", "continuationToken", "continuation_token", "cancellationToken",
+                   "syncToken", "resumeToken")
 
 #: Header names (lower case) whose values are redacted whatever the key pattern says, as long as
 #: redaction is on. The default pattern names all of them but ``x-mcp-remote-auth``.
@@ -45,42 +80,96 @@ CREDENTIAL_HEADERS = frozenset({
 #: long as redaction is on: OAuth codes and verifiers, signed-URL signatures, bare ``key``/``auth``.
 CREDENTIAL_QUERY_NAMES = frozenset({"key", "code", "code_verifier", "auth", "sig", "signature"})
 
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_MARK = "\ufdd0"
+
 
 def json_value_pattern(key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
     """A regex matching ``"<key>": <string or array of strings>`` in JSON text; group 1 is ``"<key>":``."""
-    return (r'(?i)("' + key_pattern + r'"\s*:\s*)'
+    return (r'(?i)("(?:' + key_pattern + r')"\s*:\s*)'
             r'(?:"(?:[^"\\]|\\.)*"|\[\s*(?:"(?:[^"\\]|\\.)*"\s*,?\s*)*\])')
 
 
-_compiled: dict[str, re.Pattern] = {}
+def _rules(key_pattern: str) -> list[tuple[str, str]]:
+    """The redaction rules in the order they run: ``(pattern, replacement)``, both in the syntax DuckDB's
+    ``regexp_replace`` (RE2) and Python's ``re.sub`` share (``\\1`` for group 1)."""
+    keys = f"(?:{key_pattern})"
+    names = (_key_pattern(_NAME_CHAR) if key_pattern == DEFAULT_SECRET_KEYS else keys)
+    query_names = f"(?:{names}|{'|'.join(sorted(CREDENTIAL_QUERY_NAMES))})"
+    headers = "|".join(re.escape(h) for h in sorted(CREDENTIAL_HEADERS))
+    return [
+        # PEM private keys, whole or cut (JSON text holds their newlines as \n)
+        (r"-----BEGIN[A-Z ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*(?:-----END[A-Z ]*PRIVATE KEY-----)?", REDACTED),
+        # "<secret key>": "value" | ["values"]
+        (json_value_pattern(key_pattern), '\\1"' + REDACTED + '"'),
+        # the same inside a JSON string: \"<secret key>\": \"value\"
+        (r'(?i)(\\"' + keys + r'\\"\s*:\s*)\\"(?:[^"\\]|\\\\(?:\\.|[^\\])|\\[^"\\])*\\"',
+         '\\1\\\\"' + REDACTED + '\\\\"'),
+        # HAR-style {"name": "<secret name>", "value": "..."}
+        (r'(?i)("name"\s*:\s*"(?:' + headers + "|" + key_pattern + r')"\s*,\s*"value"\s*:\s*)' + _STRING,
+         '\\1"' + REDACTED + '"'),
+        # the password of a URL's userinfo: scheme://user:PASSWORD@host
+        (r'(?i)([a-z][a-z0-9+.\-]*://[^\s/?#@"\\:]*:)[^\s/?#@"\\]+@', "\\1" + REDACTED + "@"),
+        # header lines in text: Authorization: Bearer X, Cookie: a=b; c=d
+        (r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
+         r'[^\s"\\,;]+', "\\1" + REDACTED),
+        (r'(?i)(\b(?:set-)?cookie\s*:\s*)[^\s"\\][^"\\\n\r]*', "\\1" + REDACTED),
+        (r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", "\\1" + REDACTED),
+        # URL query parameters: secret names and the credential query names (?code=, &sig=)
+        (r"(?i)([?&;]" + query_names + r"=)[^&#\s\"\\,;]+", "\\1" + REDACTED),
+        # name=value and name: value in text (form bodies, messages, status lines): secret names only
+        (r'(?i)((?:^|["\s,({\[])' + names + r"\s*=\s*)[^&#\s\"\\,;]+", "\\1" + REDACTED),
+        (r'(?i)(\b' + names + r'\s*:\s*)[^\s"\\,;{}\[\]]+', "\\1" + REDACTED),
+        # tokens of well-known formats, wherever they are
+        (r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|"
+         r"sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{35}|"
+         r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})", REDACTED),
+    ]
 
 
-def _json_value_re(key_pattern: str) -> re.Pattern:
-    pat = _compiled.get(key_pattern)
-    if pat is None:
-        pat = _compiled[key_pattern] = re.compile(json_value_pattern(key_pattern).replace("(?i)", ""), re.IGNORECASE)
-    return pat
-
-
-def redact_json_text(text: str, key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
-    """Redact secret-looking keys in JSON (or JSON-like, possibly broken) text."""
-    return _json_value_re(key_pattern).sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
-
-
-#: A cheap test run before the full pattern with the default keys: does the text hold a key
-#: ending in one of the default secret words, right after a quote, a separator or one of the
-#: words the default pattern glues on without a separator (``apikey``, ``accesstoken``...)?
-#: Every match of the default pattern matches this (tests/test_redact.py checks it).
-PREFILTER = (r'(?i)(?:["\-_.]|proxy|set|api|auth|access|refresh|id|bearer|session|client|secret|private)'
-             r'(?:authorization|cookie|key|token|secret|passwd|password|pwd|credentials?)"\s*:\s*[\["]')
+#: What a text must contain for any rule to apply with the default keys: a cheap test run first, so
+#: that the rules run only on text that may hold a credential (tests/test_redact.py checks that
+#: every text a rule changes passes it).
+PREFILTER = (r"(?i)(?:passw|passphrase|secret|credential|cookie|authoriz|api.?key|access.?key|private.?key|"
+             r"signing.?key|encryption.?key|master.?key|client.?key|connection.?string|dsn|PRIVATE KEY|"
+             # token, auth, pwd: only before a string value, in a HAR name/value pair or as name=value
+             r'(?:token|auth|pwd)(?:"\s*:\s*[\["]|"\s*,\s*"value"|\\"\s*:|\s*[=:]\s*[^\s"\\])|'
+             r"://[^\s/?#@\"\\]*@|[?&;](?:code|sig|key|auth)|bearer|gh[pousr]_|github_pat_|xox[abprs]-|\bsk-|"
+             r"AKIA|AIza|eyJ[A-Za-z0-9_\-]{8,}\.eyJ)")
 
 
 def prefilter_for(key_pattern: str) -> str:
-    """The cheap pre-test for ``key_pattern``: :data:`PREFILTER` for the default keys, else the full pattern."""
-    return PREFILTER if key_pattern == DEFAULT_SECRET_KEYS else json_value_pattern(key_pattern)
+    """The cheap pre-test for ``key_pattern``: :data:`PREFILTER`, widened by a custom key pattern."""
+    return PREFILTER if key_pattern == DEFAULT_SECRET_KEYS else f"{PREFILTER[:-1]}|{key_pattern})"
 
 
-_STRING = r'"(?:[^"\\]|\\.)*"'
+_NOT_SECRET_RE = "(?i)(\"|\\\\\")(" + "|".join(sorted({k.lower() for k in NOT_SECRET_KEYS}, key=len, reverse=True)) \
+    + ")(\"|\\\\\")"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_compiled: dict[str, list[tuple[re.Pattern, str]]] = {}
+#: the position of the URL userinfo rule in :func:`_rules`
+_USERINFO_RULE = 4
+
+
+def _compiled_rules(key_pattern: str) -> list[tuple[re.Pattern, str]]:
+    rules = _compiled.get(key_pattern)
+    if rules is None:
+        rules = _compiled[key_pattern] = [(re.compile(p), r) for p, r in _rules(key_pattern)]
+    return rules
+
+
+_NOT_SECRET = re.compile(_NOT_SECRET_RE)
+_PREFILTERS: dict[str, re.Pattern] = {}
+
+
+def redact_json_text(text: str, key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
+    """Redact credentials in text (JSON, JSON-like, broken, or free): :meth:`RedactionPolicy.redact_text`."""
+    return RedactionPolicy(secret_keys=key_pattern).redact_text(text)
 
 
 @dataclass(frozen=True)
@@ -89,9 +178,10 @@ class RedactionPolicy:
 
     ``enabled``: redact at all (``False`` keeps every value: ``redact=False``, ``--no-redact``).
     ``secret_keys``: the key pattern (default :data:`DEFAULT_SECRET_KEYS`), matched whole and
-    case-insensitively against JSON keys, HTTP header names and URL query parameter names; the
-    header names in :data:`CREDENTIAL_HEADERS` are secret whatever the pattern. A redacted value
-    becomes :data:`REDACTED`.
+    case-insensitively against JSON keys, HTTP header names, URL query and form field names; the
+    header names in :data:`CREDENTIAL_HEADERS` are secret whatever the pattern, the keys of
+    :data:`NOT_SECRET_KEYS` never are. The credential shapes of the module docstring are redacted
+    with any key pattern. A redacted value becomes :data:`REDACTED`.
 
     Raises ``ValueError`` when redaction is enabled and ``secret_keys`` is not a regular expression
     Python can compile.
@@ -106,19 +196,13 @@ class RedactionPolicy:
         if self.enabled:
             try:
                 self._name_re  # noqa: B018 - compiled now so that a bad pattern fails here
+                _compiled_rules(self.secret_keys)
             except re.error as e:
                 raise ValueError(f"secret_keys is not a valid regular expression: {e}") from None
 
     @cached_property
     def _name_re(self) -> re.Pattern:
         return re.compile(self.secret_keys, re.IGNORECASE)
-
-    @cached_property
-    def _pair_re(self) -> re.Pattern:
-        # ``"name": "<secret name>", "value": "..."``: HAR header and query-string lists
-        names = "|".join(re.escape(h) for h in sorted(CREDENTIAL_HEADERS))
-        return re.compile(r'("name"\s*:\s*"(?:' + names + "|" + self.secret_keys + r')"\s*,\s*"value"\s*:\s*)'
-                          + _STRING, re.IGNORECASE)
 
     # -- names ---------------------------------------------------------------------------------
     def is_secret_name(self, name: str | bytes) -> bool:
@@ -129,6 +213,8 @@ class RedactionPolicy:
         if isinstance(name, bytes):
             name = name.decode("latin-1")
         name = name.strip()
+        if name.lower() in _NOT_SECRET_LOWER:
+            return False
         return name.lower() in CREDENTIAL_HEADERS or self._name_re.fullmatch(name) is not None
 
     def redact_value(self, name: str | bytes, value: Any) -> Any:
@@ -143,7 +229,8 @@ class RedactionPolicy:
         ``(name, value)`` pairs; names and values may be ``str`` or ``bytes`` (decoded as Latin-1), a
         ``None`` value is ``""``, other values are ``str()``-ed. Entries whose name is not a non-empty
         string are dropped; anything else than the three shapes gives ``{}``. Repeated headers are
-        joined with ``", "`` (a redacted one stays :data:`REDACTED`).
+        joined with ``", "`` (a redacted one stays :data:`REDACTED`). The values of other headers go
+        through :meth:`redact_text` (a URL with a password in a ``Referer``).
         """
         if isinstance(items, Mapping):
             pairs: Iterable = items.items()
@@ -171,6 +258,7 @@ class RedactionPolicy:
             if secret:
                 out[key] = REDACTED
             else:
+                value = self.redact_text(value)
                 out[key] = f"{out[key]}, {value}" if key in out else value
         return out
 
@@ -178,11 +266,14 @@ class RedactionPolicy:
         """A URL (or ``path?query``) with the values of secret-named query parameters redacted.
 
         A name is secret by :meth:`is_secret_name` or by :data:`CREDENTIAL_QUERY_NAMES`. Only those
-        values change (``?api_key=k&page=2`` becomes ``?api_key=[REDACTED]&page=2``);
-        every other character, the fragment included, is kept as it was. Names are compared
-        percent- and ``+``-decoded. Disabled, or without a query: ``url`` unchanged.
+        values change (``?api_key=k&page=2`` becomes ``?api_key=[REDACTED]&page=2``), and a password
+        in the URL's userinfo; every other character, the fragment included, is kept as it was.
+        Names are compared percent- and ``+``-decoded. Disabled: ``url`` unchanged.
         """
-        if not self.enabled or "?" not in url:
+        if not self.enabled:
+            return url
+        url = self._apply(url, only_userinfo=True)
+        if "?" not in url:
             return url
         from urllib.parse import unquote_plus
 
@@ -200,28 +291,57 @@ class RedactionPolicy:
             return url
         return f"{head}?{'&'.join(parts)}{hash_}{fragment}"
 
-    # -- JSON text -----------------------------------------------------------------------------
-    def redact_json_text(self, text: str) -> str:
-        """JSON (or JSON-like, possibly broken) text with secret-keyed values redacted.
+    # -- text ----------------------------------------------------------------------------------
+    def may_hold_secret(self, text: str) -> bool:
+        """The cheap pre-test: ``False`` means :meth:`redact_text` would return ``text`` unchanged."""
+        pre = _PREFILTERS.get(self.secret_keys)
+        if pre is None:
+            pre = _PREFILTERS[self.secret_keys] = re.compile(prefilter_for(self.secret_keys))
+        return pre.search(text) is not None
 
-        Covers ``"<secret key>": <string or array of strings>`` anywhere (as the load does in
-        SQL) and HAR-style ``{"name": "<secret name>", "value": "..."}`` pairs. Disabled: ``text``.
-        """
-        if not self.enabled:
+    def redact_text(self, text: str) -> str:
+        """``text`` (JSON, JSON-like, broken, or free text) with every credential of the module
+        docstring replaced by :data:`REDACTED`; the same rules as the load's SQL
+        (:meth:`sql_macros`). Disabled: ``text``."""
+        if not self.enabled or not self.may_hold_secret(text):
             return text
-        text = _json_value_re(self.secret_keys).sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
-        return self._pair_re.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+        return self._apply(text)
+
+    def _apply(self, text: str, only_userinfo: bool = False) -> str:
+        rules = _compiled_rules(self.secret_keys)
+        if only_userinfo:
+            pattern, replacement = rules[_USERINFO_RULE]
+            return pattern.sub(replacement, text)
+        masked = _NOT_SECRET.search(text) is not None
+        if masked:
+            text = _NOT_SECRET.sub(lambda m: m.group(1) + _MARK + m.group(2) + m.group(3), text)
+        for pattern, replacement in rules:
+            text = pattern.sub(replacement, text)
+        return text.replace(_MARK, "") if masked else text
+
+    def redact_json_text(self, text: str) -> str:
+        """:meth:`redact_text` (the name of the JSON-only redaction it grew from)."""
+        return self.redact_text(text)
 
     # -- SQL -----------------------------------------------------------------------------------
-    def sql_params(self) -> dict[str, Any]:
-        """The DuckDB named parameters of the load's redaction SQL.
+    def sql_macros(self) -> list[str]:
+        """DuckDB statements creating the temporary macros ``mcptrace_redact(text)`` (:meth:`redact_text`
+        in SQL) and ``mcptrace_secret_hit(text)`` (:meth:`may_hold_secret`) for this policy; disabled,
+        the first returns its argument and the second false."""
+        if not self.enabled:
+            return ["CREATE OR REPLACE TEMP MACRO mcptrace_redact(t) AS t",
+                    "CREATE OR REPLACE TEMP MACRO mcptrace_secret_hit(t) AS false"]
+        mask = _sql_literal(chr(92) + "1" + _MARK + chr(92) + "2" + chr(92) + "3")
+        expr = f"regexp_replace(t, {_sql_literal(_NOT_SECRET_RE)}, {mask}, 'g')"
+        for pattern, replacement in _rules(self.secret_keys):
+            expr = f"regexp_replace({expr}, {_sql_literal(pattern)}, {_sql_literal(replacement)}, 'g')"
+        hit = f"regexp_matches(t, {_sql_literal(prefilter_for(self.secret_keys))})"
+        return [f"CREATE OR REPLACE TEMP MACRO mcptrace_secret_hit(t) AS {hit}",
+                f"CREATE OR REPLACE TEMP MACRO mcptrace_redact(t) AS "
+                f"CASE WHEN {hit} THEN replace({expr}, {_sql_literal(_MARK)}, '') ELSE t END"]
 
-        ``{"redact": bool, "secret_re": json_value_pattern(secret_keys), "redacted": the replacement
-        (``\\1"[REDACTED]"``), "prefilter": prefilter_for(secret_keys)}``.
-        """
-        return {"redact": self.enabled, "secret_re": json_value_pattern(self.secret_keys),
-                "redacted": '\\1"' + REDACTED + '"', "prefilter": prefilter_for(self.secret_keys)}
 
+_NOT_SECRET_LOWER = frozenset(k.lower() for k in NOT_SECRET_KEYS)
 
 #: The default policy: redaction on, :data:`DEFAULT_SECRET_KEYS`.
 DEFAULT_REDACTION = RedactionPolicy()
@@ -231,6 +351,7 @@ __all__ = [
     "CREDENTIAL_QUERY_NAMES",
     "DEFAULT_REDACTION",
     "DEFAULT_SECRET_KEYS",
+    "NOT_SECRET_KEYS",
     "PREFILTER",
     "REDACTED",
     "RedactionPolicy",

@@ -264,7 +264,7 @@ class Loader:
             finally:
                 if attempt:
                     con.execute("SET memory_limit = ?", [limits[0]])
-        reason = self.options.redaction.redact_json_text(_reason(failure))
+        reason = self.options.redaction.redact_text(_reason(failure))
         self._record_failure(path, sha, size, reader, inp, source_id, reason)
         return FileReport(path, "failed", format=reader.name, source_id=source_id,
                           error=f"{path}: not loaded: {reason}")
@@ -321,8 +321,9 @@ class Loader:
         path = inp.path
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        red = self.options.redaction.sql_params()
-        params = {**red, **self.options.keys.message_params(), "source_id": source_id}
+        for stmt in self.options.redaction.sql_macros():  # mcptrace_redact, mcptrace_secret_hit
+            con.execute(stmt)
+        params = {**self.options.keys.message_params(), "source_id": source_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
         # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
         # from it, then one insert moves the batch into messages or spans. Batches are large
@@ -451,9 +452,7 @@ class Loader:
             "record_no": pa.array([r[0] for r in bad], pa.int64()),
             "reason": pa.array([_json_error(r[1]) if r[1] is not None else "invalid JSON" for r in bad], pa.string())}))
         try:
-            red = self.options.redaction.sql_params()
-            params = {"label": label, "redact": red["redact"], "secret_re": red["secret_re"],
-                      "redacted": red["redacted"], "lo": lo, "hi": hi, "raw_limit": RAW_LIMIT}
+            params = {"label": label, "lo": lo, "hi": hi, "raw_limit": RAW_LIMIT}
             for stmt in statements("rejects_stage.sql"):
                 con.execute(stmt, sql_params(stmt, params))
             if self.options.errors == "raise":

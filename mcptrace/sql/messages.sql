@@ -6,7 +6,8 @@
 -- Parameters: $source_id,
 -- $paths (VARCHAR[]: the message paths below, then the session-key and call-key paths of
 -- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $sk_names,
--- $ck_names, and the redaction settings $redact, $prefilter, $secret_re, $redacted. Every
+-- $ck_names. Credentials are redacted by the load's macros mcptrace_secret_hit and mcptrace_redact
+-- (RedactionPolicy.sql_macros: the same rules as the readers and the recorders). Every
 -- message and header is parsed once: one json_extract over all message paths, one
 -- json_extract_string over all header paths.
 --
@@ -23,16 +24,15 @@
 
 INSERT INTO _all BY NAME
 WITH w0 AS MATERIALIZED (
-    -- the full redaction pattern (and the re-parse of its output) only where the cheap test hits
+    -- the redaction rules (and the re-parse of their output) only where the cheap test hits
     SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
            raw AS reader_raw,  -- a reject's own text (NULL: the record's line is kept)
-           reject_reason IS NULL AND $redact
-               AND regexp_matches(coalesce(http::VARCHAR, '') || message::VARCHAR, $prefilter) AS hit
+           reject_reason IS NULL AND mcptrace_secret_hit(coalesce(http::VARCHAR, '') || message::VARCHAR) AS hit
     FROM _batch_out
 ), w AS (
     SELECT record_no, ts, direction, transport, connection_id,
-           CASE WHEN hit THEN regexp_replace(http::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE http END AS http,
-           CASE WHEN hit THEN regexp_replace(message::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE message END AS message,
+           CASE WHEN hit THEN mcptrace_redact(http::VARCHAR)::JSON ELSE http END AS http,
+           CASE WHEN hit THEN mcptrace_redact(message::VARCHAR)::JSON ELSE message END AS message,
            left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
     FROM w0 WHERE reader_reason IS NULL
 ), ev AS (

@@ -3,8 +3,9 @@
 
 INSERT INTO rejects
 SELECT source_id, record_no,
-       $record_label || ' ' || record_no || ': ' || reject_reason || CASE WHEN batch_index IS NOT NULL THEN ' (batch element ' || batch_index || ')' ELSE '' END,
-       left(raw_reject, 4096)
+       $record_label || ' ' || record_no || ': ' || mcptrace_redact(reject_reason)
+           || CASE WHEN batch_index IS NOT NULL THEN ' (batch element ' || batch_index || ')' ELSE '' END,
+       left(mcptrace_redact(left(raw_reject, 65536)), 4096)
 FROM _all WHERE reject_reason IS NOT NULL AND NOT from_reader;
 
 INSERT INTO http_events BY NAME

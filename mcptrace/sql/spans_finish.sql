@@ -1,5 +1,7 @@
--- Move one batch of staged spans (_all) into spans. Parameters: $redact, $prefilter, $secret_re,
--- $redacted, $record_label.
+-- Move one batch of staged spans (_all) into spans. Parameters: $record_label. Credentials are
+-- redacted by the load's macros mcptrace_secret_hit and mcptrace_redact (RedactionPolicy.sql_macros)
+-- in every text a span carries: its name, status message, attributes, resource attributes, events
+-- and links, at any depth (kvlists, JSON held in strings).
 --
 -- Redaction first (the full pattern only where the cheap test hits), so that a span's content is
 -- compared as it would be stored. A span is identified by (trace-id, span-id): seen again with
@@ -8,12 +10,15 @@
 -- content it is a reject naming the first copy, and the first copy stays.
 
 UPDATE _all SET
-    attributes = CASE WHEN regexp_matches(attributes::VARCHAR, $prefilter)
-                      THEN regexp_replace(attributes::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE attributes END,
-    events = CASE WHEN regexp_matches(events::VARCHAR, $prefilter)
-                  THEN regexp_replace(events::VARCHAR, $secret_re, $redacted, 'g')::JSON ELSE events END
-WHERE $redact AND reject_reason IS NULL
-  AND (regexp_matches(attributes::VARCHAR, $prefilter) OR regexp_matches(events::VARCHAR, $prefilter));
+    name = mcptrace_redact(name),
+    status_message = mcptrace_redact(status_message),
+    attributes = mcptrace_redact(attributes::VARCHAR)::JSON,
+    resource_attributes = mcptrace_redact(resource_attributes::VARCHAR)::JSON,
+    events = mcptrace_redact(events::VARCHAR)::JSON,
+    links = mcptrace_redact(links::VARCHAR)::JSON
+WHERE reject_reason IS NULL
+  AND mcptrace_secret_hit(concat_ws(' ', name, status_message, attributes::VARCHAR, resource_attributes::VARCHAR,
+                                    events::VARCHAR, links::VARCHAR));
 
 CREATE OR REPLACE TEMP TABLE _span_seen AS
 WITH s AS (
