@@ -63,6 +63,13 @@ def test_duckdb_agrees_with_python_on_the_prefilter_and_pattern():
         assert not PRE.search(json.dumps({key: value})), key
 
 
+def test_custom_key_patterns_widen_the_pre_test():
+    assert prefilter_for(DEFAULT_SECRET_KEYS) == PREFILTER
+    custom = RedactionPolicy(secret_keys="ssn|tax_id")
+    assert re.search(prefilter_for("ssn|tax_id"), '{"ssn": "123"}')
+    assert custom.may_hold_secret('{"ssn": "123"}') and custom.redact_text('{"ssn": "123"}') == '{"ssn": "[REDACTED]"}'
+
+
 # -- RedactionPolicy ----------------------------------------------------------------------------
 
 def test_policy_names_the_same_keys_as_the_pattern():

@@ -56,8 +56,8 @@ _KEY_CHAR = '[^"\\\\\x00-\x1f\ufdd0]'
 _NAME_CHAR = '[^"\\\\\x00-\x20\ufdd0&=?#;:,{}\\[\\]()<>/]'
 
 
-def _key_pattern(char: str) -> str:
-    return rf"(?:{char}*(?:{SECRET_SUFFIXES})|(?:{char}*[-_.\s/])?(?:{SECRET_WORDS}))"
+def _key_pattern(char: str, suffixes: str = SECRET_SUFFIXES) -> str:
+    return rf"(?:{char}*(?:{suffixes})|(?:{char}*[-_.\s/])?(?:{SECRET_WORDS}))"
 
 
 #: The default key pattern (matched whole, case-insensitively).
@@ -95,6 +95,10 @@ def _rules(key_pattern: str) -> list[tuple[str, str]]:
     ``regexp_replace`` (RE2) and Python's ``re.sub`` share (``\\1`` for group 1)."""
     keys = f"(?:{key_pattern})"
     names = (_key_pattern(_NAME_CHAR) if key_pattern == DEFAULT_SECRET_KEYS else keys)
+    # "name: value" in text: not the header lines, which their own rules redact keeping the scheme
+    # ("Authorization: Bearer [REDACTED]")
+    text_names = (_key_pattern(_NAME_CHAR, SECRET_SUFFIXES.replace("cookie|authorization|", ""))
+                  if key_pattern == DEFAULT_SECRET_KEYS else keys)
     query_names = f"(?:{names}|{'|'.join(sorted(CREDENTIAL_QUERY_NAMES))})"
     headers = "|".join(re.escape(h) for h in sorted(CREDENTIAL_HEADERS))
     return [
@@ -105,6 +109,9 @@ def _rules(key_pattern: str) -> list[tuple[str, str]]:
         # the same inside a JSON string: \"<secret key>\": \"value\"
         (r'(?i)(\\"' + keys + r'\\"\s*:\s*)\\"(?:[^"\\]|\\\\(?:\\.|[^\\])|\\[^"\\])*\\"',
          '\\1\\\\"' + REDACTED + '\\\\"'),
+        # an OTLP KeyValue in its JSON form (a kvlistValue kept as it came): {"key": "<secret>", "value": {...}}
+        (r'(?i)("key"\s*:\s*"' + keys + r'"\s*,\s*"value"\s*:\s*)\{\s*"(?:stringValue|bytesValue)"\s*:\s*'
+         + _STRING + r"\s*\}", '\\1{"stringValue":"' + REDACTED + '"}'),
         # HAR-style {"name": "<secret name>", "value": "..."}
         (r'(?i)("name"\s*:\s*"(?:' + headers + "|" + key_pattern + r')"\s*,\s*"value"\s*:\s*)' + _STRING,
          '\\1"' + REDACTED + '"'),
@@ -112,14 +119,14 @@ def _rules(key_pattern: str) -> list[tuple[str, str]]:
         (r'(?i)([a-z][a-z0-9+.\-]*://[^\s/?#@"\\:]*:)[^\s/?#@"\\]+@', "\\1" + REDACTED + "@"),
         # header lines in text: Authorization: Bearer X, Cookie: a=b; c=d
         (r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
-         r'[^\s"\\,;]+', "\\1" + REDACTED),
+         r"[^\s\"'\\,;]+", "\\1" + REDACTED),
         (r'(?i)(\b(?:set-)?cookie\s*:\s*)[^\s"\\][^"\\\n\r]*', "\\1" + REDACTED),
         (r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", "\\1" + REDACTED),
         # URL query parameters: secret names and the credential query names (?code=, &sig=)
-        (r"(?i)([?&;]" + query_names + r"=)[^&#\s\"\\,;]+", "\\1" + REDACTED),
+        (r"(?i)([?&;]" + query_names + r"=)[^&#\s\"'\\,;]+", "\\1" + REDACTED),
         # name=value and name: value in text (form bodies, messages, status lines): secret names only
-        (r'(?i)((?:^|["\s,({\[])' + names + r"\s*=\s*)[^&#\s\"\\,;]+", "\\1" + REDACTED),
-        (r'(?i)(\b' + names + r'\s*:\s*)[^\s"\\,;{}\[\]]+', "\\1" + REDACTED),
+        (r"(?i)((?:^|[\"'\s,({\[])" + names + r"\s*=\s*)[^&#\s\"'\\,;]+", "\\1" + REDACTED),
+        (r"(?i)(\b" + text_names + r"\s*:\s*)[^\s\"'\\,;{}\[\]]+", "\\1" + REDACTED),
         # tokens of well-known formats, wherever they are
         (r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|"
          r"sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{35}|"
@@ -153,7 +160,7 @@ def _sql_literal(text: str) -> str:
 
 _compiled: dict[str, list[tuple[re.Pattern, str]]] = {}
 #: the position of the URL userinfo rule in :func:`_rules`
-_USERINFO_RULE = 4
+_USERINFO_RULE = 5
 
 
 def _compiled_rules(key_pattern: str) -> list[tuple[re.Pattern, str]]:
