@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import re2  # google-re2: the engine of DuckDB's regexp functions, linear in the text whatever the pattern
+
 REDACTED = "[REDACTED]"
 
 #: Words that make a name secret when it ends with them, glued or not (``dbPassword``, ``db_password``).
@@ -49,11 +51,11 @@ SECRET_SUFFIXES = (
 )
 #: Words that make a name secret only as a word of their own (``auth``, ``x-auth``, ``PWD``; not ``oauth``).
 SECRET_WORDS = r"auth|pwd"
-#: characters of a key (``"..."``, ``\\"...\\"``); U+FDD0 marks keys that are never secret
+#: characters of a key (``"..."``, ``\\"...\\"``): no control character, so a key marked by :data:`_MARK`
 #: (:data:`NOT_SECRET_KEYS`) while the rules run
-_KEY_CHAR = '[^"\\\\\x00-\x1f\ufdd0]'
+_KEY_CHAR = '[^"\\\\\x00-\x1f]'
 #: characters of a name in ``name=value`` text (URL query, form field, ``password=...`` in a message)
-_NAME_CHAR = '[^"\\\\\x00-\x20\ufdd0&=?#;:,{}\\[\\]()<>/]'
+_NAME_CHAR = '[^"\\\\\x00-\x20&=?#;:,{}\\[\\]()<>/]'
 
 
 def _key_pattern(char: str, suffixes: str = SECRET_SUFFIXES) -> str:
@@ -81,7 +83,9 @@ CREDENTIAL_HEADERS = frozenset({
 CREDENTIAL_QUERY_NAMES = frozenset({"key", "code", "code_verifier", "auth", "sig", "signature"})
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
-_MARK = "\ufdd0"
+#: put after the opening quote of a key of NOT_SECRET_KEYS while the rules run (no key pattern
+#: matches a key holding a control character), removed after them
+_MARK = "\x01"
 
 
 def json_value_pattern(key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
@@ -158,20 +162,29 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-_compiled: dict[str, list[tuple[re.Pattern, str]]] = {}
+_compiled: dict[str, list[tuple[Any, str]]] = {}
 #: the position of the URL userinfo rule in :func:`_rules`
 _USERINFO_RULE = 5
 
 
-def _compiled_rules(key_pattern: str) -> list[tuple[re.Pattern, str]]:
+def _compiled_rules(key_pattern: str) -> list[tuple[Any, str]]:
+    """The rules compiled with RE2 (as DuckDB runs them: the same matches, time linear in the text;
+    Python's ``re`` backtracks on a long run of key characters)."""
     rules = _compiled.get(key_pattern)
     if rules is None:
-        rules = _compiled[key_pattern] = [(re.compile(p), r) for p, r in _rules(key_pattern)]
+        try:
+            rules = [(re2.compile(p), r) for p, r in _rules(key_pattern)]
+        except re2.error as e:
+            raise re.error(str(e)) from None
+        _compiled[key_pattern] = rules
     return rules
 
 
-_NOT_SECRET = re.compile(_NOT_SECRET_RE)
-_PREFILTERS: dict[str, re.Pattern] = {}
+_NOT_SECRET = re2.compile(_NOT_SECRET_RE)
+#: the replacement that marks a key of NOT_SECRET_KEYS (_MARK after its opening quote) while the rules run
+_MASK = "\\1" + _MARK + "\\2\\3"
+_MARKED = '"' + _MARK
+_PREFILTERS: dict[str, Any] = {}
 
 
 def redact_json_text(text: str, key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
@@ -303,7 +316,7 @@ class RedactionPolicy:
         """The cheap pre-test: ``False`` means :meth:`redact_text` would return ``text`` unchanged."""
         pre = _PREFILTERS.get(self.secret_keys)
         if pre is None:
-            pre = _PREFILTERS[self.secret_keys] = re.compile(prefilter_for(self.secret_keys))
+            pre = _PREFILTERS[self.secret_keys] = re2.compile(prefilter_for(self.secret_keys))
         return pre.search(text) is not None
 
     def redact_text(self, text: str) -> str:
@@ -321,10 +334,10 @@ class RedactionPolicy:
             return pattern.sub(replacement, text)
         masked = _NOT_SECRET.search(text) is not None
         if masked:
-            text = _NOT_SECRET.sub(lambda m: m.group(1) + _MARK + m.group(2) + m.group(3), text)
+            text = _NOT_SECRET.sub(_MASK, text)
         for pattern, replacement in rules:
             text = pattern.sub(replacement, text)
-        return text.replace(_MARK, "") if masked else text
+        return text.replace(_MARKED, '"') if masked else text
 
     def redact_json_text(self, text: str) -> str:
         """:meth:`redact_text` (the name of the JSON-only redaction it grew from)."""
@@ -338,14 +351,14 @@ class RedactionPolicy:
         if not self.enabled:
             return ["CREATE OR REPLACE TEMP MACRO mcptrace_redact(t) AS t",
                     "CREATE OR REPLACE TEMP MACRO mcptrace_secret_hit(t) AS false"]
-        mask = _sql_literal(chr(92) + "1" + _MARK + chr(92) + "2" + chr(92) + "3")
+        mask = _sql_literal(_MASK)
         expr = f"regexp_replace(t, {_sql_literal(_NOT_SECRET_RE)}, {mask}, 'g')"
         for pattern, replacement in _rules(self.secret_keys):
             expr = f"regexp_replace({expr}, {_sql_literal(pattern)}, {_sql_literal(replacement)}, 'g')"
         hit = f"regexp_matches(t, {_sql_literal(prefilter_for(self.secret_keys))})"
         return [f"CREATE OR REPLACE TEMP MACRO mcptrace_secret_hit(t) AS {hit}",
                 f"CREATE OR REPLACE TEMP MACRO mcptrace_redact(t) AS "
-                f"CASE WHEN {hit} THEN replace({expr}, {_sql_literal(_MARK)}, '') ELSE t END"]
+                f"CASE WHEN {hit} THEN replace({expr}, {_sql_literal(_MARKED)}, '\"') ELSE t END"]
 
 
 _NOT_SECRET_LOWER = frozenset(k.lower() for k in NOT_SECRET_KEYS)
