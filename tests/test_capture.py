@@ -824,3 +824,27 @@ if __name__ == "__main__":
         print(json.dumps(anyio.run(_resume_client_main if a.mode == "resume" else _client_main, a)), flush=True)
     else:
         _sse_server(a.port)
+
+
+def test_stdio_tee_redacts_every_file_it_writes_but_passes_the_bytes_unchanged(tmp_path):
+    out, bare, err, got = (tmp_path / n for n in ("tee.jsonl", "bare.ndjson", "stderr.log", "received.bin"))
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "deploy", "arguments": {"apiKey": "SECRET-arg-1", "url": "postgres://u:SECRET-dsn-2@db/x"},
+        "_meta": {"access_token": "SECRET-meta-3", "progressToken": 7}}}
+    payload = (json.dumps(call) + "\n" + "not json Authorization: Bearer SECRET-raw-4xyz\n").encode()
+    server = f"tee {got}; echo 'connecting with password=SECRET-err-5' >&2"
+    r = _tee(out, "sh", "-c", server, stdin=payload,
+             extra=("--bare", str(bare), "--stderr-out", str(err), "--quiet"))
+    assert r.returncode == 0
+    assert got.read_bytes() == payload and r.stdout == payload  # the wire is never changed
+    assert b"SECRET-err-5" in r.stderr  # the child's stderr passes through as it is
+    for path in (out, bare, err):
+        text = path.read_text(encoding="utf-8")
+        assert "SECRET" not in text and "[REDACTED]" in text, (path.name, text)
+    envs = _envelopes(out)
+    assert envs[0]["message"]["params"]["_meta"]["progressToken"] == 7
+    assert envs[0]["message"]["params"]["arguments"]["url"] == "postgres://u:[REDACTED]@db/x"
+    # --no-redact keeps everything
+    out2 = tmp_path / "plain.jsonl"
+    _tee(out2, "sh", "-c", "cat", stdin=payload, extra=("--no-redact", "--quiet"))
+    assert "SECRET-meta-3" in out2.read_text(encoding="utf-8")

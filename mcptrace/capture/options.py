@@ -30,6 +30,10 @@ def add_stdio_arguments(parser: argparse.ArgumentParser, *, bare: bool = True) -
                         help="also append the child's stderr here, one '<ts> <connection id> <line>' per line")
     if bare:
         parser.add_argument("--bare", metavar="FILE", help="also append every raw line here (bare JSON-RPC NDJSON)")
+    parser.add_argument("--no-redact", action="store_true",
+                        help="record lines as they came: credentials (API keys, tokens, passwords in messages, "
+                             "Authorization lines in stderr) are otherwise [REDACTED] in every file written")
+    add_secret_keys_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="do not print what is recorded where (on stderr)")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
                         help="the MCP server command the host would have run")

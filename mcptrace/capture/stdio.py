@@ -21,7 +21,13 @@ a crash loses at most the line in flight; an existing file is appended to.
 The default connection id is fresh per process: ``stdio:<command name>:<8 hex>``. The child's
 stderr is passed through (inherited); with ``--stderr-out FILE`` it is also appended there, one
 ``<ts> <connection id> <line>`` per line. ``--bare FILE`` additionally appends every raw line (both
-directions, in the envelope order, exactly as on the wire): a bare JSON-RPC NDJSON capture.
+directions, in the envelope order, as on the wire but for redacted credentials): a bare JSON-RPC
+NDJSON capture.
+
+What is written to every file is redacted by :class:`~mcptrace.core.redact.RedactionPolicy` (the
+loader's policy: ``_meta.access_token``, an argument ``api_key``, a password in a DSN, an
+``Authorization:`` line on stderr ...) unless ``--no-redact``; ``--secret-keys`` sets its key
+pattern. The bytes passed between host and server are never changed.
 
 SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to the child, which runs in its
 own process group, so a signal to our whole group (the host's ``killpg``, Ctrl-C in a terminal)
@@ -50,7 +56,8 @@ from mcptrace.capture._common import (
     parse_json_message,
     utc_now,
 )
-from mcptrace.capture.options import add_stdio_arguments
+from mcptrace.capture.options import add_stdio_arguments, redaction_from_args
+from mcptrace.core.redact import RedactionPolicy
 
 FORWARDED_SIGNALS = tuple(
     getattr(signal, name)
@@ -139,8 +146,11 @@ class StdioTee:
         connection_id: str | None = None,
         bare: str | None = None,
         stderr_out: str | None = None,
+        redaction: RedactionPolicy | None = None,
     ) -> None:
         self.command = command
+        #: what is redacted in the files written (the default policy unless given)
+        self.redaction = redaction if redaction is not None else RedactionPolicy()
         self.connection_id = connection_id or default_connection_id(command)
         self.out = out
         self._writer = JsonlWriter(out)
@@ -161,6 +171,7 @@ class StdioTee:
         text = text.rstrip("\r\n")
         if not text.strip():
             return None  # blank line: nothing to record as a message
+        text = self.redaction.redact_text(text)
         envelope: dict[str, Any] = {
             "ts": ts,
             "direction": direction,
@@ -188,7 +199,8 @@ class StdioTee:
             if self._bare_fd is not None:
                 # A final line without its newline (peer died mid-line) still ends its record here, so it
                 # cannot fuse with the next line from the other direction.
-                data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line, _ in lines)
+                data = b"".join(self._redact_bytes(line if line.endswith(b"\n") else line + b"\n")
+                                for line, _ in lines)
                 try:
                     _write_all(self._bare_fd, data)
                 except OSError:
@@ -196,6 +208,14 @@ class StdioTee:
 
         self._writer.write_now(build, bare)
         self.n_lines[direction] += len(lines)
+
+    def _redact_bytes(self, line: bytes) -> bytes:
+        """A raw line for the bare and stderr files, credentials redacted (bytes that are not UTF-8 kept)."""
+        if not self.redaction.enabled:
+            return line
+        text = line.decode("utf-8", errors="surrogateescape")
+        redacted = self.redaction.redact_text(text)
+        return line if redacted == text else redacted.encode("utf-8", errors="surrogateescape")
 
     # -- pumps -----------------------------------------------------------------------------------
     def _pump(self, src: int, dst: int | None, direction: str, close_dst: Any = None) -> None:
@@ -244,7 +264,7 @@ class StdioTee:
                 return
             ts = utc_now()
             prefix = f"{ts} {self.connection_id} ".encode()
-            data = b"".join(prefix + line.rstrip(b"\r\n") + b"\n" for line, _ in lines)
+            data = b"".join(prefix + self._redact_bytes(line.rstrip(b"\r\n")) + b"\n" for line, _ in lines)
             try:
                 _write_all(self._stderr_fd, data)
             except OSError:
@@ -364,8 +384,12 @@ def run_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not command:
         parser.error("missing COMMAND after --")
     try:
+        redaction = redaction_from_args(args)
+    except ValueError as exc:
+        parser.error(f"--secret-keys: {exc}")
+    try:
         tee = StdioTee(command, out=args.out, connection_id=args.connection_id, bare=getattr(args, "bare", None),
-                       stderr_out=args.stderr_out)
+                       stderr_out=args.stderr_out, redaction=redaction)
     except OSError as exc:
         print(f"mcptrace capture stdio: cannot open the capture file: {exc}", file=sys.stderr)
         code = 2
