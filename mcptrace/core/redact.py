@@ -187,6 +187,20 @@ _MARKED = '"' + _MARK
 _PREFILTERS: dict[str, Any] = {}
 
 
+def _encodable(text: str) -> str:
+    """``text`` as RE2 can take it: lone surrogates (bytes a reader kept from invalid UTF-8) as U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def redact_json_text(text: str, key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
     """Redact credentials in text (JSON, JSON-like, broken, or free): :meth:`RedactionPolicy.redact_text`."""
     return RedactionPolicy(secret_keys=key_pattern).redact_text(text)
@@ -317,17 +331,22 @@ class RedactionPolicy:
         pre = _PREFILTERS.get(self.secret_keys)
         if pre is None:
             pre = _PREFILTERS[self.secret_keys] = re2.compile(prefilter_for(self.secret_keys))
-        return pre.search(text) is not None
+        return pre.search(_encodable(text)) is not None
 
     def redact_text(self, text: str) -> str:
         """``text`` (JSON, JSON-like, broken, or free text) with every credential of the module
         docstring replaced by :data:`REDACTED`; the same rules as the load's SQL
-        (:meth:`sql_macros`). Disabled: ``text``."""
-        if not self.enabled or not self.may_hold_secret(text):
+        (:meth:`sql_macros`). Lone surrogates (bytes that were not UTF-8) come back as U+FFFD.
+        Disabled: ``text``."""
+        if not self.enabled:
+            return text
+        text = _encodable(text)
+        if not self.may_hold_secret(text):
             return text
         return self._apply(text)
 
     def _apply(self, text: str, only_userinfo: bool = False) -> str:
+        text = _encodable(text)
         rules = _compiled_rules(self.secret_keys)
         if only_userinfo:
             pattern, replacement = rules[_USERINFO_RULE]
