@@ -92,7 +92,7 @@ from mcptrace.ingest.readers.http_entries import (
     safe_snippet,
 )
 from mcptrace.ingest.readers.inputs import Input
-from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError, JsonValueTooLong
+from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError
 
 # -- the reader -------------------------------------------------------------------------------
 
@@ -206,7 +206,6 @@ class HarReader(Reader):
         redaction = DEFAULT_REDACTION if redaction is None else redaction
         base = f"har:{os.path.basename(inp.path)}"
         rows = RecordRows()
-        n, pending = 0, False
         with inp.open() as f:
             js = JsonStream(f, max_value_chars=max_record_bytes)
             try:
@@ -224,17 +223,10 @@ class HarReader(Reader):
                         if js.skip_ws() != "[":
                             raise JsonStreamError("log.entries is not an array")
                         found = True
-                        for _ in js.array_items():
-                            n += 1
-                            pending = True
-                            try:
-                                entry, text = js.value()
-                            except JsonValueTooLong as e:  # read past: the next entries load
-                                pending = False
-                                rows.add(n, None, str(e))
-                                continue
-                            pending = False
-                            if SURROGATE.search(text):
+                        for n, entry, text, too_long in js.elements():
+                            if too_long:  # read past: the next entries load
+                                rows.add(n, None, too_long)
+                            elif SURROGATE.search(text):
                                 rows.add(n, _entry_summary(entry, redaction), "invalid UTF-8 in the entry")
                             else:
                                 els, why = har_entry_elements(entry, base, redaction)
@@ -249,8 +241,8 @@ class HarReader(Reader):
                 if not found:
                     raise JsonStreamError("the document has no log.entries array")
             except JsonStreamError as e:
-                if not pending:  # the error is between entries: a record of its own
-                    n += 1
+                # inside an entry the error is that entry's; between entries, a record of its own
+                n = js.n_elements if js.in_element else js.n_elements + 1
                 where = f"after entry {n - 1}" if n > 1 else "before the first entry"
                 cause = f"{js.read_error}" if js.read_error else str(e)
                 rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300], redaction) or None,

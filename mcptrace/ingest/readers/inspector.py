@@ -89,7 +89,7 @@ from mcptrace.ingest.readers.http_entries import (
     safe_snippet,
 )
 from mcptrace.ingest.readers.inputs import Input
-from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError, JsonValueTooLong, message_problem
+from mcptrace.ingest.readers.json_stream import SURROGATE, JsonStream, JsonStreamError, message_problem
 
 _DIRECTIONS = ("request", "response", "notification")
 _OPPOSITE = {"client_to_server": "server_to_client", "server_to_client": "client_to_server", None: None}
@@ -240,21 +240,13 @@ class InspectorExportReader(Reader):
         redaction = DEFAULT_REDACTION if redaction is None else redaction
         connection_id = f"inspector:{os.path.basename(inp.path)}"
         rows = RecordRows()
-        n, pending = 0, False
         with inp.open() as f:
             js = JsonStream(f, max_value_chars=max_record_bytes, keyed=True)  # messages are embedded objects
             try:
-                for _ in js.array_items():
-                    n += 1
-                    pending = True
-                    try:
-                        entry, text = js.value()
-                    except JsonValueTooLong as e:  # read past: the next entries load
-                        pending = False
-                        rows.add(n, None, str(e))
-                        continue
-                    pending = False
-                    if SURROGATE.search(text):
+                for n, entry, text, too_long in js.elements():
+                    if too_long:  # read past: the next entries load
+                        rows.add(n, None, too_long)
+                    elif SURROGATE.search(text):
                         rows.add(n, _summary(entry, redaction), "invalid UTF-8 in the entry")
                     else:
                         kind = entry_kind(entry)
@@ -274,8 +266,8 @@ class InspectorExportReader(Reader):
                     if rows.full():
                         yield rows.take()
             except JsonStreamError as e:
-                if not pending:  # the error is between entries: a record of its own
-                    n += 1
+                # inside an entry the error is that entry's; between entries, a record of its own
+                n = js.n_elements if js.in_element else js.n_elements + 1
                 where = f"after entry {n - 1}" if n > 1 else "before the first entry"
                 cause = f"{js.read_error}" if js.read_error else str(e)
                 rows.add(n, safe_snippet(js.buf[js.pos:js.pos + 300], redaction) or None,

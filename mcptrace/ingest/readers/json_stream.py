@@ -116,6 +116,7 @@ class JsonStream:
         self.consumed = 0  # characters dropped from the front of buf
         self.read_error: BaseException | None = None
         self._raw = json.JSONDecoder(object_pairs_hook=_object) if keyed else json.JSONDecoder()
+        self.n_elements, self.in_element = 0, False  # see elements()
 
     def _more(self, want: int | None = None) -> bool:
         if self.eof:
@@ -269,6 +270,24 @@ class JsonStream:
             yield key
             if self.expect(",}") == "}":
                 return
+
+    def elements(self) -> Iterator[tuple[int, Any, str | None, str | None]]:
+        """The values of the array starting here, numbered from 1: ``(n, value, text, None)``, or
+        ``(n, None, None, reason)`` for a value over the size limit (read past: the next ones follow).
+        ``n_elements`` is the number of the last value started; ``in_element`` says whether reading
+        stopped inside it (a :class:`JsonStreamError` raised there belongs to that value)."""
+        self.n_elements, self.in_element = 0, False
+        for _ in self.array_items():
+            self.n_elements += 1
+            self.in_element = True
+            try:
+                value, text = self.value()
+            except JsonValueTooLong as e:
+                self.in_element = False
+                yield self.n_elements, None, None, str(e)
+                continue
+            self.in_element = False
+            yield self.n_elements, value, text, None
 
     def array_items(self) -> Iterator[None]:
         """Iterate the array starting here; the caller reads one value per step."""
