@@ -541,6 +541,9 @@ def serve(listen: tuple[str, int], upstream: str, out: str, *, har: str | None =
         sock.close()
         print(f"mcptrace capture http: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
+    # listening before the banner: a client that connects as soon as it reads it waits in the backlog
+    # until uvicorn accepts instead of being refused
+    sock.listen(2048)
     sock.set_inheritable(True)
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
