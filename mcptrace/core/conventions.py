@@ -149,10 +149,13 @@ class SpanConventions:
 
     def parse_name(self, name: str, attributes: dict | None = None) -> tuple[str, str | None, str | None] | None:
         """Python reference of the SQL: ``(method, tool, side)`` from the first pattern matching the
-        whole ``name`` whose ``requires`` hold in ``attributes``; None when none matches."""
+        whole ``name`` whose ``requires`` hold in ``attributes``; None when none matches. As in SQL, where the
+        patterns are one alternation, only patterns with the same regex as the first whose regex matches are
+        tried (patterns differing only in ``requires`` share one alternative)."""
         attributes = attributes or {}
+        first = next((p.regex for p in self.name_patterns if re.fullmatch(p.regex, name)), None)
         for p in self.name_patterns:
-            m = re.fullmatch(p.regex, name)
+            m = re.fullmatch(p.regex, name) if p.regex == first else None
             if m is None or not all(k in attributes and (v is None or str(attributes[k]) == v) for k, v in p.requires):
                 continue
             g = m.groupdict()
@@ -183,11 +186,13 @@ class SpanConventions:
                 paths.append(json_path(a))
             return paths.index(json_path(a)) + 1
 
-        alts, groups, parts = [], [], []
-        for i, p in enumerate(self.name_patterns):
+        alts, groups, parts, seen = [], [], [], {}
+        for n, p in enumerate(self.name_patterns):
+            i = seen.setdefault(p.regex, n)  # patterns with one regex share its alternative
             regex, names = _renumber(p.regex, i)
-            parts.append(f"(?P<p{i}>{regex})")
-            groups += [f"p{i}", *names]
+            if i == n:
+                parts.append(f"(?P<p{i}>{regex})")
+                groups += [f"p{i}", *names]
             alts.append({
                 "p": groups.index(f"p{i}") + 1,
                 "m": groups.index(f"m{i}") + 1 if f"m{i}" in names else 0,
