@@ -17,6 +17,9 @@
 -- Parameters: $window_ms (DOUBLE), slack around the call's interval for attribute matching;
 -- $nearest_margin_ms (DOUBLE), how much nearer the nearest start must be to decide a downstream root.
 
+-- spans of a database written before spans.mcp_side existed: their side is their kind
+UPDATE spans SET mcp_side = kind WHERE mcp_side IS NULL AND kind IN ('server', 'client');
+
 CREATE OR REPLACE TEMP TABLE _cs_client AS
 SELECT DISTINCT c.call_id, s.span_id, s.trace_id
 FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id;
