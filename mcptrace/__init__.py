@@ -9,6 +9,7 @@ tool-call timelines and parallel-call trees, and show where correlation was lost
 
 from mcptrace.core.errors import (MCPTraceError, MissingDependencyError, NotFoundError, RecordError,
                                   UnrecognizedFormatError)
+from mcptrace.core.conventions import SpanConventions
 from mcptrace.core.keys import KeyConfig
 from mcptrace.core.result import Result
 from mcptrace.workspace import Workspace, load, open, open_dataset
@@ -30,6 +31,7 @@ __all__ = [
     "Workspace",
     "Result",
     "KeyConfig",
+    "SpanConventions",
     "MCPTraceError",
     "NotFoundError",
     "RecordError",

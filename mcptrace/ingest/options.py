@@ -6,6 +6,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mcptrace.core.conventions import SpanConventions
 from mcptrace.core.keys import KeyConfig
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS, RedactionPolicy
 
@@ -31,7 +32,9 @@ class LoadOptions:
     ``max_record_bytes``: the largest record read (bytes; default :data:`MAX_RECORD_BYTES`).
     ``ts_range``: the first and last timestamp accepted (ISO 8601 text, UTC; default
     :data:`TS_RANGE`), handed to the readers' SQL as the variables ``mcptrace_ts_min`` and
-    ``mcptrace_ts_max`` (TIMESTAMPTZ). Raises ``ValueError`` for an unknown error mode.
+    ``mcptrace_ts_max`` (TIMESTAMPTZ). ``conventions``: the span attributes and names read as an MCP
+    call's method, tool, request id, session and side (:class:`mcptrace.SpanConventions`), handed to the
+    span readers' SQL as the variables ``mcptrace_span_*``. Raises ``ValueError`` for an unknown error mode.
     """
 
     errors: ErrorMode = "collect"
@@ -40,6 +43,7 @@ class LoadOptions:
     redaction: RedactionPolicy = field(default_factory=RedactionPolicy)
     max_record_bytes: int = MAX_RECORD_BYTES
     ts_range: tuple[str, str] = TS_RANGE
+    conventions: SpanConventions = field(default_factory=SpanConventions)
 
     def __post_init__(self) -> None:
         if self.errors not in ERROR_MODES:

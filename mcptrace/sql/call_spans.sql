@@ -1,7 +1,9 @@
 -- Spans of each call (README: How the correlation works, gap codes), with how each was matched (call_spans.matched_by) and
 -- whether the join was inferred (call_spans.inferred, n_candidates, evidence):
 --   client      the span named by the traceparent's parent-id ('parent', exact)
---   server      a SERVER span whose parent is that client span ('parent', exact); else, for servers
+--   server      a server-side span (spans.mcp_side = 'server': a SERVER span, or a span the span conventions
+--               recognise as the server side, e.g. Logfire's or OpenLLMetry's INTERNAL spans) whose
+--               parent is that client span ('parent', exact); else, for servers
 --               that did not extract the context, a SERVER span linking to it ('link', exact) or one
 --               whose jsonrpc.request.id + mcp.method.name (+ gen_ai.tool.name) match within the
 --               call's time window (from $window_ms before the request to $window_ms after the
@@ -15,6 +17,9 @@
 -- Parameters: $window_ms (DOUBLE), slack around the call's interval for attribute matching;
 -- $nearest_margin_ms (DOUBLE), how much nearer the nearest start must be to decide a downstream root.
 
+-- spans of a database written before spans.mcp_side existed: their side is their kind
+UPDATE spans SET mcp_side = kind WHERE mcp_side IS NULL AND kind IN ('server', 'client');
+
 CREATE OR REPLACE TEMP TABLE _cs_client AS
 SELECT DISTINCT c.call_id, s.span_id, s.trace_id
 FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id;
@@ -22,12 +27,12 @@ FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_sp
 CREATE OR REPLACE TEMP TABLE _cs_server_parent AS
 SELECT c.call_id, s.span_id, s.trace_id, 'parent' AS matched_by, NULL::JSON AS evidence
 FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.parent_span_id
-WHERE s.kind = 'server';
+WHERE s.mcp_side = 'server';
 
 CREATE OR REPLACE TEMP TABLE _cs_server_link AS
 WITH l AS (
     SELECT trace_id, span_id, unnest(json_extract(links, '$[*]')) AS link
-    FROM spans WHERE kind = 'server' AND json_array_length(links) > 0
+    FROM spans WHERE mcp_side = 'server' AND json_array_length(links) > 0
 )
 SELECT c.call_id, l.span_id, l.trace_id, 'link' AS matched_by,
        json_object('link', l.link, 'expected_trace_id', c.trace_id, 'server_span_trace_id', l.trace_id) AS evidence
@@ -43,7 +48,7 @@ WITH taken AS (
     WHERE c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL
 ), free_spans AS (
     SELECT s.* FROM spans s ANTI JOIN taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id
-    WHERE s.kind = 'server' AND s.jsonrpc_request_id IS NOT NULL
+    WHERE s.mcp_side = 'server' AND s.jsonrpc_request_id IS NOT NULL
 )
 SELECT c.call_id, s.span_id, s.trace_id,
        s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))

@@ -2,7 +2,8 @@
 -- readers hand their records over in the same form) as span rows, or rejects with their reason.
 -- Created when a file of that format starts loading, after the loader registered the relation
 -- _lines(record_no, line, decode_error) and set the variable mcptrace_connection_id (the default
--- connection id from the file name). Temporary: it lives with the connection.
+-- connection id from the file name) and the span conventions' variables mcptrace_span_*
+-- (mcptrace.core.conventions.SpanConventions.sql_variables). Temporary: it lives with the connection.
 --
 -- A request is parsed with each span kept as JSON text and each span is typed after the unnest, so
 -- memory follows the spans in flight, not the spans of a record: one line of 3M empty spans typed
@@ -46,10 +47,31 @@ v AS (
     FROM v
 ), vs AS (
     SELECT * EXCLUDE (start_h), CASE WHEN start_ok THEN start_h::BIGINT END AS start_ns, start_h FROM vr
-), w AS (
-    SELECT *, json_extract_string(attrs, ['$."mcp.method.name"', '$."jsonrpc.request.id"', '$."mcp.request.id"',
-                                          '$."gen_ai.tool.name"', '$."mcp.tool.name"', '$."mcp.session.id"']) AS a
+), w0 AS (
+    -- the span conventions (mcptrace.core.conventions.SpanConventions.sql_variables): every attribute
+    -- read in one json_extract_string; the name patterns as one alternation, matched once
+    SELECT *, json_extract_string(attrs, getvariable('mcptrace_span_attr_paths')) AS a,
+           CASE WHEN regexp_full_match(coalesce(s.name, ''), getvariable('mcptrace_span_name_re'))
+                THEN json_extract_string(to_json(regexp_extract(s.name, getvariable('mcptrace_span_name_re'),
+                                                                getvariable('mcptrace_span_name_groups'))),
+                                         getvariable('mcptrace_span_name_group_paths')) END AS g
     FROM vs
+), w1 AS (
+    -- the pattern that matched (first alternative with its group set) and whose required attributes hold
+    SELECT *, CASE WHEN g IS NOT NULL THEN getvariable('mcptrace_span_name_alts')[list_position(
+               list_transform(getvariable('mcptrace_span_name_alts'), lambda p: g[p.p] <> '' AND
+                   len(list_filter(range(1, len(p.req_pos) + 1), lambda k: a[p.req_pos[k]] IS NULL
+                       OR (p.req_val[k] IS NOT NULL AND a[p.req_pos[k]] <> p.req_val[k]))) = 0), true)] END AS alt
+    FROM w0
+), w2 AS (
+    SELECT *, CASE WHEN alt.j > 0 AND json_valid(a[alt.j])
+                   THEN json_extract_string(a[alt.j], getvariable('mcptrace_span_json_paths')) END AS j,
+           list_filter(a[getvariable('mcptrace_span_fields').m[1]:getvariable('mcptrace_span_fields').m[2] - 1],
+                       lambda x: x IS NOT NULL)[1] AS a_method
+    FROM w1
+), w AS (
+    SELECT *, coalesce(a_method, j[2], nullif(g[alt.m], ''), alt.method) AS f_method
+    FROM w2
 )
 SELECT * EXCLUDE (s, sj), CASE WHEN reject_reason IS NOT NULL THEN sj::VARCHAR END AS raw FROM (
 SELECT record_no, s, sj,
@@ -67,10 +89,15 @@ SELECT record_no, s, sj,
        to_json(list_transform(coalesce(json_extract(s.links, '$[*]'), []), lambda l: struct_pack(
            trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
            attributes := otlp_attrs(l->'$.attributes')))) END AS links,
-       a[1] AS mcp_method_name,
-       coalesce(a[2], a[3]) AS jsonrpc_request_id,
-       coalesce(a[4], a[5]) AS gen_ai_tool_name,
-       a[6] AS mcp_session_id,
+       f_method AS mcp_method_name,
+       coalesce(list_filter(a[getvariable('mcptrace_span_fields').r[1]:getvariable('mcptrace_span_fields').r[2] - 1],
+                            lambda x: x IS NOT NULL)[1], j[1]) AS jsonrpc_request_id,
+       coalesce(list_filter(a[getvariable('mcptrace_span_fields').t[1]:getvariable('mcptrace_span_fields').t[2] - 1],
+                            lambda x: x IS NOT NULL)[1],
+                CASE WHEN f_method = 'tools/call' THEN coalesce(j[3], nullif(g[alt.t], '')) END) AS gen_ai_tool_name,
+       list_filter(a[getvariable('mcptrace_span_fields').s[1]:getvariable('mcptrace_span_fields').s[2] - 1],
+                   lambda x: x IS NOT NULL)[1] AS mcp_session_id,
+       coalesce(alt.side, CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END) AS mcp_side,
        scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
        CASE
          WHEN sj IS NULL OR json_type(sj) <> 'OBJECT' THEN 'span is not a JSON object: ' || coalesce(left(sj, 40), 'null')

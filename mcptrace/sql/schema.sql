@@ -148,5 +148,7 @@ CREATE TABLE IF NOT EXISTS spans (
     record_no            BIGINT,
     adjusted_start_ts    TIMESTAMPTZ,       -- opt-in clock-skew adjustment (Workspace.adjust_clock_skew)
     adjusted_end_ts      TIMESTAMPTZ,
-    clock_adjustment_ms  DOUBLE
+    clock_adjustment_ms  DOUBLE,
+    mcp_side             VARCHAR            -- 'server' | 'client' | NULL: the side of an MCP call the span joins as (core/conventions.py)
 );
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_side VARCHAR;  -- added after the first databases were written
