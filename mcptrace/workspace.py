@@ -22,6 +22,7 @@ from mcptrace.analysis.turns import turns
 from mcptrace.core.dataset import attach_dataset, is_dataset
 from mcptrace.core.db import connect, one
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.conventions import SpanConventions
 from mcptrace.core.keys import KeyConfig
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS
 from mcptrace.core.result import Result
@@ -56,7 +57,7 @@ class Workspace:
     # -- loading --------------------------------------------------------------------
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: ErrorMode = "collect",
              format: str | None = None, redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
-             options: LoadOptions | None = None) -> LoadReport:
+             conventions: SpanConventions | None = None, options: LoadOptions | None = None) -> LoadReport:
         """Load more files (files or directories, recursively) and rebuild the analysis tables.
 
         A file whose sha256 is already in ``sources`` adds nothing. With ``errors="collect"``
@@ -66,7 +67,10 @@ class Workspace:
         With ``redact=True`` (default) the values of credential headers and secret-looking keys
         (``secret_keys``, see :mod:`mcptrace.core.redact`) are replaced by ``"[REDACTED]"`` before
         anything is stored; the policy reaches every reader (HAR and inspector headers and URLs
-        included). ``options`` (:class:`mcptrace.ingest.options.LoadOptions`) replaces the keyword
+        included). ``conventions`` (:class:`mcptrace.SpanConventions`, default: the instrumentations
+        mcptrace knows) says which span attributes and names give an MCP call's method, tool,
+        request id and session, and which spans are its server side. ``options``
+        (:class:`mcptrace.ingest.options.LoadOptions`) replaces the keyword
         arguments and the workspace's keys when given. Raises :class:`mcptrace.MCPTraceError` on a
         read-only workspace (an attached Parquet dataset), ``ValueError`` for an unknown ``errors``.
         """
@@ -75,7 +79,7 @@ class Workspace:
                                 "to be read); load into a database with mcptrace.load(paths, db=FILE)")
         if options is None:
             options = LoadOptions.of(errors=errors, format=format, keys=self.keys, redact=redact,
-                                     secret_keys=secret_keys)
+                                     secret_keys=secret_keys, conventions=conventions)
         try:
             report = Loader(self.con, options).load(paths)
         finally:  # the files that loaded are analysed even when a bad record stops the load
@@ -343,7 +347,7 @@ def open(db: str | os.PathLike | None = None, *, keys: KeyConfig | None = None, 
 
 def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None = None, *,
          errors: ErrorMode = "collect", format: str | None = None, keys: KeyConfig | None = None,
-         redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
+         redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS, conventions: SpanConventions | None = None,
          storage_options: dict | None = None) -> Workspace:
     """Load captures and trace dumps into DuckDB and rebuild calls, sessions and gaps.
 
@@ -351,7 +355,7 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
     envelope JSONL, bare JSON-RPC NDJSON, OTLP/JSON (Collector file exporter lines);
     ``format=`` forces one. ``db``: a DuckDB file (created or appended to) or ``None``
     for in memory. Returns a :class:`Workspace`; its ``last_report`` says per file what was
-    loaded, rejected or not recognised.
+    loaded, rejected or not recognised. ``conventions``: see :meth:`Workspace.load`.
 
     ``paths`` may instead name one Parquet dataset written by ``mcptrace export --parquet``
     (local directory or object-store URL): it is attached read-only without copying, as by
@@ -371,7 +375,7 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
                                 "(mcptrace.open(DIR_OR_URL)), not mixed with captures or loaded into a database")
         return open_dataset(datasets[0], storage_options=storage_options)
     ws = open(db, keys=keys)
-    ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys)
+    ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys, conventions=conventions)
     return ws
 
 

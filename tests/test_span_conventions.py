@@ -190,3 +190,14 @@ def test_request_ids_normalise_as_the_join_compares_them(value, want):
     if value is not None:
         rpc_id = json.dumps(value if not isinstance(value, float) else int(value))
         assert duckdb.connect().execute("SELECT coalesce((?::JSON)->>'$', ?)", [rpc_id, rpc_id]).fetchone()[0] == want
+
+
+def test_the_conventions_reach_the_load_through_the_library_facade():
+    """``conventions=`` of mcptrace.load and Workspace.load is the table the span reader uses: a table
+    without the request-id attributes leaves the spans without one."""
+    from mcptrace import SpanConventions, load
+
+    default = load(SAMPLES / "traces.otlp.jsonl")
+    no_ids = load(SAMPLES / "traces.otlp.jsonl", conventions=SpanConventions(request_id_attributes=()))
+    q = "SELECT count(*) FROM spans WHERE jsonrpc_request_id IS NOT NULL"
+    assert default.sql(q).rows()[0][0] > 0 and no_ids.sql(q).rows()[0][0] == 0

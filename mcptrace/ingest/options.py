@@ -51,7 +51,9 @@ class LoadOptions:
 
     @classmethod
     def of(cls, *, errors: ErrorMode = "collect", format: str | None = None, keys: KeyConfig | None = None,
-           redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS) -> "LoadOptions":
+           redact: bool = True, secret_keys: str = DEFAULT_SECRET_KEYS,
+           conventions: SpanConventions | None = None) -> "LoadOptions":
         """The options of the keyword arguments :func:`mcptrace.load` and ``Workspace.load`` take."""
         return cls(errors=errors, format=format, keys=keys or KeyConfig(),
-                   redaction=RedactionPolicy(enabled=redact, secret_keys=secret_keys))
+                   redaction=RedactionPolicy(enabled=redact, secret_keys=secret_keys),
+                   conventions=conventions or SpanConventions())
