@@ -130,6 +130,17 @@ def _renumber(regex: str, i: int) -> tuple[str, list[str]]:
     return regex, [f"{g[0]}{i}" for g in names]
 
 
+#: The DuckDB types of :meth:`SpanConventions.sql_variables`.
+SQL_VARIABLE_TYPES = {
+    "mcptrace_span_attr_paths": "VARCHAR[]",
+    "mcptrace_span_fields": "STRUCT(m INTEGER[], r INTEGER[], t INTEGER[], s INTEGER[])",
+    "mcptrace_span_name_re": "VARCHAR", "mcptrace_span_name_groups": "VARCHAR[]",
+    "mcptrace_span_name_group_paths": "VARCHAR[]", "mcptrace_span_json_paths": "VARCHAR[]",
+    "mcptrace_span_name_alts": "STRUCT(p INTEGER, m INTEGER, t INTEGER, method VARCHAR, side VARCHAR, "
+                               "req_pos INTEGER[], req_val VARCHAR[], j INTEGER)[]",
+}
+
+
 @dataclass(frozen=True)
 class SpanConventions:
     """The span attributes (priority order) and span-name patterns read for each canonical field.
@@ -164,8 +175,9 @@ class SpanConventions:
             return method, tool, p.side
         return None
 
-    def sql_variables(self) -> dict[str, object]:
-        """The DuckDB variables ``sql/read_otlp_json.sql`` reads with ``getvariable``:
+    def sql_variables(self) -> dict[str, tuple[object, str]]:
+        """The DuckDB variables ``sql/read_otlp_json.sql`` reads with ``getvariable``, as
+        ``{name: (value, DuckDB type)}`` (:data:`SQL_VARIABLE_TYPES`; the loader sets each with ``SET VARIABLE``):
         ``mcptrace_span_attr_paths`` (VARCHAR[]: the attribute paths, read in one ``json_extract_string``),
         ``mcptrace_span_fields`` (STRUCT of 1-based [from, to) slices of that list: m, r, t, s),
         ``mcptrace_span_name_re`` (the patterns as one alternation, groups renamed ``p{i}``, ``m{i}``, ``t{i}``),
@@ -201,7 +213,7 @@ class SpanConventions:
                 "req_pos": [attr_pos(k) for k, _ in p.requires], "req_val": [v for _, v in p.requires],
                 "j": attr_pos(p.json_attribute) if p.json_attribute else 0,
             })
-        return {
+        values = {
             "mcptrace_span_attr_paths": paths,
             "mcptrace_span_fields": bounds,
             "mcptrace_span_name_re": "^(?:" + "|".join(parts) + ")$",
@@ -210,3 +222,4 @@ class SpanConventions:
             "mcptrace_span_name_alts": alts,
             "mcptrace_span_json_paths": list(self.json_paths),
         }
+        return {name: (value, SQL_VARIABLE_TYPES[name]) for name, value in values.items()}

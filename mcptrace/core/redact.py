@@ -94,6 +94,11 @@ def json_value_pattern(key_pattern: str = DEFAULT_SECRET_KEYS) -> str:
             r'(?:"(?:[^"\\]|\\.)*"|\[\s*(?:"(?:[^"\\]|\\.)*"\s*,?\s*)*\])')
 
 
+#: the password of a URL's userinfo: scheme://user:PASSWORD@host (a rule of :func:`_rules`, also run alone
+#: by :meth:`RedactionPolicy.redact_query`)
+_USERINFO = (r'(?i)([a-z][a-z0-9+.\-]*://[^\s/?#@"\\:]*:)[^\s/?#@"\\]+@', "\\1" + REDACTED + "@")
+
+
 def _rules(key_pattern: str) -> list[tuple[str, str]]:
     """The redaction rules in the order they run: ``(pattern, replacement)``, both in the syntax DuckDB's
     ``regexp_replace`` (RE2) and Python's ``re.sub`` share (``\\1`` for group 1)."""
@@ -119,8 +124,7 @@ def _rules(key_pattern: str) -> list[tuple[str, str]]:
         # HAR-style {"name": "<secret name>", "value": "..."}
         (r'(?i)("name"\s*:\s*"(?:' + headers + "|" + key_pattern + r')"\s*,\s*"value"\s*:\s*)' + _STRING,
          '\\1"' + REDACTED + '"'),
-        # the password of a URL's userinfo: scheme://user:PASSWORD@host
-        (r'(?i)([a-z][a-z0-9+.\-]*://[^\s/?#@"\\:]*:)[^\s/?#@"\\]+@', "\\1" + REDACTED + "@"),
+        _USERINFO,
         # header lines in text: Authorization: Bearer X, Cookie: a=b; c=d
         (r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
          r"[^\s\"'\\,;]+", "\\1" + REDACTED),
@@ -163,8 +167,7 @@ def _sql_literal(text: str) -> str:
 
 
 _compiled: dict[str, list[tuple[Any, str]]] = {}
-#: the position of the URL userinfo rule in :func:`_rules`
-_USERINFO_RULE = 5
+
 
 
 def _compiled_rules(key_pattern: str) -> list[tuple[Any, str]]:
@@ -181,6 +184,7 @@ def _compiled_rules(key_pattern: str) -> list[tuple[Any, str]]:
 
 
 _NOT_SECRET = re2.compile(_NOT_SECRET_RE)
+_USERINFO_RE = re2.compile(_USERINFO[0])
 #: the replacement that marks a key of NOT_SECRET_KEYS (_MARK after its opening quote) while the rules run
 _MASK = "\\1" + _MARK + "\\2\\3"
 _MARKED = '"' + _MARK
@@ -349,8 +353,7 @@ class RedactionPolicy:
         text = _encodable(text)
         rules = _compiled_rules(self.secret_keys)
         if only_userinfo:
-            pattern, replacement = rules[_USERINFO_RULE]
-            return pattern.sub(replacement, text)
+            return _USERINFO_RE.sub(_USERINFO[1], text)
         masked = _NOT_SECRET.search(text) is not None
         if masked:
             text = _NOT_SECRET.sub(_MASK, text)

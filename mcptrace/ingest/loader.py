@@ -432,7 +432,7 @@ class Loader:
         con.execute("SET VARIABLE mcptrace_connection_id = ?", [connection_id])
         con.execute("SET VARIABLE mcptrace_ts_min = ?::TIMESTAMPTZ", [self.options.ts_range[0]])
         con.execute("SET VARIABLE mcptrace_ts_max = ?::TIMESTAMPTZ", [self.options.ts_range[1]])
-        for name, (value, dtype) in _span_variables(self.options.conventions).items():
+        for name, (value, dtype) in self.options.conventions.sql_variables().items():
             con.execute(f"SET VARIABLE {name} = ?::{dtype}", [value])
         con.register("_lines", LINES_SCHEMA.empty_table())
         try:
@@ -471,21 +471,6 @@ class Loader:
                                [source_id])
         if row:
             raise RecordError(path, row[0], row[1])
-
-
-#: DuckDB types of the span conventions' variables (mcptrace.core.conventions.SpanConventions.sql_variables)
-_SPAN_VARIABLE_TYPES = {
-    "mcptrace_span_attr_paths": "VARCHAR[]", "mcptrace_span_fields": "STRUCT(m INTEGER[], r INTEGER[], t INTEGER[], s INTEGER[])",
-    "mcptrace_span_name_re": "VARCHAR", "mcptrace_span_name_groups": "VARCHAR[]",
-    "mcptrace_span_name_group_paths": "VARCHAR[]", "mcptrace_span_json_paths": "VARCHAR[]",
-    "mcptrace_span_name_alts": "STRUCT(p INTEGER, m INTEGER, t INTEGER, method VARCHAR, side VARCHAR, "
-                               "req_pos INTEGER[], req_val VARCHAR[], j INTEGER)[]",
-}
-
-
-def _span_variables(conventions) -> dict[str, tuple[object, str]]:
-    """The span conventions' SQL variables with their DuckDB types."""
-    return {k: (v, _SPAN_VARIABLE_TYPES[k]) for k, v in conventions.sql_variables().items()}
 
 
 def _prefetch(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
