@@ -99,6 +99,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
               "nearest_margin_ms": nearest_margin_ms}
     run_script(con, "calls.sql", params)
+    run_script(con, "span_keys.sql", params)
     keys = assign_sessions(con)
     con.register("_session_keys_arrow", keys)
     con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
@@ -141,11 +142,25 @@ def session_id_for(source: str, key: str) -> str:
     return "s_" + hashlib.sha1(f"{source}\x00{key}".encode()).hexdigest()[:12]
 
 
+#: session-key sources that name the host's conversation id wherever it was found: the same value from
+#: ``_meta`` baggage and from spans is one session
+CONVERSATION_SOURCES = ("spans.conversation_id",)
+
+
+def key_family(source: str | None) -> str | None:
+    """The namespace a session key's value lives in: its source, except that a conversation id read from
+    ``_meta.baggage`` (``baggage <member>``) or from spans (``spans.conversation_id``) is one namespace."""
+    if source is not None and (source in CONVERSATION_SOURCES or source.startswith("baggage ")):
+        return "conversation"
+    return source
+
+
 def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """Group calls into logical sessions and write ``calls.session_id``.
 
     README (How the correlation works): a logical session is the transitive closure of calls sharing a session key
-    (``_meta`` keys, ``Mcp-Client-Session-Id``) or a trace id. The transport session
+    (``_meta`` keys, ``_meta.baggage`` members, ``Mcp-Client-Session-Id``, the conversation id on the
+    call's spans: :func:`key_family`) or a trace id. The transport session
     (``Mcp-Session-Id``, else the connection: a stdio process) then joins calls that carry
     neither, and merges groups only when that cannot join two different session keys: a
     transport shared by two keyed conversations keeps them apart.
@@ -169,7 +184,7 @@ def assign_sessions(con: duckdb.DuckDBPyConnection) -> pa.Table:
     uf = _UnionFind(n)
     first_by_key: dict[tuple, int] = {}
     for i in range(n):
-        for key in ((("sk", sk_src[i], sk[i]) if sk[i] is not None else None),
+        for key in ((("sk", key_family(sk_src[i]), sk[i]) if sk[i] is not None else None),
                     (("tr", trace[i]) if trace[i] is not None else None)):
             if key is None:
                 continue

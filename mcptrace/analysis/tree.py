@@ -45,7 +45,7 @@ WHERE list_contains($trace_ids, trace_id)
             AND c.call_id NOT IN (SELECT call_id FROM turn_calls($session_id, $run, $turn)))
       AND (trace_id, span_id) NOT IN (
           SELECT (split_part(turn_id, '/', 1), split_part(turn_id, '/', 2)) FROM calls
-          WHERE session_id = $session_id AND turn_id LIKE '%/%'
+          WHERE session_id = $session_id AND turn_source IN ('client_span', 'host_span')
             AND call_id NOT IN (SELECT call_id FROM turn_calls($session_id, $run, $turn)))))
 ORDER BY start_ts
 """
@@ -68,8 +68,9 @@ def tree(con: duckdb.DuckDBPyConnection, session_id: str, *, turn: str | None = 
     depth-first order; with ``turn`` (a key from :func:`turns`) or ``call_id`` (that call's
     turn; it takes precedence over ``turn``), only the session node and that turn's rows.
 
-    Levels: ``session`` → ``turn`` (the parent span of the turn's client spans, or the shared
-    trace) → ``call`` (a request and its response; calls without a turn hang off the
+    Levels: ``session`` → ``turn`` (the host's turn, the parent span of the turn's client spans, or the
+    shared trace) → the host's tool span when one is joined (role ``host``: ``execute_tool``,
+    ``claude_code.tool``) → ``call`` (a request and its response; calls without a turn hang off the
     session) → ``span`` (the call's server span(s), their descendants and downstream spans;
     a downstream root joined only by its time window hangs under the client span that explains
     it). A span whose parent is not in the dump has ``orphan=True``: it stays under its call
@@ -98,7 +99,7 @@ def tree(con: duckdb.DuckDBPyConnection, session_id: str, *, turn: str | None = 
     # the selected calls (all of the session's without a selection): the turn_calls table macro
     p = {"session_id": session_id, "run": UNTRACED_RUN, "turn": turn}
     calls = _rows(con, "SELECT call_id, coalesce(tool_name, method) AS name, start_ts, end_ts, duration_ms, status, "
-                       "trace_id, turn_id FROM calls "
+                       "trace_id, turn_id, turn_source FROM calls "
                        "WHERE call_id IN (SELECT call_id FROM turn_calls($session_id, $run, $turn)) ORDER BY start_ord", p)
     if turn is not None and not calls:
         raise NotFoundError("turn", turn, f"session {session_id!r}")
@@ -132,24 +133,41 @@ def tree(con: duckdb.DuckDBPyConnection, session_id: str, *, turn: str | None = 
     for c in calls:
         if c[7]:
             turn_calls[c[7]].append(c)
+    span_turns = {}  # turn_id -> (trace, parent span) of turns made from spans
     for turn_id, members in turn_calls.items():
-        overlap = turn_id.startswith("overlap:")
-        trace, _, parent = ("", "", "") if overlap else turn_id.partition("/")
+        source = members[0][8]
+        overlap = source == "overlap"
+        trace, _, parent = turn_id.partition("/") if source in ("client_span", "host_span", "trace") else ("", "", "")
+        span_turns[turn_id] = (trace, parent)
         span = spans_by_id.get((trace, parent)) if parent else None
         start = span[4] if span else min((m[2] for m in members if m[2] is not None), default=None)
         ends = [m[3] for m in members if m[3] is not None]
         end = span[5] if span else (max(ends) if ends else None)
-        name = span[3] if span else ("overlapping calls (no trace context)" if overlap else f"trace {trace[:8]}")
+        name = span[3] if span else ("overlapping calls (no trace context)" if overlap
+                                     else f"trace {trace[:8]}" if trace else f"{source} {turn_id}")
         add(f"turn:{turn_id}", root, kind="turn", name=name,
             start_ts=start, end_ts=end, duration_ms=_ms(start, end), trace_id=trace or None,
             span_id=parent or None, service_name=span[7] if span else None)
+    # the host's tool span that caused a call (call_spans role 'host') sits between the turn and the call
+    placed: set[tuple] = set()
+    host_of = {}
+    for call_id, role, matched_by, via, trace, span, parent_span, name, st, en, dur, svc, kind, orphan in cs:
+        if role == "host":
+            host_of.setdefault(call_id, (trace, span, name, st, en, dur, svc, kind, matched_by, orphan))
     for c in calls:
         parent = f"turn:{c[7]}" if c[7] else root
+        host = host_of.get(c[0])
+        if host is not None:
+            trace, span, name, st, en, dur, svc, kind, matched_by, orphan = host
+            add(f"span:{trace}/{span}", parent, kind="span", name=name, start_ts=st, end_ts=en, duration_ms=dur,
+                call_id=c[0], trace_id=trace, span_id=span, service_name=svc, span_kind=kind, role="host",
+                matched_by=matched_by, orphan=bool(orphan))
+            placed.add((trace, span))
+            parent = f"span:{trace}/{span}"
         add(f"call:{c[0]}", parent, kind="call", name=c[1], start_ts=c[2], end_ts=c[3], duration_ms=c[4],
             status=c[5], call_id=c[0], trace_id=c[6])
 
-    placed: set[tuple] = set()
-    turn_spans = {(t.partition("/")[0], t.partition("/")[2]) for t in turn_calls if "/" in t}
+    turn_spans = {ts for ts in span_turns.values() if ts[1]}
     for call_id, role, matched_by, via, trace, span, parent_span, name, st, en, dur, svc, kind, orphan in cs:
         if (trace, span) in placed:
             continue

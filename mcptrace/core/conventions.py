@@ -6,8 +6,9 @@ Instrumentations name these differently (the official Python SDK, Sentry, Logfir
 The table is plain data, like :class:`mcptrace.KeyConfig`: pass your own
 ``mcptrace.load(..., conventions=SpanConventions(...))`` for another instrumentation. The span reader
 (``sql/read_otlp_json.sql``) fills the ``spans`` columns ``mcp_method_name``, ``jsonrpc_request_id``,
-``gen_ai_tool_name``, ``mcp_session_id`` and ``mcp_side`` from it: the first attribute present in
-priority order, else what the first matching span-name pattern captured.
+``gen_ai_tool_name``, ``mcp_session_id``, ``conversation_id``, ``turn_id``, ``tool_call_id``,
+``mcp_server_name`` and ``mcp_side`` from it: the first attribute present in priority order, else what
+the first matching span-name pattern captured.
 
 Each entry names its upstream source as ``repository path @commit``.
 """
@@ -29,37 +30,70 @@ _M = rf"(?P<method>{METHOD_RE})"
 #: src/mcp/shared/jsonrpc_dispatcher.py @57394b05; getsentry/sentry-python sentry_sdk/consts.py
 #: (SPANDATA.MCP_METHOD_NAME) @064542dd; getsentry/sentry-javascript
 #: packages/core/src/integrations/mcp-server/attributes.ts @f7a6cc0c.
-METHOD_ATTRIBUTES: tuple[str, ...] = ("mcp.method.name",)
+#: ``mcp.request.method``: traceloop/openllmetry-js packages/instrumentation-mcp/src/instrumentation.ts @804c6a43.
+METHOD_ATTRIBUTES: tuple[str, ...] = ("mcp.method.name", "mcp.request.method")
 #: JSON-RPC request id. ``jsonrpc.request.id``: python-sdk src/mcp/server/_otel.py @57394b05 (``str(id)``);
 #: ``mcp.request.id``: sentry-python sentry_sdk/consts.py @064542dd, sentry-javascript
 #: .../mcp-server/attributeExtraction.ts @f7a6cc0c (``String(request.id)``), traceloop/openllmetry
 #: packages/opentelemetry-semantic-conventions-ai/opentelemetry/semconv_ai/__init__.py @93429cfb
 #: (OpenLLMetry sets it on its ``ResponseStreamWriter`` span only).
-REQUEST_ID_ATTRIBUTES: tuple[str, ...] = ("jsonrpc.request.id", "mcp.request.id")
+#: ``rpc.jsonrpc.request_id``: the OTel RPC semantic conventions before ``jsonrpc.request.id`` (deprecated).
+REQUEST_ID_ATTRIBUTES: tuple[str, ...] = ("jsonrpc.request.id", "mcp.request.id", "rpc.jsonrpc.request_id")
 #: tool name. ``gen_ai.tool.name``: python-sdk src/mcp/server/_otel.py @57394b05; ``mcp.tool.name``:
 #: sentry-python sentry_sdk/consts.py @064542dd, sentry-javascript .../mcp-server/attributes.ts @f7a6cc0c.
-TOOL_ATTRIBUTES: tuple[str, ...] = ("gen_ai.tool.name", "mcp.tool.name")
+#: ``tool.name``: openai/codex codex-rs/core/src/mcp_tool_call.rs @002500f2; ``tool_name``: Claude Code's
+#: ``claude_code.tool`` (``mcp__<server>__<tool>``, see :data:`TOOL_NAME_PREFIX`).
+TOOL_ATTRIBUTES: tuple[str, ...] = ("gen_ai.tool.name", "mcp.tool.name", "tool.name", "tool_name")
 #: MCP session id. ``mcp.session.id``: sentry-python sentry_sdk/consts.py @064542dd (HTTP
-#: ``mcp-session-id``), sentry-javascript .../mcp-server/attributes.ts @f7a6cc0c.
+#: ``mcp-session-id``), sentry-javascript .../mcp-server/attributes.ts @f7a6cc0c, PrefectHQ/fastmcp
+#: src/fastmcp/server/telemetry.py @743ddffd, agentgateway crates/agentgateway/src/telemetry/log.rs @75b4e6ce.
 SESSION_ATTRIBUTES: tuple[str, ...] = ("mcp.session.id",)
-#: kept as data for later slices (not read yet). ``gen_ai.conversation.id``: sentry-python consts.py
-#: @064542dd; ``mcp.server.name``, ``mcp.tool.result.is_error``: sentry-javascript attributes.ts @f7a6cc0c;
-#: ``traceloop.workflow.name`` (``{server}.mcp``): openllmetry .../mcp/fastmcp_instrumentation.py @93429cfb;
-#: ``error.type``: python-sdk src/mcp/server/_otel.py @57394b05.
-CONVERSATION_ATTRIBUTES: tuple[str, ...] = ("gen_ai.conversation.id",)
-TURN_ATTRIBUTES: tuple[str, ...] = ()
-TOOL_CALL_ATTRIBUTES: tuple[str, ...] = ()
-SERVER_NAME_ATTRIBUTES: tuple[str, ...] = ("mcp.server.name", "traceloop.workflow.name")
+#: the host's conversation (joins logical sessions), most common first. ``gen_ai.conversation.id``: OTel
+#: GenAI semantic conventions; pydantic/pydantic-ai pydantic_ai/_instrumentation.py @4fda3898 (agent and
+#: tool spans), microsoft/vscode-copilot-chat src/platform/otel/common/genAiAttributes.ts @31acd00a,
+#: google/adk-python src/google/adk/telemetry/tracing.py @692af950. ``session.id``: Claude Code (every
+#: span; code.claude.com/docs/en/monitoring-usage), OpenInference, Langfuse v4 (langfuse/langfuse
+#: packages/shared/src/server/otel/OtelIngestionProcessor.ts). ``conversation.id``: openai/codex
+#: codex-rs/core/src/mcp_tool_call.rs @002500f2 (span ``mcp.tools.call``). ``langfuse.session.id``:
+#: Langfuse SDKs, IBM/mcp-context-forge @ecba50e4. ``gcp.vertex.agent.session_id``: adk-python @692af950.
+CONVERSATION_ATTRIBUTES: tuple[str, ...] = ("gen_ai.conversation.id", "session.id", "conversation.id",
+                                            "langfuse.session.id", "gcp.vertex.agent.session_id")
+#: the host's turn (one user request). ``turn.id``: codex mcp_tool_call.rs @002500f2; ``gen_ai.agent.call.id``
+#: (one agent run): pydantic-ai _instrumentation.py @4fda3898.
+TURN_ATTRIBUTES: tuple[str, ...] = ("turn.id", "gen_ai.agent.call.id")
+#: the LLM's tool-call id. ``gen_ai.tool.call.id``: GenAI semantic conventions; pydantic-ai, Copilot Chat,
+#: ADK (above), Claude Code ``claude_code.tool``; ``tool_use_id``: Claude Code (monitoring-usage doc);
+#: ``tool.call_id``: codex mcp_tool_call.rs @002500f2.
+TOOL_CALL_ATTRIBUTES: tuple[str, ...] = ("gen_ai.tool.call.id", "tool_use_id", "tool.call_id")
+#: the MCP server. ``mcp.server.name``: sentry-javascript attributes.ts @f7a6cc0c, codex @002500f2,
+#: docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8; ``mcp.target``: agentgateway
+#: crates/agentgateway/src/telemetry/log.rs @75b4e6ce; ``mcp.backend.name``: envoyproxy/ai-gateway
+#: internal/tracing/mcp.go @c217da8a; ``fastmcp.server.name``: fastmcp @743ddffd;
+#: ``traceloop.workflow.name`` (``{server}.mcp``, suffix dropped): openllmetry .../fastmcp_instrumentation.py @93429cfb.
+SERVER_NAME_ATTRIBUTES: tuple[str, ...] = ("mcp.server.name", "mcp.target", "mcp.backend.name", "fastmcp.server.name",
+                                           "traceloop.workflow.name")
+#: kept as data (not read yet): ``error.type``: python-sdk src/mcp/server/_otel.py @57394b05;
+#: ``mcp.tool.result.is_error``: sentry-javascript attributes.ts @f7a6cc0c.
 ERROR_ATTRIBUTES: tuple[str, ...] = ("error.type", "mcp.tool.result.is_error")
+#: removed from the start of a tool name read from any attribute: Claude Code names MCP tools
+#: ``mcp__<server>__<tool>`` (``tool_name`` of ``claude_code.tool``; monitoring-usage doc)
+TOOL_NAME_PREFIX = r"^mcp__.+?__"
+#: removed from the end of a server name: OpenLLMetry's workflow name is ``{server}.mcp``
+SERVER_NAME_SUFFIX = r"\.mcp$"
+#: a span with one of these attribute values is the host's tool execution (``mcp_side`` 'host') when no
+#: name pattern says otherwise: the GenAI semantic conventions' ``execute_tool`` operation
+#: (pydantic-ai, Copilot Chat, ADK, the OpenAI Agents instrumentation, LangSmith's OTel export)
+HOST_TOOL_ATTRIBUTES: tuple[tuple[str, str], ...] = (("gen_ai.operation.name", "execute_tool"),)
 
 
 @dataclass(frozen=True)
 class NamePattern:
     """A span-name pattern: ``regex`` must match the whole name (Python ``re`` and DuckDB's RE2 both
     accept it) and may capture the named groups ``method`` and ``tool`` (a captured ``tool`` counts for
-    ``tools/call`` only; for other methods the target is a prompt or resource). ``method`` is the method
-    when the name does not carry it. ``side``: ``'server'`` or ``'client'`` when a matching span is that
-    side of the call whatever its kind, None to go by the span kind. ``requires``: (attribute, value)
+    ``tools/call`` and host spans only; for other methods the target is a prompt or resource). ``method`` is
+    the method when the name does not carry it. ``side``: ``'server'`` or ``'client'`` when a matching span
+    is that side of the call whatever its kind, ``'host'`` for the agent's tool-execution span that causes
+    calls, None to go by the span kind. ``requires``: (attribute, value)
     pairs that must hold too (value None: present). ``json_attribute``: an attribute holding the
     JSON-RPC request as JSON text, read at :attr:`SpanConventions.json_paths`. ``source``: where the
     instrumentation writes such names (repository, file, commit)."""
@@ -85,6 +119,13 @@ NAME_PATTERNS: tuple[NamePattern, ...] = (
                 source="pydantic/logfire logfire/_internal/integrations/mcp.py @e484a6b5"),
     NamePattern(rf"MCP request: {_M}(?: (?P<tool>.+))?", side="client",
                 source="pydantic/logfire logfire/_internal/integrations/mcp.py @e484a6b5"),
+    # the host's tool execution: GenAI semantic conventions ``execute_tool {gen_ai.tool.name}``
+    # (pydantic-ai, ADK, Copilot Chat), Claude Code's ``claude_code.tool``
+    NamePattern(r"execute_tool (?P<tool>.+)", side="host",
+                source="pydantic/pydantic-ai pydantic_ai/_instrumentation.py @4fda3898; google/adk-python "
+                       "src/google/adk/telemetry/tracing.py @692af950; microsoft/vscode-copilot-chat "
+                       "src/extension/tools/vscode-node/toolsService.ts @31acd00a"),
+    NamePattern(r"claude_code\.tool", side="host", source="code.claude.com/docs/en/monitoring-usage (Claude Code traces)"),
     # FastMCP server tool span (a child of ``mcp.server``), with the server's workflow name
     NamePattern(r"(?P<tool>.+)\.tool", method="tools/call", side="server",
                 requires=(("traceloop.span.kind", "tool"), ("traceloop.workflow.name", None)),
@@ -97,6 +138,20 @@ NAME_PATTERNS: tuple[NamePattern, ...] = (
                 source="traceloop/openllmetry .../instrumentation/mcp/instrumentation.py @93429cfb"),
     NamePattern(rf"{_M}\.mcp", side="client",
                 source="traceloop/openllmetry .../instrumentation/mcp/instrumentation.py @93429cfb"),
+    # Codex's client span (Rust tracing, otel.kind client)
+    NamePattern(r"mcp\.tools\.call", method="tools/call", side="client",
+                source="openai/codex codex-rs/core/src/mcp_tool_call.rs @002500f2"),
+    # Docker MCP Gateway's spans toward its servers
+    NamePattern(r"mcp\.tool\.call", method="tools/call", side="client",
+                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
+    NamePattern(r"mcp\.prompt\.get", method="prompts/get", side="client",
+                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
+    NamePattern(r"mcp\.resource\.read", method="resources/read", side="client",
+                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
+    NamePattern(r"mcp\.initialize", method="initialize", side="client",
+                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
+    NamePattern(r"mcp\.list\.tools", method="tools/list", side="client",
+                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
     # OpenTelemetry semantic conventions ``{mcp.method.name} {target}``: the SDK's server span,
     # Sentry, FastMCP, agentgateway (there the target is the backend)
     NamePattern(rf"{_M}(?: (?P<tool>.+))?",
@@ -133,7 +188,10 @@ def _renumber(regex: str, i: int) -> tuple[str, list[str]]:
 #: The DuckDB types of :meth:`SpanConventions.sql_variables`.
 SQL_VARIABLE_TYPES = {
     "mcptrace_span_attr_paths": "VARCHAR[]",
-    "mcptrace_span_fields": "STRUCT(m INTEGER[], r INTEGER[], t INTEGER[], s INTEGER[])",
+    "mcptrace_span_fields": "STRUCT(m INTEGER[], r INTEGER[], t INTEGER[], s INTEGER[], c INTEGER[], u INTEGER[], "
+                            "k INTEGER[], n INTEGER[])",
+    "mcptrace_span_host_pos": "INTEGER[]", "mcptrace_span_host_val": "VARCHAR[]",
+    "mcptrace_span_tool_prefix": "VARCHAR", "mcptrace_span_server_suffix": "VARCHAR",
     "mcptrace_span_name_re": "VARCHAR", "mcptrace_span_name_groups": "VARCHAR[]",
     "mcptrace_span_name_group_paths": "VARCHAR[]", "mcptrace_span_json_paths": "VARCHAR[]",
     "mcptrace_span_name_alts": "STRUCT(p INTEGER, m INTEGER, t INTEGER, method VARCHAR, side VARCHAR, "
@@ -157,6 +215,9 @@ class SpanConventions:
     error_attributes: tuple[str, ...] = ERROR_ATTRIBUTES
     name_patterns: tuple[NamePattern, ...] = NAME_PATTERNS
     json_paths: tuple[str, str, str] = JSON_PATHS
+    tool_name_prefix: str = TOOL_NAME_PREFIX
+    server_name_suffix: str = SERVER_NAME_SUFFIX
+    host_tool_attributes: tuple[tuple[str, str], ...] = HOST_TOOL_ATTRIBUTES
 
     def parse_name(self, name: str, attributes: dict | None = None) -> tuple[str, str | None, str | None] | None:
         """Python reference of the SQL: ``(method, tool, side)`` from the first pattern matching the
@@ -171,7 +232,7 @@ class SpanConventions:
                 continue
             g = m.groupdict()
             method = g.get("method") or p.method
-            tool = g.get("tool") if method == "tools/call" else None
+            tool = g.get("tool") if method == "tools/call" or p.side == "host" else None
             return method, tool, p.side
         return None
 
@@ -179,16 +240,21 @@ class SpanConventions:
         """The DuckDB variables ``sql/read_otlp_json.sql`` reads with ``getvariable``, as
         ``{name: (value, DuckDB type)}`` (:data:`SQL_VARIABLE_TYPES`; the loader sets each with ``SET VARIABLE``):
         ``mcptrace_span_attr_paths`` (VARCHAR[]: the attribute paths, read in one ``json_extract_string``),
-        ``mcptrace_span_fields`` (STRUCT of 1-based [from, to) slices of that list: m, r, t, s),
+        ``mcptrace_span_fields`` (STRUCT of 1-based [from, to) slices of that list: m method, r request id,
+        t tool, s session, c conversation, u turn, k tool call, n server name),
         ``mcptrace_span_name_re`` (the patterns as one alternation, groups renamed ``p{i}``, ``m{i}``, ``t{i}``),
         ``mcptrace_span_name_groups`` (its group names) and ``_paths`` (their JSON paths),
         ``mcptrace_span_name_alts`` (per pattern: positions of its groups in that list, fixed method,
         side, required attribute positions and values, JSON attribute position),
-        ``mcptrace_span_json_paths`` (:attr:`json_paths`)."""
+        ``mcptrace_span_json_paths`` (:attr:`json_paths`), ``mcptrace_span_host_pos``/``_val`` (the positions
+        and values of :attr:`host_tool_attributes`), ``mcptrace_span_tool_prefix`` and
+        ``mcptrace_span_server_suffix`` (patterns removed from tool and server names)."""
         paths: list[str] = []
         bounds = {}
         for key, attrs in (("m", self.method_attributes), ("r", self.request_id_attributes),
-                           ("t", self.tool_attributes), ("s", self.session_attributes)):
+                           ("t", self.tool_attributes), ("s", self.session_attributes),
+                           ("c", self.conversation_attributes), ("u", self.turn_attributes),
+                           ("k", self.tool_call_attributes), ("n", self.server_name_attributes)):
             lo = len(paths) + 1
             paths += [json_path(a) for a in attrs]
             bounds[key] = [lo, len(paths) + 1]
@@ -221,5 +287,9 @@ class SpanConventions:
             "mcptrace_span_name_group_paths": [f"$.{g}" for g in groups],
             "mcptrace_span_name_alts": alts,
             "mcptrace_span_json_paths": list(self.json_paths),
+            "mcptrace_span_host_pos": [attr_pos(k) for k, _ in self.host_tool_attributes],
+            "mcptrace_span_host_val": [v for _, v in self.host_tool_attributes],
+            "mcptrace_span_tool_prefix": self.tool_name_prefix or "^$x",
+            "mcptrace_span_server_suffix": self.server_name_suffix or "^$x",
         }
         return {name: (value, SQL_VARIABLE_TYPES[name]) for name, value in values.items()}

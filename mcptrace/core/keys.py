@@ -6,24 +6,76 @@ callers can pass their own (``mcptrace.load(..., session_keys=[...])``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+#: A key is a top-level ``_meta`` member (``"threadId"``) or a path of members into an object held
+#: there (``("x-codex-turn-metadata", "thread_id")``). Each list is ordered by priority: the first key a
+#: request carries decides; its name (members joined by ``.``) is the key's source in the tables.
+MetaKey = str | tuple[str, ...]
+
 #: ``_meta`` keys naming a host's logical session (conversation), highest priority first.
-SESSION_META_KEYS: tuple[str, ...] = (
-    "anthropic/session",
-    "openai/session",
+SESSION_META_KEYS: tuple[MetaKey, ...] = (
+    # VS Code's chat session (microsoft/vscode src/vs/workbench/contrib/mcp/common/mcpServer.ts)
     "vscode.conversationId",
+    # ChatGPT / OpenAI Apps SDK hosts; servers read it (openai/openai-apps-sdk-examples)
+    "openai/session",
+    # Codex: with_mcp_tool_call_thread_id_meta, and the turn metadata object of
+    # build_mcp_tool_call_request_meta (openai/codex codex-rs/core/src/mcp_tool_call.rs @002500f2,
+    # codex-rs/core/src/turn_metadata.rs: an object, not a string)
+    "threadId",
+    ("x-codex-turn-metadata", "thread_id"),
+    ("x-codex-turn-metadata", "session_id"),
+    # OpenCode (prefixed and bare forms are both quoted by servers that read it)
+    "ai.opencode/sessionID",
+    "sessionID",
+    # draft SEP-2822 (client session id, header Mcp-Client-Session-Id): unprefixed, and the prefixed
+    # form some early clients sent
+    "clientSessionId",
     "io.modelcontextprotocol/clientSessionId",
-    "sessionID",  # OpenCode
-    "threadId",   # Codex
+    # no producer found in public code; kept for hosts that follow the openai/session pattern
+    "anthropic/session",
 )
+#: W3C ``baggage`` members (in ``_meta.baggage``, SEP-414) naming the logical session. pydantic-ai puts
+#: ``gen_ai.conversation.id`` in OTel baggage (pydantic/pydantic-ai pydantic_ai/_instrumentation.py
+#: @4fda3898, CONVERSATION_ID_BAGGAGE_KEY), and Logfire, OpenInference and agentgateway inject baggage
+#: into ``_meta``. The same id on spans (``gen_ai.conversation.id``) joins the same session.
+BAGGAGE_SESSION_KEYS: tuple[str, ...] = ("gen_ai.conversation.id",)
 #: ``_meta`` keys naming the host's tool call (the LLM tool-use id).
-CALL_META_KEYS: tuple[str, ...] = (
+CALL_META_KEYS: tuple[MetaKey, ...] = (
+    # Claude Code tools/call (not documented; equals its span attribute tool_use_id)
     "claudecode/toolUseId",
+    # Codex, newest versions: the model's call id (openai/codex build_mcp_tool_call_request_meta)
+    "callId",
+    ("_codex_apps", "call_id"),
+    # no producer found in public code; harmless fallbacks
     "copilot/toolCallId",
-    "vscode.requestId",
     "gen_ai.tool.call.id",
 )
+#: ``_meta`` keys naming the host's turn (one user request; every tool call it causes shares it).
+TURN_META_KEYS: tuple[MetaKey, ...] = (
+    # VS Code's chat request id: one per request, shared by its tool calls (mcpServer.ts)
+    "vscode.requestId",
+    # Codex's turn (openai/codex codex-rs/core/src/turn_metadata.rs)
+    ("x-codex-turn-metadata", "turn_id"),
+)
+
+
+def key_name(key: MetaKey) -> str:
+    """The name a key's source is given in the tables: the member, or the members joined by ``.``."""
+    return key if isinstance(key, str) else ".".join(key)
+
+
+def meta_path(key: MetaKey) -> str:
+    """The DuckDB JSON path of ``key`` under ``params._meta``."""
+    members = (key,) if isinstance(key, str) else key
+    return "$.params._meta" + "".join(json_path(m)[1:] for m in members)
+
+
+def baggage_pattern(member: str) -> str:
+    """An RE2 pattern whose group 1 is the (percent-encoded) value of ``member`` in a W3C ``baggage``
+    header value (``key=value;property,key2=value2``, optional whitespace around ``,`` ``=`` ``;``)."""
+    return r"(?:^|,)[ \t]*" + re.escape(member) + r"[ \t]*=[ \t]*([^,;]*?)[ \t]*(?:[;,]|$)"
 
 
 #: Paths every message is read at, in the order ``sql/messages.sql`` numbers them.
@@ -37,6 +89,7 @@ MESSAGE_PATHS: tuple[str, ...] = (
     '$.params._meta."io.modelcontextprotocol/protocolVersion"',
     '$.params._meta."io.modelcontextprotocol/clientInfo".name',
     '$.params._meta."io.modelcontextprotocol/clientInfo".version',
+    "$.params._meta.baggage",
 )
 
 #: Envelope ``http`` fields read as text by ``sql/messages.sql`` (``h[1..]`` there, in this order):
@@ -64,15 +117,25 @@ def json_path(key: str) -> str:
 @dataclass(frozen=True)
 class KeyConfig:
     """The ``_meta`` keys read as correlation keys (README: How the correlation works): a session key
-    from the first of ``session_meta_keys`` a request carries, the host's tool-call id from
-    ``call_meta_keys``. Pass your own to ``mcptrace.load(..., keys=KeyConfig(...))`` for other hosts."""
+    from the first of ``session_meta_keys`` a request carries, else from the first of
+    ``baggage_session_keys`` in its ``_meta.baggage``; the host's tool-call id from ``call_meta_keys``;
+    the host's turn from ``turn_meta_keys``. A key is a ``_meta`` member or a tuple of members (a path
+    into an object). Pass your own to ``mcptrace.load(..., keys=KeyConfig(...))`` for other hosts."""
 
-    session_meta_keys: tuple[str, ...] = SESSION_META_KEYS
-    call_meta_keys: tuple[str, ...] = CALL_META_KEYS
+    session_meta_keys: tuple[MetaKey, ...] = SESSION_META_KEYS
+    call_meta_keys: tuple[MetaKey, ...] = CALL_META_KEYS
+    turn_meta_keys: tuple[MetaKey, ...] = TURN_META_KEYS
+    baggage_session_keys: tuple[str, ...] = BAGGAGE_SESSION_KEYS
 
     def message_params(self) -> dict[str, object]:
-        """Parameters of ``sql/messages.sql``: the message paths, then session-key and call-key paths;
+        """Parameters of ``sql/messages.sql``: the message paths, then the session-key, call-key and
+        turn-key paths (``$paths``); their counts and names; the baggage members and their patterns;
         the HTTP paths."""
-        meta = [("$.params._meta" + json_path(k)[1:]) for k in (*self.session_meta_keys, *self.call_meta_keys)]
-        return {"paths": [*MESSAGE_PATHS, *meta], "http_paths": list(HTTP_PATHS), "n_sk": len(self.session_meta_keys),
-                "sk_names": list(self.session_meta_keys), "ck_names": list(self.call_meta_keys)}
+        keys = (*self.session_meta_keys, *self.call_meta_keys, *self.turn_meta_keys)
+        return {"paths": [*MESSAGE_PATHS, *(meta_path(k) for k in keys)], "http_paths": list(HTTP_PATHS),
+                "n_sk": len(self.session_meta_keys), "n_ck": len(self.call_meta_keys),
+                "sk_names": [key_name(k) for k in self.session_meta_keys],
+                "ck_names": [key_name(k) for k in self.call_meta_keys],
+                "tk_names": [key_name(k) for k in self.turn_meta_keys],
+                "bk_names": ["baggage " + k for k in self.baggage_session_keys],
+                "bk_patterns": [baggage_pattern(k) for k in self.baggage_session_keys]}

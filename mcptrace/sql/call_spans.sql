@@ -7,10 +7,18 @@
 --               that did not extract the context, a SERVER span linking to it ('link', exact) or one
 --               whose jsonrpc.request.id + mcp.method.name (+ gen_ai.tool.name) match within the
 --               call's time window (from $window_ms before the request to $window_ms after the
---               response, at most an hour after the request) ('attributes', inferred): when several such spans fit several
---               calls they are assigned one to one, nearest first (a span lying inside the call's
---               request→response interval before one that does not, then the smallest distance
---               |span start - request| + |response - span end|)
+--               response, at most an hour after the request) ('attributes', inferred); a span whose
+--               instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry) matches on
+--               mcp.method.name, gen_ai.tool.name (required for a tool call) and mcp.session.id when both
+--               carry one. When several such spans fit several calls they are assigned one to one, nearest
+--               first (a span lying inside the call's request→response interval before one that does not,
+--               one matching the request id before one without any, then the smallest distance
+--               |span start - request| + |response - span end|); evidence.matched_on names what matched
+--   host        the host's tool-execution span that caused the call (spans.mcp_side 'host': execute_tool,
+--               claude_code.tool): the nearest such ancestor of the client span (calls.host_span_id,
+--               'parent', exact), else a host span carrying the tool-call id the request carried in
+--               _meta (claudecode/toolUseId = tool_use_id; 'tool_call_id', exact, any trace; the earliest
+--               when several carry it, n_candidates says how many)
 --   downstream  descendants of the server span ('parent', exact); and root spans of other services
 --               that start inside the server-side interval of one or more calls ('time_window',
 --               inferred; see _cs_down_cand below for the rule), with their descendants
@@ -48,40 +56,56 @@ WITH taken AS (
     WHERE c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL
 ), free_spans AS (
     SELECT s.* FROM spans s ANTI JOIN taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id
-    WHERE s.mcp_side = 'server' AND s.jsonrpc_request_id IS NOT NULL
+    WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL
+), c AS (
+    -- each call lists the 10 s buckets its window covers, so spans of other times never meet it
+    -- (ids, methods and tools repeat in every session)
+    SELECT *, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text,
+           unnest(range(epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000,
+                        epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
+                                 + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000 + 1)) AS bucket
+    FROM open_calls
+), s AS (
+    SELECT *, epoch_us(start_ts) // 10000000 AS bucket FROM free_spans
+), pairs AS (
+    -- an equi-join on (id, method, bucket) for spans with a request id
+    SELECT c.call_id, c.start_ts AS c_start, c.end_ts AS c_end, c.tool_name AS c_tool, c.trace_id AS c_trace,
+           s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id, false AS by_session
+    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method AND s.bucket = c.bucket
+    WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+    UNION ALL
+    -- spans whose instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry): method,
+    -- tool (required when the call has one) and, when both carry it, the MCP session id
+    SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, s.span_id, s.trace_id, s.start_ts, s.end_ts,
+           false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
+    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method AND s.bucket = c.bucket
+    WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+      AND (c.mcp_session_id IS NULL OR s.mcp_session_id IS NULL OR s.mcp_session_id = c.mcp_session_id)
 )
-SELECT c.call_id, s.span_id, s.trace_id,
-       s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-           AND c.end_ts IS NOT NULL
-           AND s.end_ts <= c.end_ts + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS inside,
-       abs(date_diff('microsecond', c.start_ts, s.start_ts))
-           + coalesce(abs(date_diff('microsecond', s.end_ts, c.end_ts)), 0) AS dist,
-       abs(date_diff('microsecond', c.start_ts, s.start_ts)) AS start_dist,
-       list_filter(['jsonrpc.request.id', 'mcp.method.name',
-                    CASE WHEN c.tool_name IS NOT NULL THEN 'gen_ai.tool.name' END], lambda x: x IS NOT NULL) AS matched_on,
-       c.trace_id AS expected_trace_id
--- an equi-join on (id, method, 10 s bucket of the span's start): each call lists the buckets its window
--- covers, so spans of other times never meet it (ids and methods repeat in every session)
-FROM (SELECT *, unnest(range(epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000,
-                             epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
-                                      + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000 + 1)) AS bucket
-      FROM open_calls) c
-JOIN (SELECT *, epoch_us(start_ts) // 10000000 AS bucket FROM free_spans) s
-  ON s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id)
- AND s.mcp_method_name = c.method AND s.bucket = c.bucket
- AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
- AND s.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
- AND s.start_ts <= least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
-                   + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+SELECT call_id, span_id, trace_id, by_id,
+       s_start >= c_start - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+           AND c_end IS NOT NULL
+           AND s_end <= c_end + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS inside,
+       abs(date_diff('microsecond', c_start, s_start)) + coalesce(abs(date_diff('microsecond', s_end, c_end)), 0) AS dist,
+       abs(date_diff('microsecond', c_start, s_start)) AS start_dist,
+       list_filter([CASE WHEN by_id THEN 'jsonrpc.request.id' END, 'mcp.method.name',
+                    CASE WHEN c_tool IS NOT NULL THEN 'gen_ai.tool.name' END,
+                    CASE WHEN by_session THEN 'mcp.session.id' END], lambda x: x IS NOT NULL) AS matched_on,
+       c_trace AS expected_trace_id
+FROM pairs
+WHERE s_start >= c_start - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+  AND s_start <= least(coalesce(c_end, c_start + INTERVAL 1 HOUR), c_start + INTERVAL 1 HOUR)
+                 + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
--- one to one, nearest first: a span inside the call's interval before one that is not, then the
--- smallest distance (mcptrace.analysis.rebuild.one_to_one: one sort, one pass)
+-- one to one, nearest first: a span inside the call's interval before one that is not, a span matching
+-- the request id before one without any, then the smallest distance (mcptrace.analysis.rebuild.one_to_one:
+-- one sort, one pass)
 ONE_TO_ONE _attr_cand -> _attr_pick LEFT (call_id) RIGHT (span_id, trace_id)
-ORDER BY NOT inside, dist, span_id, trace_id, call_id;
+ORDER BY NOT inside, NOT by_id, dist, span_id, trace_id, call_id;
 
 CREATE OR REPLACE TEMP TABLE _cs_server_attr AS
 WITH n AS (
-    SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY NOT inside, dist, span_id)[:10] AS span_ids
+    SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY NOT inside, NOT by_id, dist, span_id)[:10] AS span_ids
     FROM _attr_cand GROUP BY 1
 ), m AS (
     SELECT span_id, trace_id, count(*) AS n_calls FROM _attr_cand GROUP BY 1, 2
@@ -90,7 +114,8 @@ SELECT r.call_id, r.span_id, r.trace_id, 'attributes' AS matched_by,
        json_object('matched_on', r.matched_on, 'expected_trace_id', r.expected_trace_id,
                    'server_span_trace_id', r.trace_id, 'start_offset_ms', r.start_dist / 1000.0,
                    'inside_call', r.inside, 'distance_ms', r.dist / 1000.0,
-                   'rule', 'attributes, one to one, nearest first',
+                   'rule', CASE WHEN r.by_id THEN 'attributes, one to one, nearest first'
+                                ELSE 'attributes without a request id, one to one, nearest first' END,
                    'candidate_span_ids', n.span_ids, 'n_candidate_spans', n.n_spans,
                    'n_calls_fitting_span', m.n_calls) AS evidence,
        n.n_spans::INTEGER AS n_candidates
@@ -250,6 +275,18 @@ SELECT call_id, span_id, trace_id, n_candidates,
                    'downstream_trace_id', trace_id) AS evidence
 FROM _cs_down_root WHERE call_id IS NOT NULL;
 
+CREATE OR REPLACE TEMP TABLE _cs_host AS
+SELECT call_id, host_span_id AS span_id, trace_id, 'parent' AS matched_by, 1 AS n_candidates, NULL::JSON AS evidence
+FROM calls WHERE host_span_id IS NOT NULL
+UNION ALL
+SELECT c.call_id, arg_min(s.span_id, (s.start_ts, s.trace_id, s.span_id)), arg_min(s.trace_id, (s.start_ts, s.trace_id, s.span_id)),
+       'tool_call_id', count(*)::INTEGER,
+       json_object('tool_call_id', c.call_key, 'carried_by', c.call_key_source, 'n_host_spans', count(*),
+                   'host_span_ids', list(s.span_id ORDER BY s.start_ts, s.trace_id, s.span_id)[:10])
+FROM calls c JOIN spans s ON s.mcp_side = 'host' AND s.tool_call_id = c.call_key
+WHERE c.host_span_id IS NULL AND c.call_key IS NOT NULL AND c.call_key_source <> 'spans.tool_call_id'
+GROUP BY c.call_id, c.call_key, c.call_key_source;
+
 CREATE OR REPLACE TABLE call_spans AS
 WITH RECURSIVE win_down(call_id, span_id, trace_id, root_span_id) AS (
     SELECT call_id, span_id, trace_id, span_id FROM _cs_down_window
@@ -265,6 +302,8 @@ SELECT call_id, span_id, trace_id, 'server', matched_by, NULL, matched_by = 'att
 FROM _cs_server
 UNION ALL
 SELECT call_id, span_id, trace_id, 'downstream', 'parent', NULL, false, 1, NULL FROM _cs_down_parent
+UNION ALL
+SELECT call_id, span_id, trace_id, 'host', matched_by, NULL, false, n_candidates, evidence FROM _cs_host
 UNION ALL
 SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id', true,
        w.n_candidates, w.evidence

@@ -14,7 +14,7 @@ SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
        m.progress_token, m.session_key, m.session_key_source, m.call_key, m.http_traceparent,
        m.cancel_request_id, m.is_error, m.truncated, m.error_code, m.error_message, m.transport, m.protocol_version,
-       m.result_type, m.request_state,
+       m.result_type, m.request_state, m.call_key_source, m.turn_key, m.turn_key_source,
        coalesce(mcp_session_id, connection_id) AS scope,
        o.ord
 FROM messages m JOIN _ord o USING (message_id);
@@ -103,7 +103,13 @@ SELECT q.message_id AS call_id,
        q.request_state AS request_state_in,
        CASE WHEN r.result_type = 'input_required' THEN r.request_state END AS request_state_out,
        NULL::BIGINT AS retry_of,
-       q.message_id AS chain_id
+       q.message_id AS chain_id,
+       q.call_key_source,
+       q.turn_key, q.turn_key_source,
+       -- filled by span_keys.sql from the call's client span and its ancestors
+       NULL::VARCHAR AS span_turn_id,
+       NULL::VARCHAR AS host_span_id,
+       NULL::VARCHAR AS host_parent_span_id
 FROM _ev q
 LEFT JOIN a ON a.request_message_id = q.message_id
 LEFT JOIN _ev r ON r.message_id = a.response_message_id

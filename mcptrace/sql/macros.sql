@@ -33,3 +33,8 @@ CREATE OR REPLACE TEMP MACRO span_content_hash(parent, name, kind, service, star
 -- there), NULL as ''. Same as Python's html.escape(str(v), quote=False).
 CREATE OR REPLACE TEMP MACRO html_text(v) AS
     replace(replace(replace(coalesce((v)::VARCHAR, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;');
+
+-- A correlation key read from _meta (JSON): a string as its text, an integer in decimal; anything
+-- else (an object, an array, a float, a boolean, null) is no key.
+CREATE OR REPLACE TEMP MACRO meta_key_text(j) AS CASE json_type(j)
+    WHEN 'VARCHAR' THEN j->>'$' WHEN 'BIGINT' THEN j::VARCHAR WHEN 'UBIGINT' THEN j::VARCHAR END;

@@ -4,9 +4,10 @@
 -- http_events and rejects in one insert each. A wire row without a message (the reader left
 -- `message` NULL without rejecting it) is an HTTP transport event (kind 'http_event').
 -- Parameters: $source_id,
--- $paths (VARCHAR[]: the message paths below, then the session-key and call-key paths of
--- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $sk_names,
--- $ck_names. Credentials are redacted by the load's macros mcptrace_secret_hit and mcptrace_redact
+-- $paths (VARCHAR[]: the message paths below, then the session-key, call-key and turn-key paths of
+-- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $n_ck, $sk_names,
+-- $ck_names, $tk_names, $bk_names and $bk_patterns (the baggage members read as session keys, and the
+-- patterns whose group 1 is each one's percent-encoded value: keys.baggage_pattern). Credentials are redacted by the load's macros mcptrace_secret_hit and mcptrace_redact
 -- (RedactionPolicy.sql_macros: the same rules as the readers and the recorders). Every
 -- message and header is parsed once: one json_extract over all message paths, one
 -- json_extract_string over all header paths.
@@ -16,8 +17,8 @@
 -- 11 clientInfo.version, 12 params.protocolVersion, 13 result.serverInfo.name,
 -- 14 result._meta serverInfo name, 15 result.resultType, 16 result.requestState,
 -- 17 params.requestState, 18 _meta.traceparent, 19 _meta.tracestate, 20 _meta.progressToken,
--- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version, then session keys,
--- then call keys. Whether result and error are present (and the truncation note of a cut message,
+-- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version, 24 _meta.baggage,
+-- then session keys, call keys and turn keys. Whether result and error are present (and the truncation note of a cut message,
 -- _meta."mcptrace/truncated" of params, result or error) is json_exists: extracting them would write
 -- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
@@ -73,10 +74,17 @@ WITH w0 AS MATERIALIZED (
            present[1] AS has_result, present[2] AS has_error,
            json_type(v[4]) = 'OBJECT' AS meta_ok,
            CASE WHEN json_type(v[18]) = 'VARCHAR' THEN v[18]->>'$' END AS tp,
-           list_filter(list_zip(list_transform(list_slice(v, 24, 23 + $n_sk), lambda s: s->>'$'), $sk_names::VARCHAR[]),
+           -- a key is a string or an integer; an object or array there is no key
+           list_filter(list_zip(list_transform(list_slice(v, 25, 24 + $n_sk), lambda s: meta_key_text(s)), $sk_names::VARCHAR[]),
                        lambda p: p[1] IS NOT NULL)[1] AS sk,
-           list_filter(list_zip(list_transform(list_slice(v, 24 + $n_sk, len(v)), lambda s: s->>'$'), $ck_names::VARCHAR[]),
-                       lambda p: p[1] IS NOT NULL)[1] AS ck,
+           list_filter(list_zip(list_transform(list_slice(v, 25 + $n_sk, 24 + $n_sk + $n_ck), lambda s: meta_key_text(s)),
+                                $ck_names::VARCHAR[]), lambda p: p[1] IS NOT NULL)[1] AS ck,
+           list_filter(list_zip(list_transform(list_slice(v, 25 + $n_sk + $n_ck, len(v)), lambda s: meta_key_text(s)),
+                                $tk_names::VARCHAR[]), lambda p: p[1] IS NOT NULL)[1] AS tk,
+           CASE WHEN json_type(v[24]) = 'VARCHAR' AND len($bk_names::VARCHAR[]) > 0 THEN
+                list_filter(list_zip(list_transform($bk_patterns::VARCHAR[], lambda b: nullif(url_decode(
+                    regexp_extract(v[24]->>'$', b, 1)), '')), $bk_names::VARCHAR[]), lambda p: p[1] IS NOT NULL)[1]
+           END AS bk,
            coalesce(h[13], h[14]) AS client_session_header,
            -- the keys of every object the analysis reads members of (NULL where it is absent)
            CASE WHEN obj THEN json_keys(m, ['$', '$.params', '$.params._meta', '$.params.clientInfo', '$.result',
@@ -131,10 +139,13 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        CASE WHEN tp_valid THEN substr(tp, 37, 16) END AS parent_span_id,
        CASE WHEN method = 'notifications/progress' THEN v[5]::VARCHAR
             WHEN meta_ok THEN v[20]::VARCHAR END AS progress_token,
-       CASE WHEN meta_ok THEN coalesce(sk[1], client_session_header) ELSE client_session_header END AS session_key,
+       CASE WHEN meta_ok THEN coalesce(sk[1], bk[1], client_session_header) ELSE client_session_header END AS session_key,
        CASE WHEN meta_ok AND sk[1] IS NOT NULL THEN sk[2]
+            WHEN meta_ok AND bk[1] IS NOT NULL THEN bk[2]
             WHEN client_session_header IS NOT NULL THEN 'Mcp-Client-Session-Id' END AS session_key_source,
        CASE WHEN meta_ok THEN ck[1] END AS call_key,
+       CASE WHEN meta_ok THEN tk[1] END AS turn_key,
+       CASE WHEN meta_ok THEN tk[2] END AS turn_key_source,
        CASE WHEN reject_reason IS NULL THEN m END AS raw,
        CASE WHEN tp_valid THEN substr(tp, 54, 2) END AS trace_flags,
        CASE WHEN meta_ok THEN v[19]->>'$' END AS tracestate,

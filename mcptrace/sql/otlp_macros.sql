@@ -34,3 +34,6 @@ CREATE OR REPLACE TEMP MACRO otlp_status(c) AS CASE upper(coalesce(c, '0'))
     WHEN '1' THEN 'ok' WHEN 'STATUS_CODE_OK' THEN 'ok'
     WHEN '2' THEN 'error' WHEN 'STATUS_CODE_ERROR' THEN 'error' ELSE lower(c) END;
 CREATE OR REPLACE TEMP MACRO otlp_ts(nanos) AS make_timestamp(nanos // 1000)::TIMESTAMPTZ;
+-- The first value present among the attributes a[f[1]] .. a[f[2] - 1] (a slice of the span conventions'
+-- attribute list, mcptrace.core.conventions.SpanConventions.sql_variables).
+CREATE OR REPLACE TEMP MACRO span_first(a, f) AS list_filter(a[f[1]:f[2] - 1], lambda x: x IS NOT NULL)[1];

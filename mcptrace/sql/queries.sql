@@ -29,7 +29,7 @@ g AS (SELECT call_id, count(*) AS n, list(DISTINCT code ORDER BY code) AS codes,
       FROM gaps WHERE session_id = p_session AND call_id IS NOT NULL GROUP BY call_id),
 ts AS (SELECT trace_id, span_id, any_value(name) AS name FROM spans GROUP BY ALL),
 t AS (
-    SELECT k.turn, any_value(k.turn_id) AS turn_id, min(c.start_ts) AS first_ts,
+    SELECT k.turn, any_value(k.turn_id) AS turn_id, any_value(c.turn_source) AS turn_source, min(c.start_ts) AS first_ts,
            max(coalesce(c.end_ts, c.start_ts)) AS last_ts, count(*) AS n_calls,
            count(*) FILTER (WHERE c.status IN ('error', 'tool_error')) AS n_errors,
            count(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
@@ -46,12 +46,14 @@ t AS (
 )
 SELECT t.turn, t.turn_id,
        coalesce(ts.name, CASE WHEN t.turn_id IS NULL THEN 'untraced calls'
-                              WHEN starts_with(t.turn_id, 'overlap:') THEN 'overlapping calls (no trace context)'
-                              ELSE 'trace ' || left(t.turn_id, 8) END) AS name,
+                              WHEN t.turn_source = 'overlap' THEN 'overlapping calls (no trace context)'
+                              WHEN t.turn_source IN ('trace', 'client_span', 'host_span') THEN 'trace ' || left(t.turn_id, 8)
+                              -- the host's own turn id (a _meta key or spans.turn_id)
+                              ELSE t.turn_source || ' ' || t.turn_id END) AS name,
        t.first_ts, t.last_ts, date_diff('microsecond', t.first_ts, t.last_ts) / 1000.0 AS duration_ms,
        t.n_calls, t.n_errors, t.n_cancelled, t.n_unanswered, t.n_gaps, t.gap_codes, t.gap_severity, t.tools,
        t.first_ord, t.last_ord, t.first_call_id
-FROM t LEFT JOIN ts ON t.turn_id LIKE '%/%' AND ts.trace_id = split_part(t.turn_id, '/', 1)
+FROM t LEFT JOIN ts ON t.turn_source IN ('client_span', 'host_span') AND ts.trace_id = split_part(t.turn_id, '/', 1)
                    AND ts.span_id = split_part(t.turn_id, '/', 2)
 ORDER BY t.first_ord;
 

@@ -90,14 +90,23 @@ SELECT record_no, s, sj,
            trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
            attributes := otlp_attrs(l->'$.attributes')))) END AS links,
        f_method AS mcp_method_name,
-       coalesce(list_filter(a[getvariable('mcptrace_span_fields').r[1]:getvariable('mcptrace_span_fields').r[2] - 1],
-                            lambda x: x IS NOT NULL)[1], j[1]) AS jsonrpc_request_id,
-       coalesce(list_filter(a[getvariable('mcptrace_span_fields').t[1]:getvariable('mcptrace_span_fields').t[2] - 1],
-                            lambda x: x IS NOT NULL)[1],
-                CASE WHEN f_method = 'tools/call' THEN coalesce(j[3], nullif(g[alt.t], '')) END) AS gen_ai_tool_name,
-       list_filter(a[getvariable('mcptrace_span_fields').s[1]:getvariable('mcptrace_span_fields').s[2] - 1],
-                   lambda x: x IS NOT NULL)[1] AS mcp_session_id,
-       coalesce(alt.side, CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END) AS mcp_side,
+       -- an integral float id (1.0, from a doubleValue or a JSON number) as the integer the wire carried
+       regexp_replace(coalesce(span_first(a, getvariable('mcptrace_span_fields').r), j[1]), '^(-?[0-9]+)\.0+$', '\1')
+           AS jsonrpc_request_id,
+       regexp_replace(coalesce(span_first(a, getvariable('mcptrace_span_fields').t),
+                               CASE WHEN f_method = 'tools/call' OR alt.side = 'host' THEN coalesce(j[3], nullif(g[alt.t], '')) END),
+                      getvariable('mcptrace_span_tool_prefix'), '') AS gen_ai_tool_name,
+       span_first(a, getvariable('mcptrace_span_fields').s) AS mcp_session_id,
+       CASE WHEN alt IS NOT NULL THEN coalesce(alt.side, CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END)
+            WHEN len(getvariable('mcptrace_span_host_pos')) > 0
+                 AND len(list_filter(range(1, len(getvariable('mcptrace_span_host_pos')) + 1), lambda k:
+                         a[getvariable('mcptrace_span_host_pos')[k]] = getvariable('mcptrace_span_host_val')[k])) > 0 THEN 'host'
+            ELSE CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END END AS mcp_side,
+       span_first(a, getvariable('mcptrace_span_fields').c) AS conversation_id,
+       span_first(a, getvariable('mcptrace_span_fields').u) AS turn_id,
+       span_first(a, getvariable('mcptrace_span_fields').k) AS tool_call_id,
+       regexp_replace(span_first(a, getvariable('mcptrace_span_fields').n), getvariable('mcptrace_span_server_suffix'), '')
+           AS mcp_server_name,
        scope_name, start_ns AS start_unix_nano, end_ns AS end_unix_nano,
        CASE
          WHEN sj IS NULL OR json_type(sj) <> 'OBJECT' THEN 'span is not a JSON object: ' || coalesce(left(sj, 40), 'null')

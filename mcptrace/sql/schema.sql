@@ -80,9 +80,14 @@ CREATE TABLE IF NOT EXISTS messages (
     result_type         VARCHAR,            -- 2026-07-28 result.resultType ('complete' | 'input_required')
     request_state       VARCHAR,            -- 2026-07-28 requestState: of an input_required result, or echoed by its retry
     exchange_id         VARCHAR,            -- the recorder's HTTP exchange (a POST and its SSE stream, a GET stream)
-    truncated           BOOLEAN             -- the capture cut the message (_meta "mcptrace/truncated" of params, result or error)
+    truncated           BOOLEAN,            -- the capture cut the message (_meta "mcptrace/truncated" of params, result or error)
+    turn_key            VARCHAR,            -- the host's turn id from _meta (core.keys.TURN_META_KEYS: vscode.requestId, ...)
+    turn_key_source     VARCHAR             -- the _meta key it came from
 );
-ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;  -- added after the first databases were written
+-- added after the first databases were written
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key VARCHAR;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key_source VARCHAR;
 
 -- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
 -- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.
@@ -149,6 +154,16 @@ CREATE TABLE IF NOT EXISTS spans (
     adjusted_start_ts    TIMESTAMPTZ,       -- opt-in clock-skew adjustment (Workspace.adjust_clock_skew)
     adjusted_end_ts      TIMESTAMPTZ,
     clock_adjustment_ms  DOUBLE,
-    mcp_side             VARCHAR            -- 'server' | 'client' | NULL: the side of an MCP call the span joins as (core/conventions.py)
+    mcp_side             VARCHAR,           -- 'server' | 'client' | 'host' | NULL: the side of an MCP call the span joins as
+                                            -- ('host': the agent's tool-execution span that caused a call; core/conventions.py)
+    conversation_id      VARCHAR,           -- the host's conversation (gen_ai.conversation.id, session.id, ...; core/conventions.py)
+    turn_id              VARCHAR,           -- the host's turn (turn.id, gen_ai.agent.call.id)
+    tool_call_id         VARCHAR,           -- the LLM's tool-call id (gen_ai.tool.call.id, tool_use_id, tool.call_id)
+    mcp_server_name      VARCHAR            -- the MCP server (mcp.server.name, mcp.target, fastmcp.server.name, ...)
 );
-ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_side VARCHAR;  -- added after the first databases were written
+-- added after the first databases were written
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_side VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS conversation_id VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS turn_id VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS tool_call_id VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_server_name VARCHAR;

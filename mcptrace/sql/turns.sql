@@ -1,13 +1,18 @@
 -- Turns and parallel groups (README: How the correlation works). A call's turn, by the first rule that applies
 -- (calls.turn_source says which):
+--   <_meta key>  the host's turn id on the request (core.keys.TURN_META_KEYS: vscode.requestId, Codex's
+--                x-codex-turn-metadata.turn_id): turn_id is that id, turn_source the key's name
+--   spans.turn_id  the host's turn id on the call's client span or an ancestor (turn.id, gen_ai.agent.call.id)
+--   host_span    the parent of the host's tool span above the call's client span (execute_tool,
+--                claude_code.tool; calls.host_span_id): turn_id '<trace-id>/<parent span-id>'
 --   client_span  the parent of its client span (the span the traceparent's parent-id names), when
 --                the client's spans are loaded: turn_id '<trace-id>/<parent span-id>'
 --   trace        else its trace: turn_id '<trace-id>'
 --   overlap      a client-to-server call without trace context: the run of such calls of its
 --                logical session whose request/response intervals overlap (an unanswered call
 --                lasts until the last message of its transport): turn_id 'overlap:<first call_id>'
--- Within a session and turn, calls whose request/response intervals overlap form one
--- parallel_group. Intervals are in message order (start_ord/end_ord: time, then file order), so
+-- All but overlap are exact. Within a session and turn, calls whose request/response intervals overlap
+-- form one parallel_group. Intervals are in message order (start_ord/end_ord: time, then file order), so
 -- bare captures without times use the order of the messages.
 
 CREATE OR REPLACE TEMP TABLE _turn AS
@@ -15,10 +20,16 @@ WITH cs AS (
     SELECT trace_id, span_id, any_value(parent_span_id) AS parent_span_id FROM spans GROUP BY ALL
 )
 SELECT c.call_id,
-       CASE WHEN c.trace_id IS NULL THEN NULL
+       CASE WHEN c.turn_key IS NOT NULL THEN c.turn_key
+            WHEN c.span_turn_id IS NOT NULL THEN c.span_turn_id
+            WHEN c.trace_id IS NULL THEN NULL
+            WHEN c.host_parent_span_id IS NOT NULL THEN c.trace_id || '/' || c.host_parent_span_id
             WHEN cs.parent_span_id IS NOT NULL THEN c.trace_id || '/' || cs.parent_span_id
             ELSE c.trace_id END AS turn_id,
-       CASE WHEN c.trace_id IS NULL THEN NULL
+       CASE WHEN c.turn_key IS NOT NULL THEN c.turn_key_source
+            WHEN c.span_turn_id IS NOT NULL THEN 'spans.turn_id'
+            WHEN c.trace_id IS NULL THEN NULL
+            WHEN c.host_parent_span_id IS NOT NULL THEN 'host_span'
             WHEN cs.parent_span_id IS NOT NULL THEN 'client_span'
             ELSE 'trace' END AS turn_source
 FROM calls c LEFT JOIN cs ON cs.trace_id = c.trace_id AND cs.span_id = c.parent_span_id;
