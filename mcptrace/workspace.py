@@ -112,8 +112,11 @@ class Workspace:
         status VARCHAR (ok | error | tool_error | cancelled | unanswered), error_code BIGINT,
         trace_id/parent_span_id VARCHAR (hex, from ``_meta.traceparent``, else the HTTP header),
         call_key VARCHAR, parallel_group BIGINT, request_message_id/response_message_id BIGINT;
-        extras trace_context_source, turn_id, turn_source VARCHAR (client_span | trace | overlap: which
-        rule made the turn; overlap is inferred from the intervals of untraced requests),
+        extras trace_context_source, turn_id, turn_source VARCHAR (a ``_meta`` turn key's name |
+        spans.turn_id | host_span | client_span | trace | overlap: which rule made the turn; overlap is
+        inferred from the intervals of untraced requests), call_key_source VARCHAR (the ``_meta`` key, or
+        spans.tool_call_id), turn_key/turn_key_source, span_turn_id, host_span_id/host_parent_span_id
+        VARCHAR (the host's tool span above the call, from its spans),
         transport_session, cancel_message_id, start_ord/end_ord.
         """
         if session_id is None:
@@ -285,13 +288,21 @@ class Workspace:
 
 
 #: columns added to the schema after the first databases were written (schema.sql adds them)
-_LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("messages", "truncated"))
+_LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("messages", "truncated"), ("messages", "turn_key"),
+                  ("messages", "turn_key_source"), ("spans", "mcp_side"), ("spans", "conversation_id"),
+                  ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"))
+#: columns of the analysis tables added later: a database without them is rebuilt when opened
+_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"))
 
 
 def _needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
-    """A database without the analysis tables, or with times Python cannot hold."""
+    """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
+    times Python cannot hold."""
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    return not {"calls", "sessions", "gaps", "call_spans"} <= have or bool(one(
+    if not {"calls", "sessions", "gaps", "call_spans"} <= have:
+        return True
+    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+    return not set(_LATER_DERIVED) <= cols or bool(one(
         con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
              "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0])
 
