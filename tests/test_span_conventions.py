@@ -25,7 +25,7 @@ import duckdb
 import pytest
 
 import mcptrace
-from conftest import SAMPLES, read_json_lines
+from conftest import ROOT, SAMPLES, read_json_lines
 from mcptrace.core.conventions import NAME_PATTERNS, SpanConventions, normalise_request_id
 
 TRACES = SAMPLES / "traces.otlp.jsonl"
@@ -64,16 +64,25 @@ def _rewrite_span(span: dict, style: str, service: str) -> None:
             new.update({"gen_ai.tool.name": tool, "fastmcp.component.type": "tool",
                         "fastmcp.component.key": f"tool:{tool}@"})
         span["attributes"] = _kv(new)
+    elif style == "agentgateway":
+        # the gateway's span toward its backend (target): ``{method} {target}``, for a multiplexed tool
+        # ``{method} {target}_{tool}``; the tool attribute holds the backend's own name
+        new = {"mcp.method.name": method, "mcp.target": service}
+        if tool is not None:
+            new["gen_ai.tool.name"] = tool
+            new["mcp.resource.type"] = "tool"
+        span.update(name=f"{method} {service}_{tool}" if tool else f"{method} {service}", attributes=_kv(new))
     elif style == "openllmetry" and method == "tools/call":
         span.update(name=f"{tool}.tool", kind=1, attributes=_kv({
             "traceloop.span.kind": "tool", "traceloop.entity.name": tool,
             "traceloop.workflow.name": f"{service}.mcp"}))
 
 
-def rewritten(tmp_path, style: str):
-    """The sample trace file with the official SDK's server spans written in ``style``."""
+def rewritten(tmp_path, style: str, traces=None):
+    """The trace file (the samples' by default) with the official SDK's server spans written in ``style``."""
+    traces = traces or TRACES
     lines = []
-    for req in read_json_lines(TRACES):
+    for req in read_json_lines(traces):
         for rs in req["resourceSpans"]:
             service = next((a["value"]["stringValue"] for a in rs["resource"]["attributes"]
                             if a["key"] == "service.name"), "")
@@ -84,7 +93,7 @@ def rewritten(tmp_path, style: str):
                     if s.get("kind") == 2:
                         _rewrite_span(s, style, service)
         lines.append(json.dumps(req))
-    path = tmp_path / f"traces_{style}.otlp.jsonl"
+    path = tmp_path / f"{traces.name.removesuffix('.otlp.jsonl')}_{style}.otlp.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -107,7 +116,7 @@ def original():
     ws.close()
 
 
-@pytest.mark.parametrize("style", ["sentry", "sentry_no_method", "logfire", "fastmcp", "openllmetry"])
+@pytest.mark.parametrize("style", ["sentry", "sentry_no_method", "logfire", "fastmcp", "agentgateway", "openllmetry"])
 def test_rewritten_server_spans_join_as_the_originals(tmp_path, original, style):
     """Every instrumentation's server spans give the same joins, trace ids and gaps: those without a
     request id (FastMCP, OpenLLMetry) join by parent where the server continued the ``_meta`` context and
@@ -118,15 +127,55 @@ def test_rewritten_server_spans_join_as_the_originals(tmp_path, original, style)
         assert got["call_spans"] == original[0]["call_spans"]
         assert got["traces"] == original[0]["traces"]
         assert got["gaps"] == original[0]["gaps"]
-        if style in ("fastmcp", "openllmetry"):
+        if style in ("fastmcp", "agentgateway", "openllmetry"):
             # OpenLLMetry writes tools/call spans only; the other server spans keep the SDK's request id
             idless = [json.loads(e)["matched_on"] for e, m in ws.sql(
                 "SELECT s.evidence, c.method FROM call_spans s JOIN calls c USING (call_id) "
-                "WHERE s.matched_by = 'attributes'").rows() if style == "fastmcp" or m == "tools/call"]
+                "WHERE s.matched_by = 'attributes'").rows() if style in ("fastmcp", "agentgateway") or m == "tools/call"]
             assert idless and all("jsonrpc.request.id" not in m and "mcp.method.name" in m for m in idless)
         if style == "openllmetry":  # INTERNAL server tool spans continuing the _meta context join by parent
             assert ws.sql("SELECT count(*) FROM call_spans s JOIN spans p USING (span_id, trace_id) "
                           "WHERE s.role = 'server' AND p.kind = 'internal' AND s.matched_by = 'parent'").rows()[0][0] > 0
+    finally:
+        ws.close()
+
+
+INCIDENTS = ROOT / "data" / "incidents"
+
+
+def _incident_joins(ws) -> dict:
+    """Joins and gaps of a load; the gaps without what differs by design: the span names their evidence
+    quotes (the instrumentation's own) and, for an attribute join, what matched and the candidates weighed
+    (a span without a request id has more candidates)."""
+    drop = json.dumps(dict.fromkeys(["name", "matched_on", "rule", "candidate_span_ids", "n_candidate_spans",
+                                     "n_calls_fitting_span"]))
+    gaps = ws.sql("SELECT code, session_id, call_id, message_id, trace_id, span_id, "
+                  "json_merge_patch(detail, ?::JSON)::VARCHAR FROM gaps", [drop]).rows()
+    return {"call_spans": sorted(ws.sql("SELECT call_id, span_id, role, matched_by FROM call_spans").rows()),
+            "traces": sorted(ws.sql("SELECT call_id, trace_id FROM calls").rows()), "gaps": sorted(map(str, gaps))}
+
+
+@pytest.fixture(scope="module")
+def incidents():
+    traces = sorted(INCIDENTS.glob("*.otlp.jsonl"))
+    messages = [p.with_name(p.name.removesuffix(".otlp.jsonl") + ".jsonl") for p in traces]
+    ws = mcptrace.load([*messages, *traces])
+    yield messages, traces, _incident_joins(ws)
+    ws.close()
+
+
+@pytest.mark.parametrize("style", ["sentry", "logfire", "fastmcp", "agentgateway", "openllmetry"])
+def test_every_incident_capture_joins_the_same_in_every_convention(tmp_path, incidents, style):
+    """All incident captures (servers that do and do not extract the trace context, colliding request ids
+    across concurrent sessions, reconnects, resumable HTTP, spans exported twice) with their server spans
+    rewritten: the same joins, trace ids and gaps as with the SDK's attributes."""
+    messages, traces, want = incidents
+    ws = mcptrace.load([*messages, *(rewritten(tmp_path, style, t) for t in traces)])
+    try:
+        got = _incident_joins(ws)
+        assert got["call_spans"] == want["call_spans"]
+        assert got["traces"] == want["traces"]
+        assert got["gaps"] == want["gaps"]
     finally:
         ws.close()
 
