@@ -80,10 +80,24 @@ ERROR_ATTRIBUTES: tuple[str, ...] = ("error.type", "mcp.tool.result.is_error")
 TOOL_NAME_PREFIX = r"^mcp__.+?__"
 #: removed from the end of a server name: OpenLLMetry's workflow name is ``{server}.mcp``
 SERVER_NAME_SUFFIX = r"\.mcp$"
-#: a span with one of these attribute values is the host's tool execution (``mcp_side`` 'host') when no
-#: name pattern says otherwise: the GenAI semantic conventions' ``execute_tool`` operation
-#: (pydantic-ai, Copilot Chat, ADK, the OpenAI Agents instrumentation, LangSmith's OTel export)
-HOST_TOOL_ATTRIBUTES: tuple[tuple[str, str], ...] = (("gen_ai.operation.name", "execute_tool"),)
+#: (attribute, value, side): a span with that attribute value is that side of an MCP call when no name
+#: pattern gives it a side and it is not an MCP span of kind SERVER or CLIENT (first match wins).
+#: ``gen_ai.operation.name``=execute_tool: the host's tool execution in the GenAI semantic conventions
+#: (pydantic-ai, Copilot Chat, ADK, the OpenAI Agents instrumentation, LangSmith's OTel export);
+#: ``sentry.op``: Sentry's MCP server spans have no span kind (INTERNAL in OTLP): ``mcp.server`` for a
+#: request, ``mcp.notification.client_to_server`` received, ``.server_to_client`` sent
+#: (getsentry/sentry-javascript packages/core/src/integrations/mcp-server/spans.ts @f7a6cc0c,
+#: getsentry/sentry-python sentry_sdk/integrations/mcp.py @064542dd).
+SIDE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("gen_ai.operation.name", "execute_tool", "host"),
+    ("sentry.op", "mcp.server", "server"),
+    ("sentry.op", "mcp.notification.client_to_server", "server"),
+    ("sentry.op", "mcp.notification.server_to_client", "client"),
+)
+#: a request id written ``{id}``: Go's ``%v`` of the go-sdk ``jsonrpc.ID`` struct (envoyproxy/ai-gateway
+#: internal/tracing/mcp_otel.go and mcp_legacy.go @c217da8a: ``fmt.Sprintf("%v", req.ID)``, asserted as
+#: ``{test-id}`` in internal/tracing/mcp_test.go); group 1 is the id
+REQUEST_ID_WRAPPER = r"^\{([^{}]*)\}$"
 
 
 @dataclass(frozen=True)
@@ -190,7 +204,8 @@ SQL_VARIABLE_TYPES = {
     "mcptrace_span_attr_paths": "VARCHAR[]",
     "mcptrace_span_fields": "STRUCT(m INTEGER[], r INTEGER[], t INTEGER[], s INTEGER[], c INTEGER[], u INTEGER[], "
                             "k INTEGER[], n INTEGER[])",
-    "mcptrace_span_host_pos": "INTEGER[]", "mcptrace_span_host_val": "VARCHAR[]",
+    "mcptrace_span_side_pos": "INTEGER[]", "mcptrace_span_side_val": "VARCHAR[]", "mcptrace_span_side": "VARCHAR[]",
+    "mcptrace_span_id_wrapper": "VARCHAR",
     "mcptrace_span_tool_prefix": "VARCHAR", "mcptrace_span_server_suffix": "VARCHAR",
     "mcptrace_span_name_re": "VARCHAR", "mcptrace_span_name_groups": "VARCHAR[]",
     "mcptrace_span_name_group_paths": "VARCHAR[]", "mcptrace_span_json_paths": "VARCHAR[]",
@@ -217,7 +232,8 @@ class SpanConventions:
     json_paths: tuple[str, str, str] = JSON_PATHS
     tool_name_prefix: str = TOOL_NAME_PREFIX
     server_name_suffix: str = SERVER_NAME_SUFFIX
-    host_tool_attributes: tuple[tuple[str, str], ...] = HOST_TOOL_ATTRIBUTES
+    side_attributes: tuple[tuple[str, str, str], ...] = SIDE_ATTRIBUTES
+    request_id_wrapper: str = REQUEST_ID_WRAPPER
 
     def parse_name(self, name: str, attributes: dict | None = None) -> tuple[str, str | None, str | None] | None:
         """Python reference of the SQL: ``(method, tool, side)`` from the first pattern matching the
@@ -246,9 +262,10 @@ class SpanConventions:
         ``mcptrace_span_name_groups`` (its group names) and ``_paths`` (their JSON paths),
         ``mcptrace_span_name_alts`` (per pattern: positions of its groups in that list, fixed method,
         side, required attribute positions and values, JSON attribute position),
-        ``mcptrace_span_json_paths`` (:attr:`json_paths`), ``mcptrace_span_host_pos``/``_val`` (the positions
-        and values of :attr:`host_tool_attributes`), ``mcptrace_span_tool_prefix`` and
-        ``mcptrace_span_server_suffix`` (patterns removed from tool and server names)."""
+        ``mcptrace_span_json_paths`` (:attr:`json_paths`), ``mcptrace_span_side_pos``/``_val`` and
+        ``mcptrace_span_side`` (the attribute positions, values and sides of :attr:`side_attributes`),
+        ``mcptrace_span_tool_prefix`` and ``mcptrace_span_server_suffix`` (patterns removed from tool and
+        server names), ``mcptrace_span_id_wrapper`` (:attr:`request_id_wrapper`)."""
         paths: list[str] = []
         bounds = {}
         for key, attrs in (("m", self.method_attributes), ("r", self.request_id_attributes),
@@ -287,8 +304,10 @@ class SpanConventions:
             "mcptrace_span_name_group_paths": [f"$.{g}" for g in groups],
             "mcptrace_span_name_alts": alts,
             "mcptrace_span_json_paths": list(self.json_paths),
-            "mcptrace_span_host_pos": [attr_pos(k) for k, _ in self.host_tool_attributes],
-            "mcptrace_span_host_val": [v for _, v in self.host_tool_attributes],
+            "mcptrace_span_side_pos": [attr_pos(k) for k, _, _ in self.side_attributes],
+            "mcptrace_span_side_val": [v for _, v, _ in self.side_attributes],
+            "mcptrace_span_side": [side for _, _, side in self.side_attributes],
+            "mcptrace_span_id_wrapper": self.request_id_wrapper or "^$x",
             "mcptrace_span_tool_prefix": self.tool_name_prefix or "^$x",
             "mcptrace_span_server_suffix": self.server_name_suffix or "^$x",
         }

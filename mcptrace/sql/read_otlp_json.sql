@@ -70,7 +70,8 @@ v AS (
                        lambda x: x IS NOT NULL)[1] AS a_method
     FROM w1
 ), w AS (
-    SELECT *, coalesce(a_method, j[2], nullif(g[alt.m], ''), alt.method) AS f_method
+    SELECT *, coalesce(a_method, j[2], nullif(g[alt.m], ''), alt.method) AS f_method,
+           CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END AS kind_side
     FROM w2
 )
 SELECT * EXCLUDE (s, sj), CASE WHEN reject_reason IS NOT NULL THEN sj::VARCHAR END AS raw FROM (
@@ -90,18 +91,23 @@ SELECT record_no, s, sj,
            trace_id := lower(l->>'$.traceId'), span_id := lower(l->>'$.spanId'),
            attributes := otlp_attrs(l->'$.attributes')))) END AS links,
        f_method AS mcp_method_name,
-       -- an integral float id (1.0, from a doubleValue or a JSON number) as the integer the wire carried
-       regexp_replace(coalesce(span_first(a, getvariable('mcptrace_span_fields').r), j[1]), '^(-?[0-9]+)\.0+$', '\1')
-           AS jsonrpc_request_id,
+       -- an id as the wire carried it: unwrapped from {id} (Go's %v), an integral float (1.0) as its integer
+       regexp_replace(coalesce(nullif(regexp_extract(coalesce(span_first(a, getvariable('mcptrace_span_fields').r), j[1]),
+                                                     getvariable('mcptrace_span_id_wrapper'), 1), ''),
+                               span_first(a, getvariable('mcptrace_span_fields').r), j[1]),
+                      '^(-?[0-9]+)\.0+$', '\1') AS jsonrpc_request_id,
        regexp_replace(coalesce(span_first(a, getvariable('mcptrace_span_fields').t),
                                CASE WHEN f_method = 'tools/call' OR alt.side = 'host' THEN coalesce(j[3], nullif(g[alt.t], '')) END),
                       getvariable('mcptrace_span_tool_prefix'), '') AS gen_ai_tool_name,
        span_first(a, getvariable('mcptrace_span_fields').s) AS mcp_session_id,
-       CASE WHEN alt IS NOT NULL THEN coalesce(alt.side, CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END)
-            WHEN len(getvariable('mcptrace_span_host_pos')) > 0
-                 AND len(list_filter(range(1, len(getvariable('mcptrace_span_host_pos')) + 1), lambda k:
-                         a[getvariable('mcptrace_span_host_pos')[k]] = getvariable('mcptrace_span_host_val')[k])) > 0 THEN 'host'
-            ELSE CASE otlp_kind(s.kind) WHEN 'server' THEN 'server' WHEN 'client' THEN 'client' END END AS mcp_side,
+       -- the side: a name pattern's (an execute_tool span the MCP SDK wrote its client attributes on, as the
+       -- C# SDK does, is the client side); the kind of an MCP span; an attribute rule; the kind
+       coalesce(CASE WHEN alt.side = 'host' AND a_method IS NOT NULL THEN 'client' END, alt.side,
+                CASE WHEN f_method IS NOT NULL THEN kind_side END,
+                getvariable('mcptrace_span_side')[list_position(list_transform(
+                    range(1, len(getvariable('mcptrace_span_side_pos')) + 1),
+                    lambda k: a[getvariable('mcptrace_span_side_pos')[k]] = getvariable('mcptrace_span_side_val')[k]), true)],
+                kind_side) AS mcp_side,
        span_first(a, getvariable('mcptrace_span_fields').c) AS conversation_id,
        span_first(a, getvariable('mcptrace_span_fields').u) AS turn_id,
        span_first(a, getvariable('mcptrace_span_fields').k) AS tool_call_id,

@@ -7,7 +7,9 @@
 --   turn          the nearest spans.turn_id (calls.span_turn_id)
 --   host span     the nearest span the conventions call the host's tool execution (spans.mcp_side 'host',
 --                 calls.host_span_id) and its parent (calls.host_parent_span_id)
--- Ancestors are followed at most 32 levels (a hostile dump may hold a cycle of parents).
+-- Ancestors are followed up to the server side of another call (a server's request to the client,
+-- sampling/createMessage, belongs to the server's work, not to the host's tool call above it) and at
+-- most 32 levels (a hostile dump may hold a cycle of parents).
 
 CREATE OR REPLACE TEMP TABLE _keyed_traces AS
 SELECT DISTINCT trace_id FROM spans
@@ -21,10 +23,11 @@ WITH RECURSIVE up(call_id, trace_id, span_id, depth) AS (
     UNION ALL
     SELECT up.call_id, up.trace_id, s.parent_span_id, up.depth + 1
     FROM up JOIN spans s ON s.trace_id = up.trace_id AND s.span_id = up.span_id
-    WHERE s.parent_span_id IS NOT NULL AND up.depth < 32
+    WHERE s.parent_span_id IS NOT NULL AND s.mcp_side IS DISTINCT FROM 'server' AND up.depth < 32
 )
 SELECT u.call_id, u.depth, s.span_id, s.parent_span_id, s.conversation_id, s.turn_id, s.tool_call_id, s.mcp_side
-FROM up u JOIN spans s ON s.trace_id = u.trace_id AND s.span_id = u.span_id;
+FROM up u JOIN spans s ON s.trace_id = u.trace_id AND s.span_id = u.span_id
+WHERE s.mcp_side IS DISTINCT FROM 'server';
 
 CREATE OR REPLACE TEMP TABLE _call_span_keys AS
 WITH h AS (
