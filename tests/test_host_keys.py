@@ -113,9 +113,10 @@ def test_a_conversation_id_on_the_agents_spans_is_one_logical_session(tmp_path, 
         ws.close()
 
 
-def _insert_execute_tool(tmp_path):
+def _insert_execute_tool(tmp_path, reparent=True):
     """An ``execute_tool {tool}`` span (pydantic-ai, ADK, Copilot Chat) between each tools/call client span
-    and its parent, with the LLM's tool-call id."""
+    and its parent, with the LLM's tool-call id; with ``reparent=False`` beside the client span instead (a
+    sibling 50 ms longer on each side), as when the trace context names some other span of the host."""
     reqs, _ = _spans()
     ids = {}
     for r in reqs:
@@ -129,7 +130,11 @@ def _insert_execute_tool(tmp_path):
                         host.update(spanId="e" + s["spanId"][1:], name=f"execute_tool {tool}", kind=1,
                                     attributes=_kv({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
                                                     "gen_ai.tool.call.id": f"call_{s['spanId'][:6]}"}))
-                        s["parentSpanId"] = host["spanId"]
+                        if reparent:
+                            s["parentSpanId"] = host["spanId"]
+                        else:
+                            host["startTimeUnixNano"] = str(int(s["startTimeUnixNano"]) - 50_000_000)
+                            host["endTimeUnixNano"] = str(int(s["endTimeUnixNano"]) + 50_000_000)
                         ids[(s["traceId"], s["spanId"])] = (host["spanId"], f"call_{s['spanId'][:6]}")
                         extra.append(host)
                 ss["spans"] += extra
@@ -160,6 +165,24 @@ def test_execute_tool_spans_give_calls_their_tool_call_id_and_sit_above_them(tmp
         host = df[df.node_id == call.parent_id].iloc[0]
         assert (host.kind, host.role, host.span_id) == ("span", "host", rows[0][3])
         assert df[df.node_id == host.parent_id].iloc[0].kind == "turn"
+    finally:
+        ws.close()
+
+
+def test_a_host_span_beside_the_call_in_its_trace_joins_by_time(tmp_path, original):
+    """A host tool span of the call's trace that is not above its client span joins by the trace, its
+    interval and the tool (``trace_time``, inferred, with its candidates); it gives no tool-call id."""
+    traces, ids = _insert_execute_tool(tmp_path, reparent=False)
+    ws = mcptrace.load([CAPTURE, traces])
+    try:
+        rows = ws.sql("SELECT h.span_id, h.matched_by, h.inferred, h.n_candidates, h.evidence, cl.trace_id, cl.span_id, "
+                      "c.call_key FROM call_spans h JOIN calls c USING (call_id) "
+                      "JOIN call_spans cl ON cl.call_id = h.call_id AND cl.role = 'client' WHERE h.role = 'host'").rows()
+        assert len(rows) == len(ids)
+        for host, by, inferred, n, evidence, trace, client, key in rows:
+            assert (host, by, inferred, key) == (ids[(trace, client)][0], "trace_time", True, None)
+            assert json.loads(evidence)["candidate_span_ids"][0] == host and n >= 1
+        assert sorted(ws.sql("SELECT call_id, turn_id, parallel_group FROM calls").rows()) == original["turns"]
     finally:
         ws.close()
 

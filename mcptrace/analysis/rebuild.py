@@ -2,7 +2,7 @@
 
 Everything is recomputed over the whole database after each load, so appending files
 gives the same tables as loading them all at once. Set-based SQL lives in
-``mcptrace/sql/{calls,turns,call_spans,sessions,gaps}.sql``; two steps are done in Python: the
+``mcptrace/sql/{calls,span_keys,turns,call_spans,sessions,gaps}.sql``; two steps are done in Python: the
 transitive closure that forms logical sessions (union-find over correlation keys, :func:`assign_sessions`)
 and the greedy one-to-one assignment of candidate pairs (:func:`one_to_one`: server spans to calls,
 split sessions to their reconnects), each a single pass over rows DuckDB sorted.

@@ -20,9 +20,13 @@ from dataclasses import dataclass
 
 from mcptrace.core.keys import json_path
 
-#: an MCP method in a span name: ``initialize``, ``ping`` or slash-separated words
-#: (``tools/call``, ``notifications/initialized``, ``resources/templates/list``)
-METHOD_RE = r"initialize|ping|[a-z]+(?:/[A-Za-z_]+)+"
+#: an MCP method in a span name: ``initialize``, ``ping`` or slash-separated words under one of the
+#: protocol's method families (``tools/call``, ``notifications/initialized``, ``resources/templates/list``,
+#: 2026-07-28 ``server/discover``), so that another service's ``users/list`` is not taken for MCP
+#: (modelcontextprotocol/modelcontextprotocol schema/2026-07-28/schema.ts)
+METHOD_FAMILIES = ("tools", "prompts", "resources", "notifications", "sampling", "roots", "elicitation",
+                   "completion", "logging", "tasks", "server")
+METHOD_RE = rf"initialize|ping|(?:{'|'.join(METHOD_FAMILIES)})(?:/[A-Za-z_]+)+"
 _M = rf"(?P<method>{METHOD_RE})"
 
 # --- canonical fields: span attribute names, highest priority first ---------------------------------

@@ -18,7 +18,8 @@
 --               claude_code.tool): the nearest such ancestor of the client span (calls.host_span_id,
 --               'parent', exact), else a host span carrying the tool-call id the request carried in
 --               _meta (claudecode/toolUseId = tool_use_id; 'tool_call_id', exact, any trace; the earliest
---               when several carry it, n_candidates says how many)
+--               when several carry it, n_candidates says how many), else a host span of the call's trace
+--               holding its request, with its tool ('trace_time', inferred; one to one, nearest start)
 --   downstream  descendants of the server span ('parent', exact); and root spans of other services
 --               that start inside the server-side interval of one or more calls ('time_window',
 --               inferred; see _cs_down_cand below for the rule), with their descendants
@@ -275,7 +276,7 @@ SELECT call_id, span_id, trace_id, n_candidates,
                    'downstream_trace_id', trace_id) AS evidence
 FROM _cs_down_root WHERE call_id IS NOT NULL;
 
-CREATE OR REPLACE TEMP TABLE _cs_host AS
+CREATE OR REPLACE TEMP TABLE _cs_host_exact AS
 SELECT call_id, host_span_id AS span_id, trace_id, 'parent' AS matched_by, 1 AS n_candidates, NULL::JSON AS evidence
 FROM calls WHERE host_span_id IS NOT NULL
 UNION ALL
@@ -286,6 +287,32 @@ SELECT c.call_id, arg_min(s.span_id, (s.start_ts, s.trace_id, s.span_id)), arg_m
 FROM calls c JOIN spans s ON s.mcp_side = 'host' AND s.tool_call_id = c.call_key
 WHERE c.host_span_id IS NULL AND c.call_key IS NOT NULL AND c.call_key_source <> 'spans.tool_call_id'
 GROUP BY c.call_id, c.call_key, c.call_key_source;
+
+-- else a host span of the call's trace (the trace context named some other span of the host) whose
+-- interval holds the request, with the call's tool when it names one: one to one, nearest start first
+CREATE OR REPLACE TEMP TABLE _host_cand AS
+SELECT c.call_id, s.span_id, s.trace_id, abs(date_diff('microsecond', s.start_ts, c.start_ts)) AS dist,
+       s.gen_ai_tool_name IS NOT NULL AS same_tool
+FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.mcp_side = 'host'
+WHERE c.method = 'tools/call' AND c.start_ts BETWEEN s.start_ts AND s.end_ts
+  AND (s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+  AND c.call_id NOT IN (SELECT call_id FROM _cs_host_exact)
+  AND (s.trace_id, s.span_id) NOT IN (SELECT (trace_id, span_id) FROM _cs_host_exact);
+
+ONE_TO_ONE _host_cand -> _host_pick LEFT (call_id) RIGHT (span_id, trace_id)
+ORDER BY NOT same_tool, dist, span_id, call_id;
+
+CREATE OR REPLACE TEMP TABLE _cs_host AS
+SELECT *, false AS inferred FROM _cs_host_exact
+UNION ALL
+SELECT p.call_id, p.span_id, p.trace_id, 'trace_time', n.n::INTEGER,
+       json_object('rule', 'host span of the call''s trace holding the request, one to one, nearest start first',
+                   'same_tool', p.same_tool, 'start_offset_ms', p.dist / 1000.0, 'candidate_span_ids', n.ids,
+                   'n_candidate_spans', n.n),
+       true
+FROM _host_pick p
+JOIN (SELECT call_id, count(*) AS n, list(span_id ORDER BY NOT same_tool, dist, span_id)[:10] AS ids
+      FROM _host_cand GROUP BY 1) n USING (call_id);
 
 CREATE OR REPLACE TABLE call_spans AS
 WITH RECURSIVE win_down(call_id, span_id, trace_id, root_span_id) AS (
@@ -303,7 +330,7 @@ FROM _cs_server
 UNION ALL
 SELECT call_id, span_id, trace_id, 'downstream', 'parent', NULL, false, 1, NULL FROM _cs_down_parent
 UNION ALL
-SELECT call_id, span_id, trace_id, 'host', matched_by, NULL, false, n_candidates, evidence FROM _cs_host
+SELECT call_id, span_id, trace_id, 'host', matched_by, NULL, inferred, n_candidates, evidence FROM _cs_host
 UNION ALL
 SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id', true,
        w.n_candidates, w.evidence
