@@ -171,7 +171,8 @@ def test_execute_tool_spans_give_calls_their_tool_call_id_and_sit_above_them(tmp
 
 def test_a_host_span_beside_the_call_in_its_trace_joins_by_time(tmp_path, original):
     """A host tool span of the call's trace that is not above its client span joins by the trace, its
-    interval and the tool (``trace_time``, inferred, with its candidates); it gives no tool-call id."""
+    interval and the tool (``trace_time``, inferred, with its candidates), and gives the call its tool-call id,
+    saying the join was by time."""
     traces, ids = _insert_execute_tool(tmp_path, reparent=False)
     ws = mcptrace.load([CAPTURE, traces])
     try:
@@ -180,9 +181,11 @@ def test_a_host_span_beside_the_call_in_its_trace_joins_by_time(tmp_path, origin
                       "JOIN call_spans cl ON cl.call_id = h.call_id AND cl.role = 'client' WHERE h.role = 'host'").rows()
         assert len(rows) == len(ids)
         for host, by, inferred, n, evidence, trace, client, key in rows:
-            assert (host, by, inferred, key) == (ids[(trace, client)][0], "trace_time", True, None)
+            assert (host, by, inferred, key) == (ids[(trace, client)][0], "trace_time", True, ids[(trace, client)][1])
             assert json.loads(evidence)["candidate_span_ids"][0] == host and n >= 1
         assert sorted(ws.sql("SELECT call_id, turn_id, parallel_group FROM calls").rows()) == original["turns"]
+        assert set(ws.sql("SELECT call_key_source FROM calls WHERE method = 'tools/call'").rows()) == {
+            ("spans.tool_call_id (trace_time)",)}
     finally:
         ws.close()
 

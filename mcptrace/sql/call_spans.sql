@@ -335,3 +335,9 @@ UNION ALL
 SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id', true,
        w.n_candidates, w.evidence
 FROM win_down d JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.root_span_id AND w.trace_id = d.trace_id;
+
+-- a host span joined by time gives its tool-call id to a call that has none, saying so
+UPDATE calls SET call_key = s.tool_call_id, call_key_source = 'spans.tool_call_id (trace_time)'
+FROM _cs_host h JOIN spans s ON s.trace_id = h.trace_id AND s.span_id = h.span_id
+WHERE calls.call_id = h.call_id AND h.matched_by = 'trace_time' AND calls.call_key IS NULL
+  AND s.tool_call_id IS NOT NULL;
