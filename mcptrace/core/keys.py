@@ -127,6 +127,14 @@ class KeyConfig:
     turn_meta_keys: tuple[MetaKey, ...] = TURN_META_KEYS
     baggage_session_keys: tuple[str, ...] = BAGGAGE_SESSION_KEYS
 
+    def names(self) -> dict[str, list[str]]:
+        """The keys by role as the tables name their sources (``key_name``): ``{"session": [...],
+        "baggage": [...], "call": [...], "turn": [...]}``, each in priority order."""
+        return {"session": [key_name(k) for k in self.session_meta_keys],
+                "baggage": ["baggage " + k for k in self.baggage_session_keys],
+                "call": [key_name(k) for k in self.call_meta_keys],
+                "turn": [key_name(k) for k in self.turn_meta_keys]}
+
     def message_params(self) -> dict[str, object]:
         """Parameters of ``sql/messages.sql``: the message paths, then the session-key, call-key and
         turn-key paths (``$paths``); their counts and names; the baggage members and their patterns;
