@@ -1,12 +1,15 @@
-"""Command line: ``mcptrace load | open | sessions | gaps | timeline | tree | turns | report | export``.
+"""Command line: ``mcptrace load | open | sessions | findings | gaps | timeline | tree | turns | report | export``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
-``--errors raise`` (the other paths still load); 2 usage errors (argparse).
+``--errors raise`` (the other paths still load); 2 usage errors (argparse); 3 ``findings --fail-on``
+found a finding of that severity or worse.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 import sys
 from collections import Counter
@@ -16,6 +19,7 @@ import duckdb
 from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.gapcodes import SEVERITIES
 from mcptrace.capture.options import add_secret_keys_argument
 from mcptrace.core.redact import RedactionPolicy
 from mcptrace.ingest.options import LoadOptions
@@ -139,6 +143,67 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit code of ``findings --fail-on`` when a finding of that severity or worse exists
+FINDINGS_FAILED = 3
+
+
+def _json_value(v):
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    return v
+
+
+def findings_markdown(rows: list[dict]) -> str:
+    """Findings as Markdown for a ticket: a ranked table, then each finding's sentence and remedy.
+    Cells are escaped for Markdown tables (``|`` and newlines)."""
+    def cell(v) -> str:
+        return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| # | severity | code | party | calls | share | confidence |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        share = "" if r["share"] is None else f"{r['share']:.0%}"
+        out.append(f"| {r['finding_id']} | {r['severity']} | `{cell(r['code'])}` | {cell(r['party'])} | "
+                   f"{r['n_calls']} | {share} | {r['confidence']} |")
+    for r in rows:
+        out += ["", f"### {r['finding_id']}. {r['severity']}: `{cell(r['code'])}`, {cell(r['party'])}", "",
+                cell(r["summary"]), "", f"**Remedy.** {cell(r['remedy'])}", "",
+                f"{r['n_gaps']} gap{'s' if r['n_gaps'] != 1 else ''} (ids {', '.join(map(str, r['gap_ids'][:20]))}{' …' if len(r['gap_ids']) > 20 else ''})"
+                + (f"; example call {r['example_call_id']} in session {r['example_session_id']}"
+                   if r["example_call_id"] is not None else "") + "."]
+    return "\n".join(out) + "\n"
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as ws:
+        res = ws.findings(args.severity)
+        rows = [dict(zip(res.columns, r)) for r in res.rows()]
+    if args.json:
+        print(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2, ensure_ascii=False))
+    elif args.markdown:
+        sys.stdout.write(terminal_text(findings_markdown(rows)))
+    elif rows:
+        cols = ["finding_id", "severity", "code", "party_kind", "party", "n_calls", "share", "confidence", "summary"]
+        table = [[r[c] if c != "share" or r[c] is None else f"{r[c]:.0%}" for c in cols] for r in rows]
+        _print_table(_Rows(cols, table), max_width=args.width)
+    else:
+        print("no findings: no gaps")
+    if args.fail_on:
+        worst = SEVERITIES.index(args.fail_on)
+        if any(SEVERITIES.index(r["severity"]) <= worst for r in rows):
+            return FINDINGS_FAILED
+    return 0
+
+
+class _Rows:
+    """Columns and rows in the shape :func:`_print_table` prints."""
+
+    def __init__(self, columns, rows) -> None:
+        self.columns, self._rows = columns, rows
+
+    def rows(self):
+        return self._rows
+
+
 def cmd_gaps(args: argparse.Namespace) -> int:
     with _open_existing(args.db) as ws:
         res = ws.gaps(args.code, args.session).select("gap_id", "code", "severity", "session_id", "call_id",
@@ -241,6 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("sessions", help="list logical sessions")
     sp.add_argument("--db", required=True)
     sp.set_defaults(func=cmd_sessions)
+
+    fp = sub.add_parser("findings", help="who broke correlation and what to change: the gaps grouped by cause "
+                                         "and responsible party, ranked")
+    fp.add_argument("--db", required=True)
+    fmt = fp.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the findings as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="print the findings as Markdown (for a ticket)")
+    fp.add_argument("--severity", choices=list(SEVERITIES), help="only findings of this severity")
+    fp.add_argument("--fail-on", choices=["error", "warning"],
+                    help=f"exit {FINDINGS_FAILED} when a finding of this severity or worse exists (for CI)")
+    fp.add_argument("--width", type=int, default=90, help="truncate cells to this width")
+    fp.set_defaults(func=cmd_findings)
 
     gp = sub.add_parser("gaps", help="list where correlation was lost")
     gp.add_argument("--db", required=True)

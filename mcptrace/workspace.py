@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from mcptrace.analysis import queries
+from mcptrace.analysis.findings import build as build_findings
 from mcptrace.analysis.lanes import call_lanes
 from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, rebuild
 from mcptrace.analysis.skew import adjust_clock_skew
@@ -22,6 +23,7 @@ from mcptrace.analysis.turns import turns
 from mcptrace.core.dataset import attach_dataset, is_dataset
 from mcptrace.core.db import connect, one
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.core.gapcodes import SEVERITIES
 from mcptrace.core.conventions import SpanConventions
 from mcptrace.core.keys import KeyConfig
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS
@@ -144,6 +146,25 @@ class Workspace:
         ts TIMESTAMPTZ (UTC), detail JSON (the keys compared and what was found).
         """
         return queries.gaps(self.con, code, session_id)
+
+    def findings(self, severity: str | None = None) -> Result:
+        """The gaps grouped by cause and responsible party (README: Findings), ranked: errors first, then
+        warnings, then info, each by affected calls. With ``severity`` (error | warning | info) only those.
+
+        Columns: finding_id BIGINT (the rank), code VARCHAR (the gap code), severity VARCHAR, party_kind
+        VARCHAR (client | server | tool | downstream_service | transport | capture), party VARCHAR (from the
+        data: clientInfo / serverInfo name and version, the server's service.name, the tool, the downstream
+        service), n_gaps/n_calls/n_sessions BIGINT, share DOUBLE (affected out of eligible, 0–1; NULL when
+        nothing is eligible), first_ts/last_ts TIMESTAMPTZ (UTC), confidence VARCHAR (exact | inferred),
+        summary VARCHAR (one sentence with the numbers), remedy VARCHAR (what to change, citing the
+        specification), gap_ids BIGINT[] (every gap it covers; each gap is in exactly one finding); extras
+        n_affected/n_eligible BIGINT, unit VARCHAR, server/tool/downstream_service VARCHAR,
+        example_call_id BIGINT, example_session_id VARCHAR.
+        """
+        if severity is not None and severity not in SEVERITIES:
+            raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        return self.sql("SELECT * FROM findings WHERE ?::VARCHAR IS NULL OR severity = ? ORDER BY finding_id",
+                        [severity, severity])
 
     def spans(self, trace_id: str | None = None) -> Result:
         """OTLP spans in start order, optionally of one trace (32 hex digits).
@@ -289,17 +310,17 @@ class Workspace:
 
 #: columns added to the schema after the first databases were written (schema.sql adds them)
 _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("messages", "truncated"), ("messages", "turn_key"),
-                  ("messages", "turn_key_source"), ("spans", "mcp_side"), ("spans", "conversation_id"),
+                  ("messages", "turn_key_source"), ("messages", "server_version"), ("spans", "mcp_side"), ("spans", "conversation_id"),
                   ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"))
 #: columns of the analysis tables added later: a database without them is rebuilt when opened
-_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"))
+_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"))
 
 
 def _needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
     """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
     times Python cannot hold."""
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"calls", "sessions", "gaps", "call_spans"} <= have:
+    if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= have:
         return True
     cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
     return not set(_LATER_DERIVED) <= cols or bool(one(
@@ -397,4 +418,6 @@ def open_dataset(location: str | os.PathLike, *, storage_options: dict | None = 
     :func:`mcptrace.core.dataset.attach_dataset` for how URLs are read. Loading into it raises
     :class:`mcptrace.MCPTraceError`, as does a location holding no ``messages`` table."""
     con = attach_dataset(location, storage_options=storage_options, setup_sql=setup_sql)
+    if not one(con, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'findings'")[0]:
+        build_findings(con)  # a dataset written before findings: built in the connection's memory from its gaps
     return Workspace(con, path=os.fspath(location), read_only=True)

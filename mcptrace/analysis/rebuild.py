@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from mcptrace.analysis import findings
 from mcptrace.core.db import sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
@@ -87,8 +88,8 @@ def one_to_one(con: duckdb.DuckDBPyConnection, source: str, target: str, left: l
 def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
             skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S,
             nearest_margin_ms: float = NEAREST_MARGIN_MS, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
-    """Recompute ``calls``, ``sessions``, ``call_spans`` and ``gaps`` from ``messages``, ``http_events``
-    and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
+    """Recompute ``calls``, ``sessions``, ``call_spans``, ``gaps`` and ``findings`` from ``messages``,
+    ``http_events`` and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
     a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
     load_gap_codes(con, gap_codes)
     # a time Python cannot hold (infinity, a year before 1 or after 9999), stored by a load before the
@@ -106,6 +107,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     con.unregister("_session_keys_arrow")
     for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
         run_script(con, name, params)
+    findings.build(con, gap_codes)
 
 
 def load_gap_codes(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:

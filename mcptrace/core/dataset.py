@@ -141,6 +141,8 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
             no_files = not found if not url else "no files found" in str(e).lower()
             # an empty load table (a dataset written before empty tables got a file: no spans, say)
             # is attached empty; without a manifest, the messages are what makes a dataset
+            if table == "findings" and (url or not found):
+                continue  # a dataset written before findings existed: the workspace builds them from its gaps
             ddl = _schema_ddl(table)
             if ddl is not None and (table in LATER_TABLES and (url or not found)
                                     or no_files and (table != "messages" or manifest)):

@@ -12,7 +12,7 @@ from mcptrace.core.sqlfiles import statements
 
 #: every contract table, in the order exports and datasets list them (README: Tables)
 TABLES = ("sources", "rejects", "messages", "http_events", "calls", "sessions", "spans", "span_duplicates",
-          "call_spans", "gaps")
+          "call_spans", "gaps", "findings")
 #: tables holding a file's rows (removed together when its load fails)
 DATA_TABLES = ("messages", "http_events", "spans", "span_duplicates", "rejects")
 #: characters of a rejected record's text kept in ``rejects.raw``
@@ -100,3 +100,8 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(stmt)
     for stmt in DEFAULT_REDACTION.sql_macros():
         con.execute(stmt)
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a DuckDB quoted identifier (``"`` doubled inside)."""
+    return '"' + name.replace('"', '""') + '"'

@@ -16,62 +16,174 @@ from types import MappingProxyType
 SEVERITIES = ("error", "warning", "info")
 
 
+#: who a finding holds responsible, from the data (``findings.party_kind``)
+PARTY_KINDS = ("client", "server", "tool", "downstream_service", "transport", "capture")
+#: how a gap's party is read (``sql/findings.sql``): ``client`` the session's client (clientInfo name and
+#: version); ``server`` the session's server (serverInfo, else its server spans' service.name); ``sender``
+#: / ``receiver`` the side that sent / got the request or message (a client-to-server request's receiver
+#: is the server and its tool); ``downstream`` the server and tool whose call reached an untraced
+#: downstream service, naming it; ``transport`` the server a transport led to; ``orphan_service`` the
+#: service whose spans lost their parent (a capture gap); ``span_service`` the service of the span (a
+#: server span's service is a server, another one a downstream service)
+PARTY_RULES = ("client", "server", "sender", "receiver", "downstream", "transport", "orphan_service", "span_service")
+#: what a finding's share counts its affected units among (``findings.eligible``)
+ELIGIBLE = ("requests_sent", "stateless_requests", "traced_requests_received", "requests_received", "tool_calls",
+            "sessions_of_client", "sessions_of_server", "service_spans")
+
+
 @dataclass(frozen=True)
 class GapCode:
     """One gap code: ``severity`` is one of :data:`SEVERITIES`; ``unlinked`` marks a span that
-    could not be joined to its call by the data itself (the waterfall counts these as "unlinked")."""
+    could not be joined to its call by the data itself (the waterfall counts these as "unlinked").
+
+    Findings (``findings`` table, README: Findings): ``party`` is how a gap's responsible party is read
+    (:data:`PARTY_RULES`), ``unit`` what its affected count counts (``calls``, ``sessions``, ``spans`` or
+    ``gaps``), ``eligible`` what the share is out of (:data:`ELIGIBLE`, None: no share), ``inferred``
+    whether the gaps are found by inference (time windows, one-to-one assignment) rather than read from the
+    data, ``summary`` a sentence with the placeholders ``{party} {n} {eligible} {share} {server} {tool}
+    {downstream}``, and ``remedy`` what to change, citing the specification or convention."""
 
     code: str
     severity: str
     meaning: str
     unlinked: bool = False
+    party: str = "client"
+    unit: str = "calls"
+    eligible: str | None = "requests_sent"
+    inferred: bool = False
+    summary: str = ""
+    remedy: str = ""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"{self.code}: severity {self.severity!r} is not one of {SEVERITIES}")
+        if self.party not in PARTY_RULES:
+            raise ValueError(f"{self.code}: party {self.party!r} is not one of {PARTY_RULES}")
+        if self.eligible is not None and self.eligible not in ELIGIBLE:
+            raise ValueError(f"{self.code}: eligible {self.eligible!r} is not one of {ELIGIBLE}")
+        if self.unit not in ("calls", "sessions", "spans", "gaps"):
+            raise ValueError(f"{self.code}: unit {self.unit!r} is not calls, sessions, spans or gaps")
 
+
+_SEP414 = ("SEP-414 (`params._meta.traceparent`, in the MCP specification since 2026-07-28: basic/index, "
+           "\"_meta\")")
+_SEP2822 = ("`Mcp-Client-Session-Id` / `_meta.clientSessionId` (draft SEP-2822), or a host key such as "
+            "`vscode.conversationId` or `openai/session`")
 
 _CODES = (
     GapCode("missing_trace_context", "warning",
-            "a request carries no trace context, neither `params._meta.traceparent` nor an HTTP `traceparent` header"),
+            "a request carries no trace context, neither `params._meta.traceparent` nor an HTTP `traceparent` header",
+            summary="{party} sent {n} of its {eligible} request{se} without trace context ({share}): no "
+                    "`_meta.traceparent`, no HTTP `traceparent`.",
+            remedy=f"Send W3C Trace Context (`traceparent`, `tracestate`) in `params._meta` of every request: {_SEP414}."),
     GapCode("header_only_trace_context", "warning",
-            "a request's trace context is only in the HTTP `traceparent` header, not in `params._meta`"),
+            "a request's trace context is only in the HTTP `traceparent` header, not in `params._meta`",
+            summary="{party} put trace context only in the HTTP `traceparent` header on {n} of its {eligible} "
+                    "request{se} ({share}).",
+            remedy=f"Send it in `params._meta.traceparent` too ({_SEP414}): a header does not cross stdio, "
+                   "gateways or proxies that re-issue the request."),
     GapCode("invalid_traceparent", "error",
-            "a request's `_meta.traceparent` or HTTP `traceparent` header is not a valid W3C traceparent"),
+            "a request's `_meta.traceparent` or HTTP `traceparent` header is not a valid W3C traceparent",
+            summary="{party} sent {n} of its {eligible} request{se} with a `traceparent` that is not valid W3C "
+                    "Trace Context ({share}).",
+            remedy="Send `00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>`, lower-case hex, ids not all "
+                   "zero (W3C Trace Context, traceparent header)."),
     GapCode("trace_context_mismatch", "warning",
-            "a request's `_meta.traceparent` and HTTP `traceparent` header name different trace or parent ids"),
+            "a request's `_meta.traceparent` and HTTP `traceparent` header name different trace or parent ids",
+            summary="{party} sent {n} of its {eligible} request{se} whose `_meta.traceparent` and HTTP `traceparent` "
+                    "name different parents ({share}).",
+            remedy=f"Send one trace context: the same `traceparent` in `_meta` and in the header ({_SEP414}; "
+                   "SEP-2028 maps `_meta` to HTTP headers)."),
     GapCode("server_span_missing", "warning",
             "a traced request has no server span although that transport's server spans are loaded",
-            unlinked=True),
+            unlinked=True, party="server", eligible="traced_requests_received",
+            summary="{party} exported no server span for {n} of the {eligible} traced request{se} it received ({share}).",
+            remedy="Export a server span for every request (OpenTelemetry MCP semantic conventions: span "
+                   "`{mcp.method.name} {target}` with `mcp.method.name`, `jsonrpc.request.id`), and flush the "
+                   "exporter before the process exits."),
     GapCode("server_span_unlinked", "error",
             "a traced request's server span does not continue its trace: joined by a span link or by attributes",
-            unlinked=True),
+            unlinked=True, party="server", eligible="traced_requests_received",
+            summary="{party} started the server spans of {n} of the {eligible} traced request{se} it received outside "
+                    "the caller's trace ({share}): it does not continue `_meta.traceparent`.",
+            remedy=f"Extract the trace context from `params._meta` ({_SEP414}) and start the server span as its "
+                   "child, as the OpenTelemetry MCP semantic conventions ask of servers."),
     GapCode("downstream_unlinked", "error",
             "a downstream root span is in no call's trace: joined to a call by time, or to none",
-            unlinked=True),
+            unlinked=True, party="downstream", unit="gaps", eligible="tool_calls", inferred=True,
+            summary="{tool} on {server} calls {downstream} without forwarding trace context: {n} span{s} of "
+                    "{downstream} in no call's trace, during {eligible} call{se} of the tool.",
+            remedy="Forward the trace context on the tool's outgoing calls: inject `traceparent` into the HTTP "
+                   "request (OpenTelemetry HTTP client instrumentation, or the propagator's `inject`); SEP-2028 "
+                   "proposes this forwarding for MCP servers."),
     GapCode("orphan_span", "warning",
-            "a span's parent span is not in the loaded data"),
+            "a span's parent span is not in the loaded data",
+            party="orphan_service", unit="spans", eligible="service_spans",
+            summary="{n} of the {eligible} span{se} of {party} name a parent span that is not in the loaded data ({share}).",
+            remedy="Load the spans of every service of these traces: the parent's exporter is missing from the "
+                   "capture, sampled the parent out, or had not flushed it."),
     GapCode("session_split", "error",
-            "an abnormally ended session and a later one of the same client nothing links: one reconnect, inferred"),
+            "an abnormally ended session and a later one of the same client nothing links: one reconnect, inferred",
+            unit="sessions", eligible="sessions_of_client", inferred=True,
+            summary="{party}: {n} of its {eligible} session{se} are parts of conversations split by a reconnect "
+                    "that nothing links (inferred from the client's identity and the time).",
+            remedy=f"Send a stable session key on every request, so a reconnect continues the session: {_SEP2822}."),
     GapCode("session_reconnect", "info",
-            "a logical session moved to a new transport session; a session key or trace carried it across"),
+            "a logical session moved to a new transport session; a session key or trace carried it across",
+            party="transport", unit="sessions", eligible="sessions_of_server",
+            summary="{n} of the {eligible} session{se} with {party} moved to a new transport session; a session key "
+                    "or trace carried them across.",
+            remedy="Nothing to change for correlation; the transport events and unanswered requests of the gaps "
+                   "show why the transport ended."),
     GapCode("missing_session_key", "warning",
-            "a stateless (2026-07-28) request carries no session key in `_meta` or `Mcp-Client-Session-Id`"),
+            "a stateless (2026-07-28) request carries no session key in `_meta` or `Mcp-Client-Session-Id`",
+            eligible="stateless_requests",
+            summary="{party} sent {n} of its {eligible} stateless (2026-07-28) request{se} without a session key "
+                    "({share}): with no transport session, nothing groups them into a conversation.",
+            remedy=f"Send a session key on every 2026-07-28 request: {_SEP2822}."),
     GapCode("unanswered_request", "error",
-            "a request got no response or error before the capture ended"),
+            "a request got no response or error before the capture ended",
+            party="receiver", eligible="requests_received",
+            summary="{party} left {n} of the {eligible} request{se} it received unanswered ({share}).",
+            remedy="Answer or fail every request (JSON-RPC 2.0, section 5); the transport events in the gaps' "
+                   "detail show a crash, a timeout or a dropped stream."),
     GapCode("orphan_response", "error",
-            "a response or error answers no open request with its id on its stream"),
+            "a response or error answers no open request with its id on its stream",
+            party="sender", unit="gaps", eligible=None,
+            summary="{party} sent {n} response{s} to no open request on the stream.",
+            remedy="Answer with the id of an open request, on the stream the request came on (JSON-RPC 2.0, "
+                   "section 5; MCP transports)."),
     GapCode("duplicate_request_id", "error",
-            "a request reuses the id of a request still open on the same stream"),
+            "a request reuses the id of a request still open on the same stream",
+            party="sender",
+            summary="{party} reused the id of a request still open in {n} of its {eligible} request{se} ({share}).",
+            remedy="Give every request a new id while earlier ones are open (MCP basic: a request id MUST NOT be "
+                   "reused by the requestor within the same session)."),
     GapCode("unknown_progress_token", "warning",
-            "a progress notification names a token no open request on its stream carries"),
+            "a progress notification names a token no open request on its stream carries",
+            party="sender", unit="gaps", eligible=None,
+            summary="{party} sent {n} progress notification{s} with a `progressToken` no open request carries.",
+            remedy="Send `notifications/progress` only with the `progressToken` an open request carried in "
+                   "`_meta` (MCP utilities/progress)."),
     GapCode("unknown_cancel_target", "warning",
-            "`notifications/cancelled` names a request id its sender has not sent on that stream"),
+            "`notifications/cancelled` names a request id its sender has not sent on that stream",
+            party="sender", unit="gaps", eligible=None,
+            summary="{party} sent {n} `notifications/cancelled` for request ids it has not sent on that stream.",
+            remedy="Cancel only requests this side sent and that are still open (MCP utilities/cancellation)."),
     GapCode("cancelled", "info",
-            "a request was cancelled by `notifications/cancelled` from its sender"),
+            "a request was cancelled by `notifications/cancelled` from its sender",
+            party="sender",
+            summary="{party} cancelled {n} of its {eligible} request{se} ({share}).",
+            remedy="Nothing to change for correlation; a cancel often follows a client timeout: compare it with "
+                   "the tool's durations."),
     GapCode("clock_skew_suspected", "warning",
             "a server span lies outside its call on the wire, or a span outside its parent of another service, "
-            "beyond the tolerance"),
+            "beyond the tolerance",
+            party="span_service", unit="spans", eligible="service_spans", inferred=True,
+            summary="{n} of the {eligible} span{se} of {party} lie outside their call or parent by more than the "
+                    "tolerance ({share}): its clock differs from the capture's or its caller's.",
+            remedy="Synchronise the clocks (NTP); `Workspace.adjust_clock_skew()` shifts the spans for viewing "
+                   "and keeps the raw times."),
 )
 
 #: code -> :class:`GapCode`, in the README's order
@@ -89,6 +201,12 @@ def severity(code: str) -> str:
 def rows(codes: Mapping[str, GapCode] = GAP_CODES) -> list[tuple[str, str, str]]:
     """``(code, severity, meaning)`` per code: the rows of the ``gap_codes`` table."""
     return [(c.code, c.severity, c.meaning) for c in codes.values()]
+
+
+def finding_rule_rows(codes: Mapping[str, GapCode] = GAP_CODES) -> list[tuple]:
+    """``(code, party, unit, eligible, inferred)`` per code: the rows of the TEMP table ``finding_rules``
+    that ``sql/findings.sql`` joins."""
+    return [(c.code, c.party, c.unit, c.eligible, c.inferred) for c in codes.values()]
 
 
 def markdown_table() -> str:

@@ -90,6 +90,7 @@ MESSAGE_PATHS: tuple[str, ...] = (
     '$.params._meta."io.modelcontextprotocol/clientInfo".name',
     '$.params._meta."io.modelcontextprotocol/clientInfo".version',
     "$.params._meta.baggage",
+    "$.result.serverInfo.version", '$.result._meta."io.modelcontextprotocol/serverInfo".version',
 )
 
 #: Envelope ``http`` fields read as text by ``sql/messages.sql`` (``h[1..]`` there, in this order):

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from mcptrace.analysis.lanes import call_lanes
 from mcptrace.core.dataset import DAY_COLUMN, MANIFEST, sql_literal
-from mcptrace.core.db import TABLES
+from mcptrace.core.db import TABLES, quote_ident
 from mcptrace.core.errors import MCPTraceError, NotFoundError
 
 FORMATS = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg"}
@@ -211,12 +211,16 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, path: str | os.PathL
         raise NotFoundError("table", table, known=", ".join(TABLES))
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    data = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()  # table is one of TABLES
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if ext == ".parquet":
-        pq.write_table(data, path)
+        pq.write_table(con.sql(f'SELECT * FROM "{table}"').to_arrow_table(), path)  # table is one of TABLES
     elif ext == ".csv":
-        # JSON columns are text already; lists (none in the contract tables) would need casting
+        # JSON columns are text already; a list (findings.gap_ids) is written as its JSON text
+        lists = [name for name, dtype, *_ in con.execute(f'DESCRIBE SELECT * FROM "{table}"').fetchall()
+                 if dtype.endswith("[]")]
+        replace = f" REPLACE ({', '.join(f'to_json({quote_ident(c)})::VARCHAR AS {quote_ident(c)}' for c in lists)})" \
+            if lists else ""
+        data = con.sql(f'SELECT *{replace} FROM "{table}"').to_arrow_table()
         pacsv.write_csv(data if csv_formulas else _neutralise_arrow(data), path)
     else:
         raise MCPTraceError(f"{path}: unknown table format {ext or '(none)'}; use .parquet or .csv")

@@ -18,7 +18,7 @@
 -- 14 result._meta serverInfo name, 15 result.resultType, 16 result.requestState,
 -- 17 params.requestState, 18 _meta.traceparent, 19 _meta.tracestate, 20 _meta.progressToken,
 -- 21 _meta protocolVersion, 22 _meta clientInfo.name, 23 _meta clientInfo.version, 24 _meta.baggage,
--- then session keys, call keys and turn keys. Whether result and error are present (and the truncation note of a cut message,
+-- 25 result.serverInfo.version, 26 result._meta serverInfo version, then session keys, call keys and turn keys. Whether result and error are present (and the truncation note of a cut message,
 -- _meta."mcptrace/truncated" of params, result or error) is json_exists: extracting them would write
 -- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
@@ -75,11 +75,11 @@ WITH w0 AS MATERIALIZED (
            json_type(v[4]) = 'OBJECT' AS meta_ok,
            CASE WHEN json_type(v[18]) = 'VARCHAR' THEN v[18]->>'$' END AS tp,
            -- a key is a string or an integer; an object or array there is no key
-           list_filter(list_zip(list_transform(list_slice(v, 25, 24 + $n_sk), lambda s: meta_key_text(s)), $sk_names::VARCHAR[]),
+           list_filter(list_zip(list_transform(list_slice(v, 27, 26 + $n_sk), lambda s: meta_key_text(s)), $sk_names::VARCHAR[]),
                        lambda p: p[1] IS NOT NULL)[1] AS sk,
-           list_filter(list_zip(list_transform(list_slice(v, 25 + $n_sk, 24 + $n_sk + $n_ck), lambda s: meta_key_text(s)),
+           list_filter(list_zip(list_transform(list_slice(v, 27 + $n_sk, 26 + $n_sk + $n_ck), lambda s: meta_key_text(s)),
                                 $ck_names::VARCHAR[]), lambda p: p[1] IS NOT NULL)[1] AS ck,
-           list_filter(list_zip(list_transform(list_slice(v, 25 + $n_sk + $n_ck, len(v)), lambda s: meta_key_text(s)),
+           list_filter(list_zip(list_transform(list_slice(v, 27 + $n_sk + $n_ck, len(v)), lambda s: meta_key_text(s)),
                                 $tk_names::VARCHAR[]), lambda p: p[1] IS NOT NULL)[1] AS tk,
            CASE WHEN json_type(v[24]) = 'VARCHAR' AND len($bk_names::VARCHAR[]) > 0 THEN
                 list_filter(list_zip(list_transform($bk_patterns::VARCHAR[], lambda b: nullif(url_decode(
@@ -163,6 +163,7 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        coalesce(CASE WHEN method = 'initialize' THEN v[10]->>'$' END,
                 CASE WHEN meta_ok THEN v[22]->>'$' END) AS client_name,
        coalesce(v[13]->>'$', v[14]->>'$') AS server_name,
+       CASE WHEN v[13] IS NOT NULL THEN v[25]->>'$' ELSE v[26]->>'$' END AS server_version,
        v[15]->>'$' AS result_type,
        coalesce(v[16]->>'$', v[17]->>'$') AS request_state,
        coalesce(CASE WHEN method = 'initialize' THEN v[11]->>'$' END,

@@ -82,12 +82,14 @@ CREATE TABLE IF NOT EXISTS messages (
     exchange_id         VARCHAR,            -- the recorder's HTTP exchange (a POST and its SSE stream, a GET stream)
     truncated           BOOLEAN,            -- the capture cut the message (_meta "mcptrace/truncated" of params, result or error)
     turn_key            VARCHAR,            -- the host's turn id from _meta (core.keys.TURN_META_KEYS: vscode.requestId, ...)
-    turn_key_source     VARCHAR             -- the _meta key it came from
+    turn_key_source     VARCHAR,            -- the _meta key it came from
+    server_version      VARCHAR             -- result.serverInfo.version (initialize), or _meta io.modelcontextprotocol/serverInfo
 );
 -- added after the first databases were written
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key_source VARCHAR;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS server_version VARCHAR;
 
 -- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
 -- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.

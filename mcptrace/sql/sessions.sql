@@ -26,7 +26,8 @@ WITH ev AS (
     FROM calls c JOIN messages m ON m.message_id = c.request_message_id
     WHERE m.client_name IS NOT NULL GROUP BY 1
 ), sv AS (
-    SELECT c.session_id, arg_min(m.server_name, m.message_id) AS server_name
+    SELECT c.session_id, arg_min(m.server_name, m.message_id) AS server_name,
+           arg_min(m.server_version, m.message_id) AS server_version
     FROM calls c JOIN messages m ON m.message_id = c.response_message_id
     WHERE m.server_name IS NOT NULL GROUP BY 1
 )
@@ -34,7 +35,7 @@ SELECT k.session_id, k.session_key, k.session_key_source,
        agg.first_ts, agg.last_ts, agg.n_calls, agg.n_transport_sessions,
        par.max_parallel::BIGINT AS max_parallel,
        0::BIGINT AS n_gaps,
-       agg.n_tool_calls, agg.n_errors, cl.client_name, sv.server_name, cl.client_version
+       agg.n_tool_calls, agg.n_errors, cl.client_name, sv.server_name, cl.client_version, sv.server_version
 FROM _session_keys k
 JOIN agg USING (session_id)
 LEFT JOIN par USING (session_id)
