@@ -32,6 +32,7 @@ from mcptrace.core.result import query as run_query
 from mcptrace.ingest.loader import LoadReport, Loader
 from mcptrace.ingest.options import ErrorMode, LoadOptions
 from mcptrace.render import export, report
+from mcptrace.render.coverage import coverage_figure
 from mcptrace.render.timeline import timeline
 from mcptrace.render.waterfall import waterfall
 
@@ -250,10 +251,16 @@ class Workspace:
         """Calls in flight over time (+1/−1 running sum); see :func:`mcptrace.analysis.queries.concurrency`."""
         return queries.concurrency(self.con, session_id)
 
-    def coverage(self, every: str = "1 minute") -> Result:
-        """Share of requests with trace context and a session key per client, server and time bucket;
-        see :func:`mcptrace.analysis.queries.coverage`."""
-        return queries.coverage(self.con, every)
+    def coverage(self, every: str = "1 minute", by: str = "client_server") -> Result:
+        """Share of requests with trace context, a session key and a joined server span per time bucket,
+        by client and server (``by="client_server"``), by client (``"client"``) or by server
+        (``"server"``); see :func:`mcptrace.analysis.queries.coverage`."""
+        return queries.coverage(self.con, every, by)
+
+    def coverage_chart(self, every: str = "1 minute", by: str = "server"):
+        """A plotly Figure of :meth:`coverage`: one panel per share, one line per party; see
+        :func:`mcptrace.render.coverage.coverage_figure`."""
+        return coverage_figure(self.con, every, by=by)
 
     def summary(self) -> dict[str, int]:
         """Row counts: sources, messages, sessions, calls, spans, gaps, rejects; see

@@ -171,3 +171,26 @@ def test_a_dataset_written_before_findings_gets_them_from_its_gaps(tmp_path, all
     shutil.rmtree(out / "findings")
     with mcptrace.open(out) as ds:
         assert ds.sql("SELECT code, party, n_gaps FROM findings ORDER BY finding_id").rows() == want
+
+
+def test_coverage_by_party_over_time():
+    """Per client: the host without a TracerProvider sends no trace context, the others always do; per
+    server: the share of its requests joined to a server span."""
+    ws = mcptrace.load(_pair("stateless_three_clients"))
+    try:
+        by_client = ws.coverage("1 hour", by="client").df()
+        shares = dict(zip(by_client["party"], by_client["trace_context_share"]))
+        assert shares.pop("host-vscode 2.0.0") == 0.0
+        assert shares and set(shares.values()) == {1.0}
+        assert set(by_client.columns) >= {"bucket", "party", "n_requests", "n_server_span", "server_span_share"}
+        by_server = ws.coverage("1 hour", by="server").df()
+        joined = ws.sql("SELECT count(DISTINCT c.call_id) FROM calls c JOIN call_spans s USING (call_id) "
+                        "WHERE s.role = 'server' AND c.direction = 'client_to_server'").rows()[0][0]
+        assert by_server["n_server_span"].sum() == joined and by_server["n_requests"].sum() == by_client["n_requests"].sum()
+        fig = ws.coverage_chart("1 hour", by="client")
+        assert len(fig.data) == 3 * len(by_client["party"].unique())
+        assert {t.name for t in fig.data} == set(by_client["party"])
+        with pytest.raises(ValueError):
+            ws.coverage(by="tool")
+    finally:
+        ws.close()

@@ -56,16 +56,34 @@ def _rendered_dom(path) -> str:
 
 def test_report_sections(samples_ws, tmp_path):
     html = open(write_report(samples_ws.con, tmp_path / "report.html"), encoding="utf-8").read()
-    for heading in ("Calls by status", "Gaps by code", "Sources", "Sessions", "Where correlation was lost",
-                    "Correlation coverage"):
+    headings = ["Findings", "Calls by status", "Gaps by code", "Sources", "Sessions", "Where correlation was lost",
+                "Correlation coverage"]
+    for heading in headings:
         assert f"<h2>{heading}</h2>" in html
-    top = [r[0] for r in samples_ws.sql("SELECT session_id FROM sessions ORDER BY n_gaps DESC, n_calls DESC LIMIT 3").rows()]
-    for sid in top:
-        assert f"<h2>Session {sid}</h2>" in html
-    assert html.count('class="fig"') == 2 * len(top)
+    # the report leads with the findings, ranked, each with its sentence, remedy and links
+    assert html.index("<h2>Findings</h2>") < html.index("<h2>Calls by status</h2>")
+    findings = samples_ws.sql("SELECT finding_id, summary, gap_ids, example_session_id FROM findings "
+                              "ORDER BY finding_id").rows()
+    assert findings
+    positions = [html.index(f'id="finding-{fid}"') for fid, *_ in findings]
+    assert positions == sorted(positions)
+    for fid, summary, gap_ids, _ in findings:
+        assert f'href="#gap-{gap_ids[0]}"' in html and f'id="gap-{gap_ids[0]}"' in html
+    # charted: the example sessions of the top findings first, then the sessions with the most gaps
+    top = []
+    for *_, sid in findings:
+        if sid and sid not in top and len(top) < 3:
+            top.append(sid)
+    for (sid,) in samples_ws.sql("SELECT session_id FROM sessions ORDER BY n_gaps DESC, n_calls DESC LIMIT 3").rows():
+        if sid not in top and len(top) < 3:
+            top.append(sid)
+    for i, sid in enumerate(top):
+        assert f'<h2 id="session-{i}">Session {sid}</h2>' in html
+    assert html.count('class="fig"') == 2 * len(top) + 2  # timeline and waterfall per session, two coverage charts
+    assert "<dl class=\"ev\">" in html and "<pre>" not in html.split("<h2>Where correlation was lost</h2>", 1)[1]
     assert "https://" not in html.split("<script>", 1)[0]  # nothing fetched from the network
     dom = _rendered_dom(tmp_path / "report.html")
-    assert dom.count('class="plot-container plotly"') == 2 * len(top)  # every figure drew
+    assert dom.count('class="plot-container plotly"') == 2 * len(top) + 2  # every figure drew
 
 
 def test_hostile_strings_stay_text_in_report_and_timeline(tmp_path):

@@ -62,25 +62,41 @@ def concurrency(con: duckdb.DuckDBPyConnection, session_id: str | None = None) -
         ORDER BY session_id, ts, ord, delta""", [session_id, session_id])
 
 
-def coverage(con: duckdb.DuckDBPyConnection, every: str = "1 minute") -> Result:
-    """Share of client requests carrying trace context and a session key, per client and server,
-    per time bucket.
+#: what :func:`coverage` groups by: the pair (default), the client (name and version) or the server
+COVERAGE_BY = ("client_server", "client", "server")
 
-    ``every`` is a DuckDB interval (``'1 minute'``, ``'1 hour'``). Columns: bucket TIMESTAMPTZ
-    (UTC, start of the bucket), client_name, server_name, n_requests BIGINT,
-    n_trace_context, n_session_key BIGINT, trace_context_share, session_key_share DOUBLE (0–1).
-    Client and server names come from ``initialize`` (``clientInfo``/``serverInfo``) or the
-    2026-07-28 ``_meta`` equivalents; ``(unknown)`` when the capture never says.
+
+def coverage(con: duckdb.DuckDBPyConnection, every: str = "1 minute", by: str = "client_server") -> Result:
+    """Correlation health over time: the share of client requests carrying trace context, carrying a
+    session key, and joined to their server span, per time bucket and per party ("did the 14:00 deploy
+    of server X stop propagation?").
+
+    ``every`` is a DuckDB interval (``'1 minute'``, ``'1 hour'``). ``by``: ``client_server`` (default;
+    columns client_name and server_name), ``client`` (column party: client name and version) or
+    ``server`` (party: server name and version). Other columns: bucket TIMESTAMPTZ (UTC, start of the
+    bucket), n_requests BIGINT, n_trace_context, n_session_key, n_server_span BIGINT (requests with a
+    server span in ``call_spans``), trace_context_share, session_key_share, server_span_share DOUBLE (0–1).
+    Names come from ``initialize`` (``clientInfo``/``serverInfo``) or the 2026-07-28 ``_meta``
+    equivalents; ``(unknown)`` when the capture never says. Raises ``ValueError`` for another ``by``.
     """
-    return query(con, """
-        SELECT time_bucket(?::INTERVAL, c.start_ts) AS bucket,
-               coalesce(s.client_name, '(unknown)') AS client_name,
-               coalesce(s.server_name, '(unknown)') AS server_name,
+    if by not in COVERAGE_BY:
+        raise ValueError(f"by={by!r}: one of {', '.join(COVERAGE_BY)}")
+    client = "coalesce(s.client_name || coalesce(' ' || s.client_version, ''), '(unknown)')"
+    server = "coalesce(s.server_name || coalesce(' ' || s.server_version, ''), '(unknown)')"
+    keys = {"client_server": "coalesce(s.client_name, '(unknown)') AS client_name, "
+                             "coalesce(s.server_name, '(unknown)') AS server_name",
+            "client": f"{client} AS party", "server": f"{server} AS party"}[by]
+    order = "client_name, server_name" if by == "client_server" else "party"
+    return query(con, f"""
+        SELECT time_bucket(?::INTERVAL, c.start_ts) AS bucket, {keys},
                count(*) AS n_requests,
                count(*) FILTER (WHERE c.trace_id IS NOT NULL) AS n_trace_context,
                count(*) FILTER (WHERE c.request_session_key IS NOT NULL) AS n_session_key,
+               count(*) FILTER (WHERE sv.call_id IS NOT NULL) AS n_server_span,
                n_trace_context / n_requests AS trace_context_share,
-               n_session_key / n_requests AS session_key_share
+               n_session_key / n_requests AS session_key_share,
+               n_server_span / n_requests AS server_span_share
         FROM calls c JOIN sessions s USING (session_id)
+        LEFT JOIN (SELECT DISTINCT call_id FROM call_spans WHERE role = 'server') sv ON sv.call_id = c.call_id
         WHERE c.direction = 'client_to_server' AND c.start_ts IS NOT NULL
-        GROUP BY ALL ORDER BY bucket, client_name, server_name""", [every])
+        GROUP BY ALL ORDER BY bucket, {order}""", [every])
