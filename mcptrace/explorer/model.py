@@ -33,9 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import plotly.graph_objects as go
 
-__all__ = ["ALL", "ALL_TURNS", "DIM_COLOR", "LIST_LIMIT", "NO_TIME", "CallDetail", "ExplorerModel", "Filters"]
+__all__ = ["ALL", "ALL_FINDINGS", "ALL_TURNS", "DIM_COLOR", "LIST_LIMIT", "NO_TIME", "CallDetail", "ExplorerModel", "Filters"]
 
 ALL = "(all)"
+#: the findings picker's first option: every session
+ALL_FINDINGS = "(all findings: every session)"
 NO_TIME = "(no times in this capture: message order)"
 #: the turn picker's value for the per-turn (aggregated) waterfall
 ALL_TURNS = ""
@@ -210,10 +212,28 @@ class ExplorerModel:
     def session_ids(self) -> list[str]:
         return [r[0] for r in self._sql(f"SELECT session_id FROM sessions {_SESSION_ORDER}").rows()]
 
-    def session_options(self) -> list[tuple[str, str]]:
-        """(label, session_id) for the picker; labels are plain text (shown as text)."""
+    def finding_options(self) -> list[tuple[str, int]]:
+        """(label, finding_id) of every finding, ranked, for the findings picker (``(all findings)``, 0, first);
+        labels are plain text."""
+        rows = self._sql("SELECT finding_id, severity, code, party, n_sessions FROM findings ORDER BY finding_id").rows()
+        return [(ALL_FINDINGS, 0)] + [
+            (f"{fid}. {sev} · {code} · {_short(party, 70)} · {n} session{'' if n == 1 else 's'}", fid)
+            for fid, sev, code, party, n in rows]
+
+    def finding(self, finding_id: int) -> dict[str, Any]:
+        """One row of ``findings`` as a dict; :class:`mcptrace.NotFoundError` for an unknown id."""
+        rows = self._sql("SELECT * FROM findings WHERE finding_id = ?", [finding_id])
+        if not len(rows):
+            raise NotFoundError("finding", finding_id)
+        return dict(zip(rows.columns, rows.rows()[0]))
+
+    def session_options(self, finding_id: int | None = None) -> list[tuple[str, str]]:
+        """(label, session_id) for the picker; with ``finding_id`` (not 0) only the sessions of that finding's
+        gaps. Labels are plain text (shown as text)."""
+        where = ("WHERE session_id IN (SELECT g.session_id FROM gaps g JOIN (SELECT unnest(gap_ids) AS gap_id "
+                 "FROM findings WHERE finding_id = ?) f USING (gap_id))") if finding_id else "WHERE ?::INTEGER IS NULL"
         rows = self._sql("SELECT session_id, session_key_source, session_key, client_name, n_calls, n_gaps "
-                         f"FROM sessions {_SESSION_ORDER}").rows()
+                         f"FROM sessions {where} {_SESSION_ORDER}", [finding_id or None]).rows()
         out = []
         for sid, src, key, client, n_calls, n_gaps in rows:
             label = (f"{n_gaps} gap{'' if n_gaps == 1 else 's'} · {n_calls} call{'' if n_calls == 1 else 's'} · "

@@ -36,7 +36,8 @@ def figure_output(fig) -> dict:
 
 class ExplorerWidget(w.VBox):
     """The explorer's widgets, wired to an :class:`ExplorerModel`. Public parts:
-    ``session_picker``, ``tool_filter``, ``status_filter``, ``gap_filter``, ``time_filter``,
+    ``finding_picker`` (the findings, ranked: picking one narrows ``session_picker`` to its sessions and
+    ``gap_filter`` to its code; :meth:`show_finding`), ``session_picker``, ``tool_filter``, ``status_filter``, ``gap_filter``, ``time_filter``,
     ``reset_button``, ``summary`` (HTML, escaped), ``figure_tabs`` (``timeline_out``,
     ``waterfall_box``: ``turn_picker`` for sessions above the model's ``aggregate_above`` calls,
     then ``waterfall_out``), ``gap_list``, ``gap_detail``, ``call_list``, ``call_header`` (HTML,
@@ -55,6 +56,9 @@ class ExplorerWidget(w.VBox):
         options = self.model.session_options()
         if session_id is not None and session_id not in {sid for _label, sid in options}:
             raise NotFoundError("session", session_id)
+        # the findings: picking one narrows the session picker to its sessions and the gap filter to its code
+        self.finding_picker = w.Dropdown(options=self.model.finding_options(), value=0, description="Finding",
+                                         layout=w.Layout(width="100%"), style={"description_width": "60px"})
         self.session_picker = w.Dropdown(options=options, description="Session", layout=w.Layout(width="100%"),
                                          style={"description_width": "60px"})
         self.summary = w.HTML(layout=w.Layout(width="100%"))
@@ -100,11 +104,12 @@ class ExplorerWidget(w.VBox):
                            layout=w.Layout(flex="1 1 0%", min_width="0", margin="0 0 0 10px", overflow="hidden"))
         filters = w.HBox([self.tool_filter, self.status_filter, self.gap_filter, self.time_filter,
                           self.reset_button, self.count_label], layout=w.Layout(flex_flow="row wrap"))
-        super().__init__(children=[self.session_picker, self.summary, filters, self.figure_tabs,
+        super().__init__(children=[self.finding_picker, self.session_picker, self.summary, filters, self.figure_tabs,
                                    w.HBox([gaps_box, calls_box], layout=w.Layout(width="100%", overflow="hidden"))],
                          **kwargs)
         self.add_class("mcptrace-explorer")
 
+        self.finding_picker.observe(self._on_finding, "value")
         self.session_picker.observe(self._on_session, "value")
         for ctl in (self.tool_filter, self.status_filter, self.gap_filter, self.time_filter):
             ctl.observe(self._on_filter, "value")
@@ -150,8 +155,11 @@ class ExplorerWidget(w.VBox):
                        gap_code=pick(self.gap_filter), time_range_ms=tr)
 
     # reactions -------------------------------------------------------------------
+    def _on_finding(self, change) -> None:
+        self.show_finding(change["new"] or 0)
+
     def _on_session(self, change) -> None:
-        if change["new"] is not None:
+        if not self._quiet and change["new"] is not None:
             self.set_session(change["new"])
 
     def _on_filter(self, _change) -> None:
@@ -209,6 +217,22 @@ class ExplorerWidget(w.VBox):
             self.waterfall_box.children = [self.turn_picker, self.waterfall_out] if aggregated else [self.waterfall_out]
             self.turn_picker.value = ALL_TURNS
         self.refresh()
+
+    def show_finding(self, finding_id: int) -> None:
+        """Narrow the session picker to the sessions of a finding's gaps (0: every session), show the first,
+        and set the gap filter to the finding's code."""
+        options = self.model.session_options(finding_id or None)
+        with self._quietly():
+            if self.finding_picker.value != finding_id:
+                self.finding_picker.value = finding_id
+            self.session_picker.options = options
+        if not options:
+            return
+        self.set_session(options[0][1])
+        if finding_id:
+            code = self.model.finding(finding_id)["code"]
+            if code in self.gap_filter.options:
+                self.gap_filter.value = code  # fires refresh
 
     def reset_filters(self) -> None:
         if self.session_id is not None:
