@@ -178,12 +178,13 @@ def _open_and_run(driver, lab, name: str) -> None:
 
 
 def _selects(driver) -> dict[str, Select]:
-    """The explorer's <select> elements: session picker, tool/status/gap filters, gap and call lists."""
+    """The explorer's <select> elements: findings and session pickers, tool/status/gap filters, gap and call lists."""
     dropdowns = driver.find_elements(By.CSS_SELECTOR, f"{EXPLORER} .widget-dropdown select")
     lists = driver.find_elements(By.CSS_SELECTOR, f"{EXPLORER} .widget-select select")
-    assert len(dropdowns) == 4 and len(lists) == 2, (len(dropdowns), len(lists))
-    return {"session": Select(dropdowns[0]), "tool": Select(dropdowns[1]), "status": Select(dropdowns[2]),
-            "gap": Select(dropdowns[3]), "gaps": Select(lists[0]), "calls": Select(lists[1])}
+    assert len(dropdowns) == 5 and len(lists) == 2, (len(dropdowns), len(lists))
+    return {"finding": Select(dropdowns[0]), "session": Select(dropdowns[1]), "tool": Select(dropdowns[2]),
+            "status": Select(dropdowns[3]), "gap": Select(dropdowns[4]), "gaps": Select(lists[0]),
+            "calls": Select(lists[1])}
 
 
 def _title(driver) -> str:
@@ -201,6 +202,9 @@ def test_explorer_renders_in_jupyterlab_and_follows_a_session_change(lab, browse
     with mcptrace.load(SAMPLES) as ws:
         options = ExplorerModel(ws.con).session_options()
         calls = {sid: ExplorerModel(ws.con).calls(sid) for _l, sid in options}
+        finding_options = ExplorerModel(ws.con).finding_options()
+        last = finding_options[-1][1]
+        last_sessions = [label for label, _sid in ExplorerModel(ws.con).session_options(last)]
     _open_and_run(browser, lab, "explore_samples.ipynb")
     s = _selects(browser)
     # the picker lists every session, most gaps first, exactly as the model orders them
@@ -240,7 +244,13 @@ def test_explorer_renders_in_jupyterlab_and_follows_a_session_change(lab, browse
     browser.find_element(By.XPATH, "//div[contains(@class,'mcptrace-explorer')]//li[contains(@class,'lm-TabBar-tab')]"
                                    "[.//div[text()='Waterfall']]").click()
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, PLOT)) == 2, what="waterfall")
-    assert time.monotonic() - t0 < 100
+
+    # the findings list: picking one narrows the session picker to its sessions
+    s = _selects(browser)
+    assert [o.text for o in s["finding"].options] == [label for label, _fid in finding_options]
+    s["finding"].select_by_index(len(finding_options) - 1)
+    _wait(browser, lambda d: [o.text for o in _selects(d)["session"].options] == last_sessions, what="narrowed sessions")
+    assert time.monotonic() - t0 < 110
 
 
 def test_hostile_strings_do_not_execute_in_the_explorer(lab, browser, artifacts):
