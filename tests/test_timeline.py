@@ -51,6 +51,7 @@ def test_hostile_strings_are_escaped_in_hover(tmp_path):
     hover = "\n".join(str(v) for t in fig.data if t.customdata is not None for row in t.customdata for v in row)
     assert "&lt;img src=x onerror=\"alert(1)\"&gt;" in hover
     assert "<img" not in hover
+    assert all("<img" not in (a.text or "") for a in fig.layout.annotations)  # names written on bars too
 
 
 def test_exports_html_png_svg(samples_ws, artifacts):
@@ -196,3 +197,35 @@ def test_gap_codes_and_window(samples_ws):
         bare.close()
     with pytest.raises(NotFoundError, match="no session"):
         timeline(samples_ws.con, "s_nope", highlight=set())
+
+
+def test_tool_names_on_wide_bars_and_turns_as_bands(samples_ws):
+    """Names are written on the bars wide enough for them (every name stays in the hover); each turn is a
+    band behind its calls."""
+    sid = samples_ws.busiest_session()
+    fig = samples_ws.timeline(sid)
+    calls = samples_ws.sql("SELECT call_id, coalesce(tool_name, method) AS name, turn_id FROM calls "
+                           "WHERE session_id = ?", [sid]).df()
+    labels = [a for a in fig.layout.annotations if a.name == "tool name"]
+    assert labels and {a.text for a in labels} <= set(calls["name"])
+    span = max(t for t in [*[x for tr in fig.data if tr.mode == "lines" for x in tr.x if x == x]]) - \
+        min(x for tr in fig.data if tr.mode == "lines" for x in tr.x if x == x)
+    for a in labels:  # each written name fits its bar at the full view
+        bar = [tr for tr in fig.data if tr.mode == "lines"]
+        assert any(abs((x0 + x1) / 2 - a.x) < 1e-6 and (x1 - x0) / span * 1000 >= len(a.text) * 6.5 + 8
+                   for tr in bar for x0, x1 in zip(tr.x[0::3], tr.x[1::3]))
+    n_turns = calls["turn_id"].nunique()
+    bands = [s for s in fig.layout.shapes if s.type == "rect" and s.layer == "below"]
+    assert n_turns >= 2 and len(bands) == n_turns
+    # a highlight writes only the highlighted calls' names
+    keep = {int(calls["call_id"].iloc[0])}
+    assert len([a for a in samples_ws.timeline(sid, highlight=keep).layout.annotations if a.name == "tool name"]) <= 1
+
+
+def test_waterfall_legend_names_every_colour(samples_ws):
+    sid = samples_ws.busiest_session()
+    fig = samples_ws.waterfall(sid)
+    names = {t.name for t in fig.data if t.showlegend is not False and t.x == (None,)}
+    statuses = set(samples_ws.sql("SELECT DISTINCT status FROM calls WHERE session_id = ?", [sid]).df()["status"])
+    assert {f"call: {s}" for s in statuses} <= names and {"session", "turn"} <= names
+    assert any(n.startswith("span: ") for n in names) and any(n.startswith("gap (") for n in names)

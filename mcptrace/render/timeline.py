@@ -61,6 +61,12 @@ AGGREGATE_ABOVE = 5_000
 OVERVIEW_BUCKETS = 400
 #: gap markers above which they are drawn with WebGL too (and without text labels)
 GL_GAPS_ABOVE = 1_000
+#: calls up to which tool names are written on the bars wide enough for them
+LABEL_CALLS_MAX = 400
+#: turns up to which the timeline draws each turn as a band behind its calls
+TURN_BANDS_MAX = 200
+#: the plot width (px) assumed to decide whether a name fits on its bar, and the width of a character
+_PLOT_PX, _CHAR_PX = 1000.0, 6.5
 
 
 # One row per call of the session: lane (from the relation _mcptrace_lanes), drawn start/end
@@ -91,7 +97,8 @@ SELECT c.call_id, c.lane, c.status, c.start_ord, c.x_end IS NULL AS is_open, c.x
        CASE WHEN c.duration_ms IS NULL THEN 'open at end of capture' ELSE printf('%.1f ms', c.duration_ms) END
            AS h_duration,
        html_text(coalesce(c.trace_id, '(none)')) AS h_trace,
-       html_text(c.parallel_group) AS h_group
+       html_text(c.parallel_group) AS h_group,
+       c.turn_id
 FROM c, b
 ORDER BY c.start_ord
 """
@@ -179,8 +186,8 @@ def timeline_data(con: duckdb.DuckDBPyConnection, session_id: str, *, timed: boo
     start_ord BIGINT, is_open BOOLEAN (no response by the end of the capture), x0/x1 DOUBLE
     (drawn start and end: epoch ms UTC when ``timed``, else message order; an open call ends at
     the capture's end, and at least 6% of the session's span after its start), and the hover
-    fields h_name, h_status, h_rpc_id, h_duration, h_trace, h_group (VARCHAR, HTML-escaped).
-    Unknown sessions give no rows.
+    fields h_name, h_status, h_rpc_id, h_duration, h_trace, h_group (VARCHAR, HTML-escaped), and
+    turn_id VARCHAR (``calls.turn_id``). Unknown sessions give no rows.
     """
     con.register("_mcptrace_lanes", call_lanes(con, session_id).arrow())
     try:
@@ -201,7 +208,10 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
     a marker trace named ``gap: CODE (N)`` (``customdata``: the gap's call id as text; WebGL above
     :data:`GL_GAPS_ABOVE` gaps). With more than ``aggregate_above`` calls, an overview strip
     (``yaxis2``: calls started per time bucket, stacked bars by status; ``yaxis3``: most calls in
-    flight per bucket, trace ``legendgroup="overview"``) sits above the lanes.
+    flight per bucket, trace ``legendgroup="overview"``) sits above the lanes. Up to
+    :data:`LABEL_CALLS_MAX` calls, layout annotations (``name="tool name"``) write each tool name on the
+    bars wide enough for it; with 2 to :data:`TURN_BANDS_MAX` turns, each
+    turn is a shaded band (a layout shape) behind its calls.
 
     ``highlight`` (call ids; None draws every call in colour): only those calls stay in their
     status traces (``STATUS (N)`` counts them); the session's other calls are drawn in
@@ -255,6 +265,10 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
                                    customdata=_hover_rows(part), hovertemplate=HOVER_TEMPLATE, legendgroup=status,
                                    showlegend=False, name=status))
 
+    _add_turn_bands(fig, data, n_lanes)
+    if 0 < data.num_rows <= LABEL_CALLS_MAX:
+        _add_bar_labels(fig, data, kept)
+
     con.register("_mcptrace_timeline_calls", data.select(["call_id", "lane", "status", "start_ord", "is_open", "x0", "x1"]))
     try:
         gaps = con.sql(_GAPS_SQL, params={"session_id": session_id, "timed": timed}).to_arrow_table()
@@ -305,6 +319,44 @@ def timeline(con: duckdb.DuckDBPyConnection, session_id: str | None, *, title: s
             barmode="stack", bargap=0.0)
     fig.update_layout(**layout)
     return fig
+
+
+def _add_bar_labels(fig: go.Figure, data: pa.Table, kept: pa.ChunkedArray | None) -> None:
+    """The tool (or method) name written on each bar wide enough for it at the full view (the hover
+    always has it): one layout annotation per bar, ``name="tool name"``, text already HTML-escaped."""
+    x0, x1 = data["x0"].to_numpy(), data["x1"].to_numpy()
+    span = max(float(x1.max() - x0.min()), 1e-9)
+    names = data["h_name"].to_numpy(zero_copy_only=False)
+    px = (x1 - x0) / span * _PLOT_PX
+    fits = np.array([len(html.unescape(n or "")) * _CHAR_PX + 8 <= w for n, w in zip(names, px)], dtype=bool)
+    if kept is not None:
+        fits &= kept.to_numpy(zero_copy_only=False).astype(bool)
+    if not fits.any():
+        return
+    lanes = data["lane"].to_numpy()
+    mids = x0 + (x1 - x0) / 2
+    # layout annotations: drawn above the WebGL canvas of the bars (a text trace would be under it)
+    for x, y, name in zip(mids[fits], lanes[fits], names[fits]):
+        fig.add_annotation(x=float(x), y=int(y), xref="x", yref="y", text=name, showarrow=False,
+                           font=dict(size=10, color="#ffffff"), name="tool name")
+
+
+def _add_turn_bands(fig: go.Figure, data: pa.Table, n_lanes: int) -> None:
+    """Each turn of the session (``calls.turn_id``) as a band behind its calls, alternately shaded, when
+    there are 2 to :data:`TURN_BANDS_MAX` turns; up to 40 turns a label at the band's foot numbers it."""
+    if not data.num_rows:
+        return
+    turns = data.group_by("turn_id").aggregate([("x0", "min"), ("x1", "max")]).filter(
+        pc.is_valid(pc.field("turn_id"))).sort_by("x0_min")
+    if not 2 <= turns.num_rows <= TURN_BANDS_MAX:
+        return
+    for i, (lo, hi) in enumerate(zip(turns["x0_min"].to_numpy(), turns["x1_max"].to_numpy())):
+        fig.add_shape(type="rect", xref="x", yref="y", x0=lo, x1=hi, y0=-0.5, y1=n_lanes - 0.5, layer="below",
+                      line=dict(width=1, color="#ced4da", dash="dot"),
+                      fillcolor="#f1f3f5" if i % 2 == 0 else "#e7f5ff", opacity=0.6)
+        if turns.num_rows <= 40:
+            fig.add_annotation(x=lo, y=n_lanes - 0.5, xref="x", yref="y", text=f"turn {i + 1}", showarrow=False,
+                               xanchor="left", yanchor="top", font=dict(size=9, color="#868e96"))
 
 
 def _id_array(ids: Collection[int]) -> pa.Array:

@@ -189,6 +189,8 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
         fig.add_trace(go.Scatter(x=gx, y=gy, mode="markers", marker=dict(symbol="x", size=9, color=gcolor),
                                  hovertext=ghover, hoverinfo="text", name="gaps", showlegend=False))
 
+    _add_legend(fig, df, svc_color, severity, dimmed=kept is not None)
+
     n_orphans = int(df["orphan"].sum())
     n_unlinked = sum(1 for codes in df["gaps"] for c in codes if c in UNLINKED_CODES)
     incomplete = bool(n_orphans or n_unlinked)
@@ -209,11 +211,39 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
         yaxis=dict(showticklabels=not with_labels, tickmode="array", tickvals=list(range(len(df))),
                    ticktext=labels, autorange="reversed", showgrid=False),
         height=int(min(12000, max(320, 150 + 18 * len(df)))),
-        margin=dict(l=10, r=20, t=120, b=30),
+        margin=dict(l=10, r=20, t=120, b=70),
         bargap=0.25, template="plotly_white", hovermode="closest",
         annotations=annotations,
+        legend=dict(orientation="h", yanchor="top", y=-0.005, xanchor="left", x=0, font=dict(size=11)),
     )
     return fig
+
+
+def _add_legend(fig: go.Figure, df: pd.DataFrame, svc_color: dict, severity: dict, *, dimmed: bool) -> None:
+    """Legend entries naming what each colour of the bars means (calls by status, spans by service,
+    session and turn rows, orphan outline, gap markers by severity, greyed calls): marker-only traces
+    without data, so the bar trace keeps one hover."""
+    def entry(name: str, color: str, symbol: str = "square", line: dict | None = None) -> None:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_esc(name), hoverinfo="skip",
+                                 marker=dict(symbol=symbol, size=11, color=color, line=line or dict(width=0))))
+
+    for kind in ("session", "turn"):
+        if (df["kind"] == kind).any():
+            entry(kind, KIND_COLORS[kind])
+    statuses = set(df.loc[df["kind"] == "call", "status"].dropna())
+    for status, color in STATUS_COLORS.items():
+        if status in statuses:
+            entry(f"call: {status}", color)
+    for service, color in svc_color.items():
+        entry(f"span: {service}", color)
+    if df["orphan"].any():
+        entry("orphan span (parent not loaded)", "#ffffff", line=dict(color="#e03131", width=2))
+    sevs = {severity.get(c) for codes in df["gaps"] for c in codes}
+    for sev, color in SEVERITY_COLORS.items():
+        if sev in sevs:
+            entry(f"gap ({sev})", color, symbol="x")
+    if dimmed:
+        entry("filtered out", DIM_COLOR)
 
 
 def turn_waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *,
