@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: demo test test-fast venv venv-test chromium samples incidents bench clean
+.PHONY: demo test test-fast venv venv-test chromium samples incidents pictures bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ samples: venv-test
 
 incidents: venv-test
 	$(PY) -m mcptrace.samples.incidents data/incidents
+
+# The README's pictures (docs/img) from the shipped samples and incidents; the explorer's is the
+# screenshot the JupyterLab browser check takes. tests/test_pictures.py fails when they are stale.
+pictures: venv-test chromium
+	$(PY) -m mcptrace.samples.pictures docs/img
+	$(PY) -m pytest -q tests/test_browser_explorer.py -k renders_in_jupyterlab
+	cp test-artifacts/explorer.png docs/img/explorer.png
 
 bench: venv-test
 	$(PY) benchmarks/bench.py --out out/bench
