@@ -1,10 +1,14 @@
 """Load benchmark at incident scale: mcptrace vs. the DuckDB scan floor vs. pandas and polars.
 
-    .venv/bin/python benchmarks/bench.py [--messages 1000000] [--spans 1000000] [--out out/bench]
+    .venv/bin/python benchmarks/bench.py [--messages 1000000] [--spans 1000000] [--out out/bench] [--shape both]
 
-The captured samples are scaled up (``benchmarks/scale.py``) into one envelope JSONL of N messages
-and one OTLP/JSON trace dump of M spans; the same two files go to every contender, each in its
-own fresh Python process, one after the other:
+Two shapes of capture, each scaled up (``benchmarks/scale.py``) into one envelope JSONL of N lines
+and one OTLP/JSON trace dump of M spans: ``stdio``, the captured samples (stdio hosts with parallel
+turns, one Streamable HTTP client), and ``http``, Streamable HTTP traffic of a resumable server as
+gateways record it (headers on every envelope, about a third of the envelopes message-less: SSE
+priming events, GET streams, ``Last-Event-ID`` resumptions, resets, ``DELETE``; concurrent and
+stateless clients). Per shape the same two files go to every contender, each in its own fresh Python
+process, one after the other:
 
   floor     DuckDB alone, nothing else: ``read_ndjson`` with explicit columns into a flat messages
             table (ts, direction, connection_id, method, id, message) and the OTLP explode of
@@ -18,8 +22,9 @@ own fresh Python process, one after the other:
             reconstruction: what storing mcptrace's columns costs DuckDB alone, a lower bound
             for any load into those tables.
   mcptrace  ``mcptrace.load([envelope, traces], db=FILE).close()``: sniff, validate, reject,
-            redact, normalise into ``messages`` and ``spans``, then rebuild ``calls``,
-            ``sessions``, turns, ``call_spans`` and ``gaps`` (the whole job).
+            redact, normalise into ``messages``, ``http_events`` and ``spans``, then rebuild
+            ``calls``, ``sessions``, turns, ``call_spans``, ``gaps`` and ``findings`` (the whole job);
+            its counts line also times the findings step alone (``findings_s``).
   pandas    ``pd.read_json(lines=True)`` of both files, ``json_normalize`` of the messages and of
             ``resourceSpans.scopeSpans.spans`` (in memory).
   polars    ``pl.read_ndjson`` of both files (schema inferred), spans exploded and unnested
@@ -43,7 +48,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import scale_capture  # noqa: E402
+from scale import SHAPES, scale_capture  # noqa: E402
 
 FLOOR_MESSAGES_SQL = """
 CREATE TABLE m AS
@@ -134,10 +139,11 @@ def run_mcptrace(env: str, spans: str, db: str) -> tuple[float, dict]:
     mcptrace.load([env, spans], db=db).close()  # close (checkpoint) inside the timing, as for the floor
     dt = time.perf_counter() - t0
     with mcptrace.open(db) as ws:
-        info = dict(zip(("messages", "spans", "calls", "sessions", "gaps", "call_spans", "rejects"), ws.con.execute(
+        info = dict(zip(("messages", "spans", "calls", "sessions", "gaps", "call_spans", "rejects", "http_events"),
+                        ws.con.execute(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM spans), (SELECT count(*) FROM calls), "
             "(SELECT count(*) FROM sessions), (SELECT count(*) FROM gaps), (SELECT count(*) FROM call_spans), "
-            "(SELECT count(*) FROM rejects)").fetchone()))
+            "(SELECT count(*) FROM rejects), (SELECT count(*) FROM http_events)").fetchone()))
         # the findings step of the rebuild on its own (part of the load time above)
         from mcptrace.analysis.findings import build
 
@@ -202,6 +208,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="work dir for the scaled files and databases (default: a temp dir)")
     ap.add_argument("--only", nargs="*", choices=list(CONTENDERS), help="run only these contenders (floor always runs)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds before a contender is stopped")
+    ap.add_argument("--shape", choices=[*SHAPES, "both"], default="both",
+                    help="the stdio samples, the HTTP captures, or both (default), each scaled to the same sizes")
     ap.add_argument("--child", nargs=4, metavar=("CONTENDER", "ENVELOPE", "SPANS", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -217,26 +225,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mcptrace-bench-") as tmp:
         workdir = args.out or tmp
         os.makedirs(workdir, exist_ok=True)
-        env, spans = scale_capture(workdir, args.messages, args.spans)
-        print(f"{args.messages} messages, {os.path.getsize(env) / 1e6:.0f} MB: {env}")
-        print(f"{args.spans} spans, {os.path.getsize(spans) / 1e6:.0f} MB: {spans}\n")
-        names = ["floor"] + [n for n in CONTENDERS if n != "floor" and (not args.only or n in args.only)]
-        results = {}
-        for name in names:
-            results[name] = measure(name, env, spans, workdir, args.timeout)
-            print(f"  {name}: done", file=sys.stderr, flush=True)
-        floor = results["floor"]["seconds"]
-        print(f"{'contender':<10} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}")
-        for name, r in results.items():
-            s = r["seconds"]
-            print(f"{name:<10} {s if s is None else round(s, 2)!s:>8} {r['peak_mb']:>12.0f} "
-                  f"{'-' if s is None else f'{s / floor:.2f}':>8}")
-        print()
-        for name, r in results.items():
-            print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["info"].items()))
-        got = results.get("mcptrace", {}).get("info", {})
-        if "messages" in got and got["messages"] + got["rejects"] < args.messages:
-            print(f"WARNING: mcptrace kept {got['messages']} messages + {got['rejects']} rejects of {args.messages}")
+        shapes = list(SHAPES) if args.shape == "both" else [args.shape]
+        for shape in shapes:
+            run_shape(shape, workdir, args)
+
+
+def run_shape(shape: str, workdir: str, args: argparse.Namespace) -> None:
+    """Scale the capture of ``shape``, run every contender on it, print the table and the counts."""
+    env, spans = scale_capture(workdir, args.messages, args.spans, shape=shape)
+    print(f"== shape: {shape}")
+    print(f"{args.messages} messages, {os.path.getsize(env) / 1e6:.0f} MB: {env}")
+    print(f"{args.spans} spans, {os.path.getsize(spans) / 1e6:.0f} MB: {spans}\n")
+    names = ["floor"] + [n for n in CONTENDERS if n != "floor" and (not args.only or n in args.only)]
+    results = {}
+    shape_dir = os.path.join(workdir, shape)
+    os.makedirs(shape_dir, exist_ok=True)
+    for name in names:
+        results[name] = measure(name, env, spans, shape_dir, args.timeout)
+        print(f"  {shape} {name}: done", file=sys.stderr, flush=True)
+    floor = results["floor"]["seconds"]
+    print(f"{'contender':<10} {'wall s':>8} {'peak RSS MB':>12} {'x floor':>8}")
+    for name, r in results.items():
+        s = r["seconds"]
+        print(f"{name:<10} {s if s is None else round(s, 2)!s:>8} {r['peak_mb']:>12.0f} "
+              f"{'-' if s is None else f'{s / floor:.2f}':>8}")
+    print()
+    for name, r in results.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["info"].items()))
+    got = results.get("mcptrace", {}).get("info", {})
+    if "messages" in got and got["messages"] + got.get("http_events", 0) + got["rejects"] < args.messages:
+        print(f"WARNING: mcptrace kept {got['messages']} messages + {got.get('http_events', 0)} HTTP events + "
+              f"{got['rejects']} rejects of {args.messages}")
+    print()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,15 @@ original value in every copy, while everything else (connection ids, ``Mcp-Sessi
 gives one host conversation with many turns (and a reconnect per copy, carried by the key);
 :func:`scale_session` writes such a capture with about ``n_calls`` calls.
 
-    .venv/bin/python benchmarks/scale.py out/bench --messages 1000000 --spans 1000000
+The HTTP shape (``shape="http"``) repeats real captures of Streamable HTTP traffic as gateways
+record it instead: the incident captures of a resumable server (SSE priming events with ``id:`` and
+``retry:``, GET streams, ``Last-Event-ID`` resumptions, ``DELETE``), of two look-alike clients losing
+their server (resets, failed resumptions, upstream errors) and of three stateless 2026-07-28 clients,
+with request and response headers on every envelope and their spans. Their times are first aligned to
+one start (each capture and its spans shifted alike), then copied as above; ``exchange_id``,
+``Mcp-Client-Session-Id`` and the ``_meta`` session keys of every host are made fresh per copy too.
+
+    .venv/bin/python benchmarks/scale.py out/bench --messages 1000000 --spans 1000000 [--shape http]
     .venv/bin/python benchmarks/scale.py out/bench --one-session-calls 50000
 """
 
@@ -57,6 +65,12 @@ SESSION_ATTRIBUTES = ("gen_ai.conversation.id", "mcp.session.id")
 #: span attributes that carry the logical session (the conversation): kept with ``keep_session_key``
 LOGICAL_SESSION_ATTRIBUTES = ("gen_ai.conversation.id",)
 SESSION_META_KEY = "anthropic/session"
+#: every ``_meta`` session key the copies carry: suffixed per copy (``keep_session_key`` keeps SESSION_META_KEY)
+SESSION_META_KEYS = (SESSION_META_KEY, "openai/session", "vscode.conversationId")
+#: the HTTP shape: incident captures of Streamable HTTP traffic and their spans (see the module docstring)
+HTTP_CAPTURES = [os.path.join(ROOT, "data", "incidents", f"{n}.jsonl")
+                 for n in ("resumable_http_server", "lookalike_clients_reconnect", "stateless_three_clients")]
+SHAPES = ("stdio", "http")
 #: pause between copies: longer than the reconnect window (mcptrace.analysis.rebuild.RECONNECT_WITHIN_S,
 #: 60 s), so a copy whose server died does not look like one client reconnecting in the next copy
 COPY_PAUSE = timedelta(seconds=61)
@@ -94,8 +108,9 @@ def _rewrite_message(msg: object, copy: int, keep_session_key: bool = False) -> 
             meta = m.get(part, {}).get("_meta") if isinstance(m.get(part), dict) else None
             if not isinstance(meta, dict):
                 continue
-            if isinstance(meta.get(SESSION_META_KEY), str) and not keep_session_key:
-                meta[SESSION_META_KEY] = f"{meta[SESSION_META_KEY]}~{copy}"
+            for key in SESSION_META_KEYS:
+                if isinstance(meta.get(key), str) and not (keep_session_key and key == SESSION_META_KEY):
+                    meta[key] = f"{meta[key]}~{copy}"
             if "traceparent" in meta:
                 meta["traceparent"] = _traceparent(meta["traceparent"], copy)
 
@@ -103,13 +118,15 @@ def _rewrite_message(msg: object, copy: int, keep_session_key: bool = False) -> 
 def _rewrite_http(http: object, copy: int) -> None:
     if not isinstance(http, dict):
         return
+    if isinstance(http.get("exchange_id"), str):
+        http["exchange_id"] = f"{http['exchange_id']}~{copy}"
     for side in ("request_headers", "response_headers"):
         headers = http.get(side)
         if not isinstance(headers, dict):
             continue
         for name, value in headers.items():
             low = name.lower()
-            if low == "mcp-session-id" and isinstance(value, str):
+            if low in ("mcp-session-id", "mcp-client-session-id") and isinstance(value, str):
                 headers[name] = f"{value}~{copy}"
             elif low == "traceparent":
                 headers[name] = _traceparent(value, copy)
@@ -208,16 +225,64 @@ def scale_spans(trace_path: str, out_path: str, n_spans: int, step: timedelta, *
     return written
 
 
+def aligned_unit(captures: list[str], out_dir: str) -> tuple[str, str]:
+    """One envelope file and one OTLP file holding ``captures`` (each ``X.jsonl`` with its spans in
+    ``X.otlp.jsonl``), every capture and its spans shifted so that all start when the first one does.
+    Written as ``unit_http.jsonl`` / ``unit_http.otlp.jsonl`` in ``out_dir`` (reused when present)."""
+    env_out = os.path.join(out_dir, "unit_http.jsonl")
+    span_out = os.path.join(out_dir, "unit_http.otlp.jsonl")
+    if os.path.exists(env_out) and os.path.exists(span_out):
+        return env_out, span_out
+    os.makedirs(out_dir, exist_ok=True)
+    base = None
+    with open(env_out + ".part", "w", encoding="utf-8") as env_f, open(span_out + ".part", "w", encoding="utf-8") as span_f:
+        for path in captures:
+            lines = [json.loads(x) for x in open(path, encoding="utf-8") if x.strip()]
+            start = min(_parse_ts(e["ts"]) for e in lines)
+            base = base or start
+            delta = base - start
+            shift_ns = int(delta.total_seconds() * 1e6) * 1000
+            for e in lines:
+                e["ts"] = _format_ts(_parse_ts(e["ts"]) + delta)
+                env_f.write(json.dumps(e, separators=(",", ":"), ensure_ascii=False) + "\n")
+            trace_path = path[: -len(".jsonl")] + ".otlp.jsonl"
+            for line in open(trace_path, encoding="utf-8"):
+                if not line.strip():
+                    continue
+                req = json.loads(line)
+                for rs in req["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        for span in ss.get("spans", []):
+                            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                                if key in span:
+                                    span[key] = str(int(span[key]) + shift_ns)
+                            for event in span.get("events") or []:
+                                if "timeUnixNano" in event:
+                                    event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+                span_f.write(json.dumps(req, separators=(",", ":"), ensure_ascii=False) + "\n")
+    os.replace(env_out + ".part", env_out)
+    os.replace(span_out + ".part", span_out)
+    return env_out, span_out
+
+
 def scale_capture(out_dir: str, n_messages: int, n_spans: int, sources: list[str] | None = None,
-                  traces: str = DEFAULT_TRACES) -> tuple[str, str]:
-    """Write ``envelope_<N>.jsonl`` and ``traces_<M>.otlp.jsonl`` into ``out_dir`` (reused when present).
+                  traces: str = DEFAULT_TRACES, *, shape: str = "stdio") -> tuple[str, str]:
+    """Write ``envelope_<N>.jsonl`` and ``traces_<M>.otlp.jsonl`` into ``out_dir`` (reused when present);
+    with ``shape="http"`` copies of the HTTP captures (:data:`HTTP_CAPTURES`, aligned by
+    :func:`aligned_unit`) as ``envelope_http_<N>.jsonl`` and ``traces_http_<M>.otlp.jsonl``.
 
     Copy k of the spans carries the trace-ids, session keys and time shift of copy k of the messages.
     Returns the two paths.
     """
+    if shape not in SHAPES:
+        raise ValueError(f"shape {shape!r}: one of {SHAPES}")
+    tag = "" if shape == "stdio" else f"{shape}_"
+    if shape == "http":
+        unit_env, traces = aligned_unit(HTTP_CAPTURES, out_dir)
+        sources = [unit_env]
     sources = sources or DEFAULT_SOURCES
-    env_path = os.path.join(out_dir, f"envelope_{n_messages}.jsonl")
-    span_path = os.path.join(out_dir, f"traces_{n_spans}.otlp.jsonl")
+    env_path = os.path.join(out_dir, f"envelope_{tag}{n_messages}.jsonl")
+    span_path = os.path.join(out_dir, f"traces_{tag}{n_spans}.otlp.jsonl")
     if not os.path.exists(env_path):
         scale_envelope(sources, env_path + ".part", n_messages)
         os.replace(env_path + ".part", env_path)
@@ -268,11 +333,12 @@ def main() -> None:
     ap.add_argument("out_dir", help="directory for envelope_<N>.jsonl and traces_<M>.otlp.jsonl")
     ap.add_argument("--messages", type=int, default=100_000, help="messages to write (default 100000)")
     ap.add_argument("--spans", type=int, default=100_000, help="spans to write (default 100000)")
+    ap.add_argument("--shape", choices=SHAPES, default="stdio", help="stdio samples (default) or HTTP captures")
     ap.add_argument("--one-session-calls", type=int, metavar="N",
                     help="instead: one logical session of N calls from the agent sample (scale_session)")
     args = ap.parse_args()
     paths = (scale_session(args.out_dir, args.one_session_calls) if args.one_session_calls
-             else scale_capture(args.out_dir, args.messages, args.spans))
+             else scale_capture(args.out_dir, args.messages, args.spans, shape=args.shape))
     for path in paths:
         print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
 

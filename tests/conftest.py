@@ -91,7 +91,6 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_readers_http_logs::test_damaged_files_load_without_raising": ("slow",),
     "test_dataset::test_dataset_in_an_s3_object_store": ("slow",),
     "test_hostile_input::test_fifty_megabyte_line_loads_in_bounded_memory": ("slow",),
-    "test_benchmarks::test_bench_script_runs_every_duckdb_contender": ("slow",),
     "test_analysis::test_a_chain_of_candidates_is_assigned_in_one_pass": ("slow",),
     "test_analysis::test_one_to_one_is_the_nearest_first_assignment": ("slow",),
     "test_load_robustness::test_cli_open_never_writes_a_database": ("slow",),

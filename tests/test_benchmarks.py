@@ -67,18 +67,44 @@ def test_one_copy_is_the_samples(one_and_three):
         assert one[key] == samples[key], key
 
 
-def test_bench_script_runs_every_duckdb_contender(tmp_path):
+def test_bench_script_runs_every_duckdb_contender_on_both_shapes(tmp_path):
     out = subprocess.run([sys.executable, str(BENCH), "--messages", "3000", "--spans", "2000", "--out", str(tmp_path),
                           "--only", "columns", "mcptrace", "--timeout", "300"],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+                         capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    rows = {m.group(1): (float(m.group(2)), float(m.group(3)), float(m.group(4)))
-            for m in re.finditer(r"^(floor|columns|mcptrace)\s+([\d.]+)\s+(\d+)\s+([\d.]+)$", out.stdout, re.M)}
-    assert set(rows) == {"floor", "columns", "mcptrace"}, out.stdout
-    assert rows["floor"][2] == 1.0 and all(r[0] > 0 and r[1] > 0 for r in rows.values())
-    assert "floor: messages=3000, spans=2000" in out.stdout
-    assert "columns: messages=3000, message_columns=" in out.stdout
-    got = re.search(r"^mcptrace: messages=(\d+), spans=(\d+), calls=(\d+).*rejects=(\d+)$", out.stdout, re.M)
-    assert got and (int(got.group(1)), int(got.group(2)), int(got.group(4))) == (3000, 2000, 0), out.stdout
-    assert int(got.group(3)) > 0
-    assert "WARNING" not in out.stdout
+    sections = re.split(r"^== shape: ", out.stdout, flags=re.M)[1:]
+    assert [s.split("\n", 1)[0] for s in sections] == ["stdio", "http"], out.stdout
+    for text in sections:
+        rows = {m.group(1): (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+                for m in re.finditer(r"^(floor|columns|mcptrace)\s+([\d.]+)\s+(\d+)\s+([\d.]+)$", text, re.M)}
+        assert set(rows) == {"floor", "columns", "mcptrace"}, text
+        assert rows["floor"][2] == 1.0 and all(r[0] > 0 and r[1] > 0 for r in rows.values())
+        assert "floor: messages=3000, spans=2000" in text
+        assert "columns: messages=3000, message_columns=" in text
+        got = re.search(r"^mcptrace: messages=(\d+), spans=(\d+), calls=(\d+).*rejects=(\d+), http_events=(\d+)",
+                        text, re.M)
+        assert got and (int(got.group(2)), int(got.group(4))) == (2000, 0), text
+        assert int(got.group(1)) + int(got.group(5)) >= 3000 and int(got.group(3)) > 0
+        assert "findings=" in text and "WARNING" not in text
+    http = sections[1]
+    assert int(re.search(r"http_events=(\d+)", http).group(1)) > 600  # a third of the envelopes carry no message
+
+
+@pytest.fixture(scope="module")
+def http_one_and_three(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scaled_http")
+    unit_env, unit_spans = scale.aligned_unit(scale.HTTP_CAPTURES, str(out))
+    lines, _, spans = scale._unit_counts([unit_env], unit_spans)
+    return (_counts(*scale.scale_capture(str(out), lines, spans, shape="http")),
+            _counts(*scale.scale_capture(str(out), 3 * lines, 3 * spans, shape="http")),
+            _counts(*scale.HTTP_CAPTURES, *[p.replace(".jsonl", ".otlp.jsonl") for p in scale.HTTP_CAPTURES]))
+
+
+def test_http_shape_copies_never_correlate_and_one_copy_is_the_captures(http_one_and_three):
+    one, three, captures = http_one_and_three
+    assert one["calls"] > 0 and one["gaps"] and one["rejects"] == three["rejects"] == 0
+    for key in ("messages", "spans", "calls", "sessions", "call_spans"):
+        assert three[key] == 3 * one[key], key
+    assert three["gaps"] == {code: 3 * n for code, n in one["gaps"].items()}
+    for key in ("messages", "spans", "calls", "sessions", "statuses", "gaps"):  # aligning times changes nothing
+        assert one[key] == captures[key], key
