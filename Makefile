@@ -29,10 +29,11 @@ chromium:
 demo: venv chromium
 	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out
 
-# the quick tests on two workers, then the real-process, browser, notebook and slow tests one at a time
+# the in-process tests (quick and slow) on two workers, then the real-process, browser and notebook
+# tests one at a time
 test: venv-test chromium
-	$(PY) -m pytest -q -n 2 -m "not sdk and not browser and not notebooks and not slow"
-	$(PY) -m pytest -q -m "sdk or browser or notebooks or slow"
+	$(PY) -m pytest -q -n 2 -m "not sdk and not browser and not notebooks"
+	$(PY) -m pytest -q -m "sdk or browser or notebooks"
 
 # the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)
 test-fast: venv-test
