@@ -170,15 +170,20 @@ def scale_envelope(src_paths: list[str], out_path: str, n_messages: int, *, keep
     return written
 
 
-def _rewrite_span(span: dict, copy: int, shift_ns: int, keep_session_key: bool = False) -> None:
-    if isinstance(span.get("traceId"), str) and len(span["traceId"]) == 32:
-        span["traceId"] = _fresh_trace_id(span["traceId"].lower(), copy)
+def _shift_span_times(span: dict, shift_ns: int) -> None:
+    """Move a span's start, end and event times by ``shift_ns`` nanoseconds."""
     for key in ("startTimeUnixNano", "endTimeUnixNano"):
         if key in span:
             span[key] = str(int(span[key]) + shift_ns)
     for event in span.get("events") or []:
         if "timeUnixNano" in event:
             event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+
+
+def _rewrite_span(span: dict, copy: int, shift_ns: int, keep_session_key: bool = False) -> None:
+    if isinstance(span.get("traceId"), str) and len(span["traceId"]) == 32:
+        span["traceId"] = _fresh_trace_id(span["traceId"].lower(), copy)
+    _shift_span_times(span, shift_ns)
     for link in span.get("links") or []:
         if isinstance(link.get("traceId"), str) and len(link["traceId"]) == 32:
             link["traceId"] = _fresh_trace_id(link["traceId"].lower(), copy)
@@ -253,12 +258,7 @@ def aligned_unit(captures: list[str], out_dir: str) -> tuple[str, str]:
                 for rs in req["resourceSpans"]:
                     for ss in rs["scopeSpans"]:
                         for span in ss.get("spans", []):
-                            for key in ("startTimeUnixNano", "endTimeUnixNano"):
-                                if key in span:
-                                    span[key] = str(int(span[key]) + shift_ns)
-                            for event in span.get("events") or []:
-                                if "timeUnixNano" in event:
-                                    event["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift_ns)
+                            _shift_span_times(span, shift_ns)
                 span_f.write(json.dumps(req, separators=(",", ":"), ensure_ascii=False) + "\n")
     os.replace(env_out + ".part", env_out)
     os.replace(span_out + ".part", span_out)

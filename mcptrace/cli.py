@@ -177,31 +177,22 @@ def cmd_findings(args: argparse.Namespace) -> int:
     with _open_existing(args.db) as ws:
         res = ws.findings(args.severity)
         rows = [dict(zip(res.columns, r)) for r in res.rows()]
+        if rows and not (args.json or args.markdown):
+            _print_table(ws.sql("SELECT finding_id, severity, code, party_kind, party, n_calls, "
+                                "printf('%.0f%%', share * 100) AS share, confidence, summary FROM findings "
+                                "WHERE ?::VARCHAR IS NULL OR severity = ? ORDER BY finding_id",
+                                [args.severity, args.severity]), max_width=args.width)
     if args.json:
         print(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2, ensure_ascii=False))
     elif args.markdown:
         sys.stdout.write(terminal_text(findings_markdown(rows)))
-    elif rows:
-        cols = ["finding_id", "severity", "code", "party_kind", "party", "n_calls", "share", "confidence", "summary"]
-        table = [[r[c] if c != "share" or r[c] is None else f"{r[c]:.0%}" for c in cols] for r in rows]
-        _print_table(_Rows(cols, table), max_width=args.width)
-    else:
+    elif not rows:
         print("no findings: no gaps")
     if args.fail_on:
         worst = SEVERITIES.index(args.fail_on)
         if any(SEVERITIES.index(r["severity"]) <= worst for r in rows):
             return FINDINGS_FAILED
     return 0
-
-
-class _Rows:
-    """Columns and rows in the shape :func:`_print_table` prints."""
-
-    def __init__(self, columns, rows) -> None:
-        self.columns, self._rows = columns, rows
-
-    def rows(self):
-        return self._rows
 
 
 def cmd_gaps(args: argparse.Namespace) -> int:

@@ -124,6 +124,12 @@ class NamePattern:
     source: str = ""
 
 
+#: Docker MCP Gateway span names and the MCP method each stands for (docker/mcp-gateway
+#: pkg/telemetry/telemetry.go @2bd20fe8)
+DOCKER_GATEWAY_SPANS = {"mcp.tool.call": "tools/call", "mcp.prompt.get": "prompts/get",
+                        "mcp.resource.read": "resources/read", "mcp.initialize": "initialize",
+                        "mcp.list.tools": "tools/list"}
+
 #: span-name patterns, first match wins
 NAME_PATTERNS: tuple[NamePattern, ...] = (
     NamePattern(rf"MCP send {_M}(?: (?P<tool>.+))?", side="client",
@@ -160,16 +166,9 @@ NAME_PATTERNS: tuple[NamePattern, ...] = (
     NamePattern(r"mcp\.tools\.call", method="tools/call", side="client",
                 source="openai/codex codex-rs/core/src/mcp_tool_call.rs @002500f2"),
     # Docker MCP Gateway's spans toward its servers
-    NamePattern(r"mcp\.tool\.call", method="tools/call", side="client",
-                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
-    NamePattern(r"mcp\.prompt\.get", method="prompts/get", side="client",
-                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
-    NamePattern(r"mcp\.resource\.read", method="resources/read", side="client",
-                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
-    NamePattern(r"mcp\.initialize", method="initialize", side="client",
-                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
-    NamePattern(r"mcp\.list\.tools", method="tools/list", side="client",
-                source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8"),
+    *(NamePattern(re.escape(name), method=method, side="client",
+                  source="docker/mcp-gateway pkg/telemetry/telemetry.go @2bd20fe8")
+      for name, method in DOCKER_GATEWAY_SPANS.items()),
     # OpenTelemetry semantic conventions ``{mcp.method.name} {target}``: the SDK's server span,
     # Sentry, FastMCP, agentgateway (there the target is the backend)
     NamePattern(rf"{_M}(?: (?P<tool>.+))?",

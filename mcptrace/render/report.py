@@ -30,7 +30,8 @@ from mcptrace.render.coverage import coverage_figure
 from mcptrace.render.timeline import timeline
 from mcptrace.render.waterfall import waterfall
 
-_CSS = """
+#: the report's style sheet (also used by the README's findings picture)
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#212529;max-width:1500px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #dee2e6;padding-bottom:4px}
 h3{font-size:15px;margin-top:24px} .muted{color:#868e96;font-size:13px}
@@ -132,7 +133,14 @@ def _figure(fig, div_id: str) -> str:
             f"Plotly.newPlot('{div_id}',f.data,f.layout,{{responsive:true}});}})();</script>")
 
 
-def _findings_html(con: duckdb.DuckDBPyConnection, findings: list[tuple], charted: dict[str, int]) -> str:
+def findings_html(con: duckdb.DuckDBPyConnection, findings: list[tuple], charted: dict[str, int]) -> str:
+    """The findings as HTML blocks, ranked: heading (rank, severity, code, party), sentence and remedy (code
+    spans as ``<code>``), a sparkline of the finding's gaps over the capture's time (24 buckets), its counts,
+    share and confidence, and links to its first gap row (``#gap-<id>``) and to its example session's charts
+    (``#session-<i>`` for a session in ``charted``, {session_id: i}; else the command that draws it).
+    ``findings``: rows of ``findings`` with the columns finding_id, code, severity, party_kind, party,
+    n_gaps, n_calls, n_sessions, share, first_ts, last_ts, confidence, summary, remedy, gap_ids,
+    example_call_id, example_session_id, in that order. Every string is escaped."""
     if not findings:
         return '<p class="muted">No findings: correlation was not lost anywhere in this data.</p>'
     lo, hi = con.execute("SELECT min(ts), max(ts) FROM gaps").fetchone()
@@ -231,7 +239,7 @@ def report_html(con: duckdb.DuckDBPyConnection, session_ids: Sequence[str] | Non
              '<div class="cards">' + "".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in zip(
                  ("findings", "sources", "sessions", "calls", "spans", "gaps", "rejected records"), [len(findings), *n]))
              + "</div>"]
-    parts.append("<h2>Findings</h2>" + _findings_html(con, findings, charted))
+    parts.append("<h2>Findings</h2>" + findings_html(con, findings, charted))
     parts.append("<h2>Calls by status</h2>" + _table(
         ["status", "calls"], rows("SELECT status, count(*) FROM calls GROUP BY 1 ORDER BY 2 DESC")))
     parts.append("<h2>Gaps by code</h2>" + _table(
@@ -264,7 +272,7 @@ def report_html(con: duckdb.DuckDBPyConnection, session_ids: Sequence[str] | Non
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline' "
             f"'unsafe-eval'; style-src 'unsafe-inline'; img-src data:; font-src data:\">"
-            f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body>{body}</body></html>")
+            f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>{body}</body></html>")
 
 
 def write_report(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kw) -> str:

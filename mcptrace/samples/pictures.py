@@ -47,14 +47,14 @@ def _figure_digest(fig) -> str:
 
 def _findings_page(ws) -> str:
     """The report's findings section as a page of its own (no generation time, no script)."""
-    from mcptrace.render.report import _CSS, _findings_html
+    from mcptrace.render.report import CSS, findings_html
 
     findings = ws.con.execute(
         "SELECT finding_id, code, severity, party_kind, party, n_gaps, n_calls, n_sessions, share, first_ts, last_ts, "
         "confidence, summary, remedy, gap_ids, example_call_id, example_session_id FROM findings "
         "ORDER BY finding_id LIMIT 6").fetchall()
-    body = _findings_html(ws.con, findings, {})
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{_CSS} body{{margin:12px;max-width:1180px}}"
+    body = findings_html(ws.con, findings, {})
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{CSS} body{{margin:12px;max-width:1180px}}"
             f"</style></head><body><h2 style=\"margin-top:0\">Findings</h2>{body}</body></html>")
 
 

@@ -34,9 +34,7 @@ SELECT c.call_id, coalesce(c.server_name, i.server_name) AS server_name,
 FROM c LEFT JOIN scope_info i USING (scope) LEFT JOIN own_service o USING (call_id) LEFT JOIN scope_service v USING (scope);
 
 CREATE OR REPLACE TEMP TABLE _session_party AS
-SELECT session_id,
-       coalesce(client_name || coalesce(' ' || client_version, ''), 'unidentified client') AS client_party,
-       coalesce(server_name || coalesce(' ' || server_version, ''), 'unidentified server') AS server_party
+SELECT session_id, coalesce(client_name || coalesce(' ' || client_version, ''), 'unidentified client') AS client_party
 FROM sessions;
 
 -- every call with the parties it has: its session's client; its server, named by serverInfo with the
@@ -82,6 +80,8 @@ WITH g AS (
     LEFT JOIN _scope_server sc ON sc.scope = coalesce(m.mcp_session_id, m.connection_id)
     LEFT JOIN _session_server ss ON ss.session_id = g.session_id
     LEFT JOIN spans s ON s.trace_id = g.trace_id AND s.span_id = g.span_id AND r.party IN ('orphan_service', 'span_service')
+), gt AS (
+    SELECT *, server_party || ' · ' || coalesce(tool, '(no call)') AS server_tool FROM g
 )
 SELECT gap_id, code, severity, session_id, call_id, ts, unit, eligible, inferred, detail,
        CASE rule
@@ -99,19 +99,18 @@ SELECT gap_id, code, severity, session_id, call_id, ts, unit, eligible, inferred
          WHEN 'server' THEN server_party
          WHEN 'sender' THEN CASE WHEN direction = 'server_to_client' THEN server_party ELSE client_party END
          WHEN 'receiver' THEN CASE WHEN direction = 'server_to_client' THEN client_party
-                                   ELSE server_party || ' · ' || coalesce(tool, '(no call)') END
-         WHEN 'downstream' THEN server_party || ' · ' || coalesce(tool, '(no call)') || ' → '
-                                || coalesce(downstream, 'unidentified service')
+                                   ELSE server_tool END
+         WHEN 'downstream' THEN server_tool || ' → ' || coalesce(downstream, 'unidentified service')
          WHEN 'transport' THEN server_party
          ELSE coalesce(span_service, 'unidentified service')
        END AS party,
        -- the party the share is counted over (a downstream finding's: its server and tool)
        CASE WHEN rule IN ('downstream', 'receiver') AND direction IS DISTINCT FROM 'server_to_client'
-            THEN server_party || ' · ' || coalesce(tool, '(no call)') END AS tool_party,
+            THEN server_tool END AS tool_party,
        CASE WHEN rule IN ('downstream', 'receiver', 'server', 'transport') THEN server_party END AS server,
        CASE WHEN rule IN ('downstream', 'receiver') THEN tool END AS tool,
        CASE WHEN rule = 'downstream' THEN coalesce(downstream, 'unidentified service') END AS downstream_service
-FROM g;
+FROM gt;
 
 -- the eligible units of each party, per kind of share (finding_rules.eligible)
 CREATE OR REPLACE TEMP TABLE _eligible AS
