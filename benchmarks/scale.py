@@ -328,6 +328,24 @@ def scale_session(out_dir: str, n_calls: int, source: str = AGENT_SOURCE,
     return env_path, span_path
 
 
+def append_records(after: datetime, out_path: str, n: int = 10, source: str = AGENT_SOURCE,
+                   tag: str = "appended") -> str:
+    """Write ``n`` envelope lines that come after a capture: the first ``n`` lines of ``source`` (a host's
+    stdio session: discovery, tools/list, parallel tools/call) on a connection of their own
+    (``<source connection>~<tag>``), moved to start a minute after ``after`` (the capture's last message).
+    The next records a live capture appends; ``bench.py`` times loading them into the loaded database."""
+    unit = [json.loads(line) for line in open(source, encoding="utf-8").read().splitlines()[:n]]
+    first = min(_parse_ts(e["ts"]) for e in unit)
+    delta = after + timedelta(minutes=1) - first
+    with open(out_path, "w", encoding="utf-8") as out:
+        for env in unit:
+            env["ts"] = _format_ts(_parse_ts(env["ts"]) + delta)
+            env["connection_id"] = f"{env['connection_id']}~{tag}"
+            _rewrite_message(env.get("message"), 10**9)
+            out.write(json.dumps(env, separators=(",", ":"), ensure_ascii=False) + "\n")
+    return out_path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", help="directory for envelope_<N>.jsonl and traces_<M>.otlp.jsonl")

@@ -15,6 +15,7 @@ import duckdb
 
 from mcptrace.analysis import queries
 from mcptrace.analysis.findings import build as build_findings
+from mcptrace.analysis.incremental import update, watermark
 from mcptrace.analysis.lanes import call_lanes
 from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, rebuild
 from mcptrace.analysis.skew import adjust_clock_skew
@@ -83,10 +84,12 @@ class Workspace:
         if options is None:
             options = LoadOptions.of(errors=errors, format=format, keys=self.keys, redact=redact,
                                      secret_keys=secret_keys, conventions=conventions)
+        before = watermark(self.con)
         try:
             report = Loader(self.con, options).load(paths)
         finally:  # the files that loaded are analysed even when a bad record stops the load
-            rebuild(self.con)
+            analysis = update(self.con, before)
+        report.analysis = analysis
         self.last_report = report
         return report
 

@@ -1,8 +1,8 @@
 """Findings: the gaps grouped by cause and responsible party, each with a sentence and a remedy
 (README: Findings).
 
-:func:`build` is the last step of the rebuild: ``sql/findings.sql`` groups the gaps set-based (every gap
-in exactly one finding) and counts each party's eligible calls, sessions or spans; this module writes
+:func:`build` is the last step of the rebuild: ``sql/findings_party.sql`` gives every call and gap its
+parties (:func:`parties`), ``sql/findings.sql`` groups the gaps set-based (every gap in exactly one finding) and counts each party's eligible calls, sessions or spans; this module writes
 each finding's sentence and remedy from the gap-code registry (:mod:`mcptrace.core.gapcodes`) and
 ranks them: errors first, then warnings, then info, each by affected calls.
 """
@@ -57,15 +57,28 @@ def sentence(code: GapCode, row: Mapping) -> str:
     return text + _when(row["first_ts"], row["last_ts"])
 
 
-def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> int:
-    """(Re)create the ``findings`` table from ``gaps``, ``calls``, ``sessions`` and ``spans``; returns the
-    number of findings. A gap whose code is not in ``gap_codes`` raises ``duckdb.InvalidInputException``."""
+def parties(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
+    """(Re)create the internal tables ``call_party`` and ``gap_party`` (``sql/findings_party.sql``): each
+    call's client, server and tool, each gap's party by its code's rule. A gap whose code is not in
+    ``gap_codes`` raises ``duckdb.InvalidInputException``."""
     con.execute("CREATE OR REPLACE TEMP TABLE finding_rules (code VARCHAR PRIMARY KEY, party VARCHAR, unit VARCHAR, "
                 "eligible VARCHAR, inferred BOOLEAN)")
     con.executemany("INSERT INTO finding_rules VALUES (?, ?, ?, ?, ?)", finding_rule_rows(gap_codes))
     missing = con.execute("SELECT DISTINCT code FROM gaps ANTI JOIN finding_rules USING (code)").fetchall()
     if missing:
         raise duckdb.InvalidInputException(f"gap code {missing[0][0]!r} is not in the gap-code registry")
+    for stmt in statements("findings_party.sql"):
+        con.execute(stmt)
+
+
+def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES, *,
+          with_parties: bool = True) -> int:
+    """(Re)create the ``findings`` table from ``gaps``, ``calls``, ``sessions`` and ``spans``; returns the
+    number of findings. ``with_parties=False`` takes ``call_party`` and ``gap_party`` as they are (an
+    append merged its scope's rows: :mod:`mcptrace.analysis.incremental`). A gap whose code is not in
+    ``gap_codes`` raises ``duckdb.InvalidInputException``."""
+    if with_parties:
+        parties(con, gap_codes)
     for stmt in statements("findings.sql"):
         con.execute(stmt)
     res = con.execute("SELECT * FROM _finding_rows")

@@ -1,7 +1,8 @@
 """Reconstruction: calls, logical sessions, turns, parallel groups, span joins and gaps.
 
-Everything is recomputed over the whole database after each load, so appending files
-gives the same tables as loading them all at once. Set-based SQL lives in
+:func:`rebuild` recomputes everything over the whole database; after a load into a database whose
+analysis tables are current, only the part the new records reach is recomputed
+(:mod:`mcptrace.analysis.incremental`), with the same result. Set-based SQL lives in
 ``mcptrace/sql/{calls,span_keys,turns,call_spans,sessions,gaps}.sql``; two steps are done in Python: the
 transitive closure that forms logical sessions (union-find over correlation keys, :func:`assign_sessions`)
 and the greedy one-to-one assignment of candidate pairs (:func:`one_to_one`: server spans to calls,
@@ -92,13 +93,27 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     ``http_events`` and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
     a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
     load_gap_codes(con, gap_codes)
-    # a time Python cannot hold (infinity, a year before 1 or after 9999), stored by a load before the
-    # loader rejected times outside LoadOptions.ts_range, is no time: the message or event stays, untimed
+    clean_times(con)
+    params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
+              "nearest_margin_ms": nearest_margin_ms}
+    run_script(con, "message_order.sql")
+    analyse(con, params)
+    findings.build(con, gap_codes)
+
+
+def clean_times(con: duckdb.DuckDBPyConnection) -> None:
+    """A time Python cannot hold (infinity, a year before 1 or after 9999), stored by a load before the
+    loader rejected times outside ``LoadOptions.ts_range``, is no time: the message or event stays, untimed."""
     for table in ("messages", "http_events"):
         con.execute(f"UPDATE {table} SET ts = NULL WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
                     "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")
-    params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,
-              "nearest_margin_ms": nearest_margin_ms}
+
+
+def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
+    """Calls, span keys, logical sessions, turns, span joins, sessions and gaps from the ``messages``,
+    ``message_order``, ``http_events`` and ``spans`` of the current database (the whole database, or an
+    append's scratch copy of its scope: :mod:`mcptrace.analysis.incremental`). ``gap_codes`` must be
+    loaded (:func:`load_gap_codes`)."""
     run_script(con, "calls.sql", params)
     run_script(con, "span_keys.sql", params)
     keys = assign_sessions(con)
@@ -107,7 +122,6 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     con.unregister("_session_keys_arrow")
     for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
         run_script(con, name, params)
-    findings.build(con, gap_codes)
 
 
 def load_gap_codes(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:

@@ -59,6 +59,9 @@ class FileReport:
 @dataclass
 class LoadReport:
     files: list[FileReport] = field(default_factory=list)
+    analysis: object | None = None
+    """what the analysis after the load recomputed (:class:`mcptrace.analysis.incremental.UpdateReport`:
+    nothing, the new records' scope, or everything), set by :meth:`mcptrace.Workspace.load`"""
 
     @property
     def ok(self) -> bool:

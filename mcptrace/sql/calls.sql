@@ -3,12 +3,8 @@
 -- in the opposite direction while it is open; a notifications/cancelled from the same
 -- sender cancels the latest request with that id. Event order is time, then file order.
 
--- message order numbered over the narrow sort key only, then joined to the wide columns (a
--- window over the wide rows would sort all of them)
-CREATE OR REPLACE TEMP TABLE _ord AS
-SELECT message_id, row_number() OVER (ORDER BY ts, source_id, record_no, batch_index, message_id) AS ord
-FROM messages;
-
+-- message order: message_order(message_id, ord), written by message_order.sql over every message (or
+-- by an append for its new messages: mcptrace.analysis.incremental)
 CREATE OR REPLACE TEMP TABLE _ev AS
 SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction, m.connection_id,
        m.mcp_session_id, m.kind, m.rpc_id, m.method, m.tool_name, m.trace_id, m.parent_span_id,
@@ -17,7 +13,7 @@ SELECT m.message_id, m.source_id, m.record_no, m.batch_index, m.ts, m.direction,
        m.result_type, m.request_state, m.call_key_source, m.turn_key, m.turn_key_source,
        coalesce(mcp_session_id, connection_id) AS scope,
        o.ord
-FROM messages m JOIN _ord o USING (message_id);
+FROM messages m JOIN message_order o USING (message_id);
 
 CREATE OR REPLACE TEMP TABLE _rr AS
 WITH e AS (

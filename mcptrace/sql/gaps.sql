@@ -69,8 +69,11 @@ WHERE m.traceparent_valid AND w3c_traceparent_valid(m.http_traceparent)
 UNION ALL
 SELECT 'unanswered_request', c.session_id, c.call_id, c.request_message_id, c.trace_id, NULL, c.start_ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'stream', c.transport_session,
-                   'capture_ends', (SELECT max(ts) FROM messages), 'transport_events', coalesce(ce.events, []))
-FROM calls c LEFT JOIN _call_events ce USING (call_id) WHERE c.status = 'unanswered'
+                   'stream_ends', se.last_ts, 'transport_events', coalesce(ce.events, []))
+FROM calls c LEFT JOIN _call_events ce USING (call_id)
+-- the last message of the call's stream (Mcp-Session-Id, else connection): no answer came before it
+LEFT JOIN (SELECT scope, max(ts) AS last_ts FROM _ev GROUP BY 1) se ON se.scope = coalesce(c.mcp_session_id, c.connection_id)
+WHERE c.status = 'unanswered'
 UNION ALL
 SELECT 'cancelled', c.session_id, c.call_id, c.cancel_message_id, c.trace_id, NULL, m.ts,
        json_object('method', c.method, 'rpc_id', c.rpc_id, 'reason', m.raw->>'$.params.reason',

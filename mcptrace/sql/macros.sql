@@ -38,3 +38,13 @@ CREATE OR REPLACE TEMP MACRO html_text(v) AS
 -- else (an object, an array, a float, a boolean, null) is no key.
 CREATE OR REPLACE TEMP MACRO meta_key_text(j) AS CASE json_type(j)
     WHEN 'VARCHAR' THEN j->>'$' WHEN 'BIGINT' THEN j::VARCHAR WHEN 'UBIGINT' THEN j::VARCHAR END;
+
+-- The namespace a session key's value lives in (mcptrace.analysis.rebuild.key_family): its source, except
+-- that a conversation id read from _meta.baggage ('baggage <member>') or from spans
+-- ('spans.conversation_id') is one namespace, 'conversation'.
+CREATE OR REPLACE TEMP MACRO session_key_family(src) AS
+    CASE WHEN src = 'spans.conversation_id' OR starts_with(src, 'baggage ') THEN 'conversation' ELSE src END;
+
+-- A session's client as a finding names it: clientInfo name and version, else 'unidentified client'.
+CREATE OR REPLACE TEMP MACRO client_party(name, version) AS
+    coalesce(name || coalesce(' ' || version, ''), 'unidentified client');

@@ -76,7 +76,9 @@ WITH t AS (
 ), k AS (
     SELECT *, min(start_ord) OVER (PARTITION BY session_id, turn_id, gno) AS gfirst FROM h
 )
-SELECT call_id, turn_id, dense_rank() OVER (ORDER BY gfirst) AS parallel_group FROM k;
+-- a group is named by its first call (as calls.chain_id names a retry chain): the id stays when other
+-- sessions change (an append)
+SELECT call_id, turn_id, arg_min(call_id, start_ord) OVER (PARTITION BY session_id, turn_id, gno) AS parallel_group FROM k;
 
 -- one rewrite of calls rather than two UPDATEs (updating every row of a wide table is slower)
 CREATE OR REPLACE TABLE calls AS

@@ -1,0 +1,265 @@
+"""Appends: rebuild only what the new records reach.
+
+A load into a database whose analysis tables are current does not recompute everything. Before the
+load, :func:`watermark` notes how far each table had got; after it, :func:`update` finds the part of the
+database the new records can change (the *scope*) and recomputes calls, turns, span joins, sessions and
+gaps for that part only, then regroups the findings from all gaps. The result equals a full
+:func:`mcptrace.analysis.rebuild.rebuild` over everything (``tests/test_incremental.py`` loads random
+splits of the incident captures in random orders and compares), except for the numbering of gaps: a
+gap an append finds gets the next ``gap_id``.
+
+The scope (``sql/scope_seed.sql``, ``scope_grow.sql``, ``scope_inputs.sql``) is grown to a fixed point from
+what the new records name:
+
+- their transport scopes (``Mcp-Session-Id``, else the connection) and HTTP exchanges, their session keys
+  (a new key can merge sessions), their traces and host tool-call ids: every logical session with a call
+  sharing one of these;
+- every session sharing a transport scope with one in scope, or a trace one in scope was joined to;
+- time: the inferred rules (server spans by attributes, downstream roots and host spans by time, split
+  sessions by client and time) join things at most :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`
+  apart, or an hour after a request nothing answered. Sessions whose reaches so widened overlap form an
+  *island*; every session of an island the scope or the new records touch is in scope.
+
+The scope's records (every message of its transport scopes, every span of its traces and the free spans
+of its islands, its HTTP events) are copied into a scratch in-memory database, the same SQL as the full
+rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions`` and ``gaps`` are replaced
+in one transaction. When the scope holds more than :data:`FULL_SHARE` of the calls, or the analysis tables
+are missing or stale, the full rebuild runs instead. ``calls.start_ord``/``end_ord`` stay the positions in
+the whole database's event order: new messages after every earlier one (a live capture, the next day's
+files) are numbered on; otherwise every call's positions are renumbered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+
+from mcptrace.analysis import findings
+from mcptrace.analysis import rebuild as _rb
+from mcptrace.core.db import one, quote_ident
+from mcptrace.core.gapcodes import GAP_CODES, GapCode
+from mcptrace.core.sqlfiles import statements
+
+#: an append whose scope holds more than this share of the database's calls rebuilds everything (the
+#: scratch copy then costs more than it saves)
+FULL_SHARE = 0.5
+#: the scratch database an append's scope is analysed in
+SCRATCH = "mcptrace_scope"
+#: analysis tables an append replaces rows of; a database without one of them (or without
+#: ``message_order``) is rebuilt in full
+_ANALYSIS = ("calls", "sessions", "call_spans", "gaps", "findings", "message_order", "call_party", "gap_party")
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far a database had got before a load: its last ``message_id`` and whether its analysis tables
+    were current (only then can an append be analysed on its own)."""
+
+    max_message_id: int
+    analysed: bool
+
+
+@dataclass
+class UpdateReport:
+    """What an :func:`update` recomputed. ``mode``: 'none' (nothing new), 'incremental' or 'full';
+    ``reason`` says why a full rebuild ran. Counts are of the scope (for 'incremental') or of the whole
+    database ('full'); ``seconds`` the wall time."""
+
+    mode: str
+    reason: str = ""
+    n_new_messages: int = 0
+    n_new_spans: int = 0
+    n_new_http_events: int = 0
+    n_sessions: int = 0
+    n_calls: int = 0
+    n_messages: int = 0
+    n_spans: int = 0
+    renumbered: bool = False
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def watermark(con: duckdb.DuckDBPyConnection) -> Watermark:
+    """Note where ``messages``, ``spans`` and ``http_events`` stand before a load (the TEMP table
+    ``_seen_records(tbl, source_id, max_record_no)`` and the returned :class:`Watermark`)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _seen_records AS "
+                "SELECT 'spans' AS tbl, source_id, max(record_no) AS max_record_no FROM spans GROUP BY ALL "
+                "UNION ALL SELECT 'http_events', source_id, max(record_no) FROM http_events GROUP BY ALL")
+    max_id = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
+    return Watermark(max_id, _analysed(con))
+
+
+def _analysed(con: duckdb.DuckDBPyConnection) -> bool:
+    from mcptrace.workspace import _needs_rebuild  # the one test of stale analysis tables
+
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                      "WHERE table_catalog = current_database()").fetchall()}
+    return set(_ANALYSIS) <= have and not _needs_rebuild(con)
+
+
+def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: float = FULL_SHARE,
+           gap_codes: Mapping[str, GapCode] = GAP_CODES) -> UpdateReport:
+    """Bring the analysis tables up to date after a load that started at ``before``
+    (:func:`watermark`): nothing when the load added no record, the scope of the new records when the
+    tables were current, else everything. ``full_share`` (0..1): the share of calls above which the full
+    rebuild runs instead (0 always rebuilds in full, 1 never unless the tables are stale). Raises what
+    :func:`mcptrace.analysis.rebuild.rebuild` raises."""
+    t0 = time.perf_counter()
+    _rb.run_script(con, "scope_new.sql", {"max_message_id": before.max_message_id})
+    n_msg, n_span, n_ev = one(con, "SELECT (SELECT count(*) FROM _new_msg), (SELECT count(*) FROM _new_span), "
+                                   "(SELECT count(*) FROM _new_event)")
+    rep = UpdateReport("none", n_new_messages=n_msg, n_new_spans=n_span, n_new_http_events=n_ev)
+    if not (n_msg or n_span or n_ev) and before.analysed:
+        return rep
+    if not before.analysed:
+        return _full(con, rep, "the analysis tables were missing or stale", gap_codes, t0)
+    if full_share <= 0:
+        return _full(con, rep, "asked for", gap_codes, t0)
+    steps = rep.steps
+    params = {"skew_ms": _rb.SKEW_TOLERANCE_MS, "reconnect_s": _rb.RECONNECT_WITHIN_S, "window_ms": _rb.WINDOW_MS,
+              "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id,
+              "reach_s": max(_rb.RECONNECT_WITHIN_S, _rb.WINDOW_MS / 1000.0)}
+    # a span's side is its kind unless a convention said otherwise (call_spans.sql does the same)
+    con.execute("UPDATE spans SET mcp_side = kind FROM _new_span n WHERE spans.trace_id = n.trace_id "
+                "AND spans.span_id = n.span_id AND spans.mcp_side IS NULL AND spans.kind IN ('server', 'client')")
+    t = time.perf_counter()
+    _rb.run_script(con, "scope_seed.sql", params)
+    n = one(con, "SELECT count(*) FROM _aff")[0]
+    while True:
+        _rb.run_script(con, "scope_grow.sql", params)
+        grown = one(con, "SELECT count(*) FROM _aff")[0]
+        if grown == n:
+            break
+        n = grown
+    _rb.run_script(con, "scope_inputs.sql", params)
+    steps["scope"] = time.perf_counter() - t
+    n_calls, total = one(con, "SELECT (SELECT count(*) FROM _scope_calls), (SELECT count(*) FROM calls)")
+    if total and n_calls > full_share * total:
+        return _full(con, rep, f"the new records reach {n_calls} of {total} calls", gap_codes, t0)
+    t = time.perf_counter()
+    rep.renumbered = _order_new_messages(con, before.max_message_id)
+    steps["message_order"] = time.perf_counter() - t
+    t = time.perf_counter()
+    main = one(con, "SELECT current_database()")[0]
+    con.execute(f"DETACH DATABASE IF EXISTS {SCRATCH}")
+    con.execute(f"ATTACH ':memory:' AS {SCRATCH}")
+    try:
+        _copy_scope(con, main)
+        steps["copy"] = time.perf_counter() - t
+        t = time.perf_counter()
+        con.execute(f"USE {SCRATCH}")
+        try:
+            _rb.load_gap_codes(con, gap_codes)
+            _rb.analyse(con, params)
+            findings.parties(con, gap_codes)
+        finally:
+            con.execute(f"USE {quote_ident(main)}")
+        steps["analyse"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rep.n_sessions, rep.n_calls, rep.n_messages, rep.n_spans = one(con, f"""
+            SELECT (SELECT count(*) FROM {SCRATCH}.sessions), (SELECT count(*) FROM {SCRATCH}.calls),
+                   (SELECT count(*) FROM {SCRATCH}.messages), (SELECT count(*) FROM {SCRATCH}.spans)""")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _scope_old_calls AS SELECT call_id FROM _scope_calls "
+                    f"UNION SELECT call_id FROM {SCRATCH}.calls")
+        changed = _downstream_globals_changed(con)
+        steps["globals"] = time.perf_counter() - t
+        if changed:
+            con.execute(f"DETACH DATABASE IF EXISTS {SCRATCH}")
+            return _full(con, rep, "the new records change what the downstream rule reads from every call: "
+                         + ", ".join(r[0] for r in changed), gap_codes, t0)
+        t = time.perf_counter()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _rb.run_script(con, "scope_merge.sql", params)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        steps["merge"] = time.perf_counter() - t
+    finally:
+        con.execute(f"DETACH DATABASE IF EXISTS {SCRATCH}")
+    t = time.perf_counter()
+    findings.build(con, gap_codes, with_parties=False)
+    steps["findings"] = time.perf_counter() - t
+    rep.mode = "incremental"
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _full(con: duckdb.DuckDBPyConnection, rep: UpdateReport, reason: str, gap_codes: Mapping[str, GapCode],
+          t0: float) -> UpdateReport:
+    _rb.rebuild(con, gap_codes=gap_codes)
+    rep.mode, rep.reason = "full", reason
+    rep.n_sessions, rep.n_calls, rep.n_messages, rep.n_spans = one(
+        con, "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM calls), (SELECT count(*) FROM messages), "
+             "(SELECT count(*) FROM spans)")
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _downstream_globals_changed(con: duckdb.DuckDBPyConnection) -> list[tuple[str]]:
+    """What the scope adds to or takes from the sets the downstream rule reads from the whole database
+    that nothing outside the scope holds (``sql/scope_globals.sql``): the services of MCP spans, and the
+    (MCP server service, downstream service) pairs seen with propagated context. Up to three, as text."""
+    stmts = statements("scope_globals.sql")
+    for stmt in stmts[:-1]:
+        con.execute(stmt)
+    if not one(con, "SELECT (SELECT count(*) FROM _changed_services) + (SELECT count(*) FROM _changed_pairs)")[0]:
+        return []
+    con.execute(stmts[-1])
+    return con.execute("SELECT what || ' ' || value FROM _globals_changed ORDER BY ALL LIMIT 3").fetchall()
+
+
+#: a message's place in event order as one comparable value (message_order.sql's ORDER BY: time with
+#: untimed messages last, then source, record, place in a batch with none last, then id)
+_ORDER_KEY = ("[CASE WHEN ts IS NULL THEN 1 ELSE 0 END, coalesce(epoch_us(ts), 0), source_id, record_no, "
+              "coalesce(batch_index, 2147483647), message_id]")
+
+
+def _order_new_messages(con: duckdb.DuckDBPyConnection, max_message_id: int) -> bool:
+    """Give the new messages their positions in ``message_order``. When they all come after every
+    earlier message they are numbered on; otherwise the whole order is renumbered and every call's
+    ``start_ord``/``end_ord`` with it. Returns whether it renumbered."""
+    new_first = one(con, f"SELECT min({_ORDER_KEY}) FROM messages WHERE message_id > ?", [max_message_id])[0]
+    if new_first is None:
+        return False
+    # the usual case (new messages later than every earlier one) is told by the times alone
+    old_last_ts, old_untimed = one(con, "SELECT max(epoch_us(ts)), count(*) FILTER (WHERE ts IS NULL) FROM messages "
+                                        "WHERE message_id <= ?", [max_message_id])
+    later_old = not (new_first[0] == 0 and not old_untimed and (old_last_ts is None or old_last_ts < new_first[1]))
+    if later_old:
+        later_old = one(con, f"SELECT count(*) FROM messages WHERE message_id <= ? AND (ts IS NULL OR epoch_us(ts) >= ?) "
+                             f"AND {_ORDER_KEY} > ?", [max_message_id, new_first[1], new_first])[0]
+    if not later_old:
+        con.execute("INSERT INTO message_order SELECT message_id, (SELECT coalesce(max(ord), 0) FROM message_order) "
+                    "+ row_number() OVER (ORDER BY ts, source_id, record_no, batch_index, message_id) "
+                    "FROM messages WHERE message_id > ?", [max_message_id])
+        return False
+    _rb.run_script(con, "message_order.sql")
+    con.execute("""
+        UPDATE calls SET start_ord = o.start_ord, end_ord = o.end_ord
+        FROM (SELECT c.call_id, q.ord AS start_ord, coalesce(r.ord, x.ord) AS end_ord FROM calls c
+              JOIN message_order q ON q.message_id = c.request_message_id
+              LEFT JOIN message_order r ON r.message_id = c.response_message_id
+              LEFT JOIN message_order x ON x.message_id = c.cancel_message_id) o
+        WHERE calls.call_id = o.call_id
+          AND (calls.start_ord <> o.start_ord OR calls.end_ord IS DISTINCT FROM o.end_ord)""")
+    return True
+
+
+def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
+    """The scope's records into the scratch database: messages, their positions, HTTP events, spans."""
+    m = quote_ident(main)
+    con.execute(f"CREATE TABLE {SCRATCH}.messages AS SELECT m.* FROM {m}.messages m "
+                "SEMI JOIN _scope_msg s ON s.message_id = m.message_id")
+    con.execute(f"CREATE TABLE {SCRATCH}.message_order AS SELECT o.* FROM {m}.message_order o "
+                "SEMI JOIN _scope_msg s ON s.message_id = o.message_id")
+    con.execute(f"""CREATE TABLE {SCRATCH}.http_events AS SELECT e.* FROM {m}.http_events e
+                    WHERE coalesce(e.mcp_session_id, e.connection_id) IN (SELECT scope FROM _scope_scope)
+                       OR e.exchange_id IN (SELECT exchange_id FROM _scope_msg)
+                       OR e.mcp_session_id IN (SELECT mcp_session_id FROM _scope_msg)""")
+    con.execute(f"CREATE TABLE {SCRATCH}.spans AS SELECT s.* FROM {m}.spans s "
+                "SEMI JOIN _scope_trace t ON t.trace_id = s.trace_id")

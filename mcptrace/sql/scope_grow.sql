@@ -1,0 +1,109 @@
+-- An append's scope, grown to a fixed point (run until _aff stops growing, mcptrace.analysis.incremental).
+-- Parameters: $window_ms (DOUBLE), $reach_s (DOUBLE).
+
+-- the calls in scope, the requests among the new records, and when each transport scope in scope has
+-- messages (an unanswered call lasts until the last message of its transport)
+CREATE OR REPLACE TEMP TABLE _grow_calls AS
+SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool_name, start_ts, end_ts, direction,
+       coalesce(mcp_session_id, connection_id) AS scope
+FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
+
+-- server spans joined by attributes (call_spans.sql) pair a call with a server span of its method (its
+-- request id when the span has one, its tool when both name one) that starts from $window_ms before
+-- the request to $window_ms after the response, at most an hour after the request; the pairs are
+-- assigned one to one, so every call and span linked through such pairs to one in scope is in scope.
+-- Spans and calls joined exactly (parent, link) never take part.
+CREATE OR REPLACE TEMP TABLE _attr_span AS
+WITH c AS (
+    SELECT method, rpc_text, tool_name, start_ts FROM _grow_calls WHERE start_ts IS NOT NULL
+    UNION ALL SELECT method, rpc_text, tool_name, start_ts FROM _new_req
+)
+SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
+FROM c JOIN spans s ON s.mcp_method_name = c.method
+WHERE s.mcp_side = 'server'
+  AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = c.rpc_text)
+  AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+  AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND c.start_ts + INTERVAL 1 HOUR + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+  AND NOT EXISTS (SELECT 1 FROM call_spans x WHERE x.trace_id = s.trace_id AND x.span_id = s.span_id
+                  AND x.role = 'server' AND x.matched_by IN ('parent', 'link'))
+UNION
+SELECT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
+FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id
+WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL AND s.start_ts IS NOT NULL;
+
+INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _attr_span EXCEPT SELECT trace_id FROM _attr_trace;
+
+-- downstream roots joined by time (call_spans.sql) may go to any client-to-server call whose server-side
+-- interval holds their start: the roots that start while a transport scope in scope has messages, the
+-- new ones, and every call that may hold them, are in scope
+CREATE OR REPLACE TEMP TABLE _down_root_cand AS
+WITH w AS (
+    -- the calls in scope from request to response, the new messages, and the whole transport of a call
+    -- nothing answered, each widened by $window_ms
+    SELECT min(start_ts) AS lo, max(greatest(end_ts, start_ts)) AS hi FROM _grow_calls
+    WHERE start_ts IS NOT NULL GROUP BY scope
+    UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
+    UNION ALL SELECT min(ts), max(ts) FROM messages
+    WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls WHERE end_ts IS NULL)
+      AND ts IS NOT NULL GROUP BY coalesce(mcp_session_id, connection_id)
+), wp AS (
+    SELECT lo - to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS lo,
+           hi + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS hi FROM w
+), r AS (
+    SELECT s.* FROM spans s
+    WHERE s.start_ts BETWEEN (SELECT min(lo) FROM wp) AND (SELECT max(hi) FROM wp)
+      AND EXISTS (SELECT 1 FROM wp WHERE s.start_ts BETWEEN wp.lo AND wp.hi)
+    UNION ALL
+    SELECT s.* FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id
+)
+SELECT DISTINCT r.trace_id, r.span_id, r.start_ts FROM r
+WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_name IS NOT NULL
+  AND r.mcp_method_name IS NULL
+  AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.trace_id = r.trace_id)
+  AND NOT EXISTS (SELECT 1 FROM call_spans x WHERE x.trace_id = r.trace_id AND x.role <> 'downstream');
+
+CREATE OR REPLACE TEMP TABLE _down_root_calls AS
+WITH open_end AS (
+    -- the last message of the transport of each unanswered call that began before a root
+    SELECT coalesce(mcp_session_id, connection_id) AS scope, max(ts) AS last_ts FROM messages
+    WHERE coalesce(mcp_session_id, connection_id) IN (
+        SELECT coalesce(c.mcp_session_id, c.connection_id) FROM calls c
+        WHERE c.end_ts IS NULL AND c.direction = 'client_to_server'
+          AND c.start_ts <= (SELECT max(start_ts) FROM _down_root_cand)
+          + to_microseconds(CAST($window_ms * 1000 AS BIGINT)))
+    GROUP BY 1
+)
+SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN calls c
+  ON c.direction = 'client_to_server'
+ AND r.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+ AND r.start_ts <= greatest(c.end_ts, c.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+UNION
+SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN calls c
+  ON c.direction = 'client_to_server' AND c.end_ts IS NULL
+ AND r.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+JOIN open_end e ON e.scope = coalesce(c.mcp_session_id, c.connection_id)
+ AND r.start_ts <= greatest(e.last_ts, c.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+
+CREATE OR REPLACE TEMP TABLE _aff AS
+WITH isl AS (
+    SELECT DISTINCT client_name, island FROM _client_island
+    WHERE session_id IS NULL OR session_id IN (SELECT session_id FROM _aff)
+), sc AS (
+    SELECT DISTINCT scope FROM _grow_calls
+), tr AS (
+    SELECT DISTINCT x.trace_id FROM call_spans x JOIN _grow_calls c USING (call_id)
+    UNION SELECT trace_id FROM _attr_trace
+)
+SELECT session_id FROM _aff
+UNION SELECT i.session_id FROM _client_island i JOIN isl USING (client_name, island) WHERE i.session_id IS NOT NULL
+UNION SELECT session_id FROM calls WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
+UNION SELECT session_id FROM calls WHERE trace_id IN (SELECT trace_id FROM tr)
+UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id) WHERE x.trace_id IN (SELECT trace_id FROM tr)
+UNION SELECT c.session_id FROM _attr_span s JOIN calls c
+        ON c.method = s.mcp_method_name AND c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL
+       AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id))
+       AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+       AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                          AND c.start_ts + INTERVAL 1 HOUR + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+UNION SELECT session_id FROM _down_root_calls;

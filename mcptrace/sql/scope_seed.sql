@@ -1,0 +1,73 @@
+-- An append's scope, first step (mcptrace.analysis.incremental): what the new records (scope_new.sql)
+-- name, and the sessions that holds. Parameters: $max_message_id (BIGINT); $reach_s (DOUBLE), how far
+-- apart in time two sessions of one client may lie and still be split parts of one (the reconnect window).
+
+-- what they name: transport scopes (Mcp-Session-Id, else the connection), HTTP exchanges, session keys
+-- (by namespace), traces and host tool-call ids
+CREATE OR REPLACE TEMP TABLE _seed_scope AS
+SELECT DISTINCT scope FROM (SELECT scope FROM _new_msg UNION ALL SELECT scope FROM _new_event) WHERE scope IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _seed_exchange AS
+SELECT DISTINCT exchange_id FROM (SELECT exchange_id FROM _new_msg UNION ALL SELECT exchange_id FROM _new_event)
+WHERE exchange_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _seed_key AS
+SELECT DISTINCT session_key_family(session_key_source) AS family, session_key AS key FROM _new_msg
+WHERE session_key IS NOT NULL
+UNION SELECT 'conversation', conversation_id FROM _new_span WHERE conversation_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _seed_trace AS
+SELECT DISTINCT t AS trace_id FROM (SELECT trace_id AS t FROM _new_msg UNION ALL SELECT h_trace FROM _new_msg
+                                    UNION ALL SELECT trace_id FROM _new_span) WHERE t IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _seed_call_key AS
+SELECT DISTINCT k FROM (SELECT call_key AS k FROM _new_msg UNION ALL SELECT tool_call_id FROM _new_span)
+WHERE k IS NOT NULL;
+
+-- the time the new records cover
+CREATE OR REPLACE TEMP TABLE _seed_time AS
+SELECT min(lo) AS lo, max(hi) AS hi
+FROM (SELECT ts AS lo, ts AS hi FROM _new_msg UNION ALL SELECT start_ts, end_ts FROM _new_span
+      UNION ALL SELECT ts, ts FROM _new_event);
+
+-- the new requests, as the calls they will be (answered or not: an hour's reach, call_spans.sql)
+CREATE OR REPLACE TEMP TABLE _new_req AS
+SELECT m.message_id AS call_id, m.method, coalesce((m.rpc_id::JSON)->>'$', m.rpc_id) AS rpc_text, m.tool_name,
+       m.ts AS start_ts
+FROM messages m WHERE m.message_id > $max_message_id AND m.kind = 'request' AND m.ts IS NOT NULL;
+
+-- the logical sessions the new records reach by what they name
+CREATE OR REPLACE TEMP TABLE _aff AS
+SELECT session_id FROM calls WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _seed_scope)
+UNION SELECT session_id FROM calls WHERE trace_id IN (SELECT trace_id FROM _seed_trace)
+UNION SELECT session_id FROM calls WHERE call_key IN (SELECT k FROM _seed_call_key)
+UNION SELECT c.session_id FROM calls c JOIN _seed_key k
+        ON k.family = session_key_family(c.request_session_key_source) AND k.key = c.request_session_key
+UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
+      WHERE x.trace_id IN (SELECT trace_id FROM _seed_trace)
+UNION SELECT c.session_id FROM calls c JOIN messages m ON m.message_id = c.request_message_id
+      WHERE m.exchange_id IN (SELECT exchange_id FROM _seed_exchange);
+
+-- split sessions (gaps.sql) pair sessions of one client at most $reach_s apart: sessions of a client
+-- whose [first, last + $reach_s] intervals overlap, in a chain, form an island; the new records' time
+-- is in every client's
+CREATE OR REPLACE TEMP TABLE _client_island AS
+WITH iv AS (
+    SELECT session_id, client_name, first_ts AS lo,
+           last_ts + to_microseconds(CAST($reach_s * 1e6 AS BIGINT)) AS hi
+    FROM sessions WHERE client_name IS NOT NULL AND first_ts IS NOT NULL
+    UNION ALL
+    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reach_s * 1e6 AS BIGINT)),
+           t.hi + to_microseconds(CAST($reach_s * 1e6 AS BIGINT))
+    FROM _seed_time t, (SELECT DISTINCT client_name FROM sessions WHERE client_name IS NOT NULL) n
+    WHERE t.lo IS NOT NULL
+), o AS (
+    SELECT *, max(hi) OVER (PARTITION BY client_name ORDER BY lo, hi
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi FROM iv
+)
+SELECT session_id, client_name,
+       sum(CASE WHEN prev_hi IS NULL OR lo > prev_hi THEN 1 ELSE 0 END)
+           OVER (PARTITION BY client_name ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS island
+FROM o;
+
+CREATE OR REPLACE TEMP TABLE _attr_trace (trace_id VARCHAR);

@@ -1,0 +1,223 @@
+"""Appends rebuild only what the new records reach, with the tables of one full load.
+
+The incident captures (real SDK traffic), each moved to an hour of its own or left where it is, some
+transcripts cut in two at a random line, are loaded in random groups in a random order, each group
+analysed by :func:`mcptrace.analysis.incremental.update` on its scope only; the result is compared with
+one load of the same files in the same order (a full rebuild), table by table.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+
+import mcptrace
+from mcptrace.analysis.incremental import update, watermark
+from mcptrace.ingest.loader import Loader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INCIDENTS = sorted(p[:-len(".jsonl")] for p in glob.glob(os.path.join(ROOT, "data", "incidents", "*.jsonl"))
+                   if not p.endswith(".otlp.jsonl"))
+
+
+def _shift_envelopes(src: str, dst: str, hours: int, lines: slice = slice(None)) -> None:
+    with open(src, encoding="utf-8") as f:
+        rows = f.read().splitlines()[lines]
+    with open(dst, "w", encoding="utf-8") as out:
+        for line in rows:
+            env = json.loads(line)
+            if hours and env.get("ts"):
+                t = datetime.fromisoformat(env["ts"].replace("Z", "+00:00")) + timedelta(hours=hours)
+                env["ts"] = t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            out.write(json.dumps(env) + "\n")
+
+
+def _shift_spans(src: str, dst: str, hours: int) -> None:
+    shift = hours * 3600 * 10**9
+    with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
+        for line in f:
+            doc = json.loads(line)
+            for rs in doc.get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for span in ss.get("spans", []):
+                        for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                            if key in span:
+                                span[key] = str(int(span[key]) + shift)
+                        for ev in span.get("events") or []:
+                            if "timeUnixNano" in ev:
+                                ev["timeUnixNano"] = str(int(ev["timeUnixNano"]) + shift)
+            out.write(json.dumps(doc) + "\n")
+
+
+def _files(tmp: str, picks: list[tuple[int, int, float | None]]) -> list[str]:
+    """Each pick (incident, hours to move it, where to cut its transcript or None): the files written.
+    A cut transcript's two parts keep the file name (it names the stdio connection) in two directories."""
+    out = []
+    for i, (inc, hours, cut) in enumerate(picks):
+        base = INCIDENTS[inc]
+        name = os.path.basename(base)
+        d = os.path.join(tmp, f"p{i}")
+        os.makedirs(d, exist_ok=True)
+        with open(base + ".jsonl", encoding="utf-8") as f:
+            n = sum(1 for _ in f)
+        if cut is None or n < 2:
+            _shift_envelopes(base + ".jsonl", os.path.join(d, name + ".jsonl"), hours)
+            out.append(os.path.join(d, name + ".jsonl"))
+        else:
+            k = max(1, min(n - 1, int(n * cut)))
+            d2 = os.path.join(tmp, f"p{i}b")
+            os.makedirs(d2, exist_ok=True)
+            _shift_envelopes(base + ".jsonl", os.path.join(d, name + ".jsonl"), hours, slice(0, k))
+            _shift_envelopes(base + ".jsonl", os.path.join(d2, name + ".jsonl"), hours, slice(k, None))
+            out += [os.path.join(d, name + ".jsonl"), os.path.join(d2, name + ".jsonl")]
+        _shift_spans(base + ".otlp.jsonl", os.path.join(d, name + ".otlp.jsonl"), hours)
+        out.append(os.path.join(d, name + ".otlp.jsonl"))
+    return out
+
+
+def tables(ws: mcptrace.Workspace) -> dict[str, list]:
+    """The analysis tables as sorted rows; gaps without their number, findings with their gaps' content
+    instead of gap ids (an append numbers new gaps after the last)."""
+    con = ws.con
+    out = {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall()))
+           for t in ("calls", "sessions", "call_spans", "message_order")}
+    out["gaps"] = sorted(map(repr, con.execute("SELECT * EXCLUDE (gap_id) FROM gaps").fetchall()))
+    out["findings"] = sorted(repr((*row[:-1], sorted(map(repr, row[-1])))) for row in con.execute("""
+        SELECT f.* EXCLUDE (gap_ids), list((g.code, g.call_id, g.message_id, g.trace_id, g.span_id, g.session_id,
+                                            g.detail::VARCHAR))
+        FROM findings f, unnest(f.gap_ids) u(gid) JOIN gaps g ON g.gap_id = u.gid GROUP BY ALL""").fetchall())
+    return out
+
+
+def _load_in_groups(files: list[str], cuts: list[int]) -> tuple[mcptrace.Workspace, list]:
+    ws = mcptrace.open()
+    reports = []
+    for a, b in zip([0, *cuts], [*cuts, len(files)]):
+        before = watermark(ws.con)
+        Loader(ws.con).load(files[a:b])
+        reports.append(update(ws.con, before, full_share=1.0))
+    return ws, reports
+
+
+def _assert_same(ws: mcptrace.Workspace, files: list[str]) -> None:
+    full = mcptrace.load(files)
+    a, b = tables(ws), tables(full)
+    for t in b:
+        assert a[t] == b[t], (t, _difference(ws, full, t) if t == "findings" else
+                              (sorted(set(a[t]) - set(b[t]))[:2], sorted(set(b[t]) - set(a[t]))[:2]))
+    assert b["calls"] and b["gaps"] and b["findings"]
+
+
+def _difference(a: mcptrace.Workspace, b: mcptrace.Workspace, table: str) -> list:
+    """The columns of the findings that differ, by code and party."""
+    q = f"SELECT * EXCLUDE (gap_ids) FROM {table}"
+    ra, rb = a.sql(q).df(), b.sql(q).df()
+    key = ["code", "party"]
+    m = ra.merge(rb, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    out = []
+    for _, r in m.iterrows():
+        if r["_merge"] != "both":
+            out.append((r["code"], r["party"], r["_merge"]))
+            continue
+        for c in ra.columns:
+            if c not in key and str(r[c + "_a"]) != str(r[c + "_b"]):
+                out.append((r["code"], r["party"], c, r[c + "_a"], r[c + "_b"]))
+    return out[:6]
+
+
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_splits_equal_one_full_load(tmp_path_factory, data):
+    incidents = data.draw(st.lists(st.integers(0, len(INCIDENTS) - 1), min_size=3, max_size=8, unique=True))
+    picks = [(inc, data.draw(st.sampled_from([0, 0, 2 * k + 2])), data.draw(st.none() | st.floats(0.1, 0.9)))
+             for k, inc in enumerate(incidents)]
+    files = _files(str(tmp_path_factory.mktemp("split")), picks)
+    files = data.draw(st.permutations(files))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(files) - 1), min_size=1, max_size=5)))
+    ws, reports = _load_in_groups(files, cuts)
+    # an append that changes what the downstream rule reads from every call (a new MCP service, a new
+    # pair of server and downstream service seen with context) is rebuilt in full, and says so
+    assert all(r.mode in ("incremental", "none") or r.reason.startswith("the new records change what the downstream")
+               for r in reports), [(r.mode, r.reason) for r in reports]
+    _assert_same(ws, files)
+
+
+def test_append_reaches_only_its_scope(tmp_path):
+    """Three incidents hours apart, the third appended: the append's scope is its own sessions, the
+    earlier rows are untouched, and the tables equal one full load."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("server_killed_mid_call", 0), ("reconnect_with_session_key", 3),
+                          ("unknown_progress_token", 6))]
+    files = _files(str(tmp_path), picks)
+    ws, reports = _load_in_groups(files, [4])
+    first = mcptrace.load(files[:4])
+    assert reports[-1].mode == "incremental"
+    n_third = mcptrace.load(files[4:]).sql("SELECT count(*) FROM calls").rows()[0][0]
+    assert reports[-1].n_calls == n_third
+    assert not reports[-1].renumbered
+    # the first two incidents' calls and gaps are as they were before the append
+    earlier = "SELECT * FROM calls WHERE call_id <= (SELECT max(message_id) FROM messages WHERE source_id <= 4)"
+    assert sorted(ws.sql(earlier).rows()) == sorted(first.sql(earlier).rows())
+    _assert_same(ws, files)
+
+
+def test_append_before_earlier_messages_renumbers_the_order(tmp_path):
+    """A file whose messages come before those already loaded moves every later call's position;
+    start_ord and end_ord stay the positions in the whole database's event order."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", "cancelled_call")), 5, None),
+             (INCIDENTS.index(os.path.join(ROOT, "data", "incidents", "unknown_progress_token")), 0, None)]
+    files = _files(str(tmp_path), picks)
+    ws, reports = _load_in_groups(files, [2])
+    assert reports[-1].renumbered
+    _assert_same(ws, files)
+
+
+def test_workspace_load_appends_incrementally(tmp_path):
+    """Workspace.load analyses an append on its scope, says so in its report, and a file loaded twice
+    recomputes nothing."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("spans_twice", 0), ("cancelled_call", 4), ("unknown_progress_token", 8))]
+    files = _files(str(tmp_path), picks)
+    db = str(tmp_path / "w.duckdb")
+    ws = mcptrace.load(files[:4], db=db)
+    rep = ws.load(files[4:])
+    assert rep.analysis.mode == "incremental", rep.analysis
+    assert 0 < rep.analysis.n_calls < ws.sql("SELECT count(*) FROM calls").rows()[0][0]
+    assert ws.load(files[4:]).analysis.mode == "none"
+    _assert_same(ws, files)
+    ws.close()
+
+
+@pytest.mark.parametrize("share", [0.0])
+def test_full_share_zero_rebuilds_everything(tmp_path, share):
+    picks = [(0, 0, None), (1, 3, None)]
+    files = _files(str(tmp_path), picks)
+    ws = mcptrace.open()
+    before = watermark(ws.con)
+    Loader(ws.con).load(files[:2])
+    update(ws.con, before)
+    before = watermark(ws.con)
+    Loader(ws.con).load(files[2:])
+    rep = update(ws.con, before, full_share=share)
+    assert rep.mode == "full" and rep.reason == "asked for"
+    _assert_same(ws, files)
+
+
+def test_new_downstream_service_rebuilds_everything(tmp_path):
+    """The downstream rule reads from every call which services are MCP services and which (server,
+    downstream) pairs were seen with context: an append that changes either is rebuilt in full, and the
+    report names the change."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("server_killed_mid_call", 0), ("downstream_without_propagation", 3))]
+    files = _files(str(tmp_path), picks)
+    ws, reports = _load_in_groups(files, [2])
+    assert reports[-1].mode == "full"
+    assert reports[-1].reason.startswith("the new records change what the downstream rule reads"), reports[-1].reason
+    assert "downstream-api" in reports[-1].reason or "mcp service" in reports[-1].reason
+    _assert_same(ws, files)
