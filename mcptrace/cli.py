@@ -26,6 +26,7 @@ from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
 from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
 from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
+from mcptrace.workspace import FollowedPart, Workspace
 from mcptrace.workspace import open as open_ws
 from mcptrace.workspace import open_untrusted
 
@@ -106,6 +107,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         print(f"error: --secret-keys: {e}", file=sys.stderr)
         return 2
     ws = open_ws(args.db)
+    if args.follow:
+        return _follow(ws, args, LoadOptions(errors=args.errors, format=args.format, keys=ws.keys, redaction=redaction))
     try:
         report = ws.load(args.paths, options=LoadOptions(errors=args.errors, format=args.format, keys=ws.keys,
                                                           redaction=redaction))
@@ -133,6 +136,28 @@ def cmd_load(args: argparse.Namespace) -> int:
     print(f"{args.db}: {n['sessions']} sessions, {n['calls']} calls, {n['spans']} spans, {n['gaps']} gaps")
     ws.close()
     return 0 if report.ok else 1
+
+
+def _follow(ws: Workspace, args: argparse.Namespace, options: LoadOptions) -> int:
+    """``load --follow``: one line per part loaded, until Ctrl-C (or --idle-timeout)."""
+    def said(p: FollowedPart) -> None:
+        a, f = p.analysis, p.load
+        scope = (f"{a.n_calls} calls in scope" if a.mode == "incremental" else
+                 f"everything ({a.reason})" if a.mode == "full" else "nothing new")
+        print(f"loaded     {p.path}  lines {p.first_line}-{p.last_line}  {f.n_records} records, {f.n_rejected} rejected; "
+              f"analysed {scope} in {a.seconds:.2f} s", flush=True)
+
+    print(f"following {', '.join(args.paths)} into {args.db} (Ctrl-C to stop)", flush=True)
+    try:
+        ws.follow(args.paths, interval=args.interval, idle_timeout=args.idle_timeout, on_part=said, options=options)
+    except MCPTraceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        ws.close()
+        return 1
+    n = ws.summary()
+    print(f"{args.db}: {n['sessions']} sessions, {n['calls']} calls, {n['spans']} spans, {n['gaps']} gaps")
+    ws.close()
+    return 0
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -279,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     lp = sub.add_parser("load", help="load captures and trace dumps into a database")
     lp.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (recursed)")
     lp.add_argument("--db", required=True, help="DuckDB file (created or appended to)")
+    lp.add_argument("--follow", action="store_true",
+                    help="keep reading what the files gain (a capture being written), in parts, each analysed on "
+                         "what it reaches, until Ctrl-C; the files are uncompressed with one record per line")
+    lp.add_argument("--interval", type=float, default=0.5, help="with --follow: seconds between looks (default 0.5)")
+    lp.add_argument("--idle-timeout", type=float, metavar="S",
+                    help="with --follow: stop after S seconds in which no file grew (default: never)")
     lp.add_argument("--format", choices=[r.name for r in readers.readers()], help="skip sniffing, read as this format")
     lp.add_argument("--errors", choices=["collect", "raise"], default="collect",
                     help="collect bad records in `rejects` (default) or stop at the first")

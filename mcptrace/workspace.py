@@ -8,14 +8,17 @@ Every verb delegates to a lower layer with the workspace's DuckDB connection: lo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from mcptrace.analysis import queries
 from mcptrace.analysis.findings import build as build_findings
-from mcptrace.analysis.incremental import update, watermark
+from mcptrace.analysis.incremental import UpdateReport, update, watermark
 from mcptrace.analysis.lanes import call_lanes
 from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, rebuild
 from mcptrace.analysis.skew import adjust_clock_skew
@@ -30,12 +33,27 @@ from mcptrace.core.keys import KeyConfig
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS
 from mcptrace.core.result import Result
 from mcptrace.core.result import query as run_query
-from mcptrace.ingest.loader import LoadReport, Loader
+from mcptrace.ingest.follow import PART_BYTES, FollowedFile
+from mcptrace.ingest.loader import FileReport, LoadReport, Loader
 from mcptrace.ingest.options import ErrorMode, LoadOptions
 from mcptrace.render import export, report
 from mcptrace.render.coverage import coverage_figure
 from mcptrace.render.timeline import timeline
 from mcptrace.render.waterfall import waterfall
+
+
+@dataclass
+class FollowedPart:
+    """One part of a followed file (:meth:`Workspace.follow`): its lines ``first_line``..``last_line``,
+    the byte offset it ends at, what the loader did (:class:`mcptrace.ingest.loader.FileReport`) and what
+    the analysis recomputed (:class:`mcptrace.analysis.incremental.UpdateReport`)."""
+
+    path: str
+    first_line: int
+    last_line: int
+    end_offset: int
+    load: FileReport
+    analysis: UpdateReport
 
 
 class Workspace:
@@ -92,6 +110,63 @@ class Workspace:
         report.analysis = analysis
         self.last_report = report
         return report
+
+    def follow(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, interval: float = 0.5,
+               part_bytes: int = PART_BYTES, stop: threading.Event | None = None, idle_timeout: float | None = None,
+               on_part: Callable[[FollowedPart], None] | None = None, options: LoadOptions | None = None
+               ) -> list[FollowedPart]:
+        """Follow captures still being written (``mcptrace capture --out FILE`` appends to FILE): load
+        what each file has gained since the offset its ``sources`` row records, in parts of complete lines
+        (at most about ``part_bytes``), each analysed on what it reaches
+        (:mod:`mcptrace.analysis.incremental`), every ``interval`` seconds, until ``stop`` is set,
+        nothing was written for ``idle_timeout`` seconds, or the process is interrupted (Ctrl-C ends the
+        follow; the parts loaded stay). A file not written yet is waited for; a file loaded whole before is
+        followed from its end. ``on_part`` is called after each part with its :class:`FollowedPart`.
+        Returns the parts loaded. The tables then equal one load of the files as they are.
+
+        Raises :class:`mcptrace.MCPTraceError` for a read-only workspace, and for a file that cannot be
+        followed (compressed, several records per line or one record over many lines, changed before the
+        offset already loaded) or whose part fails to load (the part is rolled back: nothing of it is kept).
+        """
+        if self.read_only:
+            raise MCPTraceError(f"{self.path}: opened read-only; follow into a database file")
+        items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        files = [FollowedFile(self.con, p) for p in items]
+        loader = Loader(self.con, options or LoadOptions.of(keys=self.keys))
+        done: list[FollowedPart] = []
+        idle_since = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                progressed = False
+                for f in files:
+                    part = f.next_part(part_bytes)
+                    if part is None:
+                        continue
+                    before = watermark(self.con)
+                    try:
+                        rep = loader.load_part(f.path, part)
+                    finally:
+                        analysis = update(self.con, before)
+                    if rep.status != "loaded":
+                        raise MCPTraceError(rep.error or f"{f.path}: lines from {part.first_record_no} not loaded")
+                    f.advance(part, rep)
+                    progressed = True
+                    done.append(FollowedPart(f.path, part.first_record_no, part.end_lines, part.end_offset, rep,
+                                             analysis))
+                    if on_part is not None:
+                        on_part(done[-1])
+                if progressed:
+                    idle_since = time.monotonic()
+                    continue
+                if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                    break
+                if stop is not None:
+                    stop.wait(interval)
+                else:
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+        return done
 
     # -- queries --------------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
@@ -319,7 +394,7 @@ class Workspace:
 
 
 #: columns added to the schema after the first databases were written (schema.sql adds them)
-_LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("messages", "truncated"), ("messages", "turn_key"),
+_LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read_offset"), ("sources", "read_lines"), ("messages", "truncated"), ("messages", "turn_key"),
                   ("messages", "turn_key_source"), ("messages", "server_version"), ("spans", "mcp_side"), ("spans", "conversation_id"),
                   ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"))
 #: columns of the analysis tables added later: a database without them is rebuilt when opened

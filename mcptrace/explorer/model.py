@@ -204,6 +204,12 @@ class ExplorerModel:
     def _sql(self, sql: str, params: Any = None) -> Result:
         return query(self.con, sql, params)
 
+    def invalidate(self) -> None:
+        """Forget what was read: the next question reads the tables again (after a load or a followed
+        capture's new part changed them)."""
+        for cache in (self._calls, self._timeline, self._waterfall, self._turns, self._gaps, self._turn_keys):
+            cache.clear()
+
     # sessions --------------------------------------------------------------------------
     def sessions(self) -> "pd.DataFrame":
         """Sessions in picker order: most gaps first, then most calls, then earliest."""

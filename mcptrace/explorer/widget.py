@@ -38,7 +38,7 @@ class ExplorerWidget(w.VBox):
     """The explorer's widgets, wired to an :class:`ExplorerModel`. Public parts:
     ``finding_picker`` (the findings, ranked: picking one narrows ``session_picker`` to its sessions and
     ``gap_filter`` to its code; :meth:`show_finding`), ``session_picker``, ``tool_filter``, ``status_filter``, ``gap_filter``, ``time_filter``,
-    ``reset_button``, ``summary`` (HTML, escaped), ``figure_tabs`` (``timeline_out``,
+    ``reset_button``, ``reload_button`` (:meth:`reload`: read the tables again), ``summary`` (HTML, escaped), ``figure_tabs`` (``timeline_out``,
     ``waterfall_box``: ``turn_picker`` for sessions above the model's ``aggregate_above`` calls,
     then ``waterfall_out``), ``gap_list``, ``gap_detail``, ``call_list``, ``call_header`` (HTML,
     escaped), ``inspector_tabs`` (``request_text``, ``response_text``, ``meta_text``,
@@ -72,6 +72,8 @@ class ExplorerWidget(w.VBox):
                                               continuous_update=False, readout_format=".1f",
                                               layout=w.Layout(width="420px"), style={"description_width": "28px"})
         self.reset_button = w.Button(description="Reset filters", layout=w.Layout(width="110px"))
+        self.reload_button = w.Button(description="Reload", layout=w.Layout(width="80px"),
+                                      tooltip="read the tables again (after a load, or while following a capture)")
         self.count_label = w.Label()
         self.timeline_out = w.Output(layout=w.Layout(width="100%"))
         self.waterfall_out = w.Output(layout=w.Layout(width="100%"))
@@ -103,7 +105,8 @@ class ExplorerWidget(w.VBox):
                             self.call_header, self.inspector_tabs],
                            layout=w.Layout(flex="1 1 0%", min_width="0", margin="0 0 0 10px", overflow="hidden"))
         filters = w.HBox([self.tool_filter, self.status_filter, self.gap_filter, self.time_filter,
-                          self.reset_button, self.count_label], layout=w.Layout(flex_flow="row wrap"))
+                          self.reset_button, self.reload_button, self.count_label],
+                         layout=w.Layout(flex_flow="row wrap"))
         super().__init__(children=[self.finding_picker, self.session_picker, self.summary, filters, self.figure_tabs,
                                    w.HBox([gaps_box, calls_box], layout=w.Layout(width="100%", overflow="hidden"))],
                          **kwargs)
@@ -114,6 +117,7 @@ class ExplorerWidget(w.VBox):
         for ctl in (self.tool_filter, self.status_filter, self.gap_filter, self.time_filter):
             ctl.observe(self._on_filter, "value")
         self.reset_button.on_click(lambda _b: self.reset_filters())
+        self.reload_button.on_click(lambda _b: self.reload())
         self.gap_list.observe(self._on_gap, "value")
         self.call_list.observe(self._on_call, "value")
         self.turn_picker.observe(self._on_turn, "value")
@@ -233,6 +237,26 @@ class ExplorerWidget(w.VBox):
             code = self.model.finding(finding_id)["code"]
             if code in self.gap_filter.options:
                 self.gap_filter.value = code  # fires refresh
+
+    def reload(self) -> None:
+        """Read the tables again and redraw, keeping the finding and session shown when they still exist
+        (new calls and gaps of a followed capture appear; a session merged into another is replaced by
+        the first of the list)."""
+        self.model.invalidate()
+        finding, session = self.finding_picker.value, self.session_id
+        findings = self.model.finding_options()
+        with self._quietly():
+            self.finding_picker.options = findings
+            self.finding_picker.value = finding if finding in {v for _l, v in findings} else 0
+        options = self.model.session_options(self.finding_picker.value or None)
+        with self._quietly():
+            self.session_picker.options = options
+        if not options:
+            self.summary.value = "<i>No sessions in this workspace.</i>"
+            return
+        ids = [sid for _l, sid in options]
+        self._figs_stale = {0: True, 1: True}
+        self.set_session(session if session in ids else ids[0])
 
     def reset_filters(self) -> None:
         if self.session_id is not None:

@@ -28,7 +28,7 @@ from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError, error_line
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
-from mcptrace.ingest.readers.inputs import Input, stream_error_reason
+from mcptrace.ingest.readers.inputs import Input, RangeInput, stream_error_reason
 from mcptrace.core.sqlfiles import statements
 from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, sql_params
 
@@ -68,6 +68,26 @@ class LoadReport:
         return all(f.status in ("loaded", "duplicate") for f in self.files)
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """The next complete lines of a file being followed (:mod:`mcptrace.ingest.follow`): ``data`` holds
+    lines ``first_record_no``... up to byte ``end_offset`` of the file (``end_lines`` lines in all);
+    ``sha256`` is of the file's bytes up to ``end_offset``. ``source_id`` and ``format``: the file's
+    ``sources`` row and reader from an earlier part, None for the first."""
+
+    data: bytes
+    first_record_no: int
+    end_offset: int
+    end_lines: int
+    sha256: str
+    source_id: int | None = None
+    format: str | None = None
+
+
+#: the formats a followed file may have: one record per line, so complete lines are complete records
+FOLLOWABLE = ("envelope_jsonl", "jsonrpc_ndjson", "otlp_json")
+
+
 #: records per transaction while loading: large enough that DuckDB writes whole row groups
 #: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
 #: open transaction holds (a transaction over a whole large file holds all of it)
@@ -89,14 +109,18 @@ def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     return out
 
 
-def _sha256(path: str) -> tuple[str, int]:
+def _sha256(path: str) -> tuple[str, int, int, bool]:
+    """sha256, size, newlines, and whether the last byte is a newline."""
     h = hashlib.sha256()
-    n = 0
+    n = lines = 0
+    last = b"\n"
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
             n += len(chunk)
-    return h.hexdigest(), n
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return h.hexdigest(), n, lines, last == b"\n"
 
 
 def _not_a_regular_file(path: str) -> str | None:
@@ -201,6 +225,32 @@ class Loader:
             report.files.append(self._load_file(path))
         return report
 
+    def load_part(self, path: str, part: FilePart) -> FileReport:
+        """Load the next lines of a followed file (:class:`FilePart`): its records keep their line
+        numbers, and the file's one ``sources`` row (created by the first part) gets the counts added,
+        the new ``sha256`` and ``size_bytes``, and ``read_offset``/``read_lines`` (where the next part
+        starts). A format that is not one record per line (:data:`FOLLOWABLE`) is reported
+        'unrecognized'; a failure inside the part rolls the part back and is reported 'failed'."""
+        inp = RangeInput(path, part.data, part.first_record_no)
+        if part.format:
+            reader = _readers.by_name(part.format)
+        else:
+            reader, _ = _readers.sniff_input(inp)
+        if reader is None or reader.name not in FOLLOWABLE:
+            what = f"a {reader.name} file" if reader else "not a capture this version reads"
+            return FileReport(path, "unrecognized", format=reader.name if reader else None,
+                              error=f"{path}: cannot be followed: {what}; followed files hold one record per line "
+                                    f"({', '.join(FOLLOWABLE)})")
+        source_id = part.source_id or one(self.con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
+        try:
+            return self._ingest_isolated(inp, part.sha256, part.end_offset, reader, source_id, part)
+        except (RecordError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed part stays with that part
+            reason = self.options.redaction.redact_text(_reason(e))
+            return FileReport(path, "failed", format=reader.name, source_id=source_id,
+                              error=f"{path}: lines from {part.first_record_no} not loaded: {reason}")
+
     # -- one file ---------------------------------------------------------------------
     def _load_file(self, path: str) -> FileReport:
         """Load one file. Anything that goes wrong inside it (sniffing, decoding, a DuckDB error,
@@ -211,7 +261,7 @@ class Loader:
         if problem:
             return FileReport(path, "unreadable", error=f"{path}: {problem}")
         try:
-            sha, size = _sha256(path)
+            sha, size, newlines, complete = _sha256(path)
         except OSError as e:
             return FileReport(path, "unreadable", error=f"{path}: cannot read: {e.strerror or e}")
         existing = one(self.con, "SELECT source_id, format, coalesce(status, 'loaded') FROM sources WHERE sha256 = ?",
@@ -254,8 +304,11 @@ class Loader:
         for attempt, limit in enumerate(limits):
             if attempt:  # a statement ran out of memory: the file again, with more room
                 con.execute("SET memory_limit = ?", [limit])
+            # a file of one record per line can be followed later from where this load ends
+            whole = (None if inp.compression or reader.name not in FOLLOWABLE else
+                     FilePart(b"", 1, size, newlines + (0 if complete else 1), sha))
             try:
-                return self._ingest_isolated(inp, sha, size, reader, source_id)
+                return self._ingest_isolated(inp, sha, size, reader, source_id, whole=whole)
             except duckdb.OutOfMemoryException as e:
                 failure: BaseException = e
                 continue
@@ -272,20 +325,22 @@ class Loader:
         return FileReport(path, "failed", format=reader.name, source_id=source_id,
                           error=f"{path}: not loaded: {reason}")
 
-    def _ingest_isolated(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int) -> FileReport:
+    def _ingest_isolated(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int,
+                         part: FilePart | None = None, *, whole: FilePart | None = None) -> FileReport:
         """:meth:`_ingest`, its rows removed again when it fails (the exception propagates)."""
         con = self.con
-        self._discard(source_id)
+        first = part.first_record_no if part else 1
+        self._discard(source_id, first)
         views = self._temp_views()
         try:
-            return self._ingest(inp, sha, size, reader, source_id)
+            return self._ingest(inp, sha, size, reader, source_id, part, whole=whole)
         except BaseException:
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # no transaction open
             try:
-                self._discard(source_id)
+                self._discard(source_id, first)
                 con.execute("DROP TABLE IF EXISTS _all")
             except duckdb.Error:
                 pass  # the connection is gone; connect() removes the rows next time
@@ -315,13 +370,21 @@ class Loader:
         except duckdb.Error:
             pass  # the connection is gone; temporary views went with it
 
-    def _discard(self, source_id: int) -> None:
+    def _discard(self, source_id: int, from_record: int = 1) -> None:
+        """Remove a file's rows (a followed file's: those from line ``from_record`` on)."""
         for table in DATA_TABLES:
-            self.con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
+            if from_record <= 1:
+                self.con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
+            else:
+                self.con.execute(f"DELETE FROM {table} WHERE source_id = ? AND record_no >= ?", [source_id, from_record])
 
-    def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int) -> FileReport:
+    def _ingest(self, inp: Input, sha: str, size: int, reader: _readers.Reader, source_id: int,
+                part: FilePart | None = None, *, whole: FilePart | None = None) -> FileReport:
+        """Load ``inp`` (a whole file, or ``part`` of a followed one). ``whole``: where a follow of the
+        whole file would go on (``sources.read_offset``/``read_lines``), None when it cannot be followed."""
         con = self.con
         path = inp.path
+        first = part.first_record_no if part else 1
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
         for stmt in self.options.redaction.sql_macros():  # mcptrace_redact, mcptrace_secret_hit
@@ -399,32 +462,49 @@ class Loader:
                 for stmt in statements("directions.sql"):
                     con.execute(stmt, {"source_id": source_id})
             if self.options.errors == "raise":
-                self._raise_first_reject(path, source_id)
-            rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ?", [source_id])[0]
+                self._raise_first_reject(path, source_id, first)
+            rep.n_rows = one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND record_no >= ?",
+                             [source_id, first])[0]
         else:
             if self.options.errors == "raise":  # a span whose ids repeat with other content (spans_finish.sql)
-                self._raise_first_reject(path, source_id)
-            rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ?", [source_id])[0]
+                self._raise_first_reject(path, source_id, first)
+            rep.n_rows = one(con, "SELECT count(*) FROM spans WHERE source_id = ? AND record_no >= ?",
+                             [source_id, first])[0]
         rep.n_records = n_records
         covered = one(con, f"SELECT count(*) FROM (SELECT record_no FROM {table} WHERE source_id = $s UNION "
                            "SELECT record_no FROM http_events WHERE source_id = $s UNION "
                            "SELECT record_no FROM span_duplicates WHERE source_id = $s UNION "
-                           "SELECT record_no FROM rejects WHERE source_id = $s)", {"s": source_id})[0]
+                           "SELECT record_no FROM rejects WHERE source_id = $s) WHERE record_no >= $first "
+                           "OR ($first = 1 AND record_no IS NULL)", {"s": source_id, "first": first})[0]
         if covered != n_records and not (reader.kind == "spans" and covered <= n_records):
             raise MCPTraceError(f"{path}: internal error: {n_records} records read but {covered} accounted for "
                                 "in messages, http_events, span_duplicates and rejects; nothing was loaded from this file")
+        in_part = "source_id = ? AND (record_no >= ? OR (? = 1 AND record_no IS NULL))"
         rep.reasons = _group_reasons(Counter(dict(con.execute(
-            "SELECT regexp_replace(reason, '^[a-z]+ [0-9]+: ', ''), count(*) FROM rejects WHERE source_id = ? GROUP BY 1",
-            [source_id]).fetchall())))
-        rep.n_rejected = one(con, "SELECT count(*) FROM rejects WHERE source_id = ?", [source_id])[0]
+            f"SELECT regexp_replace(reason, '^[a-z]+ [0-9]+: ', ''), count(*) FROM rejects WHERE {in_part} GROUP BY 1",
+            [source_id, first, first]).fetchall())))
+        rep.n_rejected = one(con, f"SELECT count(*) FROM rejects WHERE {in_part}", [source_id, first, first])[0]
         rep.n_skipped = n_skipped
-        rep.n_http_events = one(con, "SELECT count(*) FROM http_events WHERE source_id = ?", [source_id])[0]
-        rep.n_duplicate_spans = one(con, "SELECT count(*) FROM span_duplicates WHERE source_id = ?", [source_id])[0]
-        con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
-                    "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
-                    "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans, 'loaded' AS status",
-                    [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind, size,
-                     n_skipped, inp.compression, rep.n_http_events, rep.n_duplicate_spans])
+        rep.n_http_events = one(con, f"SELECT count(*) FROM http_events WHERE {in_part}", [source_id, first, first])[0]
+        rep.n_duplicate_spans = one(con, f"SELECT count(*) FROM span_duplicates WHERE {in_part}",
+                                    [source_id, first, first])[0]
+        if part is not None and part.source_id is not None:  # a followed file's later lines: its row grows
+            con.execute("UPDATE sources SET sha256 = ?, size_bytes = ?, loaded_at = now(), n_records = n_records + ?, "
+                        "n_rejected = n_rejected + ?, n_skipped = coalesce(n_skipped, 0) + ?, "
+                        "n_http_events = coalesce(n_http_events, 0) + ?, "
+                        "n_duplicate_spans = coalesce(n_duplicate_spans, 0) + ?, read_offset = ?, read_lines = ? "
+                        "WHERE source_id = ?",
+                        [sha, size, n_records, rep.n_rejected, n_skipped, rep.n_http_events, rep.n_duplicate_spans,
+                         part.end_offset, part.end_lines, source_id])
+        else:
+            con.execute("INSERT INTO sources BY NAME SELECT ? AS source_id, ? AS path, ? AS format, ? AS sha256, "
+                        "? AS n_records, ? AS n_rejected, ? AS kind, ? AS size_bytes, now() AS loaded_at, "
+                        "? AS n_skipped, ? AS compression, ? AS n_http_events, ? AS n_duplicate_spans, "
+                        "'loaded' AS status, ? AS read_offset, ? AS read_lines",
+                        [source_id, os.path.abspath(path), reader.name, sha, n_records, rep.n_rejected, reader.kind,
+                         size, n_skipped, inp.compression, rep.n_http_events, rep.n_duplicate_spans,
+                         (part or whole).end_offset if (part or whole) else None,
+                         (part or whole).end_lines if (part or whole) else None])
         con.execute("DROP TABLE IF EXISTS _all")
         return rep
 
@@ -469,9 +549,9 @@ class Loader:
         finally:
             con.unregister("_json_reasons")
 
-    def _raise_first_reject(self, path: str, source_id: int) -> None:
-        row = one(self.con, "SELECT record_no, reason FROM rejects WHERE source_id = ? ORDER BY record_no LIMIT 1",
-                               [source_id])
+    def _raise_first_reject(self, path: str, source_id: int, first: int = 1) -> None:
+        row = one(self.con, "SELECT record_no, reason FROM rejects WHERE source_id = ? "
+                            "AND (record_no >= ? OR record_no IS NULL) ORDER BY record_no LIMIT 1", [source_id, first])
         if row:
             raise RecordError(path, row[0], row[1])
 

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS sources (
     n_http_events BIGINT,                   -- message-less HTTP envelopes of the file (in http_events)
     n_duplicate_spans BIGINT,               -- spans already loaded with the same ids and content (stored once)
     status       VARCHAR,                   -- 'loaded' | 'failed' (nothing of the file kept; error says why)
-    error        VARCHAR                    -- why a failed file could not be loaded
+    error        VARCHAR,                   -- why a failed file could not be loaded
+    read_offset  BIGINT,                    -- a followed file (mcptrace load --follow): bytes read, up to a complete line
+    read_lines   BIGINT                     -- a followed file: lines read (the next part starts at line read_lines + 1)
 );
 -- columns added after the first databases were written
 ALTER TABLE sources ADD COLUMN IF NOT EXISTS compression VARCHAR;
@@ -25,6 +27,8 @@ ALTER TABLE sources ADD COLUMN IF NOT EXISTS n_http_events BIGINT;
 ALTER TABLE sources ADD COLUMN IF NOT EXISTS n_duplicate_spans BIGINT;
 ALTER TABLE sources ADD COLUMN IF NOT EXISTS status VARCHAR;
 ALTER TABLE sources ADD COLUMN IF NOT EXISTS error VARCHAR;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS read_offset BIGINT;
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS read_lines BIGINT;
 
 CREATE TABLE IF NOT EXISTS rejects (
     source_id    INTEGER NOT NULL,

@@ -210,7 +210,8 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
                max_record_bytes: int | None = None) -> Iterator[pa.Table]:
     """Yield the non-blank lines of an input as Arrow tables of (record_no, line, decode_error).
 
-    ``record_no`` is the 1-based line number. A line that is not valid UTF-8 is decoded with
+    ``record_no`` is the 1-based line number (in the whole file for a followed file's later lines:
+    ``inp.first_record_no``). A line that is not valid UTF-8 is decoded with
     replacement characters and ``decode_error`` says where it broke. A line longer than
     ``max_record_bytes`` bytes (without its newline; ``None``: :data:`MAX_RECORD_BYTES`) is never
     held whole: it is read to its end, counting, and becomes one row whose ``line`` is its first
@@ -222,7 +223,7 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
     ``max_record_bytes``: every decoded byte is joined into a block once.
     """
     limit = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
-    line_no = 1
+    line_no = getattr(inp, "first_record_no", 1)  # a followed file's later lines keep their numbers
     error: BaseException | None = None
     # small reads from a decompressor, so damage loses at most the piece being decoded
     piece = 64 * 1024 if inp.compression else chunk_bytes

@@ -358,3 +358,21 @@ class Input:
 
     def __repr__(self) -> str:
         return f"<Input {self.path} {self.compression or 'plain'}>"
+
+
+class RangeInput(Input):
+    """Lines ``first_record_no``... of a file being followed, as bytes already read (complete lines of
+    an uncompressed file, from an offset: :mod:`mcptrace.ingest.follow`). Readers number its lines from
+    ``first_record_no``, so records keep their line numbers in the whole file."""
+
+    def __init__(self, path: str, data: bytes, first_record_no: int) -> None:
+        self.path = path
+        self.data = data
+        self.first_record_no = first_record_no
+        self.compression = None
+        self._framed_proto = None
+        self.head_error = None
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+

@@ -1,0 +1,212 @@
+"""Following captures being written: ``Workspace.follow`` and ``mcptrace load --follow``.
+
+A writer thread appends the lines of an incident capture (real SDK traffic) and of its trace dump,
+cutting some lines in two writes; the follow loads them in parts and the tables equal one load of the
+finished files. The live test with ``mcptrace capture`` is in ``tests/test_capture.py``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import mcptrace
+import mcptrace.ingest.follow
+import mcptrace.ingest.loader
+from mcptrace.core.errors import MCPTraceError
+from mcptrace.explorer.model import ExplorerModel
+from test_incremental import tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INCIDENT = os.path.join(ROOT, "data", "incidents", "reconnect_with_session_key")
+
+
+def _lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines(keepends=True)
+
+
+def _write_slowly(pairs: list[tuple[list[str], str]], pause: float = 0.08) -> threading.Thread:
+    """A thread appending each list of lines to its file, a few lines at a time, every 7th line in two
+    writes (a reader sees half a line)."""
+    def run() -> None:
+        handles = [open(out, "a", encoding="utf-8") for _lines_, out in pairs]  # noqa: SIM115
+        try:
+            longest = max(len(ls) for ls, _out in pairs)
+            for i in range(longest):
+                for (ls, _out), f in zip(pairs, handles):
+                    if i >= len(ls):
+                        continue
+                    if i % 7 == 3:
+                        f.write(ls[i][:15])
+                        f.flush()
+                        time.sleep(pause)
+                        f.write(ls[i][15:])
+                    else:
+                        f.write(ls[i])
+                    f.flush()
+                if i % 2 == 0:
+                    time.sleep(pause)
+        finally:
+            for f in handles:
+                f.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _report(ws: mcptrace.Workspace, path: str, part):
+    return mcptrace.ingest.loader.Loader(ws.con).load_part(path, part)
+
+
+def _same_as_one_load(ws: mcptrace.Workspace, files: list[str]) -> None:
+    one = mcptrace.load(files)
+    a, b = tables(ws), tables(one)
+    for t in b:
+        assert a[t] == b[t], t
+    assert b["calls"] and b["gaps"]
+
+
+def test_follow_while_written_equals_one_load(tmp_path):
+    transcript, spans = str(tmp_path / "capture.jsonl"), str(tmp_path / "capture.otlp.jsonl")
+    writer = _write_slowly([(_lines(INCIDENT + ".jsonl"), transcript), (_lines(INCIDENT + ".otlp.jsonl"), spans)])
+    ws = mcptrace.open(str(tmp_path / "f.duckdb"))
+    parts = ws.follow([transcript, spans], interval=0.01, idle_timeout=2.0)
+    writer.join()
+    assert len(parts) > 2, len(parts)
+    assert {p.analysis.mode for p in parts} <= {"incremental", "full"}
+    # every line read once, numbered as in the whole file; one sources row per file, at its end
+    assert [(p.first_line, p.last_line) for p in parts if p.path == transcript][0][0] == 1
+    rows = ws.sql("SELECT path, n_records, read_offset, read_lines, size_bytes FROM sources ORDER BY source_id").rows()
+    assert sorted(r[0] for r in rows) == sorted(os.path.abspath(p) for p in (transcript, spans))
+    for path, _n, offset, lines, size in rows:
+        assert offset == size == os.path.getsize(path) and lines == len(_lines(path))
+    _same_as_one_load(ws, [transcript, spans])
+    # the finished file loaded again is the same content: nothing new
+    assert [f.status for f in ws.load([transcript, spans]).files] == ["duplicate", "duplicate"]
+    ws.close()
+
+
+def test_follow_resumes_from_the_recorded_offset(tmp_path):
+    """A follow stopped and started again (a new process, here a new connection) goes on from the offset
+    in ``sources``; a file first loaded whole is followed from its end."""
+    lines = _lines(INCIDENT + ".jsonl")
+    out = str(tmp_path / "capture.jsonl")
+    db = str(tmp_path / "f.duckdb")
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(lines[:6])
+    ws = mcptrace.load(out, db=db)  # loaded whole: read_offset at its end
+    assert ws.sql("SELECT read_offset, read_lines FROM sources").rows() == [(os.path.getsize(out), 6)]
+    ws.close()
+    with open(out, "a", encoding="utf-8") as f:
+        f.writelines(lines[6:12])
+    ws = mcptrace.open(db)
+    parts = ws.follow(out, interval=0.01, idle_timeout=0.2)
+    assert [(p.first_line, p.last_line) for p in parts] == [(7, 12)]
+    ws.close()
+    with open(out, "a", encoding="utf-8") as f:
+        f.writelines(lines[12:])
+    ws = mcptrace.open(db)
+    parts = ws.follow(out, interval=0.01, idle_timeout=0.2)
+    assert [(p.first_line, p.last_line) for p in parts] == [(13, len(lines))]
+    assert ws.sql("SELECT count(*) FROM sources").rows() == [(1,)]
+    _same_as_one_load(ws, [out])
+    ws.close()
+
+
+def test_follow_refuses_what_it_cannot_follow(tmp_path):
+    lines = _lines(INCIDENT + ".jsonl")
+    db = str(tmp_path / "f.duckdb")
+    packed = str(tmp_path / "capture.jsonl.gz")
+    with gzip.open(packed, "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    ws = mcptrace.open(db)
+    with pytest.raises(MCPTraceError, match="compressed files cannot be followed"):
+        ws.follow(packed, idle_timeout=0.1)
+    # a file rewritten before the offset already loaded is not appended to
+    out = str(tmp_path / "capture.jsonl")
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(lines[:8])
+    ws.follow(out, interval=0.01, idle_timeout=0.1)
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(lines[:4])
+    with pytest.raises(MCPTraceError, match="changed since they were loaded"):  # truncated
+        ws.follow(out, interval=0.01, idle_timeout=0.1)
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(lines[1:10])
+    with pytest.raises(MCPTraceError, match="changed since they were loaded"):  # rewritten
+        ws.follow(out, interval=0.01, idle_timeout=0.1)
+    # and one truncated while it is followed
+    followed = mcptrace.ingest.follow.FollowedFile(ws.con, str(tmp_path / "other.jsonl"))
+    with open(followed.path, "w", encoding="utf-8") as f:
+        f.writelines(lines[:8])
+    part = followed.next_part()
+    followed.advance(part, _report(ws, followed.path, part))
+    with open(followed.path, "w", encoding="utf-8") as f:
+        f.writelines(lines[:2])
+    with pytest.raises(MCPTraceError, match="shrank"):
+        followed.next_part()
+    ws.close()
+
+
+def test_follow_stops_on_the_stop_event_and_waits_for_a_file(tmp_path):
+    """A file that does not exist yet is waited for; ``stop`` ends the follow."""
+    out = str(tmp_path / "later.jsonl")
+    stop = threading.Event()
+    ws = mcptrace.open()
+    seen: list = []
+    t = threading.Thread(target=lambda: seen.extend(ws.follow(out, interval=0.01, stop=stop)))
+    t.start()
+    time.sleep(0.2)
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(_lines(INCIDENT + ".jsonl"))
+    deadline = time.monotonic() + 20
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    t.join(20)
+    assert not t.is_alive() and seen and seen[-1].last_line == len(_lines(INCIDENT + ".jsonl"))
+
+
+def test_explorer_reload_shows_the_new_calls_and_gaps(tmp_path):
+    lines = _lines(INCIDENT + ".jsonl")
+    out = str(tmp_path / "capture.jsonl")
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(lines[:8])
+    ws = mcptrace.open()
+    ws.follow(out, interval=0.01, idle_timeout=0.1)
+    model = ExplorerModel(ws.con)
+    before = {sid: len(model.calls(sid)) for sid in model.session_ids()}
+    with open(out, "a", encoding="utf-8") as f:
+        f.writelines(lines[8:])
+    ws.follow(out, interval=0.01, idle_timeout=0.1)
+    assert {sid: len(model.calls(sid)) for sid in before} == before  # what was read is kept
+    model.invalidate()
+    after = {sid: len(model.calls(sid)) for sid in model.session_ids()}
+    assert sum(after.values()) == ws.sql("SELECT count(*) FROM calls").rows()[0][0] > sum(before.values())
+    assert sum(len(model.gaps(sid)) for sid in after) == ws.sql("SELECT count(*) FROM gaps WHERE session_id IS NOT NULL"
+                                                               ).rows()[0][0]
+
+
+def test_cli_load_follow(tmp_path):
+    transcript = str(tmp_path / "capture.jsonl")
+    writer = _write_slowly([(_lines(INCIDENT + ".jsonl"), transcript)])
+    db = str(tmp_path / "f.duckdb")
+    r = subprocess.run([sys.executable, "-m", "mcptrace", "load", "--follow", transcript, "--db", db,
+                        "--interval", "0.02", "--idle-timeout", "3"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    writer.join()
+    assert r.returncode == 0, r.stderr
+    loaded = [line for line in r.stdout.splitlines() if line.startswith("loaded")]
+    assert loaded and "lines 1-" in loaded[0] and "analysed" in loaded[0]
+    assert r.stdout.splitlines()[0].startswith("following ")
+    ws = mcptrace.open(db)
+    _same_as_one_load(ws, [transcript])
+    ws.close()
