@@ -79,6 +79,7 @@ MODULE_MARKS: dict[str, tuple[str, ...]] = {
 #: "module::test function" (every parametrisation) -> its markers
 TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_capture::test_stdio_tee_records_every_message_in_order": ("sdk",),
+    "test_capture::test_follow_a_live_stdio_capture": ("sdk",),
     "test_capture::test_http_proxy_records_every_message_in_order": ("sdk",),
     "test_capture::test_http_proxy_legacy_sse_transport": ("sdk",),
     "test_capture::test_http_proxy_survives_disconnects_and_upstream_death": ("sdk",),

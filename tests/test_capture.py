@@ -316,6 +316,52 @@ def test_stdio_tee_records_every_message_in_order(tmp_path, otlp):
     _check_no_buffering(summary)
 
 
+def test_follow_a_live_stdio_capture(tmp_path):
+    """``mcptrace load --follow`` semantics on live traffic: the stress client's calls go through
+    ``mcptrace capture stdio`` to a real SDK server while ``Workspace.follow`` loads the capture in parts;
+    at the end the database equals one load of the finished capture."""
+    import threading
+
+    import mcptrace
+    from test_incremental import tables
+
+    out = tmp_path / "live.jsonl"
+    client = subprocess.Popen([PY, str(Path(__file__).resolve()), "client", "stdio", "--out", str(out)], cwd=ROOT,
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ws = mcptrace.open(str(tmp_path / "live.duckdb"))
+    stop, parts = threading.Event(), []
+    follower = threading.Thread(target=lambda: ws.follow(out, interval=0.05, part_bytes=64 << 10, stop=stop,
+                                                         on_part=parts.append))
+    follower.start()
+    try:
+        stdout, stderr = client.communicate(timeout=180)
+        assert client.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        size, deadline = out.stat().st_size, time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the follow has caught up with the finished capture
+            if follower_offset(ws, parts) == size:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        follower.join(60)
+    assert not follower.is_alive()
+    assert len(parts) >= 3, len(parts)
+    assert parts[-1].end_offset == size and parts[-1].last_line == len(_envelopes(out))
+    assert any(p.analysis.mode == "incremental" for p in parts), [(p.analysis.mode, p.analysis.reason) for p in parts]
+    rows = ws.sql("SELECT status, count(*) FROM calls WHERE method = 'tools/call' GROUP BY 1").rows()
+    assert rows == [("ok", N_CALLS + 1)]
+    one = mcptrace.load(out)
+    a, b = tables(ws), tables(one)
+    for t in b:
+        assert a[t] == b[t], t
+    ws.close()
+
+
+def follower_offset(ws: Any, parts: list) -> int:
+    """How far the follow has loaded (the list grows from the follower's thread)."""
+    return parts[-1].end_offset if parts else 0
+
+
 def _through_proxy(tmp_path, transport: str, path: str, *proxy_args: str):
     """Drive the stress client through the recording proxy in front of a real SDK server of
     ``transport`` ("http" or "sse"); returns the capture's path and the client's summary."""
