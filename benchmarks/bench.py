@@ -30,6 +30,11 @@ process, one after the other:
   polars    ``pl.read_ndjson`` of both files (schema inferred), spans exploded and unnested
             (in memory).
 
+After mcptrace, ``append`` loads 10 more records (a new host session a minute after the capture,
+``scale.append_records``) into the database mcptrace wrote, three times, each timed from opening the
+database to closing it (median shown): the analysis recomputes only what the records reach
+(``mcptrace.analysis.incremental``).
+
 Columns: ``wall s`` is the time of the work itself measured inside the child (interpreter start
 and imports excluded); ``peak RSS MB`` is the child's maximum resident set (``getrusage``)
 (includes the interpreter and libraries, ~100-150 MB); ``x floor`` is wall / floor wall. A
@@ -48,7 +53,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import SHAPES, scale_capture  # noqa: E402
+from scale import SHAPES, append_records, scale_capture  # noqa: E402
 
 FLOOR_MESSAGES_SQL = """
 CREATE TABLE m AS
@@ -153,6 +158,28 @@ def run_mcptrace(env: str, spans: str, db: str) -> tuple[float, dict]:
     return dt, info
 
 
+def run_append(env: str, spans: str, db: str) -> tuple[float, dict]:
+    """Three appends of 10 records (a new host session a minute after the capture: scale.append_records)
+    to the database the mcptrace contender loaded, each in this process, timed from opening the database
+    to closing it; returns the median and what each append's analysis recomputed."""
+    import mcptrace
+
+    times, info = [], {}
+    for i in range(3):
+        with mcptrace.open(db) as ws:
+            after = ws.sql("SELECT max(ts) FROM messages").rows()[0][0]
+        path = append_records(after, os.path.join(os.path.dirname(db), f"append_{i}.jsonl"), tag=f"append-{i}")
+        t0 = time.perf_counter()
+        ws = mcptrace.open(db)
+        rep = ws.load(path)
+        ws.close()
+        times.append(time.perf_counter() - t0)
+        a = rep.analysis
+        info[f"append_{i}"] = (f"{times[-1]:.2f}s {a.mode} {a.n_calls} calls in scope, analysis {a.seconds:.2f}s"
+                               + (f" ({a.reason})" if a.reason else ""))
+    return sorted(times)[1], info
+
+
 def run_pandas(env: str, spans: str, db: str) -> tuple[float, dict]:
     import pandas as pd
 
@@ -179,12 +206,14 @@ def run_polars(env: str, spans: str, db: str) -> tuple[float, dict]:
 
 
 CONTENDERS = {"floor": run_floor, "columns": run_columns, "mcptrace": run_mcptrace, "pandas": run_pandas, "polars": run_polars}
+#: runs after mcptrace, on the database it loaded (not a contender: no "x floor")
+AFTER = {"append": run_append}
 
 
 def measure(name: str, env: str, spans: str, workdir: str, timeout: float) -> dict:
     """Run one contender in a fresh interpreter; return its timing, peak RSS and info."""
-    db = os.path.join(workdir, f"{name}.duckdb")
-    for f in (db, db + ".wal"):
+    db = os.path.join(workdir, f"{'mcptrace' if name in AFTER else name}.duckdb")
+    for f in (db, db + ".wal") if name not in AFTER else ():
         if os.path.exists(f):
             os.remove(f)
     proc = subprocess.Popen([sys.executable, __file__, "--child", name, env, spans, db],
@@ -215,7 +244,7 @@ def main() -> None:
 
     if args.child:
         name, env, spans, db = args.child
-        seconds, info = CONTENDERS[name](env, spans, db)
+        seconds, info = {**CONTENDERS, **AFTER}[name](env, spans, db)
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -249,6 +278,11 @@ def run_shape(shape: str, workdir: str, args: argparse.Namespace) -> None:
         s = r["seconds"]
         print(f"{name:<10} {s if s is None else round(s, 2)!s:>8} {r['peak_mb']:>12.0f} "
               f"{'-' if s is None else f'{s / floor:.2f}':>8}")
+    print()
+    if "mcptrace" in results and results["mcptrace"]["seconds"] is not None:
+        results["append"] = a = measure("append", env, spans, shape_dir, args.timeout)
+        print(f"append     {a['seconds'] if a['seconds'] is None else round(a['seconds'], 2)!s:>8} "
+              f"{a['peak_mb']:>12.0f}        -   (10 records into the database above: median of 3)")
     print()
     for name, r in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in r["info"].items()))

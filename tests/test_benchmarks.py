@@ -86,6 +86,11 @@ def test_bench_script_runs_every_duckdb_contender_on_both_shapes(tmp_path):
         assert got and (int(got.group(2)), int(got.group(4))) == (2000, 0), text
         assert int(got.group(1)) + int(got.group(5)) >= 3000 and int(got.group(3)) > 0
         assert "findings=" in text and "WARNING" not in text
+        # three appends of 10 records into the loaded database, each analysed on what it reaches
+        assert re.search(r"^append\s+[\d.]+\s+\d+\s+-", text, re.M), text
+        appends = re.findall(r"append_\d=([\d.]+)s (\w+) (\d+) calls in scope", text)
+        assert len(appends) == 3 and all(mode == "incremental" and 0 < int(n) < int(got.group(3))
+                                         for _s, mode, n in appends), appends
     http = sections[1]
     assert int(re.search(r"http_events=(\d+)", http).group(1)) > 600  # a third of the envelopes carry no message
 

@@ -10,13 +10,17 @@ FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 
 -- server spans joined by attributes (call_spans.sql) pair a call with a server span of its method (its
 -- request id when the span has one, its tool when both name one) that starts from $window_ms before
--- the request to $window_ms after the response, at most an hour after the request; the pairs are
+-- the request to $window_ms after the response, at most an hour after the request (an hour for a call
+-- of a transport scope the new records reach: its pairing may change); the pairs are
 -- assigned one to one, so every call and span linked through such pairs to one in scope is in scope.
 -- Spans and calls joined exactly (parent, link) never take part.
 CREATE OR REPLACE TEMP TABLE _attr_span AS
 WITH c AS (
-    SELECT method, rpc_text, tool_name, start_ts FROM _grow_calls WHERE start_ts IS NOT NULL
-    UNION ALL SELECT method, rpc_text, tool_name, start_ts FROM _new_req
+    -- a call of a transport scope the new records reach may be paired anew: an hour's reach
+    SELECT method, rpc_text, tool_name, start_ts,
+           CASE WHEN scope IN (SELECT scope FROM _seed_scope) THEN NULL ELSE end_ts END AS end_ts
+    FROM _grow_calls WHERE start_ts IS NOT NULL
+    UNION ALL SELECT method, rpc_text, tool_name, start_ts, end_ts FROM _new_req
 )
 SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
 FROM c JOIN spans s ON s.mcp_method_name = c.method
@@ -24,7 +28,8 @@ WHERE s.mcp_side = 'server'
   AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = c.rpc_text)
   AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
   AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                     AND c.start_ts + INTERVAL 1 HOUR + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
+                         + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
   AND NOT EXISTS (SELECT 1 FROM call_spans x WHERE x.trace_id = s.trace_id AND x.span_id = s.span_id
                   AND x.role = 'server' AND x.matched_by IN ('parent', 'link'))
 UNION
@@ -105,5 +110,6 @@ UNION SELECT c.session_id FROM _attr_span s JOIN calls c
        AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id))
        AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
        AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                          AND c.start_ts + INTERVAL 1 HOUR + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                          AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
+                              + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
 UNION SELECT session_id FROM _down_root_calls;

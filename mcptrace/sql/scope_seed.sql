@@ -30,11 +30,20 @@ SELECT min(lo) AS lo, max(hi) AS hi
 FROM (SELECT ts AS lo, ts AS hi FROM _new_msg UNION ALL SELECT start_ts, end_ts FROM _new_span
       UNION ALL SELECT ts, ts FROM _new_event);
 
--- the new requests, as the calls they will be (answered or not: an hour's reach, call_spans.sql)
+-- the new requests, as the calls they will be: answered by the first later response or error with their
+-- id among the new messages of their scope, else open (call_spans.sql gives an open call an hour's reach)
 CREATE OR REPLACE TEMP TABLE _new_req AS
-SELECT m.message_id AS call_id, m.method, coalesce((m.rpc_id::JSON)->>'$', m.rpc_id) AS rpc_text, m.tool_name,
-       m.ts AS start_ts
-FROM messages m WHERE m.message_id > $max_message_id AND m.kind = 'request' AND m.ts IS NOT NULL;
+WITH m AS (
+    SELECT message_id, ts, kind, method, rpc_id, tool_name, direction,
+           coalesce(mcp_session_id, connection_id) AS scope
+    FROM messages WHERE message_id > $max_message_id AND ts IS NOT NULL
+)
+SELECT q.message_id AS call_id, q.method, coalesce((q.rpc_id::JSON)->>'$', q.rpc_id) AS rpc_text, q.tool_name,
+       q.ts AS start_ts,
+       (SELECT min(r.ts) FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
+          AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction AND r.ts >= q.ts)
+           AS end_ts
+FROM m q WHERE q.kind = 'request';
 
 -- the logical sessions the new records reach by what they name
 CREATE OR REPLACE TEMP TABLE _aff AS
@@ -50,7 +59,7 @@ UNION SELECT c.session_id FROM calls c JOIN messages m ON m.message_id = c.reque
 
 -- split sessions (gaps.sql) pair sessions of one client at most $reach_s apart: sessions of a client
 -- whose [first, last + $reach_s] intervals overlap, in a chain, form an island; the new records' time
--- is in every client's
+-- is in the islands of the clients they name and of the sessions they reach
 CREATE OR REPLACE TEMP TABLE _client_island AS
 WITH iv AS (
     SELECT session_id, client_name, first_ts AS lo,
@@ -59,8 +68,9 @@ WITH iv AS (
     UNION ALL
     SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reach_s * 1e6 AS BIGINT)),
            t.hi + to_microseconds(CAST($reach_s * 1e6 AS BIGINT))
-    FROM _seed_time t, (SELECT DISTINCT client_name FROM sessions WHERE client_name IS NOT NULL) n
-    WHERE t.lo IS NOT NULL
+    FROM _seed_time t, (SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff)
+                        UNION SELECT client_name FROM messages WHERE message_id > $max_message_id) n
+    WHERE t.lo IS NOT NULL AND n.client_name IS NOT NULL
 ), o AS (
     SELECT *, max(hi) OVER (PARTITION BY client_name ORDER BY lo, hi
                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi FROM iv
