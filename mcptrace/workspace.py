@@ -20,7 +20,7 @@ from mcptrace.analysis import queries
 from mcptrace.analysis.findings import build as build_findings
 from mcptrace.analysis.incremental import UpdateReport, update, watermark
 from mcptrace.analysis.lanes import call_lanes
-from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, rebuild
+from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, needs_rebuild, rebuild
 from mcptrace.analysis.skew import adjust_clock_skew
 from mcptrace.analysis.tree import tree
 from mcptrace.analysis.turns import turns
@@ -397,31 +397,15 @@ class Workspace:
 _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read_offset"), ("sources", "read_lines"), ("messages", "truncated"), ("messages", "turn_key"),
                   ("messages", "turn_key_source"), ("messages", "server_version"), ("spans", "mcp_side"), ("spans", "conversation_id"),
                   ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"))
-#: columns of the analysis tables added later: a database without them is rebuilt when opened
-_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"))
-
-
-def _needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
-    """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
-    times Python cannot hold."""
-    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= have:
-        return True
-    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
-    return not set(_LATER_DERIVED) <= cols or bool(one(
-        con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
-             "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0])
-
-
 def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether an existing database must be written to before it can be read (older schema, no
     analysis tables, out-of-range times)."""
     cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
-    return not set(_LATER_COLUMNS) <= cols or _needs_rebuild(con)
+    return not set(_LATER_COLUMNS) <= cols or needs_rebuild(con)
 
 
 def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
-    if _needs_rebuild(con):
+    if needs_rebuild(con):
         rebuild(con)
 
 

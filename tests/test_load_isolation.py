@@ -86,8 +86,8 @@ def test_a_fifty_megabyte_tool_result_loads_into_a_database_file(tmp_path, monke
     _screenshot_capture(tmp_path / "shot.jsonl", 50)
     attempts = []
     ingest = Loader._ingest_isolated
-    monkeypatch.setattr(Loader, "_ingest_isolated", lambda self, *a: attempts.append(
-        self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) or ingest(self, *a))
+    monkeypatch.setattr(Loader, "_ingest_isolated", lambda self, *a, **kw: attempts.append(
+        self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]) or ingest(self, *a, **kw))
     ws = mcptrace.load(tmp_path / "shot.jsonl", db=str(tmp_path / "big.duckdb"))
     assert ws.last_report.ok, ws.last_report.files
     # at the first attempt, with the default 1 GiB limit: only the batch of the long record runs

@@ -93,11 +93,9 @@ def watermark(con: duckdb.DuckDBPyConnection) -> Watermark:
 
 
 def _analysed(con: duckdb.DuckDBPyConnection) -> bool:
-    from mcptrace.workspace import _needs_rebuild  # the one test of stale analysis tables
-
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                       "WHERE table_catalog = current_database()").fetchall()}
-    return set(_ANALYSIS) <= have and not _needs_rebuild(con)
+    return set(_ANALYSIS) <= have and not _rb.needs_rebuild(con)
 
 
 def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: float = FULL_SHARE,

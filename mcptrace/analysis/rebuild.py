@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from mcptrace.analysis import findings
-from mcptrace.core.db import sql_params
+from mcptrace.core.db import one, sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -122,6 +122,22 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
     con.unregister("_session_keys_arrow")
     for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
         run_script(con, name, params)
+
+
+#: columns of the analysis tables added later: a database without them is rebuilt when opened
+_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"))
+
+
+def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
+    """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
+    times Python cannot hold."""
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= have:
+        return True
+    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+    return not set(_LATER_DERIVED) <= cols or bool(one(
+        con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+             "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0])
 
 
 def load_gap_codes(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:

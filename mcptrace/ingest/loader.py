@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError, error_line
+from mcptrace.ingest.memory import batch_limit, memory_ceiling, memory_limits, size_bytes
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
 from mcptrace.ingest.readers.inputs import Input, RangeInput, stream_error_reason
@@ -145,60 +146,6 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {first[:300]}"
 
 
-#: a file whose load runs out of memory is loaded again once with the memory limit raised to this
-#: share of the machine's memory (``MCPTRACE_MEMORY_LIMIT_MAX``, a DuckDB size such as ``8GiB``, overrides)
-MAX_MEMORY_FRACTION = 0.5
-
-
-def _memory_limits(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The memory limits a file is tried with: the connection's, then the most it may take (see
-    :data:`MAX_MEMORY_FRACTION`) when that is more."""
-    current = one(con, "SELECT current_setting('memory_limit')")[0]
-    now, top = _size_bytes(current), _memory_ceiling()
-    if now is None or top is None or now >= top:
-        return [current]
-    return [current, f"{top // (1 << 20)}MiB"]
-
-
-#: A record of L bytes is parsed several times and written out as JSON (``json_transform`` to
-#: ``JSON``, ``json_extract``) on its way into the tables; DuckDB counts about 45 times L against its
-#: memory limit meanwhile (it reserves six times a string's length, rounded up to a power of two,
-#: to write it, and keeps a few such buffers alive), while the process touches about 18 times L.
-#: A batch holding a long record runs with the limit raised by this many times its longest record
-#: (never past the most a file may take), so a 50 MB screenshot in a tool result loads with the
-#: default 1 GiB limit, and the rest of the file keeps that limit.
-LONG_RECORD_ALLOWANCE = 48
-
-
-def _batch_limit(base: int | None, top: int | None, longest: int) -> int | None:
-    """The memory limit (bytes) for a batch whose longest record is ``longest`` bytes, when it must
-    differ from ``base``: ``base`` plus :data:`LONG_RECORD_ALLOWANCE` times ``longest``, at most ``top``."""
-    if base is None or top is None or longest <= 0:
-        return None
-    want = min(top, base + LONG_RECORD_ALLOWANCE * longest)
-    return want if want > base + base // 8 else None
-
-
-def _memory_ceiling() -> int | None:
-    """The most memory (bytes) a file may take: ``MCPTRACE_MEMORY_LIMIT_MAX`` or
-    :data:`MAX_MEMORY_FRACTION` of the machine's memory."""
-    ceiling = os.environ.get("MCPTRACE_MEMORY_LIMIT_MAX")
-    if ceiling:
-        return _size_bytes(ceiling)
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MAX_MEMORY_FRACTION)
-
-
-def _size_bytes(text: str | None) -> int | None:
-    """Bytes of a DuckDB size setting such as ``1.0 GiB``, ``953.6 MiB`` or ``4GB``; None when unreadable."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)?\s*", text or "", re.I)
-    if not m:
-        return None
-    unit = (m.group(2) or "B").upper()
-    scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-             "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}.get(unit)
-    return int(float(m.group(1)) * scale) if scale else None
-
-
 def _json_error(line: str) -> str:
     try:
         json.loads(line)
@@ -300,7 +247,7 @@ class Loader:
         # are removed by connect() before anything reads them.
         con = self.con
         source_id = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")[0]
-        limits = _memory_limits(con)
+        limits = memory_limits(con)
         for attempt, limit in enumerate(limits):
             if attempt:  # a statement ran out of memory: the file again, with more room
                 con.execute("SET memory_limit = ?", [limit])
@@ -410,7 +357,7 @@ class Loader:
         finish = statements("messages_finish.sql" if reader.kind == "messages" else "spans_finish.sql")
         params["record_label"] = reader.record_label
         limit_setting = one(con, "SELECT current_setting('memory_limit')")[0]
-        base_limit, top_limit = _size_bytes(limit_setting), _memory_ceiling()
+        base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
         n_records = 0
         n_skipped = 0
         in_txn, txn_rows = False, 0
@@ -430,7 +377,7 @@ class Loader:
             if not in_txn:
                 con.execute("BEGIN TRANSACTION")
                 in_txn, txn_rows = True, 0
-            raised = _batch_limit(base_limit, top_limit, pc.max(pc.binary_length(batch.column("line"))).as_py() or 0)
+            raised = batch_limit(base_limit, top_limit, pc.max(pc.binary_length(batch.column("line"))).as_py() or 0)
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
