@@ -23,8 +23,9 @@ what the new records name:
 The scope's records (every message of its transport scopes, every span of its traces and the free spans
 of its islands, its HTTP events) are copied into a scratch in-memory database, the same SQL as the full
 rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions`` and ``gaps`` are replaced
-in one transaction. When the scope holds more than :data:`FULL_SHARE` of the calls, or the analysis tables
-are missing or stale, the full rebuild runs instead. ``calls.start_ord``/``end_ord`` stay the positions in
+in one transaction. When the new records are more than :data:`FULL_SHARE` of all records or the scope holds
+more than that share of the calls, or the analysis tables are missing or stale, the full rebuild runs
+instead. ``calls.start_ord``/``end_ord`` stay the positions in
 the whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
 """
@@ -43,8 +44,8 @@ from mcptrace.core.db import one, quote_ident
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 from mcptrace.core.sqlfiles import statements
 
-#: an append whose scope holds more than this share of the database's calls rebuilds everything (the
-#: scratch copy then costs more than it saves)
+#: an append whose new records are more than this share of all records, or whose scope holds more than
+#: this share of the calls, rebuilds everything (the scratch copy then costs more than it saves)
 FULL_SHARE = 0.5
 #: the scratch database an append's scope is analysed in
 SCRATCH = "mcptrace_scope"
@@ -102,13 +103,20 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
            gap_codes: Mapping[str, GapCode] = GAP_CODES) -> UpdateReport:
     """Bring the analysis tables up to date after a load that started at ``before``
     (:func:`watermark`): nothing when the load added no record, the scope of the new records when the
-    tables were current, else everything. ``full_share`` (0..1): the share of calls above which the full
-    rebuild runs instead (0 always rebuilds in full, 1 never unless the tables are stale). Raises what
+    tables were current, else everything. ``full_share`` (0..1): the share of the records that are new, or
+    of the calls in scope, above which the full rebuild runs instead (0 always rebuilds in full, 1 never
+    unless the tables are stale or the downstream rule's inputs change). Raises what
     :func:`mcptrace.analysis.rebuild.rebuild` raises."""
     t0 = time.perf_counter()
-    _rb.run_script(con, "scope_new.sql", {"max_message_id": before.max_message_id})
-    n_msg, n_span, n_ev = one(con, "SELECT (SELECT count(*) FROM _new_msg), (SELECT count(*) FROM _new_span), "
-                                   "(SELECT count(*) FROM _new_event)")
+    n_msg, n_span, n_ev, n_all = one(con, """
+        SELECT (SELECT count(*) FROM messages WHERE message_id > $m),
+               (SELECT count(*) FROM spans s LEFT JOIN _seen_records r ON r.tbl = 'spans' AND r.source_id = s.source_id
+                WHERE r.source_id IS NULL OR s.record_no > r.max_record_no),
+               (SELECT count(*) FROM http_events e LEFT JOIN _seen_records r
+                  ON r.tbl = 'http_events' AND r.source_id = e.source_id
+                WHERE r.source_id IS NULL OR e.record_no > r.max_record_no),
+               (SELECT count(*) FROM messages) + (SELECT count(*) FROM spans) + (SELECT count(*) FROM http_events)""",
+                                {"m": before.max_message_id})
     rep = UpdateReport("none", n_new_messages=n_msg, n_new_spans=n_span, n_new_http_events=n_ev)
     if not (n_msg or n_span or n_ev) and before.analysed:
         return rep
@@ -116,6 +124,9 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         return _full(con, rep, "the analysis tables were missing or stale", gap_codes, t0)
     if full_share <= 0:
         return _full(con, rep, "asked for", gap_codes, t0)
+    if n_msg + n_span + n_ev > full_share * n_all:
+        return _full(con, rep, f"the new records are {n_msg + n_span + n_ev} of {n_all}", gap_codes, t0)
+    _rb.run_script(con, "scope_new.sql", {"max_message_id": before.max_message_id})
     steps = rep.steps
     params = {"skew_ms": _rb.SKEW_TOLERANCE_MS, "reconnect_s": _rb.RECONNECT_WITHIN_S, "window_ms": _rb.WINDOW_MS,
               "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id,
