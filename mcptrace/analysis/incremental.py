@@ -84,11 +84,10 @@ class UpdateReport:
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> Watermark:
-    """Note where ``messages``, ``spans`` and ``http_events`` stand before a load (the TEMP table
-    ``_seen_records(tbl, source_id, max_record_no)`` and the returned :class:`Watermark`)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _seen_records AS "
-                "SELECT 'spans' AS tbl, source_id, max(record_no) AS max_record_no FROM spans GROUP BY ALL "
-                "UNION ALL SELECT 'http_events', source_id, max(record_no) FROM http_events GROUP BY ALL")
+    """Note where ``messages``, ``spans`` and ``http_events`` stand before a load: the last ``message_id``
+    (the returned :class:`Watermark`) and every source with the line a follow had reached (the TEMP table
+    ``_seen_sources(source_id, read_lines)``)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _seen_sources AS SELECT source_id, read_lines FROM sources")
     max_id = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
     return Watermark(max_id, _analysed(con))
 
@@ -108,13 +107,17 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     unless the tables are stale or the downstream rule's inputs change). Raises what
     :func:`mcptrace.analysis.rebuild.rebuild` raises."""
     t0 = time.perf_counter()
+    # the sources this load wrote: new ones from their first record, followed ones from the line they had reached
+    con.execute("CREATE OR REPLACE TEMP TABLE _grown AS SELECT s.source_id, "
+                "CASE WHEN p.source_id IS NULL THEN 1 ELSE coalesce(p.read_lines, 0) + 1 END AS from_record "
+                "FROM sources s LEFT JOIN _seen_sources p USING (source_id) "
+                "WHERE p.source_id IS NULL OR s.read_lines > coalesce(p.read_lines, 0)")
     n_msg, n_span, n_ev, n_all = one(con, """
         SELECT (SELECT count(*) FROM messages WHERE message_id > $m),
-               (SELECT count(*) FROM spans s LEFT JOIN _seen_records r ON r.tbl = 'spans' AND r.source_id = s.source_id
-                WHERE r.source_id IS NULL OR s.record_no > r.max_record_no),
-               (SELECT count(*) FROM http_events e LEFT JOIN _seen_records r
-                  ON r.tbl = 'http_events' AND r.source_id = e.source_id
-                WHERE r.source_id IS NULL OR e.record_no > r.max_record_no),
+               (SELECT count(*) FROM spans s JOIN _grown g ON g.source_id = s.source_id
+                  AND (g.from_record = 1 OR s.record_no >= g.from_record)),
+               (SELECT count(*) FROM http_events e JOIN _grown g ON g.source_id = e.source_id
+                  AND e.record_no >= g.from_record),
                (SELECT count(*) FROM messages) + (SELECT count(*) FROM spans) + (SELECT count(*) FROM http_events)""",
                                 {"m": before.max_message_id})
     rep = UpdateReport("none", n_new_messages=n_msg, n_new_spans=n_span, n_new_http_events=n_ev)

@@ -1,6 +1,32 @@
 -- An append's scope, grown to a fixed point (run until _aff stops growing, mcptrace.analysis.incremental).
 -- Parameters: $window_ms (DOUBLE), $reach_s (DOUBLE).
 
+-- split sessions (gaps.sql) pair sessions of one client at most $reach_s apart: sessions of a client
+-- whose [first, last + $reach_s] intervals overlap, in a chain, form an island; the new records' time is
+-- in the islands of the clients they name and of the sessions they reach. Only the islands of the
+-- clients of sessions in scope matter.
+CREATE OR REPLACE TEMP TABLE _client_island AS
+WITH cl AS (
+    SELECT client_name FROM _seed_client
+    UNION SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff) AND client_name IS NOT NULL
+), iv AS (
+    SELECT session_id, client_name, first_ts AS lo,
+           last_ts + to_microseconds(CAST($reach_s * 1e6 AS BIGINT)) AS hi
+    FROM sessions WHERE client_name IN (SELECT client_name FROM cl) AND first_ts IS NOT NULL
+    UNION ALL
+    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reach_s * 1e6 AS BIGINT)),
+           t.hi + to_microseconds(CAST($reach_s * 1e6 AS BIGINT))
+    FROM _seed_time t, _seed_client n
+    WHERE t.lo IS NOT NULL
+), o AS (
+    SELECT *, max(hi) OVER (PARTITION BY client_name ORDER BY lo, hi
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi FROM iv
+)
+SELECT session_id, client_name,
+       sum(CASE WHEN prev_hi IS NULL OR lo > prev_hi THEN 1 ELSE 0 END)
+           OVER (PARTITION BY client_name ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS island
+FROM o;
+
 -- the calls in scope, the requests among the new records, and when each transport scope in scope has
 -- messages (an unanswered call lasts until the last message of its transport)
 CREATE OR REPLACE TEMP TABLE _grow_calls AS
@@ -50,7 +76,8 @@ WITH w AS (
     WHERE start_ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM messages
-    WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls WHERE end_ts IS NULL)
+    WHERE EXISTS (SELECT 1 FROM _grow_calls WHERE end_ts IS NULL)
+      AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls WHERE end_ts IS NULL)
       AND ts IS NOT NULL GROUP BY coalesce(mcp_session_id, connection_id)
 ), wp AS (
     SELECT lo - to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS lo,

@@ -1,6 +1,6 @@
 -- The records a load added (mcptrace.analysis.incremental): messages after $max_message_id (BIGINT);
--- spans and HTTP events of a source not seen before the load, or past the record it had reached
--- (_seen_records, written before the load).
+-- spans and HTTP events of the sources in _grown(source_id, from_record): a file loaded by this load
+-- (from record 1), or a followed file from the line it had reached.
 CREATE OR REPLACE TEMP TABLE _new_msg AS
 SELECT message_id, ts, coalesce(mcp_session_id, connection_id) AS scope, exchange_id, session_key,
        session_key_source, call_key, trace_id,
@@ -9,10 +9,8 @@ FROM messages WHERE message_id > $max_message_id;
 
 CREATE OR REPLACE TEMP TABLE _new_span AS
 SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.conversation_id, s.tool_call_id
-FROM spans s LEFT JOIN _seen_records r ON r.tbl = 'spans' AND r.source_id = s.source_id
-WHERE r.source_id IS NULL OR s.record_no > r.max_record_no;
+FROM spans s JOIN _grown g ON g.source_id = s.source_id AND (g.from_record = 1 OR s.record_no >= g.from_record);
 
 CREATE OR REPLACE TEMP TABLE _new_event AS
 SELECT e.ts, coalesce(e.mcp_session_id, e.connection_id) AS scope, e.exchange_id
-FROM http_events e LEFT JOIN _seen_records r ON r.tbl = 'http_events' AND r.source_id = e.source_id
-WHERE r.source_id IS NULL OR e.record_no > r.max_record_no;
+FROM http_events e JOIN _grown g ON g.source_id = e.source_id AND e.record_no >= g.from_record;

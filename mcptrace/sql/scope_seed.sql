@@ -57,27 +57,9 @@ UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
 UNION SELECT c.session_id FROM calls c JOIN messages m ON m.message_id = c.request_message_id
       WHERE m.exchange_id IN (SELECT exchange_id FROM _seed_exchange);
 
--- split sessions (gaps.sql) pair sessions of one client at most $reach_s apart: sessions of a client
--- whose [first, last + $reach_s] intervals overlap, in a chain, form an island; the new records' time
--- is in the islands of the clients they name and of the sessions they reach
-CREATE OR REPLACE TEMP TABLE _client_island AS
-WITH iv AS (
-    SELECT session_id, client_name, first_ts AS lo,
-           last_ts + to_microseconds(CAST($reach_s * 1e6 AS BIGINT)) AS hi
-    FROM sessions WHERE client_name IS NOT NULL AND first_ts IS NOT NULL
-    UNION ALL
-    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reach_s * 1e6 AS BIGINT)),
-           t.hi + to_microseconds(CAST($reach_s * 1e6 AS BIGINT))
-    FROM _seed_time t, (SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff)
-                        UNION SELECT client_name FROM messages WHERE message_id > $max_message_id) n
-    WHERE t.lo IS NOT NULL AND n.client_name IS NOT NULL
-), o AS (
-    SELECT *, max(hi) OVER (PARTITION BY client_name ORDER BY lo, hi
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi FROM iv
-)
-SELECT session_id, client_name,
-       sum(CASE WHEN prev_hi IS NULL OR lo > prev_hi THEN 1 ELSE 0 END)
-           OVER (PARTITION BY client_name ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS island
-FROM o;
+-- the clients the new records name (their islands take the new records' time: scope_grow.sql)
+CREATE OR REPLACE TEMP TABLE _seed_client AS
+SELECT DISTINCT client_name FROM messages WHERE message_id > $max_message_id AND client_name IS NOT NULL
+UNION SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff) AND client_name IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _attr_trace (trace_id VARCHAR);
