@@ -2,7 +2,9 @@
 (README: Findings).
 
 :func:`build` is the last step of the rebuild: ``sql/findings_party.sql`` gives every call and gap its
-parties (:func:`parties`), ``sql/findings.sql`` groups the gaps set-based (every gap in exactly one finding) and counts each party's eligible calls, sessions or spans; this module writes
+parties (:func:`parties`), ``sql/findings_eligible.sql`` counts each party's eligible units,
+``sql/findings_groups.sql`` groups the gaps set-based (every gap in exactly one finding) and
+``sql/findings.sql`` puts the two together and counts each party's eligible calls, sessions or spans; this module writes
 each finding's sentence and remedy from the gap-code registry (:mod:`mcptrace.core.gapcodes`) and
 ranks them: errors first, then warnings, then info, each by affected calls.
 """
@@ -71,14 +73,73 @@ def parties(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
         con.execute(stmt)
 
 
+def _run_over(con: duckdb.DuckDBPyConnection, script: str, views: Mapping[str, str]) -> None:
+    """Run ``sql/<script>`` with its input views (name -> a SELECT of mcptrace's own) in place."""
+    for name, select in views.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
+    try:
+        for stmt in statements(script):
+            con.execute(stmt)
+    finally:
+        for name in views:
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+
+
+def eligible(con: duckdb.DuckDBPyConnection, calls: str, sessions: str, spans: str, into: str) -> None:
+    """The eligible units per party (``sql/findings_eligible.sql``) of the given ``call_party``, ``sessions``
+    and ``spans`` rows (each a SELECT), into the TEMP table ``into``."""
+    _run_over(con, "findings_eligible.sql", {"_ep_calls": calls, "_ep_sessions": sessions, "_ep_spans": spans})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT * FROM _eligible_part")
+
+
+def scope_before(con: duckdb.DuckDBPyConnection, scratch: str) -> None:
+    """Before an append's scope is merged (:mod:`mcptrace.analysis.incremental`): the eligible units the
+    scope's old rows counted (``_elig_old``) and its new rows count (``_elig_new``: the scratch database's
+    calls and sessions, and the new spans), and the finding groups its old and new gaps are in
+    (``_touched_groups``)."""
+    eligible(con, "SELECT * FROM call_party WHERE call_id IN (SELECT call_id FROM _scope_old_calls)",
+             "SELECT * FROM sessions WHERE session_id IN (SELECT session_id FROM _scope_old_sessions)",
+             "SELECT * FROM spans WHERE false", "_elig_old")
+    eligible(con, f"SELECT * FROM {scratch}.call_party", f"SELECT * FROM {scratch}.sessions",
+             "SELECT s.* FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id",
+             "_elig_new")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _touched_groups AS
+                    SELECT DISTINCT code, party_kind, party FROM gap_party
+                    WHERE gap_id IN (SELECT gap_id FROM _scope_old_gaps)
+                    UNION SELECT code, party_kind, party FROM {scratch}.gap_party""")
+
+
+def scope_after(con: duckdb.DuckDBPyConnection) -> None:
+    """After an append's scope was merged: ``finding_eligible`` takes the scope's difference, and the
+    finding groups it touched are grouped again from ``gap_party``."""
+    con.execute("""
+        CREATE OR REPLACE TABLE finding_eligible AS
+        SELECT eligible, party_kind, party, sum(n)::BIGINT AS n
+        FROM (SELECT * FROM finding_eligible UNION ALL SELECT * FROM _elig_new
+              UNION ALL SELECT eligible, party_kind, party, -n FROM _elig_old)
+        GROUP BY ALL HAVING sum(n) <> 0""")
+    _run_over(con, "findings_groups.sql", {"_fg_gaps": """
+        SELECT g.* FROM gap_party g SEMI JOIN _touched_groups t
+            ON t.code = g.code AND t.party_kind IS NOT DISTINCT FROM g.party_kind AND t.party = g.party"""})
+    con.execute("""DELETE FROM finding_rows f WHERE EXISTS (
+                       SELECT 1 FROM _touched_groups t WHERE t.code = f.code
+                       AND t.party_kind IS NOT DISTINCT FROM f.party_kind AND t.party = f.party)""")
+    con.execute("INSERT INTO finding_rows BY NAME SELECT * FROM _groups_part")
+
+
 def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES, *,
           with_parties: bool = True) -> int:
     """(Re)create the ``findings`` table from ``gaps``, ``calls``, ``sessions`` and ``spans``; returns the
-    number of findings. ``with_parties=False`` takes ``call_party`` and ``gap_party`` as they are (an
-    append merged its scope's rows: :mod:`mcptrace.analysis.incremental`). A gap whose code is not in
-    ``gap_codes`` raises ``duckdb.InvalidInputException``."""
+    number of findings. ``with_parties=False`` takes ``call_party``, ``gap_party``, ``finding_eligible`` and
+    ``finding_rows`` as they are (an append updated its scope's rows: :func:`scope_before`,
+    :func:`scope_after`, :mod:`mcptrace.analysis.incremental`). A gap whose code is not in ``gap_codes``
+    raises ``duckdb.InvalidInputException``."""
     if with_parties:
         parties(con, gap_codes)
+        eligible(con, "SELECT * FROM call_party", "SELECT * FROM sessions", "SELECT * FROM spans", "_eligible_all")
+        con.execute("CREATE OR REPLACE TABLE finding_eligible AS SELECT * FROM _eligible_all")
+        _run_over(con, "findings_groups.sql", {"_fg_gaps": "SELECT * FROM gap_party"})
+        con.execute("CREATE OR REPLACE TABLE finding_rows AS SELECT * FROM _groups_part")
     for stmt in statements("findings.sql"):
         con.execute(stmt)
     res = con.execute("SELECT * FROM _finding_rows")

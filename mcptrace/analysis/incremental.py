@@ -51,7 +51,8 @@ FULL_SHARE = 0.5
 SCRATCH = "mcptrace_scope"
 #: analysis tables an append replaces rows of; a database without one of them (or without
 #: ``message_order``) is rebuilt in full
-_ANALYSIS = ("calls", "sessions", "call_spans", "gaps", "findings", "message_order", "call_party", "gap_party")
+_ANALYSIS = ("calls", "sessions", "call_spans", "gaps", "findings", "message_order", "call_party", "gap_party",
+             "finding_eligible", "finding_rows")
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,7 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         rep.n_sessions, rep.n_calls, rep.n_messages, rep.n_spans = one(con, f"""
             SELECT (SELECT count(*) FROM {SCRATCH}.sessions), (SELECT count(*) FROM {SCRATCH}.calls),
                    (SELECT count(*) FROM {SCRATCH}.messages), (SELECT count(*) FROM {SCRATCH}.spans)""")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _scope_old_calls AS SELECT call_id FROM _scope_calls "
-                    f"UNION SELECT call_id FROM {SCRATCH}.calls")
+        _rb.run_script(con, "scope_old.sql")
         changed = _downstream_globals_changed(con)
         steps["globals"] = time.perf_counter() - t
         if changed:
@@ -183,9 +183,11 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
             return _full(con, rep, "the new records change what the downstream rule reads from every call: "
                          + ", ".join(r[0] for r in changed), gap_codes, t0)
         t = time.perf_counter()
+        findings.scope_before(con, SCRATCH)
         con.execute("BEGIN TRANSACTION")
         try:
             _rb.run_script(con, "scope_merge.sql", params)
+            findings.scope_after(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

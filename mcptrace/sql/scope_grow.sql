@@ -91,9 +91,13 @@ WITH w AS (
 )
 SELECT DISTINCT r.trace_id, r.span_id, r.start_ts FROM r
 WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_name IS NOT NULL
-  AND r.mcp_method_name IS NULL
-  AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.trace_id = r.trace_id)
-  AND NOT EXISTS (SELECT 1 FROM call_spans x WHERE x.trace_id = r.trace_id AND x.role <> 'downstream');
+  AND r.mcp_method_name IS NULL;
+
+-- a root's trace holds no call and no span joined to a call as its client or server side
+DELETE FROM _down_root_cand WHERE trace_id IN (
+    SELECT c.trace_id FROM calls c SEMI JOIN _down_root_cand d ON d.trace_id = c.trace_id
+    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _down_root_cand d ON d.trace_id = x.trace_id
+    WHERE x.role <> 'downstream');
 
 CREATE OR REPLACE TEMP TABLE _down_root_calls AS
 WITH open_end AS (
