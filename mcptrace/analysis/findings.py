@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from mcptrace.core.db import run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, SEVERITIES, GapCode, finding_rule_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -73,22 +74,11 @@ def parties(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
         con.execute(stmt)
 
 
-def _run_over(con: duckdb.DuckDBPyConnection, script: str, views: Mapping[str, str]) -> None:
-    """Run ``sql/<script>`` with its input views (name -> a SELECT of mcptrace's own) in place."""
-    for name, select in views.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
-    try:
-        for stmt in statements(script):
-            con.execute(stmt)
-    finally:
-        for name in views:
-            con.execute(f"DROP VIEW IF EXISTS {name}")
-
-
 def eligible(con: duckdb.DuckDBPyConnection, calls: str, sessions: str, spans: str, into: str) -> None:
     """The eligible units per party (``sql/findings_eligible.sql``) of the given ``call_party``, ``sessions``
     and ``spans`` rows (each a SELECT), into the TEMP table ``into``."""
-    _run_over(con, "findings_eligible.sql", {"_ep_calls": calls, "_ep_sessions": sessions, "_ep_spans": spans})
+    run_sql_file(con, "findings_eligible.sql",
+                 views={"_ep_calls": calls, "_ep_sessions": sessions, "_ep_spans": spans})
     con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT * FROM _eligible_part")
 
 
@@ -118,7 +108,7 @@ def scope_after(con: duckdb.DuckDBPyConnection) -> None:
         FROM (SELECT * FROM finding_eligible UNION ALL SELECT * FROM _elig_new
               UNION ALL SELECT eligible, party_kind, party, -n FROM _elig_old)
         GROUP BY ALL HAVING sum(n) <> 0""")
-    _run_over(con, "findings_groups.sql", {"_fg_gaps": """
+    run_sql_file(con, "findings_groups.sql", views={"_fg_gaps": """
         SELECT g.* FROM gap_party g SEMI JOIN _touched_groups t
             ON t.code = g.code AND t.party_kind IS NOT DISTINCT FROM g.party_kind AND t.party = g.party"""})
     con.execute("""DELETE FROM finding_rows f WHERE EXISTS (
@@ -138,7 +128,7 @@ def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP
         parties(con, gap_codes)
         eligible(con, "SELECT * FROM call_party", "SELECT * FROM sessions", "SELECT * FROM spans", "_eligible_all")
         con.execute("CREATE OR REPLACE TABLE finding_eligible AS SELECT * FROM _eligible_all")
-        _run_over(con, "findings_groups.sql", {"_fg_gaps": "SELECT * FROM gap_party"})
+        run_sql_file(con, "findings_groups.sql", views={"_fg_gaps": "SELECT * FROM gap_party"})
         con.execute("CREATE OR REPLACE TABLE finding_rows AS SELECT * FROM _groups_part")
     for stmt in statements("findings.sql"):
         con.execute(stmt)

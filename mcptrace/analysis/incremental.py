@@ -40,9 +40,8 @@ import duckdb
 
 from mcptrace.analysis import findings
 from mcptrace.analysis import rebuild as _rb
-from mcptrace.core.db import one, quote_ident
+from mcptrace.core.db import one, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
-from mcptrace.core.sqlfiles import statements
 
 #: an append whose new records are more than this share of all records, or whose scope holds more than
 #: this share of the calls, rebuilds everything (the scratch copy then costs more than it saves)
@@ -218,13 +217,34 @@ def _downstream_globals_changed(con: duckdb.DuckDBPyConnection) -> list[tuple[st
     """What the scope adds to or takes from the sets the downstream rule reads from the whole database
     that nothing outside the scope holds (``sql/scope_globals.sql``): the services of MCP spans, and the
     (MCP server service, downstream service) pairs seen with propagated context. Up to three, as text."""
-    stmts = statements("scope_globals.sql")
-    for stmt in stmts[:-1]:
-        con.execute(stmt)
-    if not one(con, "SELECT (SELECT count(*) FROM _changed_services) + (SELECT count(*) FROM _changed_pairs)")[0]:
+    def sets(call_spans: str, spans: str, into: str) -> None:
+        run_sql_file(con, "scope_globals.sql", views={"_kp_call_spans": call_spans, "_kp_spans": spans})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {into}_services AS SELECT * FROM _kp_services")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {into}_pairs AS SELECT * FROM _kp_pairs")
+
+    sets("SELECT * FROM call_spans WHERE call_id IN (SELECT call_id FROM _scope_old_calls)",
+         "SELECT * FROM spans WHERE trace_id IN (SELECT trace_id FROM _scope_trace)", "_kp_old")
+    sets(f"SELECT * FROM {SCRATCH}.call_spans", f"SELECT * FROM {SCRATCH}.spans", "_kp_new")
+    changed = """
+        CREATE OR REPLACE TEMP TABLE _kp_changed_{what} AS
+        (SELECT * FROM _kp_old_{what} EXCEPT SELECT * FROM _kp_new_{what})
+        UNION (SELECT * FROM _kp_new_{what} EXCEPT SELECT * FROM _kp_old_{what})"""
+    for what in ("services", "pairs"):
+        con.execute(changed.format(what=what))
+    if not one(con, "SELECT (SELECT count(*) FROM _kp_changed_services) + (SELECT count(*) FROM _kp_changed_pairs)")[0]:
         return []
-    con.execute(stmts[-1])
-    return con.execute("SELECT what || ' ' || value FROM _globals_changed ORDER BY ALL LIMIT 3").fetchall()
+    # only then the rows outside the scope: of the spans and calls that name a changed service
+    names = ("(SELECT service_name FROM _kp_changed_services UNION SELECT server_service FROM _kp_changed_pairs "
+             "UNION SELECT downstream_service FROM _kp_changed_pairs)")
+    sets("SELECT * FROM call_spans WHERE call_id NOT IN (SELECT call_id FROM _scope_old_calls)",
+         f"SELECT * FROM spans WHERE trace_id NOT IN (SELECT trace_id FROM _scope_trace) AND service_name IN {names}",
+         "_kp_out")
+    return con.execute("""
+        SELECT 'mcp service ' || service_name FROM (SELECT * FROM _kp_changed_services EXCEPT SELECT * FROM _kp_out_services)
+        UNION ALL
+        SELECT 'known downstream ' || server_service || ' → ' || downstream_service
+        FROM (SELECT * FROM _kp_changed_pairs EXCEPT SELECT * FROM _kp_out_pairs)
+        ORDER BY ALL LIMIT 3""").fetchall()
 
 
 #: a message's place in event order as one comparable value (message_order.sql's ORDER BY: time with

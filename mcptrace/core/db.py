@@ -35,6 +35,22 @@ def sql_params(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
     return {n: v for n, v in params.items() if n in used} or None
 
 
+def run_sql_file(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None,
+                 views: dict[str, str] | None = None) -> None:
+    """Run the statements of ``sql/<name>`` with the named parameters each uses, and with its input
+    ``views`` in place: each name a TEMP view of its SELECT (mcptrace's own text, never data), dropped
+    again after."""
+    views = views or {}
+    for view, select in views.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {select}")
+    try:
+        for stmt in statements(name):
+            con.execute(stmt, sql_params(stmt, params or {}))
+    finally:
+        for view in views:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+
+
 #: DuckDB ``memory_limit`` of a file-backed database unless told otherwise (``MCPTRACE_MEMORY_LIMIT``
 #: or ``memory_limit=``): loads and analyses then spill to ``<db>.tmp`` instead of growing.
 DEFAULT_MEMORY_LIMIT = "1GiB"
