@@ -1,32 +1,34 @@
 """Appends: rebuild only what the new records reach.
 
 A load into a database whose analysis tables are current does not recompute everything. Before the
-load, :func:`watermark` notes how far each table had got; after it, :func:`update` finds the part of the
-database the new records can change (the *scope*) and recomputes calls, turns, span joins, sessions and
-gaps for that part only, then regroups the findings from all gaps. The result equals a full
+load, :func:`watermark` notes where the tables stood; after it, :func:`update` finds the part of the
+database the new records can change (the *scope*), recomputes calls, turns, span joins, sessions and
+gaps for that part only, and regroups the findings the scope's gaps touch. The result equals a full
 :func:`mcptrace.analysis.rebuild.rebuild` over everything (``tests/test_incremental.py`` loads random
 splits of the incident captures in random orders and compares), except for the numbering of gaps: a
 gap an append finds gets the next ``gap_id``.
 
-The scope (``sql/scope_seed.sql``, ``scope_grow.sql``, ``scope_inputs.sql``) is grown to a fixed point from
-what the new records name:
+The scope (``sql/scope_new.sql``, ``scope_seed.sql``, ``scope_grow.sql``, ``scope_inputs.sql``) is grown to a
+fixed point from what the new records name:
 
 - their transport scopes (``Mcp-Session-Id``, else the connection) and HTTP exchanges, their session keys
   (a new key can merge sessions), their traces and host tool-call ids: every logical session with a call
   sharing one of these;
 - every session sharing a transport scope with one in scope, or a trace one in scope was joined to;
-- time: the inferred rules (server spans by attributes, downstream roots and host spans by time, split
-  sessions by client and time) join things at most :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`
-  apart, or an hour after a request nothing answered. Sessions whose reaches so widened overlap form an
-  *island*; every session of an island the scope or the new records touch is in scope.
+- what the inferred rules could join to a session in scope: server spans of its calls' methods within
+  their windows (an hour for a call nothing answered) and the calls those spans could go to; downstream
+  roots that start during its transports and every call whose interval may hold them; and the sessions
+  of the same client whose reaches (last message plus
+  :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`) chain to it (split sessions).
 
-The scope's records (every message of its transport scopes, every span of its traces and the free spans
-of its islands, its HTTP events) are copied into a scratch in-memory database, the same SQL as the full
-rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions`` and ``gaps`` are replaced
-in one transaction. When the new records are more than :data:`FULL_SHARE` of all records or the scope holds
-more than that share of the calls, or the analysis tables are missing or stale, the full rebuild runs
-instead. ``calls.start_ord``/``end_ord`` stay the positions in
-the whole database's event order: new messages after every earlier one (a live capture, the next day's
+The scope's records (every message of its transport scopes, every span of its traces and of the spans
+the inferred rules may join, its HTTP events) are copied into a scratch in-memory database, the same SQL
+as the full rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
+``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
+records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
+calls, when the analysis tables are missing or stale, or when the scope changes what the downstream rule
+reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
+whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
 """
 
