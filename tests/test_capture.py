@@ -338,7 +338,7 @@ def test_follow_a_live_stdio_capture(tmp_path):
         assert client.returncode == 0, stdout[-3000:] + stderr[-3000:]
         size, deadline = out.stat().st_size, time.monotonic() + 120
         while time.monotonic() < deadline:  # until the follow has caught up with the finished capture
-            if follower_offset(ws, parts) == size:
+            if parts and parts[-1].end_offset == size:
                 break
             time.sleep(0.1)
     finally:
@@ -357,11 +357,6 @@ def test_follow_a_live_stdio_capture(tmp_path):
     for t in b:
         assert a[t] == b[t], t
     ws.close()
-
-
-def follower_offset(ws: Any, parts: list) -> int:
-    """How far the follow has loaded (the list grows from the follower's thread)."""
-    return parts[-1].end_offset if parts else 0
 
 
 def _through_proxy(tmp_path, transport: str, path: str, *proxy_args: str):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import glob
 import json
 import os
-from datetime import datetime, timedelta, timezone
+import sys
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
@@ -21,6 +22,8 @@ from mcptrace.analysis.incremental import update, watermark
 from mcptrace.ingest.loader import Loader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import scale  # noqa: E402  (the benchmark's time shifting of envelopes and spans)
 INCIDENTS = sorted(p[:-len(".jsonl")] for p in glob.glob(os.path.join(ROOT, "data", "incidents", "*.jsonl"))
                    if not p.endswith(".otlp.jsonl"))
 
@@ -32,8 +35,7 @@ def _shift_envelopes(src: str, dst: str, hours: int, lines: slice = slice(None))
         for line in rows:
             env = json.loads(line)
             if hours and env.get("ts"):
-                t = datetime.fromisoformat(env["ts"].replace("Z", "+00:00")) + timedelta(hours=hours)
-                env["ts"] = t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                env["ts"] = scale._format_ts(scale._parse_ts(env["ts"]) + timedelta(hours=hours))
             out.write(json.dumps(env) + "\n")
 
 
@@ -45,12 +47,7 @@ def _shift_spans(src: str, dst: str, hours: int) -> None:
             for rs in doc.get("resourceSpans", []):
                 for ss in rs.get("scopeSpans", []):
                     for span in ss.get("spans", []):
-                        for key in ("startTimeUnixNano", "endTimeUnixNano"):
-                            if key in span:
-                                span[key] = str(int(span[key]) + shift)
-                        for ev in span.get("events") or []:
-                            if "timeUnixNano" in ev:
-                                ev["timeUnixNano"] = str(int(ev["timeUnixNano"]) + shift)
+                        scale._shift_span_times(span, shift)
             out.write(json.dumps(doc) + "\n")
 
 

@@ -76,7 +76,8 @@ def parties(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
 
 def eligible(con: duckdb.DuckDBPyConnection, calls: str, sessions: str, spans: str, into: str) -> None:
     """The eligible units per party (``sql/findings_eligible.sql``) of the given ``call_party``, ``sessions``
-    and ``spans`` rows (each a SELECT), into the TEMP table ``into``."""
+    and ``spans`` rows (each a SELECT), into the TEMP table ``into`` (eligible VARCHAR: the kind of share,
+    finding_rules.eligible; party_kind VARCHAR; party VARCHAR; n BIGINT)."""
     run_sql_file(con, "findings_eligible.sql",
                  views={"_ep_calls": calls, "_ep_sessions": sessions, "_ep_spans": spans})
     con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT * FROM _eligible_part")

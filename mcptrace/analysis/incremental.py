@@ -134,11 +134,7 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     _rb.run_script(con, "scope_new.sql", {"max_message_id": before.max_message_id})
     steps = rep.steps
     params = {"skew_ms": _rb.SKEW_TOLERANCE_MS, "reconnect_s": _rb.RECONNECT_WITHIN_S, "window_ms": _rb.WINDOW_MS,
-              "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id,
-              "reach_s": max(_rb.RECONNECT_WITHIN_S, _rb.WINDOW_MS / 1000.0)}
-    # a span's side is its kind unless a convention said otherwise (call_spans.sql does the same)
-    con.execute("UPDATE spans SET mcp_side = kind FROM _new_span n WHERE spans.trace_id = n.trace_id "
-                "AND spans.span_id = n.span_id AND spans.mcp_side IS NULL AND spans.kind IN ('server', 'client')")
+              "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id}
     t = time.perf_counter()
     _rb.run_script(con, "scope_seed.sql", params)
     n = one(con, "SELECT count(*) FROM _aff")[0]

@@ -1,8 +1,8 @@
 -- An append's scope, grown to a fixed point (run until _aff stops growing, mcptrace.analysis.incremental).
--- Parameters: $window_ms (DOUBLE), $reach_s (DOUBLE).
+-- Parameters: $window_ms (DOUBLE), $reconnect_s (DOUBLE).
 
--- split sessions (gaps.sql) pair sessions of one client at most $reach_s apart: sessions of a client
--- whose [first, last + $reach_s] intervals overlap, in a chain, form an island; the new records' time is
+-- split sessions (gaps.sql) pair sessions of one client at most $reconnect_s apart: sessions of a client
+-- whose [first, last + $reconnect_s] intervals overlap, in a chain, form an island; the new records' time is
 -- in the islands of the clients they name and of the sessions they reach. Only the islands of the
 -- clients of sessions in scope matter.
 CREATE OR REPLACE TEMP TABLE _client_island AS
@@ -11,11 +11,11 @@ WITH cl AS (
     UNION SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff) AND client_name IS NOT NULL
 ), iv AS (
     SELECT session_id, client_name, first_ts AS lo,
-           last_ts + to_microseconds(CAST($reach_s * 1e6 AS BIGINT)) AS hi
+           last_ts + to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT)) AS hi
     FROM sessions WHERE client_name IN (SELECT client_name FROM cl) AND first_ts IS NOT NULL
     UNION ALL
-    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reach_s * 1e6 AS BIGINT)),
-           t.hi + to_microseconds(CAST($reach_s * 1e6 AS BIGINT))
+    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT)),
+           t.hi + to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT))
     FROM _seed_time t, _seed_client n
     WHERE t.lo IS NOT NULL
 ), o AS (

@@ -1,6 +1,5 @@
 -- An append's scope, first step (mcptrace.analysis.incremental): what the new records (scope_new.sql)
--- name, and the sessions that holds. Parameters: $max_message_id (BIGINT); $reach_s (DOUBLE), how far
--- apart in time two sessions of one client may lie and still be split parts of one (the reconnect window).
+-- name, and the sessions that holds. Parameter: $max_message_id (BIGINT).
 
 -- what they name: transport scopes (Mcp-Session-Id, else the connection), HTTP exchanges, session keys
 -- (by namespace), traces and host tool-call ids
