@@ -125,7 +125,8 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
 
 
 #: columns of the analysis tables added later: a database without them is rebuilt when opened
-_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"))
+_LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"),
+                  ("call_party", "server_name"))
 
 
 def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:

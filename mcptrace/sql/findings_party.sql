@@ -48,7 +48,10 @@ SELECT c.call_id, c.session_id, c.direction, c.trace_id IS NOT NULL AS traced,
        coalesce(v.server_name || coalesce(' ' || v.server_version, '')
                 || coalesce(' (service ' || nullif(v.service_name, v.server_name) || ')', ''),
                 v.service_name, 'unidentified server') AS server_party,
-       coalesce(c.tool_name, c.method, '(no method)') AS tool
+       coalesce(c.tool_name, c.method, '(no method)') AS tool,
+       -- the server's name alone (serverInfo name, else the service.name of its spans) and its version:
+       -- what tool definitions are compared under (mcptrace.analysis.definitions)
+       coalesce(v.server_name, v.service_name) AS server_name, v.server_version
 FROM calls c LEFT JOIN _session_party p USING (session_id) LEFT JOIN _call_server v USING (call_id);
 
 -- the server of a transport scope and of a session: the one most of their calls reached

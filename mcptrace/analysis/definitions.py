@@ -1,0 +1,99 @@
+"""What servers list: the tools, prompts, resources and resource templates of every answered
+``tools/list``, ``prompts/list``, ``resources/list`` and ``resources/templates/list`` result, and the
+structural difference between two definitions.
+
+A definition is compared under its server's name (serverInfo ``name``, else the ``service.name`` of its
+server spans), its kind and its name (a resource's ``uri``, a template's ``uriTemplate``): a paginated
+listing is read page by page, so a name missing from one page is not a removal. Two definitions are
+the same when they are equal as JSON values (member order does not count; :func:`canonical`).
+The difference is an RFC 6902 JSON Patch (``jsonpatch``) from the earlier definition to the later one,
+each operation with the value it replaced or removed (:func:`json_diff`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import duckdb
+import jsonpatch
+import jsonpointer
+import pyarrow as pa
+
+from mcptrace.core.result import Result
+
+#: list method -> (kind, the result member holding the list, the member naming an item)
+LIST_METHODS = {
+    "tools/list": ("tool", "tools", "name"),
+    "prompts/list": ("prompt", "prompts", "name"),
+    "resources/list": ("resource", "resources", "uri"),
+    "resources/templates/list": ("resource_template", "resourceTemplates", "uriTemplate"),
+}
+
+#: the columns of :func:`listed`
+LISTED_COLUMNS = ("server_name", "server_version", "server_party", "session_id", "call_id", "ts", "kind", "name",
+                  "position", "definition", "digest")
+
+
+def _listed_sql() -> str:
+    items = "\n".join(
+        f"    WHEN '{method}' THEN json_extract(r.raw, '$.result.{member}[*]')"
+        for method, (_, member, _) in LIST_METHODS.items())
+    kinds = " ".join(f"WHEN '{method}' THEN '{kind}'" for method, (kind, _, _) in LIST_METHODS.items())
+    names = " ".join(f"WHEN '{kind}' THEN item->>'$.{key}'" for kind, _, key in LIST_METHODS.values())
+    methods = ", ".join(f"'{m}'" for m in LIST_METHODS)
+    return f"""
+WITH l AS (
+    SELECT c.call_id, c.session_id, r.ts, p.server_name, p.server_version, p.server_party,
+           CASE c.method {kinds} END AS kind,
+           CASE c.method
+{items}
+           END AS items
+    FROM calls c JOIN call_party p USING (call_id) JOIN messages r ON r.message_id = c.response_message_id
+    WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'
+), i AS (
+    SELECT * EXCLUDE (items), unnest(items) AS item, unnest(range(len(items))) AS position FROM l
+)
+SELECT coalesce(server_name, 'unidentified server') AS server_name, server_version, server_party, session_id,
+       call_id, ts, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
+FROM i
+WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL
+ORDER BY ts, call_id, position"""
+
+
+def listed(con: duckdb.DuckDBPyConnection) -> Result:
+    """Every definition of every answered list result, in time order.
+
+    Columns: ``server_name`` VARCHAR (serverInfo name, else the service.name of the server's spans, else
+    'unidentified server'), ``server_version`` VARCHAR, ``server_party`` VARCHAR (as findings name the
+    server), ``session_id`` VARCHAR, ``call_id`` BIGINT (the list request), ``ts`` TIMESTAMPTZ (UTC, the
+    result's time), ``kind`` VARCHAR ('tool' | 'prompt' | 'resource' | 'resource_template'), ``name``
+    VARCHAR, ``position`` INTEGER (index in the result's list), ``definition`` JSON (the item as sent,
+    credentials redacted at load), ``digest`` VARCHAR (sha256 of :func:`canonical`). Only results with
+    status 'ok' count: an error, a cut result or no answer lists nothing. Needs the analysis tables
+    (``calls``, ``call_party``)."""
+    table = con.sql(_listed_sql()).to_arrow_table()
+    digests = [None if d is None else hashlib.sha256(canonical(json.loads(d)).encode()).hexdigest()
+               for d in table.column("definition").to_pylist()]
+    return Result(table.append_column("digest", pa.array(digests, pa.string())))
+
+
+def canonical(value: Any) -> str:
+    """A JSON value as text with members sorted and no spaces: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_diff(before: Any, after: Any) -> list[dict[str, Any]]:
+    """The RFC 6902 JSON Patch from ``before`` to ``after`` (``jsonpatch.make_patch``), each ``replace``,
+    ``remove`` and ``move`` operation also giving the value it replaced, removed or moved as ``before``.
+    Operations apply in order, so that value is read (RFC 6901 JSON Pointer) in the document as the
+    operations before it left it. Empty when the two are equal."""
+    ops, doc = [], before
+    for op in jsonpatch.make_patch(before, after).patch:
+        op = dict(op)
+        if op["op"] in ("replace", "remove", "move"):
+            op["before"] = jsonpointer.resolve_pointer(doc, op["from"] if op["op"] == "move" else op["path"])
+        doc = jsonpatch.apply_patch(doc, [op])
+        ops.append(op)
+    return ops
