@@ -93,6 +93,9 @@ FOLLOWABLE = ("envelope_jsonl", "jsonrpc_ndjson", "otlp_json")
 #: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
 #: open transaction holds (a transaction over a whole large file holds all of it)
 COMMIT_ROWS = 250_000
+#: ... or every this many bytes of record text, whichever comes first: one OTLP line holds many spans,
+#: so a span file's transaction is bounded by its bytes
+COMMIT_BYTES = 128 << 20
 
 def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Files named or found (recursively, sorted, hidden entries skipped) under the given paths."""
@@ -360,7 +363,7 @@ class Loader:
         base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
         n_records = 0
         n_skipped = 0
-        in_txn, txn_rows = False, 0
+        in_txn, txn_rows, txn_bytes = False, 0, 0
         for batch in _prefetch(reader.batches(inp, redaction=self.options.redaction,
                                                 max_record_bytes=self.options.max_record_bytes)):
             # rows with neither a line nor an error are text the format allows between records
@@ -376,8 +379,9 @@ class Loader:
             con.register("_lines", batch)
             if not in_txn:
                 con.execute("BEGIN TRANSACTION")
-                in_txn, txn_rows = True, 0
-            raised = batch_limit(base_limit, top_limit, pc.max(pc.binary_length(batch.column("line"))).as_py() or 0)
+                in_txn, txn_rows, txn_bytes = True, 0, 0
+            lengths = pc.binary_length(batch.column("line"))
+            raised = batch_limit(base_limit, top_limit, pc.max(lengths).as_py() or 0)
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
@@ -399,7 +403,8 @@ class Loader:
                         pass  # the transaction failed: the file is rolled back and retried with its limits
             con.execute("DELETE FROM _all")
             txn_rows += batch.num_rows
-            if txn_rows >= COMMIT_ROWS:
+            txn_bytes += pc.sum(lengths).as_py() or 0
+            if txn_rows >= COMMIT_ROWS or txn_bytes >= COMMIT_BYTES:
                 con.execute("COMMIT")
                 in_txn = False
         if in_txn:
