@@ -367,12 +367,13 @@ class Workspace:
         """What changed from this workspace's capture to ``other`` (a Workspace, or a database file, Parquet
         dataset or capture path opened by :func:`open_capture`): tool definitions, per-tool statistics,
         correlation coverage, gaps and findings; see :func:`mcptrace.analysis.compare.compare`."""
+        name = None if self.path is None else os.fspath(self.path)
         if isinstance(other, Workspace):
-            return compare(self.con, other.con, a_name=str(self.path or "A"), b_name=str(other.path or "B"))
-        if self.path is not None and same_location(self.path, other):  # DuckDB opens a file once per process
-            return compare(self.con, self.con, a_name=str(self.path), b_name=os.fspath(other))
+            return compare(self.con, other.con, a_name=name, b_name=None if other.path is None else os.fspath(other.path))
+        if name is not None and same_location(name, other):  # DuckDB opens a file once per process
+            return compare(self.con, self.con, a_name=name, b_name=os.fspath(other))
         with open_capture(other) as ws:
-            return compare(self.con, ws.con, a_name=str(self.path or "A"), b_name=os.fspath(other))
+            return compare(self.con, ws.con, a_name=name, b_name=os.fspath(other))
 
     def write_report(self, path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kwargs: Any) -> str:
         """Write the self-contained HTML incident report; see :func:`mcptrace.render.report.report_html`."""

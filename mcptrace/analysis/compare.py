@@ -472,16 +472,25 @@ def _findings(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, names_
     return out
 
 
-def compare(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, *, a_name: str = "A",
-            b_name: str = "B") -> CaptureDiff:
+def source_name(con: duckdb.DuckDBPyConnection) -> str:
+    """A database named by what was loaded into it: its one source's path, or the first and how many more."""
+    paths = [p for (p,) in con.execute("SELECT path FROM sources ORDER BY source_id").fetchall()]
+    if not paths:
+        return "(no sources)"
+    return paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more"
+
+
+def compare(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, *, a_name: str | None = None,
+            b_name: str | None = None) -> CaptureDiff:
     """What changed from the mcptrace database on connection ``a`` to the one on ``b`` (see the module
-    docstring); ``a_name``/``b_name`` name them in the result. Both need the analysis tables (a database,
-    an attached dataset: its ``call_party`` is built in the connection's memory when missing)."""
+    docstring); ``a_name``/``b_name`` name them in the result (default: :func:`source_name`). Both need the
+    analysis tables (a database, an attached dataset: its ``call_party`` is built in the connection's memory
+    when missing)."""
     for con in (a, b):
         ensure_parties(con)
     ca, sa, va = _party_names(a)
     cb, sb, vb = _party_names(b)
     names_a, names_b = {"client": ca, "server": sa}, {"client": cb, "server": sb}
     definitions, not_compared = _definitions(a, b)
-    return CaptureDiff(_side(a, a_name, va), _side(b, b_name, vb), definitions, not_compared, _tools(a, b),
+    return CaptureDiff(_side(a, a_name or source_name(a), va), _side(b, b_name or source_name(b), vb), definitions, not_compared, _tools(a, b),
                        _coverage(a, b, names_a, names_b, va, vb), _gaps(a, b), _findings(a, b, names_a, names_b))

@@ -230,8 +230,8 @@ def diff_html(diff: CaptureDiff, *, title: str = "MCP capture diff") -> str:
     definition), tools, coverage, gaps and findings. Every string is escaped; the page has no script."""
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = [f"<h1>{_e(title)}</h1>",
-             f'<div class="muted">generated {_e(now)} by mcptrace · A → B · durations in ms · rates in %, their '
-             "changes in percentage points</div>"]
+             (f'<div class="muted">generated {_e(now)} by mcptrace · A → B · durations in ms · rates in %, their '
+              "changes in percentage points</div>")]
     parts.append(_table(["", "capture", "calls", "tool calls", "sessions", "gaps", "servers", "first call (UTC)"],
                         [[label, _e(s.name), _e(s.calls), _e(s.tool_calls), _e(s.sessions), _e(s.gaps),
                           _e(", ".join(f"{n} {'/'.join(v)}".strip() for n, v in s.servers.items())),
