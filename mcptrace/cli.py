@@ -478,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("diff", help="what changed between two captures: tool definitions, per-tool calls, errors and "
                                      "durations, correlation coverage, gaps and findings")
-    dp.add_argument("a", metavar="A", help="the earlier capture: a DuckDB file, a Parquet dataset, or capture files' "
-                                           "file or directory (loaded in memory)")
+    dp.add_argument("a", metavar="A", help="the earlier capture: a DuckDB database file, a Parquet dataset, or a capture "
+                                           "file or directory of captures (loaded in memory)")
     dp.add_argument("b", metavar="B", help="the later capture, the same kinds")
     dfmt = dp.add_mutually_exclusive_group()
     dfmt.add_argument("--json", action="store_true", help="print the whole diff as JSON")

@@ -69,6 +69,11 @@ def caps(tmp_path_factory) -> dict[str, pathlib.Path]:
             m["params"]["name"] = HOSTILE
         hostile.append(r)
     out["hostile"] = write_json_lines(d / "hostile.jsonl", hostile)
+    # 'after' whose tools/list went unanswered: B says nothing about its tools
+    after = read_json_lines(out["after"])
+    listing = next(r["message"]["id"] for r in after if (r.get("message") or {}).get("method") == "tools/list")
+    out["unlisted"] = write_json_lines(d / "unlisted.jsonl", [
+        r for r in after if not (r["direction"] == "server_to_client" and (r.get("message") or {}).get("id") == listing)])
     return out
 
 
@@ -267,6 +272,18 @@ def test_inputs_that_are_not_captures_are_named(caps, capsys, tmp_path):
     con = duckdb.connect(str(foreign), read_only=True)
     assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("t",)]  # left as it was
     con.close()
+
+
+def test_a_kind_listed_on_one_side_only_is_not_compared(caps, capsys):
+    code, out, err = run_diff(capsys, caps["before"], caps["unlisted"], "--json", "--fail-on", "removed-tool,changed-tool")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["definitions"] == []  # prompts and resources did not change; tools are not compared
+    assert d["not_compared"] == [{"server": "inventory", "kind": "tool", "listed_in": "a",
+                                  "names": ["legacy_export", "lookup", "price", "reserve"]}]
+    assert {t["tool"] for t in d["tools"]} == {"legacy_export", "lookup", "price", "reserve", "restock"}  # called all the same
+    code, text, _ = run_diff(capsys, caps["before"], caps["unlisted"])
+    assert "? tools of inventory listed in A only: not compared" in text
 
 
 def test_html_report_escapes_hostile_tool_names_and_descriptions(caps, capsys, tmp_path):

@@ -219,10 +219,17 @@ def _pair_html(metric: str, c: Change, worse_up: bool = True) -> str:
 
 
 def _definition_html(d: DefinitionChange) -> list[str]:
-    detail = d.patch if d.status == "changed" else d.definition
+    """A definition's row: a changed one's patch, one operation a line; an added or removed one's description,
+    and the whole definition folded (``<details>``)."""
+    if d.status == "changed":
+        detail = "<pre>" + "\n".join(_e(op_text(op)) for op in d.patch or []) + "</pre>"
+    else:
+        desc = d.definition.get("description") if isinstance(d.definition, dict) else None
+        detail = (f"<p>{_e(desc)}</p>" if desc else "") + (
+            f"<details><summary>definition</summary><pre>{_e(json.dumps(d.definition, indent=1, ensure_ascii=False))}"
+            "</pre></details>")
     return [_e(d.server), _e(d.kind), f"<code>{_e(d.name)}</code>", f'<span class="st-{_e(d.status)}">{_e(d.status)}</span>',
-            _e(", ".join(m or "(whole)" for m in d.members)),
-            f"<pre>{_e(json.dumps(detail, indent=1, ensure_ascii=False))}</pre>"]
+            _e(", ".join(m or "(whole)" for m in d.members)), detail]
 
 
 def diff_html(diff: CaptureDiff, *, title: str = "MCP capture diff") -> str:
@@ -241,7 +248,7 @@ def diff_html(diff: CaptureDiff, *, title: str = "MCP capture diff") -> str:
     defs += [[_e(n.server), _e(n.kind), _e(", ".join(n.names)), "not compared", "",
               _e(f"listed in {n.listed_in.upper()} only")] for n in diff.not_compared]
     parts.append("<h2>Tool, prompt and resource definitions</h2>"
-                 + (_table(["server", "kind", "name", "status", "members", "patch (A → B) / definition"], defs)
+                 + (_table(["server", "kind", "name", "status", "members", "what changed (JSON Patch, A → B) / definition"], defs)
                     if defs else '<p class="muted">No definition changed.</p>'))
     parts.append("<h2>Tools</h2>" + (_table(
         ["server", "tool", "called in", *[h for _, h in TOOL_COLUMNS]],
