@@ -25,9 +25,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mcptrace.analysis.definitions import canonical, json_diff, listed
-from mcptrace.core.db import run_sql_file
+from mcptrace.core.db import one, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 
 #: listed kind -> (its gap code, the notification that announces a change of its list)
@@ -54,8 +55,12 @@ def refresh(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
     after). Needs ``calls``, ``message_order``, ``call_party`` and ``gap_party``. A drift code missing from
     ``gap_codes`` raises ``duckdb.InvalidInputException`` when a change of it is found; one whose party
     rule is not 'server' raises ``ValueError``."""
+    had = one(con, "SELECT count(*) FROM gaps WHERE list_contains(?, code)", [list(CODES)])[0]
+    items = listed(con).arrow()
+    if not had and _one_definition_each(items):  # nothing changed, nothing to replace: the usual case
+        return 0
     _rules(con, gap_codes)
-    con.register("_drift_listed_arrow", listed(con).arrow())
+    con.register("_drift_listed_arrow", items)
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _drift_listed AS SELECT * FROM _drift_listed_arrow")
     finally:
@@ -89,20 +94,35 @@ def refresh(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
     return len(seqs)
 
 
+def _one_definition_each(items: pa.Table) -> bool:
+    """Whether every server name, kind and name of ``items`` (:func:`listed`) has one definition: then no
+    listing differs from another (a finer comparison, within a session or a result, neither)."""
+    if not items.num_rows:
+        return True
+    n = items.group_by(["server_name", "kind", "name"]).aggregate([("digest", "count_distinct")])
+    return pc.max(n.column("digest_count_distinct")).as_py() <= 1
+
+
 def _rules(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode]) -> None:
     """The TEMP tables ``_drift_kinds(kind, code, notification)`` and ``_drift_rules(code, severity, unit,
     eligible, inferred)`` (the registry's entries of the drift codes)."""
     for code in CODES:
         if code in gap_codes and gap_codes[code].party != "server":
             raise ValueError(f"{code}: the party of a definition change is its server, not {gap_codes[code].party!r}")
-    con.execute("CREATE OR REPLACE TEMP TABLE _drift_kinds (kind VARCHAR, code VARCHAR, notification VARCHAR)")
-    con.executemany("INSERT INTO _drift_kinds VALUES (?, ?, ?)", [(k, c, n) for k, (c, n) in KINDS.items()])
-    con.execute("CREATE OR REPLACE TEMP TABLE _drift_rules (code VARCHAR, severity VARCHAR, unit VARCHAR, "
-                "eligible VARCHAR, inferred BOOLEAN)")
-    rules = [(c, gap_codes[c].severity, gap_codes[c].unit, gap_codes[c].eligible, gap_codes[c].inferred)
-             for c in CODES if c in gap_codes]
-    if rules:
-        con.executemany("INSERT INTO _drift_rules VALUES (?, ?, ?, ?, ?)", rules)
+    kinds = pa.table({"kind": list(KINDS), "code": [c for c, _ in KINDS.values()],
+                      "notification": [n for _, n in KINDS.values()]})
+    codes = [c for c in CODES if c in gap_codes]
+    rules = pa.table({"code": pa.array(codes, pa.string()),
+                      "severity": pa.array([gap_codes[c].severity for c in codes], pa.string()),
+                      "unit": pa.array([gap_codes[c].unit for c in codes], pa.string()),
+                      "eligible": pa.array([gap_codes[c].eligible for c in codes], pa.string()),
+                      "inferred": pa.array([gap_codes[c].inferred for c in codes], pa.bool_())})
+    for name, table in (("_drift_kinds", kinds), ("_drift_rules", rules)):
+        con.register(f"{name}_arrow", table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        finally:
+            con.unregister(f"{name}_arrow")
 
 
 def detail(server: str, kind: str, name: str, before_ts: str | None, after_ts: str | None,
