@@ -14,7 +14,8 @@ The comparison spans sessions, so an append's scope (:mod:`mcptrace.analysis.inc
 it: :func:`refresh` recomputes these gaps over the whole database after every full rebuild and every
 append, replacing the earlier rows of these codes in ``gaps`` and ``gap_party`` (``sql/drift_replace.sql``)
 and, after an append, their findings' groups. Listings are few; the SQL finds the changes, Python writes
-the JSON difference of each.
+the JSON difference of each. When every listed name has one definition and no drift gap is stored (the
+usual case) it stops after reading the listings.
 """
 
 from __future__ import annotations
