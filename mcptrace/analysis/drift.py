@@ -45,8 +45,6 @@ CODES = tuple(dict.fromkeys(code for code, _ in KINDS.values()))
 #: characters were cut; the digests in ``detail`` still tell the whole definitions apart
 DIFF_TEXT_MAX = 2000
 
-_MISSING = object()
-
 
 def refresh(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES, *,
             regroup: bool = False) -> int:
