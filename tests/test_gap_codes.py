@@ -12,8 +12,8 @@ import duckdb
 import pytest
 
 import mcptrace
-from mcptrace.analysis.rebuild import rebuild
 from mcptrace.analysis import drift
+from mcptrace.analysis.rebuild import rebuild
 from mcptrace.core.gapcodes import (DATABASE_WIDE_CODES, GAP_CODES, SEVERITIES, UNLINKED_CODES, GapCode, markdown_table,
                                     rows, severity)
 
