@@ -12,8 +12,10 @@ import duckdb
 import pytest
 
 import mcptrace
+from mcptrace.analysis import drift
 from mcptrace.analysis.rebuild import rebuild
-from mcptrace.core.gapcodes import GAP_CODES, SEVERITIES, UNLINKED_CODES, GapCode, markdown_table, rows, severity
+from mcptrace.core.gapcodes import (DATABASE_WIDE_CODES, GAP_CODES, SEVERITIES, UNLINKED_CODES, GapCode, markdown_table,
+                                    rows, severity)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "gaps"
@@ -37,7 +39,8 @@ FROM messages m JOIN sources s USING (source_id)
 """
 #: detail keys holding internal ids: call ids (a call's id is its request's message id) and session ids,
 #: stated in the fixtures as ``file:line`` and ``session:<key>``
-ID_KEYS = ("chosen_call_id", "open_request_message_id", "other_session_id", "candidates")
+ID_KEYS = ("chosen_call_id", "open_request_message_id", "other_session_id", "candidates", "before_call_id",
+           "before_session_id")
 
 
 def gap_rows(ws: mcptrace.Workspace) -> list[dict]:
@@ -69,7 +72,7 @@ def fixture_codes() -> list[str]:
 
 
 def test_registry_entries_are_well_formed():
-    assert len(GAP_CODES) == 18
+    assert len(GAP_CODES) == 21
     for code, gc in GAP_CODES.items():
         assert gc.code == code and re.fullmatch(r"[a-z]+(_[a-z]+)*", code)
         assert gc.severity in SEVERITIES
@@ -88,8 +91,17 @@ def test_unlinked_codes_come_from_the_registry_flag():
 def test_gaps_sql_emits_exactly_the_registry_codes_and_no_severity_literal():
     sql = GAPS_SQL.read_text(encoding="utf-8")
     emitted = set(re.findall(r"^SELECT '([a-z_]+)'(?: AS code)?,", sql, re.M))
-    assert emitted == set(GAP_CODES)
+    assert emitted == set(GAP_CODES) - DATABASE_WIDE_CODES
     assert not re.search(r"^SELECT '[a-z_]+'(?: AS code)?, '(?:error|warning|info)'", sql, re.M)
+
+
+def test_database_wide_codes_are_the_drift_codes_and_blame_the_server():
+    assert DATABASE_WIDE_CODES == set(drift.CODES) == {"tool_definition_changed", "prompt_definition_changed",
+                                                      "resource_definition_changed"}
+    for code in DATABASE_WIDE_CODES:
+        gc = GAP_CODES[code]
+        assert (gc.severity, gc.party, gc.unit, gc.eligible) == ("warning", "server", "gaps", None)
+        assert "{party}" in gc.summary and "list_changed" in gc.remedy
 
 
 def test_rebuild_fills_gap_codes_from_the_registry():

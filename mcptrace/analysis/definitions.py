@@ -70,13 +70,21 @@ def listed(con: duckdb.DuckDBPyConnection) -> Result:
     server), ``session_id`` VARCHAR, ``call_id`` BIGINT (the list request), ``ts`` TIMESTAMPTZ (UTC, the
     result's time), ``kind`` VARCHAR ('tool' | 'prompt' | 'resource' | 'resource_template'), ``name``
     VARCHAR, ``position`` INTEGER (index in the result's list), ``definition`` JSON (the item as sent,
-    credentials redacted at load), ``digest`` VARCHAR (sha256 of :func:`canonical`). Only results with
+    credentials redacted at load), ``digest`` VARCHAR (:func:`digest`). Only results with
     status 'ok' count: an error, a cut result or no answer lists nothing. Needs the analysis tables
     (``calls``, ``call_party``)."""
     table = con.sql(_listed_sql()).to_arrow_table()
-    digests = [None if d is None else hashlib.sha256(canonical(json.loads(d)).encode()).hexdigest()
-               for d in table.column("definition").to_pylist()]
+    digests = [None if d is None else digest(d) for d in table.column("definition").to_pylist()]
     return Result(table.append_column("digest", pa.array(digests, pa.string())))
+
+
+def digest(text: str) -> str:
+    """sha256 of a definition's :func:`canonical` text; of the text as given (marked as such) when it is
+    nested deeper than Python's JSON reads."""
+    try:
+        return hashlib.sha256(canonical(json.loads(text)).encode()).hexdigest()
+    except RecursionError:
+        return hashlib.sha256(b"text\x00" + text.encode()).hexdigest()
 
 
 def canonical(value: Any) -> str:

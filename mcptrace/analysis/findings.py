@@ -118,19 +118,26 @@ def scope_after(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO finding_rows BY NAME SELECT * FROM _groups_part")
 
 
+def groups(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create ``finding_eligible`` (every party's eligible units) and ``finding_rows`` (every gap of
+    ``gap_party`` in its group) over the whole database."""
+    eligible(con, "SELECT * FROM call_party", "SELECT * FROM sessions", "SELECT * FROM spans", "_eligible_all")
+    con.execute("CREATE OR REPLACE TABLE finding_eligible AS SELECT * FROM _eligible_all")
+    run_sql_file(con, "findings_groups.sql", views={"_fg_gaps": "SELECT * FROM gap_party"})
+    con.execute("CREATE OR REPLACE TABLE finding_rows AS SELECT * FROM _groups_part")
+
+
 def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP_CODES, *,
           with_parties: bool = True) -> int:
     """(Re)create the ``findings`` table from ``gaps``, ``calls``, ``sessions`` and ``spans``; returns the
     number of findings. ``with_parties=False`` takes ``call_party``, ``gap_party``, ``finding_eligible`` and
     ``finding_rows`` as they are (an append updated its scope's rows: :func:`scope_before`,
-    :func:`scope_after`, :mod:`mcptrace.analysis.incremental`). A gap whose code is not in ``gap_codes``
+    :func:`scope_after`, :mod:`mcptrace.analysis.incremental`; the full rebuild adds the drift gaps between
+    :func:`parties` and :func:`groups`). A gap whose code is not in ``gap_codes``
     raises ``duckdb.InvalidInputException``."""
     if with_parties:
         parties(con, gap_codes)
-        eligible(con, "SELECT * FROM call_party", "SELECT * FROM sessions", "SELECT * FROM spans", "_eligible_all")
-        con.execute("CREATE OR REPLACE TABLE finding_eligible AS SELECT * FROM _eligible_all")
-        run_sql_file(con, "findings_groups.sql", views={"_fg_gaps": "SELECT * FROM gap_party"})
-        con.execute("CREATE OR REPLACE TABLE finding_rows AS SELECT * FROM _groups_part")
+        groups(con)
     for stmt in statements("findings.sql"):
         con.execute(stmt)
     res = con.execute("SELECT * FROM _finding_rows")

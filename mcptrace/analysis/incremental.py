@@ -30,6 +30,10 @@ calls, when the analysis tables are missing or stale, or when the scope changes 
 reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
 whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
+
+Definition drift compares a server's listings across sessions, which no scope holds: in the same
+transaction, :func:`mcptrace.analysis.drift.refresh` recomputes its gaps over the whole database and
+replaces their rows and finding groups.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from mcptrace.analysis import findings
+from mcptrace.analysis import drift, findings
 from mcptrace.analysis import rebuild as _rb
 from mcptrace.core.db import one, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
@@ -185,6 +189,9 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         try:
             _rb.run_script(con, "scope_merge.sql", params)
             findings.scope_after(con)
+            t_drift = time.perf_counter()
+            drift.refresh(con, gap_codes, regroup=True)
+            steps["drift"] = time.perf_counter() - t_drift
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from mcptrace.analysis import findings
+from mcptrace.analysis import drift, findings
 from mcptrace.core.db import one, sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
@@ -90,7 +90,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
             skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S,
             nearest_margin_ms: float = NEAREST_MARGIN_MS, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
     """Recompute ``calls``, ``sessions``, ``call_spans``, ``gaps`` and ``findings`` from ``messages``,
-    ``http_events`` and ``spans``. Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
+    ``http_events`` and ``spans``; the definition drift gaps over every listing (:mod:`mcptrace.analysis.drift`). Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
     a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
     load_gap_codes(con, gap_codes)
     clean_times(con)
@@ -98,7 +98,10 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
               "nearest_margin_ms": nearest_margin_ms}
     run_script(con, "message_order.sql")
     analyse(con, params)
-    findings.build(con, gap_codes)
+    findings.parties(con, gap_codes)
+    drift.refresh(con, gap_codes)
+    findings.groups(con)
+    findings.build(con, gap_codes, with_parties=False)
 
 
 def clean_times(con: duckdb.DuckDBPyConnection) -> None:

@@ -53,6 +53,7 @@ class GapCode:
     inferred: bool = False
     summary: str = ""
     remedy: str = ""
+    database_wide: bool = False
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -67,6 +68,11 @@ class GapCode:
 
 _SEP414 = ("SEP-414 (`params._meta.traceparent`, in the MCP specification since 2026-07-28: basic/index, "
            "\"_meta\")")
+_LIST_CHANGED = ("MCP server/{what}: a server that declared `listChanged` SHOULD send "
+                 "`notifications/{what}/list_changed` when the list changes")
+_TOOL_SAFETY = ("MCP specification, Security and Trust & Safety: descriptions of tool behavior are untrusted unless "
+                "obtained from a trusted server, and users should understand what each tool does before "
+                "authorizing its use")
 _SEP2822 = ("`Mcp-Client-Session-Id` / `_meta.clientSessionId` (draft SEP-2822), or a host key such as "
             "`vscode.conversationId` or `openai/session`")
 
@@ -184,6 +190,34 @@ _CODES = (
                     "tolerance ({share}): its clock differs from the capture's or its caller's.",
             remedy="Synchronise the clocks (NTP); `Workspace.adjust_clock_skew()` shifts the spans for viewing "
                    "and keeps the raw times."),
+    GapCode("tool_definition_changed", "warning",
+            "a server listed a tool under a name it had listed before with another definition: description, input "
+            "or output schema, annotations",
+            party="server", unit="gaps", eligible=None, database_wide=True,
+            summary="{party} changed {n} tool definition{s} after clients had listed the earlier one: what the user "
+                    "or host approved is not what the model now reads.",
+            remedy="Keep a tool's name bound to one definition: publish a changed description or schema under a new "
+                   "tool name, and send `notifications/tools/list_changed` when it changes ("
+                   + _LIST_CHANGED.format(what="tools") + "). Hosts: pin the definition the user approved (its "
+                   "digest) and ask again when `tools/list` returns another (" + _TOOL_SAFETY + ")."),
+    GapCode("prompt_definition_changed", "warning",
+            "a server listed a prompt under a name it had listed before with another definition: description, "
+            "arguments",
+            party="server", unit="gaps", eligible=None, database_wide=True,
+            summary="{party} changed {n} prompt definition{s} after clients had listed the earlier one.",
+            remedy="Keep a prompt's name bound to one definition, and send `notifications/prompts/list_changed` "
+                   "when it changes (" + _LIST_CHANGED.format(what="prompts") + "). Hosts: show the user the "
+                   "changed prompt before using it again: prompts are user-controlled (MCP server/prompts), and the "
+                   "user chose the earlier one."),
+    GapCode("resource_definition_changed", "warning",
+            "a server listed a resource (by URI) or a resource template (by URI template) it had listed before "
+            "with another definition: name, description, MIME type, annotations",
+            party="server", unit="gaps", eligible=None, database_wide=True,
+            summary="{party} changed {n} resource or resource template definition{s} after clients had listed "
+                    "the earlier one.",
+            remedy="Keep a resource's URI bound to one description, and send `notifications/resources/list_changed` "
+                   "when the list changes (" + _LIST_CHANGED.format(what="resources") + "). Hosts: treat the "
+                   "changed description as untrusted text, as they do the first one (" + _TOOL_SAFETY + ")."),
 )
 
 #: code -> :class:`GapCode`, in the README's order
@@ -191,6 +225,9 @@ GAP_CODES = MappingProxyType({c.code: c for c in _CODES})
 #: the codes of spans not joined by the data itself (``server_span_unlinked``, ``downstream_unlinked``,
 #: ``server_span_missing``): the waterfall's "unlinked" count
 UNLINKED_CODES = frozenset(c.code for c in _CODES if c.unlinked)
+#: the codes found over the whole database after every rebuild and append, not by ``sql/gaps.sql``
+#: (definition drift: :mod:`mcptrace.analysis.drift`)
+DATABASE_WIDE_CODES = frozenset(c.code for c in _CODES if c.database_wide)
 
 
 def severity(code: str) -> str:
