@@ -1,5 +1,5 @@
-"""Command line: ``mcptrace load | open | sessions | findings | gaps | timeline | tree | turns | report | export |
-capture | serve``.
+"""Command line: ``mcptrace load | open | sessions | findings | tools | gaps | timeline | tree | turns | report |
+export | capture | serve``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
 ``--errors raise`` (the other paths still load); 2 usage errors (argparse); 3 ``findings --fail-on``
@@ -9,6 +9,7 @@ found a finding of that severity or worse.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import os
@@ -16,6 +17,7 @@ import sys
 from collections import Counter
 
 import duckdb
+import pyarrow as pa
 
 from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
@@ -23,9 +25,10 @@ from mcptrace.core.errors import MCPTraceError
 from mcptrace.core.gapcodes import SEVERITIES
 from mcptrace.capture.options import add_secret_keys_argument
 from mcptrace.core.redact import RedactionPolicy
+from mcptrace.core.result import Result
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
-from mcptrace.render.export import FRAME_FORMATS, write_figure, write_frame
+from mcptrace.render.export import FRAME_FORMATS, neutralise_formulas, write_figure, write_frame
 from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
 from mcptrace.workspace import FollowedPart, Workspace
 from mcptrace.workspace import open as open_ws
@@ -221,6 +224,45 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``tools`` text table: (column, format) after the ``--by`` columns; --json and --csv give every column
+_TOOLS_TEXT = (("calls", "{}"), ("ok", "{}"), ("errors", "{}"), ("tool_errors", "{}"), ("cancelled", "{}"),
+               ("unanswered", "{}"), ("truncated", "{}"), ("error_rate", "{:.1%}"), ("tool_error_rate", "{:.1%}"),
+               ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}"), ("p99_ms", "{:.1f}"), ("max_ms", "{:.1f}"),
+               ("error_codes", "{}"), ("request_bytes", "{}"), ("response_bytes", "{}"))
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    """Per-tool statistics (:meth:`Workspace.tool_stats`): a text table, JSON lines or CSV."""
+    by = tuple(b.strip() for b in args.by.split(",") if b.strip())
+    with _open_existing(args.db) as ws:
+        try:
+            res = ws.tool_stats(by, method=None if args.method == "all" else args.method)
+        except ValueError as e:
+            print(f"error: --by {args.by}: {e}", file=sys.stderr)
+            return 2
+    rows = [dict(zip(res.columns, r)) for r in res.rows()]
+    for r in rows:  # MAP(BIGINT, BIGINT) arrives as (code, count) pairs
+        r["error_code_counts"] = {str(k): v for k, v in r["error_code_counts"]}
+    if args.json:
+        for r in rows:
+            print(json.dumps({k: _json_value(v) for k, v in r.items()}, ensure_ascii=False))
+    elif args.csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(res.columns)
+        for r in rows:
+            out.writerow([json.dumps(v) if isinstance(v, dict) else neutralise_formulas(_json_value(v))
+                          for v in r.values()])
+    elif not rows:
+        print("no calls" + ("" if args.method == "all" else f" of method {args.method}"))
+    else:
+        cols = [*by, *(c for c, _ in _TOOLS_TEXT)]
+        fmt = dict(_TOOLS_TEXT)
+        cells = [[("" if r[c] is None else fmt.get(c, "{}").format(r[c])) for c in cols] for r in rows]
+        _print_table(Result(pa.table({c: [row[i] for row in cells] for i, c in enumerate(cols)})),
+                     max_width=args.width)
+    return 0
+
+
 def cmd_gaps(args: argparse.Namespace) -> int:
     with _open_existing(args.db) as ws:
         res = ws.gaps(args.code, args.session).select("gap_id", "code", "severity", "session_id", "call_id",
@@ -385,6 +427,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"exit {FINDINGS_FAILED} when a finding of this severity or worse exists (for CI)")
     fp.add_argument("--width", type=int, default=90, help="truncate cells to this width")
     fp.set_defaults(func=cmd_findings)
+
+    tsp = sub.add_parser("tools", help="per-tool statistics: calls by status, error rates, latency percentiles, "
+                                       "error codes and bytes, by server and tool")
+    tsp.add_argument("--db", required=True)
+    tsp.add_argument("--by", default="server,tool",
+                     help="comma-separated: any of server, client, tool, session_id, method (default server,tool)")
+    tsp.add_argument("--method", default="tools/call",
+                     help="the request method counted (default tools/call); 'all' for every method, the tool "
+                          "column then naming the method of requests other than tools/call")
+    tsf = tsp.add_mutually_exclusive_group()
+    tsf.add_argument("--json", action="store_true", help="every column, one JSON object per line")
+    tsf.add_argument("--csv", action="store_true", help="every column as CSV (cells that start like a formula get a "
+                                                        "leading ')")
+    tsp.add_argument("--width", type=int, default=48, help="truncate text cells to this width")
+    tsp.set_defaults(func=cmd_tools)
 
     gp = sub.add_parser("gaps", help="list where correlation was lost")
     gp.add_argument("--db", required=True)

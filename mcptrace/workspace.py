@@ -22,6 +22,7 @@ from mcptrace.analysis.incremental import UpdateReport, update, watermark
 from mcptrace.analysis.lanes import call_lanes
 from mcptrace.analysis.rebuild import SKEW_TOLERANCE_MS, needs_rebuild, rebuild
 from mcptrace.analysis.skew import adjust_clock_skew
+from mcptrace.analysis.toolstats import tool_stats
 from mcptrace.analysis.tree import tree
 from mcptrace.analysis.turns import turns
 from mcptrace.core.dataset import attach_dataset, is_dataset
@@ -244,6 +245,14 @@ class Workspace:
             raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
         return self.sql("SELECT * FROM findings WHERE ?::VARCHAR IS NULL OR severity = ? ORDER BY finding_id",
                         [severity, severity])
+
+    def tool_stats(self, by: Sequence[str] = ("server", "tool"), *, method: str | None = "tools/call") -> Result:
+        """Per-tool statistics: one row per group of ``by`` (any of server, client, tool, session_id,
+        method) of the calls of ``method`` (``None``: every request method): counts by status, error
+        rates, latency percentiles (ms), JSON-RPC error codes, request/response bytes, first and last
+        seen; see :func:`mcptrace.analysis.toolstats.tool_stats` for the columns. Raises ``ValueError``
+        for an unknown ``by``."""
+        return tool_stats(self.con, by, method=method)
 
     def spans(self, trace_id: str | None = None) -> Result:
         """OTLP spans in start order, optionally of one trace (32 hex digits).

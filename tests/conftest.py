@@ -74,6 +74,7 @@ MODULE_MARKS: dict[str, tuple[str, ...]] = {
     "test_browser_explorer": ("browser", "notebooks"),
     "test_property_mutations": ("slow",),
     "test_benchmarks": ("slow",),
+    "test_tool_stats": ("sdk",),
 }
 
 #: "module::test function" (every parametrisation) -> its markers
@@ -91,6 +92,7 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_timeline::test_exports_html_png_svg": ("browser",),
     "test_report::test_report_sections": ("browser",),
     "test_report::test_hostile_strings_stay_text_in_report_and_timeline": ("browser",),
+    "test_tool_stats::test_report_tool_section_renders_inert_in_chromium": ("browser",),
     "test_correlation::test_precision_and_recall_of_every_gap_code_are_one": ("slow",),
     "test_cli::test_load_sessions_gaps_timeline": ("slow",),
     "test_readers_http_logs::test_damaged_files_load_without_raising": ("slow",),

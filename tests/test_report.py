@@ -79,11 +79,12 @@ def test_report_sections(samples_ws, tmp_path):
             top.append(sid)
     for i, sid in enumerate(top):
         assert f'<h2 id="session-{i}">Session {sid}</h2>' in html
-    assert html.count('class="fig"') == 2 * len(top) + 2  # timeline and waterfall per session, two coverage charts
+    # timeline and waterfall per session, two coverage charts, the per-tool chart
+    assert html.count('class="fig"') == 2 * len(top) + 3
     assert "<dl class=\"ev\">" in html and "<pre>" not in html.split("<h2>Where correlation was lost</h2>", 1)[1]
     assert "https://" not in html.split("<script>", 1)[0]  # nothing fetched from the network
     dom = _rendered_dom(tmp_path / "report.html")
-    assert dom.count('class="plot-container plotly"') == 2 * len(top) + 2  # every figure drew
+    assert dom.count('class="plot-container plotly"') == 2 * len(top) + 3  # every figure drew
 
 
 def test_hostile_strings_stay_text_in_report_and_timeline(tmp_path):

@@ -1,8 +1,9 @@
 """A self-contained HTML incident report.
 
 Sections: summary cards; the findings, ranked (each with its sentence, remedy, gaps over time as a
-sparkline, a link to its gaps and to the waterfall of an example call's session); calls by status, gaps
-by code, sources, sessions; the gaps grouped by finding with their evidence as labelled fields (at most
+sparkline, a link to its gaps and to the waterfall of an example call's session); calls by status; per-tool
+statistics (p50/p95 latency and error rates per server and tool as a chart, and the table of
+:func:`mcptrace.analysis.toolstats.tool_stats`); gaps by code, sources, sessions; the gaps grouped by finding with their evidence as labelled fields (at most
 :data:`GAPS_PER_FINDING` per finding); correlation coverage per client and per server over time (table
 and chart); and for each selected session (default: the example sessions of the top findings, then
 those with the most gaps; three in all) its timeline and waterfall.
@@ -28,6 +29,7 @@ from mcptrace.analysis import queries
 from mcptrace.core.errors import NotFoundError
 from mcptrace.render.coverage import coverage_figure
 from mcptrace.render.timeline import timeline
+from mcptrace.render.toolstats import tool_stats_figure, tool_stats_table
 from mcptrace.render.waterfall import waterfall
 
 #: the report's style sheet (also used by the README's findings picture)
@@ -242,6 +244,12 @@ def report_html(con: duckdb.DuckDBPyConnection, session_ids: Sequence[str] | Non
     parts.append("<h2>Findings</h2>" + findings_html(con, findings, charted))
     parts.append("<h2>Calls by status</h2>" + _table(
         ["status", "calls"], rows("SELECT status, count(*) FROM calls GROUP BY 1 ORDER BY 2 DESC")))
+    headings, tool_rows = tool_stats_table(con)
+    parts.append('<h2 id="tools">Tools</h2><div class="muted">tools/call per server and tool: latency of the answered '
+                 "calls, error rate (JSON-RPC errors) and tool-error rate (isError) as shares of the calls; request and "
+                 "response bytes of the messages as stored (credentials redacted)</div>"
+                 + (_figure(tool_stats_figure(con), "tool-stats") + f'<div class="scroll">{_table(headings, tool_rows)}</div>'
+                    if tool_rows else '<p class="muted">No tool calls.</p>'))
     parts.append("<h2>Gaps by code</h2>" + _table(
         ["code", "severity", "gaps"],
         rows("SELECT code, severity, count(*) FROM gaps GROUP BY ALL ORDER BY 3 DESC, 1")))
