@@ -1,9 +1,9 @@
 """Command line: ``mcptrace load | open | sessions | findings | tools | gaps | timeline | tree | turns | report |
-export | capture | serve``.
+export | diff | capture | serve``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
-``--errors raise`` (the other paths still load); 2 usage errors (argparse); 3 ``findings --fail-on``
-found a finding of that severity or worse.
+``--errors raise`` (the other paths still load); 2 usage errors (argparse, a bad ``diff --fail-on`` rule);
+3 ``findings --fail-on`` found a finding of that severity or worse, or ``diff --fail-on`` a rule broken.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections import Counter
 import duckdb
 import pyarrow as pa
 
+from mcptrace.analysis.compare import compare
+from mcptrace.analysis.diffrules import MIN_ANSWERED, parse_rules, violations
 from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
 from mcptrace.core.errors import MCPTraceError
@@ -28,11 +30,12 @@ from mcptrace.core.redact import RedactionPolicy
 from mcptrace.core.result import Result
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest import readers
+from mcptrace.render.diff import diff_markdown, diff_text, write_diff_html
 from mcptrace.render.export import FRAME_FORMATS, neutralise_formulas, write_figure, write_frame
 from mcptrace.render.waterfall import AGGREGATE_ABOVE as WATERFALL_AGGREGATE_ABOVE
 from mcptrace.workspace import FollowedPart, Workspace
 from mcptrace.workspace import open as open_ws
-from mcptrace.workspace import open_untrusted
+from mcptrace.workspace import open_capture, open_untrusted
 
 
 #: Characters a transcript may hold that a terminal would act on (C0 and C1 controls but newline
@@ -334,6 +337,28 @@ def cmd_turns(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    """``mcptrace diff A B``: what changed between two captures (:mod:`mcptrace.analysis.compare`)."""
+    try:
+        rules = parse_rules(args.fail_on) if args.fail_on is not None else []
+    except ValueError as e:
+        print(f"error: --fail-on: {e}", file=sys.stderr)
+        return 2
+    with open_capture(args.a) as wa, open_capture(args.b) as wb:
+        diff = compare(wa.con, wb.con, a_name=args.a, b_name=args.b)
+    if args.json:
+        print(diff.to_json(indent=2))
+    else:
+        sys.stdout.write(diff_markdown(diff) if args.markdown else diff_text(diff))
+    if args.html:
+        write_diff_html(diff, args.html)
+        print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
+    hits = violations(diff, rules)
+    for hit in hits:
+        print(f"fail-on {hit}", file=sys.stderr)
+    return FINDINGS_FAILED if hits else 0
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from mcptrace.capture._cli import run
 
@@ -490,6 +515,22 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--parquet", metavar="DIR",
                     help="write every table as a Hive-partitioned Parquet dataset (attach it with mcptrace open DIR, or --db DIR)")
     ep.set_defaults(func=cmd_export)
+
+    dp = sub.add_parser("diff", help="what changed between two captures: tool definitions, per-tool calls, errors and "
+                                     "durations, correlation coverage, gaps and findings")
+    dp.add_argument("a", metavar="A", help="the earlier capture: a DuckDB file, a Parquet dataset, or capture files' "
+                                           "file or directory (loaded in memory)")
+    dp.add_argument("b", metavar="B", help="the later capture, the same kinds")
+    dfmt = dp.add_mutually_exclusive_group()
+    dfmt.add_argument("--json", action="store_true", help="print the whole diff as JSON")
+    dfmt.add_argument("--markdown", action="store_true", help="print the changes as Markdown (for a ticket)")
+    dp.add_argument("--fail-on", metavar="RULES",
+                    help=f"exit {FINDINGS_FAILED} when a rule is broken (comma-separated): new-error-finding, "
+                         "removed-tool, changed-tool, p95-regression=N (a tool's p95 up more than N %%; tools with "
+                         f"at least {MIN_ANSWERED} answered calls on both sides), error-rate=N (a tool's error + tool-error rate "
+                         "up more than N percentage points)")
+    dp.add_argument("--html", metavar="OUT", help="also write a self-contained HTML diff report")
+    dp.set_defaults(func=cmd_diff)
 
     from mcptrace.capture._cli import add_capture_arguments
 

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from mcptrace.analysis import queries
+from mcptrace.analysis.compare import CaptureDiff, compare, input_kind
 from mcptrace.analysis.findings import build as build_findings
 from mcptrace.analysis.incremental import UpdateReport, update, watermark
 from mcptrace.analysis.lanes import call_lanes
@@ -362,6 +363,15 @@ class Workspace:
             raise MCPTraceError(f"{self.path}: read-only; adjust clock skew in a database (mcptrace.load(..., db=FILE))")
         return adjust_clock_skew(self.con, tolerance_ms)
 
+    def diff(self, other: "Workspace | str | os.PathLike") -> CaptureDiff:
+        """What changed from this workspace's capture to ``other`` (a Workspace, or a database file, Parquet
+        dataset or capture path opened by :func:`open_capture`): tool definitions, per-tool statistics,
+        correlation coverage, gaps and findings; see :func:`mcptrace.analysis.compare.compare`."""
+        if isinstance(other, Workspace):
+            return compare(self.con, other.con, a_name=str(self.path or "A"), b_name=str(other.path or "B"))
+        with open_capture(other) as ws:
+            return compare(self.con, ws.con, a_name=str(self.path or "A"), b_name=os.fspath(other))
+
     def write_report(self, path: str | os.PathLike, session_ids: Sequence[str] | None = None, **kwargs: Any) -> str:
         """Write the self-contained HTML incident report; see :func:`mcptrace.render.report.report_html`."""
         return report.write_report(self.con, path, session_ids, **kwargs)
@@ -486,6 +496,35 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
         return open_dataset(datasets[0], storage_options=storage_options)
     ws = open(db, keys=keys)
     ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys, conventions=conventions)
+    return ws
+
+
+def open_capture(location: str | os.PathLike) -> Workspace:
+    """What ``mcptrace diff`` reads on each side (:func:`mcptrace.analysis.compare.input_kind`): a DuckDB
+    database file, opened to be read (:func:`open_untrusted`); a Parquet dataset, attached
+    (:func:`open_dataset`); else capture files or a directory of them, loaded into memory. Raises
+    :class:`mcptrace.MCPTraceError` naming the path when it does not exist or nothing in it loads."""
+    path = os.fspath(location)
+    try:
+        kind = input_kind(path)
+    except FileNotFoundError as e:
+        raise MCPTraceError(str(e)) from None
+    if kind == "dataset":
+        return open_dataset(path)
+    if kind == "database":
+        try:
+            return open_untrusted(path)
+        except duckdb.PermissionException:
+            raise
+        except duckdb.Error as e:  # locked by a writer, or not an mcptrace database
+            raise MCPTraceError(f"{path}: cannot open the database: {str(e).splitlines()[0]}") from e
+    ws = open(None)
+    ws.load(path)
+    if not any(f.status == "loaded" for f in ws.last_report.files):
+        ws.close()
+        raise MCPTraceError(f"{path}: not a DuckDB database, an mcptrace Parquet dataset or a capture mcptrace reads ("
+                            + ("; ".join(f"{f.path}: {f.error or f.status}" for f in ws.last_report.files)
+                               or "no files") + ")")
     return ws
 
 
