@@ -89,6 +89,7 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_serve::test_hostile_sql_is_refused_and_the_server_keeps_answering": ("sdk",),
     "test_serve::test_report_and_timeline_resources": ("sdk", "browser"),
     "test_serve::test_streamable_http_on_loopback": ("sdk",),
+    "test_serve::test_diff_opens_only_databases_in_the_allowed_directories": ("sdk",),
     "test_timeline::test_exports_html_png_svg": ("browser",),
     "test_report::test_report_sections": ("browser",),
     "test_report::test_hostile_strings_stay_text_in_report_and_timeline": ("browser",),

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INCIDENTS = ROOT / "data" / "incidents"
 PY = sys.executable
 PNG = b"\x89PNG\r\n\x1a\n"
-TOOLS = {"sessions", "calls", "gaps", "findings", "turn_tree", "sql"}
+TOOLS = {"sessions", "calls", "gaps", "findings", "turn_tree", "tool_stats", "diff", "sql"}
 
 
 def _env() -> dict[str, str]:
@@ -137,6 +137,9 @@ def test_tools_answer_like_the_workspace(dbs):
                          "FROM calls GROUP BY ALL ORDER BY ALL"}))
             got["sql_capped"] = _ok(await client.call_tool("sql", {"query": "SELECT * FROM range(5000)"}))
             got["sql_limit"] = _ok(await client.call_tool("sql", {"query": "SELECT * FROM calls", "limit": 3}))
+            got["stats"] = _ok(await client.call_tool("tool_stats", {}))
+            got["stats_by"] = _ok(await client.call_tool("tool_stats", {"by": ["client", "method"], "method": None}))
+            got["stats_bad"] = (await client.call_tool("tool_stats", {"by": ["nope"]})).is_error
             got["no_session"] = _error(await client.call_tool("calls", {"session_id": "s_000000000000"}))
             got["no_code"] = _error(await client.call_tool("gaps", {"code": "no_such_code"}))
             got["no_turn"] = _error(await client.call_tool("turn_tree", {"session_id": busiest, "turn": "nope"}))
@@ -189,6 +192,14 @@ def test_tools_answer_like_the_workspace(dbs):
     assert _column(cap, "range") == list(range(1000))
     assert got["sql_limit"]["row_count"] == 3 and got["sql_limit"]["truncated"]
 
+    stats = ws.tool_stats().df()
+    assert [(r["server"], r["tool"], r["calls"], r["p95_ms"]) for r in got["stats"]["rows"]] == [
+        (r.server, r.tool, r.calls, None if r.p95_ms != r.p95_ms else r.p95_ms) for r in stats.itertuples()]
+    assert [c["name"] for c in got["stats"]["columns"]] == list(stats.columns)
+    by = ws.tool_stats(["client", "method"], method=None).df()
+    assert [(r["client"], r["method"], r["calls"]) for r in got["stats_by"]["rows"]] == [
+        (r.client, r.method, r.calls) for r in by.itertuples()]
+    assert got["stats_bad"] is True
     assert "no session 's_000000000000'" in got["no_session"]
     assert "unknown gap code 'no_such_code'" in got["no_code"]
     assert "no turn 'nope'" in got["no_turn"]
@@ -267,6 +278,87 @@ def test_hostile_sql_is_refused_and_the_server_keeps_answering(dbs):
     assert set(TABLES) <= set(_column(info, "table_name"))
     assert still["row_count"] > 0
     assert _sha(db) == before
+
+
+# -- diff: only databases in the allowed directories, opened like the served one -------------------
+
+def _older_database(path: Path) -> str:
+    """A real database as an older mcptrace wrote it (a column added since is missing)."""
+    mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(path)).close()
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE spans DROP COLUMN mcp_side")
+    con.close()
+    return str(path)
+
+
+def _sent_database(path: Path, secret: Path) -> str:
+    """A real database whose `sources` is a view over a local file (as someone could send one)."""
+    mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(path)).close()
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE sources RENAME TO sources_real")
+    con.execute(f"CREATE VIEW sources AS SELECT s.* REPLACE (content AS path) FROM sources_real s, read_text('{secret}')")
+    con.close()
+    return str(path)
+
+
+def test_diff_opens_only_databases_in_the_allowed_directories(tmp_path):
+    served_dir, elsewhere = tmp_path / "served", tmp_path / "elsewhere"
+    served_dir.mkdir()
+    elsewhere.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-a11c", encoding="utf-8")
+    db = str(served_dir / "samples.duckdb")
+    mcptrace.load(SAMPLES, db=db).close()
+    incident = sorted(INCIDENTS.glob("server_without_trace_extraction*"))
+    after = str(served_dir / "after.duckdb")
+    mcptrace.load(incident, db=after).close()
+    outside = str(elsewhere / "outside.duckdb")
+    mcptrace.load(incident, db=outside).close()
+    os.symlink(outside, served_dir / "link.duckdb")
+    older = _older_database(served_dir / "older.duckdb")
+    sent = _sent_database(served_dir / "sent.duckdb", secret)
+    (served_dir / "notes.txt").write_text("not a database", encoding="utf-8")
+    shas = {p: _sha(p) for p in (db, after, outside, older, sent)}
+    with open_untrusted(db) as ws, open_untrusted(after) as other:
+        expected = ws.diff(other).to_dict()
+
+    async def default_dirs():
+        async with _stdio(db, "--max-rows", "5") as client:
+            got = {"after": _ok(await client.call_tool("diff", {"other": "after.duckdb"})),
+                   "absolute": _ok(await client.call_tool("diff", {"other": after})),
+                   "itself": _ok(await client.call_tool("diff", {"other": "samples.duckdb"}))}
+            for name, other in [("outside", outside), ("dotdot", "../elsewhere/outside.duckdb"),
+                                ("link", "link.duckdb"), ("passwd", "/etc/passwd"), ("older", "older.duckdb"),
+                                ("sent", "sent.duckdb"), ("notes", "notes.txt"), ("missing", "missing.duckdb")]:
+                got[name] = _error(await client.call_tool("diff", {"other": other}))
+            got["alive"] = _ok(await client.call_tool("sessions", {}))
+            return got
+
+    got = _run(default_dirs)
+    d = got["after"]
+    assert d["a"]["name"] == os.path.realpath(db) and d["b"]["name"] == os.path.realpath(after)
+    for section in ("findings", "gaps", "definitions", "tools", "coverage", "not_compared"):
+        assert d["counts"][section] == len(expected[section]), section
+        assert d[section] == json.loads(json.dumps(expected[section][:5], default=str)), section
+    assert d["truncated"] == any(len(expected[s]) > 5 for s in d["counts"])
+    assert got["absolute"] == d
+    assert all(g["status"] == "same" for g in got["itself"]["gaps"]) and got["itself"]["definitions"] == []
+    for name in ("outside", "dotdot", "link", "passwd"):
+        assert "outside the directories this server may open databases in" in got[name], (name, got[name])
+    assert "written by an older mcptrace" in got["older"]
+    assert "Cannot access file" in got["sent"] and "TOP-SECRET" not in got["sent"]
+    assert "not a DuckDB database file" in got["notes"] and "no such database file" in got["missing"]
+    assert got["alive"]["row_count"] > 0
+
+    async def other_dir():
+        async with _stdio(db, "--allow-dir", str(elsewhere)) as client:
+            return (_ok(await client.call_tool("diff", {"other": outside})),
+                    _error(await client.call_tool("diff", {"other": "after.duckdb"})))
+
+    allowed, refused = _run(other_dir)
+    assert allowed["b"]["name"] == outside and allowed["counts"]["gaps"] == len(expected["gaps"])
+    assert "outside the directories" in refused  # --allow-dir replaces the default
+    assert {p: _sha(p) for p in shas} == shas  # nothing was written, the older database not upgraded
 
 
 # -- the resources -------------------------------------------------------------------------------
@@ -385,10 +477,13 @@ def test_serve_refuses_what_is_not_a_database_file(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a database", encoding="utf-8")
     from mcptrace.serve.server import open_served  # needs the SDK only to import
 
+    older = _older_database(tmp_path / "older.duckdb")
+    before = _sha(older)
     for path, says in [(tmp_path / "missing.duckdb", "no such database"), (tmp_path, "a directory"),
-                       (tmp_path / "notes.txt", "cannot open")]:
+                       (tmp_path / "notes.txt", "cannot open"), (older, "written by an older mcptrace")]:
         with pytest.raises(mcptrace.MCPTraceError, match=says):
             open_served(path)
+    assert _sha(older) == before  # served databases are never written, not even to upgrade them
 
 
 # -- the sql tool in process: the statement check and the connection beneath it -------------------

@@ -157,6 +157,8 @@ def arrow_type_name(t: pa.DataType) -> str:
         return f"{arrow_type_name(t.value_type)}[]"
     if pa.types.is_struct(t):
         return "STRUCT(" + ", ".join(f"{f.name} {arrow_type_name(f.type)}" for f in t) + ")"
+    if pa.types.is_map(t):
+        return f"MAP({arrow_type_name(t.key_type)}, {arrow_type_name(t.item_type)})"
     if pa.types.is_decimal(t):
         return f"DECIMAL({t.precision},{t.scale})"
     names = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.int16(): "SMALLINT", pa.int8(): "TINYINT",
@@ -171,9 +173,12 @@ def arrow_rows(table: pa.Table, *, max_rows: int, max_bytes: int, json_columns: 
     json_columns = set(json_columns)
     types = ["JSON" if f.name in json_columns else arrow_type_name(f.type) for f in table.schema]
 
+    maps = [pa.types.is_map(f.type) for f in table.schema]
+
     def rows() -> Iterator[tuple]:
         for batch in table.slice(0, max_rows + 1).to_batches(max_chunksize=256):
-            cols = [c.to_pylist() for c in batch.columns]
+            cols = [[None if v is None else dict(v) for v in c.to_pylist()] if m else c.to_pylist()
+                    for c, m in zip(batch.columns, maps)]
             yield from zip(*cols)
 
     return capped_rows(table.column_names, types, rows(), max_rows=max_rows, max_bytes=max_bytes,

@@ -8,6 +8,7 @@ on a connection of its own. Transports: stdio (the default) and Streamable HTTP 
 (``--allow-remote`` for another address).
 """
 
+import json
 import os
 import socket
 import sys
@@ -64,6 +65,19 @@ class SqlRows(Rows):
     elapsed_ms: float = Field(description="milliseconds the query took")
 
 
+class DiffResult(BaseModel):
+    a: dict[str, Any] = Field(description="the served database's side")
+    b: dict[str, Any] = Field(description="the other database's side")
+    definitions: list[dict[str, Any]]
+    not_compared: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    coverage: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    counts: dict[str, int] = Field(description="each section's full length")
+    truncated: bool = Field(description="true when a cap cut a section")
+
+
 class TurnTree(BaseModel):
     session_id: str
     turn: str | None = Field(description="the turn key the tree is of (null: the whole session)")
@@ -81,10 +95,11 @@ SessionId = Annotated[str, Field(description="a session_id from the sessions too
 
 
 def open_served(db: str | os.PathLike) -> Workspace:
-    """The database file ``db`` opened to be served: by :func:`mcptrace.workspace.open_untrusted`
-    (a database of an older mcptrace is upgraded first, as the reading commands do), then held
-    read-only. Raises :class:`mcptrace.MCPTraceError` for a missing file, a directory or a file that is
-    not a DuckDB database."""
+    """The database file ``db`` opened to be served, by :func:`mcptrace.workspace.open_untrusted`: read-only,
+    DuckDB's file and network access off, configuration locked. Never written: a database of an older
+    mcptrace, which would have to be upgraded first, is refused. Raises :class:`mcptrace.MCPTraceError` for
+    a missing file, a directory, a file that is not a DuckDB database or one to upgrade, and
+    ``duckdb.PermissionException`` when the database's own views reach outside it."""
     path = os.fspath(db)
     if os.path.isdir(path):
         raise MCPTraceError(f"{path}: a directory; mcptrace serve serves a DuckDB database file "
@@ -92,15 +107,12 @@ def open_served(db: str | os.PathLike) -> Workspace:
     if not os.path.isfile(path):
         raise MCPTraceError(f"{path}: no such database; create it with: mcptrace load PATH... --db {path}")
     try:
-        ws = open_untrusted(path)
-        if not ws.read_only:  # it was upgraded: open it again, read-only this time
-            ws.close()
-            ws = open_untrusted(path)
+        ws = open_untrusted(path, upgrade=False)
     except duckdb.PermissionException:
         raise
     except duckdb.Error as e:
         raise MCPTraceError(f"{path}: cannot open: {error_line(e)}") from e
-    if not ws.read_only:
+    if not ws.read_only:  # pragma: no cover - open_untrusted(upgrade=False) opens read-only or raises
         ws.close()
         raise MCPTraceError(f"{path}: could not be opened read-only")
     return ws
@@ -122,8 +134,11 @@ class Served:
         except BaseException:
             self.ws.close()
             raise
-        dirs = allow_dirs or [os.path.dirname(self.path)]
-        self.allow_dirs = [os.path.realpath(os.fspath(d)) for d in dirs]
+        self.allow_dirs = [os.path.realpath(os.fspath(d)) for d in allow_dirs or [os.path.dirname(self.path)]]
+        missing = [d for d in self.allow_dirs if not os.path.isdir(d)]
+        if missing:
+            self.ws.close()
+            raise MCPTraceError(f"--allow-dir {missing[0]}: no such directory")
         rows = self.ws.con.execute("SELECT table_name, column_name FROM information_schema.columns "
                                    "WHERE data_type = 'JSON'").fetchall()
         self.json_columns: dict[str, set[str]] = {}
@@ -135,12 +150,77 @@ class Served:
         return arrow_rows(result.arrow(), max_rows=self.limits.rows(limit), max_bytes=self.limits.max_bytes,
                           json_columns=self.json_columns.get(table or "", ()))
 
+    def other_database(self, other: str) -> str:
+        """The real path of the database ``other`` names (relative: to the served database's directory),
+        when it lies in an allowed directory and is a DuckDB database file; else MCPTraceError."""
+        given = other if os.path.isabs(other) else os.path.join(os.path.dirname(self.path), other)
+        real = os.path.realpath(given)
+        if not any(os.path.commonpath([real, d]) == d for d in self.allow_dirs):
+            raise MCPTraceError(f"{other}: outside the directories this server may open databases in "
+                                f"({', '.join(self.allow_dirs)}; the operator adds some with --allow-dir)")
+        if not os.path.isfile(real):
+            raise MCPTraceError(f"{other}: no such database file")
+        from mcptrace.analysis.compare import input_kind
+
+        if input_kind(real) != "database":
+            raise MCPTraceError(f"{other}: not a DuckDB database file (the diff tool compares mcptrace databases)")
+        return real
+
+    def diff(self, other: str) -> dict[str, Any]:
+        """:meth:`mcptrace.Workspace.diff` of the served database against ``other`` (see
+        :meth:`other_database`), opened like the served one, as a capped dict."""
+        real = self.other_database(other)
+        with self.lock:
+            if real == os.path.realpath(self.path):
+                d = self.ws.diff(self.ws)
+            else:
+                try:
+                    other_ws = open_untrusted(real, upgrade=False)
+                except duckdb.PermissionException:
+                    raise
+                except duckdb.Error as e:
+                    raise MCPTraceError(f"{other}: cannot open: {error_line(e)}") from e
+                try:
+                    d = self.ws.diff(other_ws)
+                finally:
+                    other_ws.close()
+        return capped_diff(d.to_dict(), self.limits.max_rows, self.limits.max_bytes)
+
     def require_session(self, session_id: str) -> None:
         if not self.ws.con.execute("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).fetchall():
             raise MCPTraceError(f"no session {session_id!r}; the sessions tool lists them")
 
     def close(self) -> None:
         self.ws.close()
+
+
+#: the list sections of a diff (:meth:`mcptrace.analysis.compare.CaptureDiff.to_dict`), capped in this order
+DIFF_SECTIONS = ("findings", "gaps", "definitions", "tools", "coverage", "not_compared")
+
+
+def capped_diff(d: dict[str, Any], max_rows: int, max_bytes: int) -> dict[str, Any]:
+    """A diff's dict with each list section cut to ``max_rows`` items and all of them together to about
+    ``max_bytes`` of JSON (sections in :data:`DIFF_SECTIONS` order keep their first items); ``counts``
+    gives each section's full length and ``truncated`` whether anything was cut."""
+    out = {k: v for k, v in d.items() if k not in DIFF_SECTIONS}
+    budget = max_bytes - len(json.dumps(out, ensure_ascii=False, default=str).encode("utf-8"))
+    counts = {}
+    truncated = False
+    for name in DIFF_SECTIONS:
+        items = d.get(name) or []
+        counts[name] = len(items)
+        kept = []
+        for item in items[:max_rows]:
+            n = len(json.dumps(item, ensure_ascii=False, default=str).encode("utf-8")) + 1
+            if n > budget:
+                break
+            budget -= n
+            kept.append(item)
+        truncated = truncated or len(kept) < len(items)
+        out[name] = kept
+    out["counts"] = counts
+    out["truncated"] = truncated
+    return out
 
 
 @contextmanager
@@ -167,8 +247,8 @@ def build_server(served: Served) -> MCPServer:
     mcp = MCPServer("mcptrace", version=__version__, log_level="WARNING", instructions=(
         "Read-only view of one mcptrace database: captured MCP JSON-RPC traffic and OpenTelemetry traces rebuilt "
         "into sessions, calls, turns, span joins, gaps (where correlation was lost) and findings (who lost it, "
-        "with the remedy). Start with `findings`, then `sessions`, `calls`, `gaps` and `turn_tree`; `sql` runs one "
-        "SELECT over the contract tables. Times are UTC (ISO 8601), durations milliseconds; results are capped "
+        "with the remedy). Start with `findings`, then `sessions`, `calls`, `gaps`, `turn_tree` and `tool_stats`; "
+        "`diff` compares with another database; `sql` runs one SELECT over the contract tables. Times are UTC (ISO 8601), durations milliseconds; results are capped "
         "(`truncated`). Resources: mcptrace://report (HTML report), "
         "mcptrace://sessions/{session_id}/timeline.png."))
     ws = served.ws
@@ -251,6 +331,37 @@ def build_server(served: Served) -> MCPServer:
             table = pa.Table.from_pandas(tree, preserve_index=False)
             nodes = arrow_rows(table, max_rows=served.limits.rows(limit), max_bytes=served.limits.max_bytes)
             return {"session_id": session_id, "turn": selected, "turns": turns, "tree": nodes}
+
+    @tool("Per-tool statistics of the calls of `method` (default tools/call; null: every request method), one row "
+          "per group of `by` (any of server, client, tool, session_id, method; default server, tool), most calls "
+          "first. Columns: the `by` columns, then calls, ok, errors (JSON-RPC error responses), tool_errors "
+          "(isError results), cancelled, unanswered, truncated (counts of calls), error_rate, tool_error_rate "
+          "(shares of calls, 0-1), p50_ms, p95_ms, p99_ms, mean_ms, max_ms (request-to-response milliseconds of the "
+          "answered calls), error_codes (text, e.g. '-32602×3'), error_code_counts (code: count), request_bytes, "
+          "response_bytes, mean_request_bytes, mean_response_bytes (bytes of the stored, redacted JSON), first_seen, "
+          "last_seen. " + _ROWS_NOTE)
+    def tool_stats(by: Annotated[list[Literal["server", "client", "tool", "session_id", "method"]],
+                                 Field(description="what to group by, in order")] = ["server", "tool"],  # noqa: B006
+                   method: Annotated[str | None, Field(description="the request method (null: all)")] = "tools/call",
+                   limit: Limit = None) -> Rows:
+        with _as_tool_error(), served.lock:
+            return served.rows(ws.tool_stats(by, method=method), None, limit)
+
+    @tool("What changed from the served database's capture (a) to another mcptrace database (b): `other` is a "
+          ".duckdb file in a directory the operator allowed (mcptrace serve --allow-dir; default the served "
+          "database's directory), a path relative to that directory or absolute; it is opened read-only like the "
+          "served one. Result: a, b (each: name, calls, tool_calls, sessions, gaps, first_ts, last_ts, servers and "
+          "clients with the versions seen); definitions (tools, prompts, resources, templates added, removed or "
+          "changed per server, with the changed members and an RFC 6902 patch); not_compared; tools (per server and "
+          "tool: presence, and calls, answered, error_rate, tool_error_rate, failure_rate, p50_ms, p95_ms, p99_ms "
+          "each as {a, b, change, change_pct}); coverage (per client and server: requests, tool_calls, "
+          "trace_context_share, session_key_share, server_span_share, each {a, b, change, change_pct}); gaps (per "
+          "code) and findings (per code and party): status appeared | disappeared | changed | same, a, b, change. "
+          "Sections are capped to the row cap and together to the byte cap: counts gives each section's full "
+          "length, truncated whether any was cut. Times UTC ISO 8601, durations milliseconds, rates 0-1.")
+    def diff(other: Annotated[str, Field(description="the other database file, e.g. before.duckdb")]) -> DiffResult:
+        with _as_tool_error():
+            return served.diff(other)
 
     @tool("Run one read-only SQL query (a single SELECT, or WITH … SELECT; DESCRIBE/SUMMARIZE of a query too) over "
           "the contract tables: sources, rejects, messages, http_events, calls, sessions, spans, span_duplicates, "
