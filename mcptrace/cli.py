@@ -389,7 +389,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _add_serve_parser(sub) -> None:
     sv = sub.add_parser("serve", help="serve a database read-only to agents as an MCP server (stdio or Streamable HTTP)",
                         description="The database as a read-only MCP server: tools sessions, calls, gaps, findings, "
-                                    "turn_tree, sql; resources mcptrace://report and "
+                                    "turn_tree, tool_stats, diff, sql; resources mcptrace://report and "
                                     "mcptrace://sessions/{session_id}/timeline.png.")
     sv.add_argument("--db", required=True, help="the DuckDB database file to serve (opened read-only)")
     sv.add_argument("--transport", choices=["stdio", "http"], default="stdio",

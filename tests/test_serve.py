@@ -227,6 +227,9 @@ HOSTILE = [
     ("PRAGMA database_list", "not PRAGMA"),
     ("EXPORT DATABASE '/tmp/x'", "not EXPORT"),
     ("CALL duckdb_settings()", "not CALL"),
+    ("EXPLAIN SELECT * FROM calls", "not EXPLAIN"),
+    ("SELECT * FROM read_json('/etc/hosts')", "table function read_json() is not allowed"),
+    ("SELECT * FROM read_parquet('/tmp/x.parquet')", "table function read_parquet() is not allowed"),
     ("SELECT 1; DROP TABLE calls", "exactly one statement is allowed, got 2"),
     ("SELECT * FROM message_order", "'message_order' is not a contract table"),
     ("SELECT * FROM duckdb_settings()", "table function duckdb_settings() is not allowed"),
@@ -453,6 +456,8 @@ def test_http_refuses_a_non_loopback_host_and_caps_above_the_defaults(dbs, capsy
         (["--max-rows", "5000"], "--max-rows must be between 1 and 1000"),
         (["--max-bytes", "0"], "--max-bytes must be between 1 and 1000000"),
         (["--sql-timeout", "0"], "--sql-timeout must be positive"),
+        # with --allow-remote the address passes (the next check speaks)
+        (["--transport", "http", "--host", "0.0.0.0", "--allow-remote", "--max-rows", "0"], "--max-rows must be"),
     ]:
         with pytest.raises(SystemExit) as exc:
             main(["serve", "--db", db, *argv])
