@@ -256,9 +256,26 @@ def test_hostile_sql_is_refused_and_the_server_keeps_answering(dbs):
                 refused = await client.call_tool("sql", {"query": query})
                 alive = await client.call_tool("sql", {"query": "SELECT count(*) AS n FROM calls"})
                 out.append((refused.is_error, refused.content[0].text, _ok(alive)["rows"]))
+            import anyio
+
             t0 = time.monotonic()
-            slow = await client.call_tool("sql", {"query": "SELECT count(*) FROM range(10000000000000)"})
-            slow_s = time.monotonic() - t0
+            slow, meanwhile = {}, {}
+
+            async def slow_query():
+                slow["res"] = await client.call_tool("sql", {"query": "SELECT count(*) FROM range(10000000000000)"})
+                slow["s"] = time.monotonic() - t0
+
+            async def quick_call():
+                await anyio.sleep(0.3)
+                meanwhile["res"] = _ok(await client.call_tool("sessions", {}))
+                meanwhile["s"] = time.monotonic() - t0
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow_query)
+                tg.start_soon(quick_call)
+            slow_s = slow["s"]
+            slow = slow["res"]
+            assert meanwhile["res"]["row_count"] > 0 and meanwhile["s"] < slow_s  # answered while the query ran
             rows = _ok(await client.call_tool("sql", {"query": "SELECT * FROM range(5000)"}))
             big = _ok(await client.call_tool("sql", {"query": "SELECT repeat(raw, 40) AS raw FROM messages"}))
             fits = _ok(await client.call_tool("sql", {"query": "SELECT * FROM range(100)"}))

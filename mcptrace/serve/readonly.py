@@ -8,7 +8,7 @@ Nothing here needs the MCP SDK. :class:`SqlReader` runs an agent's SQL with defe
    :func:`check_hardened` when the reader is made, refused otherwise). DuckDB itself then refuses
    to write, to read or write any file or URL (``read_csv``, ``read_text``, ``glob``, ``COPY``,
    ``ATTACH``, ``EXPORT``), to install or load an extension, and to change a setting back;
-2. the statement: DuckDB's own parser (``duckdb.extract_statements``) must find exactly one
+2. the statement: DuckDB's own parser (``extract_statements``) must find exactly one
    statement of type ``SELECT`` (``WITH … SELECT``, ``FROM …``, ``DESCRIBE``/``SUMMARIZE`` of a query
    included; ``INSERT``, ``PRAGMA``, ``SET``, ``CALL``, ``EXPLAIN`` … are other types);
 3. what it reads: the statement's syntax tree (DuckDB's ``json_serialize_sql``) may name only the
@@ -219,8 +219,15 @@ class SqlReader:
     # -- what a query is and what it reads
     def check(self, query: str) -> None:
         """Raise :class:`QueryRefused` unless ``query`` is one ``SELECT`` reading only what the tool allows."""
+        cur = self._con.cursor()
         try:
-            statements = duckdb.extract_statements(query)
+            self._check(cur, query)
+        finally:
+            cur.close()
+
+    def _check(self, cur: duckdb.DuckDBPyConnection, query: str) -> None:
+        try:
+            statements = cur.extract_statements(query)
         except duckdb.Error as e:
             raise QueryRefused(f"not valid SQL: {error_line(e)}") from None
         if len(statements) != 1:
@@ -229,11 +236,7 @@ class SqlReader:
         if kind != duckdb.StatementType.SELECT:
             raise QueryRefused(f"only a SELECT (or WITH … SELECT) is allowed, not {kind.name} "
                                "(the database is served read-only)")
-        cur = self._con.cursor()
-        try:
-            tree = json.loads(cur.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
-        finally:
-            cur.close()
+        tree = json.loads(cur.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
         if tree.get("error"):
             raise QueryRefused(f"cannot check this statement: {tree.get('error_message')}")
         self._walk(tree.get("statements"), frozenset())
@@ -288,9 +291,13 @@ class SqlReader:
     def run(self, query: str, limit: int | None = None) -> dict[str, Any]:
         """Check and run ``query``; its rows as :func:`capped_rows` gives them, plus ``elapsed_ms``.
         Raises :class:`QueryRefused` or :class:`mcptrace.MCPTraceError` (DuckDB's error, the time limit)."""
-        self.check(query)
         max_rows = self.limits.rows(limit)
         cur = self._con.cursor()
+        try:
+            self._check(cur, query)
+        except BaseException:
+            cur.close()
+            raise
         done = threading.Event()
         guard = threading.Lock()
         timed_out = threading.Event()
