@@ -32,8 +32,8 @@ def tool_stats(con: duckdb.DuckDBPyConnection, by: Sequence[str] = ("server", "t
     either direction), one row per group of ``by``.
 
     ``by``: any subset of :data:`TOOL_STATS_BY`, in the order the rows are sorted by after ``calls``
-    (``()``: one row for all the calls). Raises ``ValueError`` naming the allowed names for another name
-    or a name given twice.
+    (``()``: one row for all the calls; one name may be given as a string). Raises ``ValueError`` naming
+    the allowed names for another name or a name given twice.
 
     Columns, in this order:
 

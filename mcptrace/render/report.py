@@ -3,10 +3,11 @@
 Sections: summary cards; the findings, ranked (each with its sentence, remedy, gaps over time as a
 sparkline, a link to its gaps and to the waterfall of an example call's session); calls by status; per-tool
 statistics (p50/p95 latency and error rates per server and tool as a chart, and the table of
-:func:`mcptrace.analysis.toolstats.tool_stats`); gaps by code, sources, sessions; the gaps grouped by finding with their evidence as labelled fields (at most
-:data:`GAPS_PER_FINDING` per finding); correlation coverage per client and per server over time (table
-and chart); and for each selected session (default: the example sessions of the top findings, then
-those with the most gaps; three in all) its timeline and waterfall.
+:func:`mcptrace.analysis.toolstats.tool_stats`); gaps by code, sources, sessions; the gaps grouped by
+finding with their evidence as labelled fields (at most :data:`GAPS_PER_FINDING` per finding); correlation
+coverage per client and per server over time (table and chart); and for each selected session (default:
+the example sessions of the top findings, then those with the most gaps; three in all) its timeline and
+waterfall.
 plotly.js is embedded once, so the file opens offline. Every string taken from a capture is
 HTML-escaped; figure data is embedded as JSON with ``<`` escaped, so no transcript content
 can close a script element.
