@@ -19,7 +19,7 @@ from collections import Counter
 import duckdb
 import pyarrow as pa
 
-from mcptrace.analysis.compare import compare
+from mcptrace.analysis.compare import compare, same_location
 from mcptrace.analysis.diffrules import MIN_ANSWERED, parse_rules, violations
 from mcptrace.analysis.turns import UNTRACED_RUN
 from mcptrace.core.dataset import is_dataset, is_url
@@ -344,8 +344,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: --fail-on: {e}", file=sys.stderr)
         return 2
-    with open_capture(args.a) as wa, open_capture(args.b) as wb:
-        diff = compare(wa.con, wb.con, a_name=args.a, b_name=args.b)
+    with open_capture(args.a) as wa:
+        if same_location(args.a, args.b):  # one file, opened once (DuckDB opens a database once per process)
+            diff = compare(wa.con, wa.con, a_name=args.a, b_name=args.b)
+        else:
+            with open_capture(args.b) as wb:
+                diff = compare(wa.con, wb.con, a_name=args.a, b_name=args.b)
     if args.json:
         print(diff.to_json(indent=2))
     else:

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from mcptrace.analysis import queries
-from mcptrace.analysis.compare import CaptureDiff, compare, input_kind
+from mcptrace.analysis.compare import CaptureDiff, compare, input_kind, same_location
 from mcptrace.analysis.findings import build as build_findings
 from mcptrace.analysis.incremental import UpdateReport, update, watermark
 from mcptrace.analysis.lanes import call_lanes
@@ -363,12 +363,14 @@ class Workspace:
             raise MCPTraceError(f"{self.path}: read-only; adjust clock skew in a database (mcptrace.load(..., db=FILE))")
         return adjust_clock_skew(self.con, tolerance_ms)
 
-    def diff(self, other: "Workspace | str | os.PathLike") -> CaptureDiff:
+    def diff(self, other: Workspace | str | os.PathLike) -> CaptureDiff:
         """What changed from this workspace's capture to ``other`` (a Workspace, or a database file, Parquet
         dataset or capture path opened by :func:`open_capture`): tool definitions, per-tool statistics,
         correlation coverage, gaps and findings; see :func:`mcptrace.analysis.compare.compare`."""
         if isinstance(other, Workspace):
             return compare(self.con, other.con, a_name=str(self.path or "A"), b_name=str(other.path or "B"))
+        if self.path is not None and same_location(self.path, other):  # DuckDB opens a file once per process
+            return compare(self.con, self.con, a_name=str(self.path), b_name=os.fspath(other))
         with open_capture(other) as ws:
             return compare(self.con, ws.con, a_name=str(self.path or "A"), b_name=os.fspath(other))
 
@@ -516,19 +518,25 @@ def open_capture(location: str | os.PathLike) -> Workspace:
         raise MCPTraceError(str(e)) from None
     if kind == "dataset":
         return open_dataset(path)
-    if kind == "database":
+    if kind == "database":  # read-only, as untrusted (open_untrusted), and never upgraded in place
         try:
-            return open_untrusted(path)
-        except duckdb.PermissionException:
-            raise
-        except duckdb.Error as e:  # locked by a writer, or not an mcptrace database
+            con = connect(path, read_only=True, untrusted=True)
+        except duckdb.Error as e:  # locked by a writer
             raise MCPTraceError(f"{path}: cannot open the database: {str(e).splitlines()[0]}") from e
+        problem = ("a DuckDB database without mcptrace's tables"
+                   if not one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'messages'")[0] else
+                   f"written by an older mcptrace; upgrade it once with: mcptrace open {path}"
+                   if _needs_upgrade(con) else None)
+        if problem:
+            con.close()
+            raise MCPTraceError(f"{path}: {problem}")
+        return Workspace(con, path=path, read_only=True)
     ws = open(None)
     ws.load(path)
     if not any(f.status == "loaded" for f in ws.last_report.files):
         ws.close()
         raise MCPTraceError(f"{path}: not a DuckDB database, an mcptrace Parquet dataset or a capture mcptrace reads ("
-                            + ("; ".join(f"{f.path}: {f.error or f.status}" for f in ws.last_report.files)
+                            + ("; ".join(f.error or f"{f.path}: {f.status}" for f in ws.last_report.files)
                                or "no files") + ")")
     return ws
 

@@ -70,6 +70,7 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 MODULE_MARKS: dict[str, tuple[str, ...]] = {
     "test_samples_generator": ("sdk",),
     "test_incidents_generator": ("sdk",),
+    "test_diff": ("sdk",),
     "test_notebooks": ("notebooks",),
     "test_browser_explorer": ("browser", "notebooks"),
     "test_property_mutations": ("slow",),

@@ -18,9 +18,12 @@ returns a :class:`CaptureDiff`:
   calls joined to a server span (``call_spans`` role ``server``);
 - **gaps** by code, and **findings** by code and party, that appear, disappear or change count.
 
-Servers and clients are matched by name, not version: parties are named as in ``call_party``
-(``inventory 1.0.0``) but compared without the version (``inventory``), so a deployment of a new
-version compares with the old one; the versions each capture saw are in ``servers``/``versions``.
+Servers and clients are matched by name, as :func:`~mcptrace.analysis.toolstats.tool_stats` groups them:
+a server by its serverInfo name (else the ``service.name`` of its spans), a client by its clientInfo name.
+``call_party`` names a party with its version and deployment (``inventory 1.0.0 (service inv-eu)``);
+compared by name alone (``inventory``), a new version compares with the old one, and a capture with spans
+with one without. The versions each capture saw are in ``servers``/``clients``/``versions``, each finding's
+full party names in ``parties``.
 :mod:`mcptrace.analysis.diffrules` checks a diff against ``--fail-on`` rules.
 """
 
@@ -62,6 +65,14 @@ def input_kind(location: str | os.PathLike) -> str:
     return "captures"
 
 
+def same_location(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file or directory (a URL: the same text)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if is_url(a) or is_url(b):
+        return a == b
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 @dataclass(frozen=True)
 class Change:
     """One number in A and in B; ``change`` is B − A (rates: a fraction, ×100 for percentage points),
@@ -81,7 +92,10 @@ class Change:
         return (self.b - self.a) / abs(self.a) * 100.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "change": self.change, "change_pct": self.change_pct}
+        """``{"a", "b", "change", "change_pct"}``, the two derived ones rounded to 9 decimals."""
+        ch, pct = self.change, self.change_pct
+        return {"a": self.a, "b": self.b, "change": round(ch, 9) if isinstance(ch, float) else ch,
+                "change_pct": None if pct is None else round(pct, 9)}
 
 
 @dataclass
@@ -186,9 +200,9 @@ class CoverageChange:
 @dataclass
 class CountChange:
     """A gap code (``key`` = {"code"}) or a finding (``key`` = {"code", "party_kind", "party"}, the party
-    without versions; ``parties`` gives each side's full name) with its count in A and B (gaps; for
-    findings, ``n_gaps``, also ``n_calls`` and ``share``). ``status``: appeared, disappeared, changed or
-    same."""
+    without versions; ``parties`` gives each side's full name) with its gaps in A and B (``count``; 0 where
+    absent) and, for a finding, ``extra`` ``n_calls`` and ``share``. ``status``: appeared, disappeared,
+    changed (another number of gaps) or same."""
 
     key: dict[str, str | None]
     severity: str
@@ -202,10 +216,10 @@ class CountChange:
         return "appeared" if not a else "disappeared" if not b else "same" if a == b else "changed"
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {**self.key, "severity": self.severity, "status": self.status, "a": self.count.a,
-                             "b": self.count.b, "change": self.count.change}
+        d: dict[str, Any] = {**self.key, "severity": self.severity, "status": self.status}
         if self.parties:
             d["parties"] = self.parties
+        d["n_gaps"] = self.count.to_dict()
         for k, v in self.extra.items():
             d[k] = v.to_dict()
         return d
@@ -270,27 +284,22 @@ def ensure_parties(con: duckdb.DuckDBPyConnection) -> None:
         parties(con)
 
 
-def _unversioned(full: str | None, name: str | None, version: str | None) -> str | None:
-    """A party's name without its version: ``inventory 1.0.0 (service x)`` -> ``inventory (service x)``."""
-    if full and name and version and full.startswith(f"{name} {version}"):
-        return name + full[len(name) + 1 + len(version):]
-    return full
-
-
 def _party_names(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, str], dict[tuple, set]]:
-    """{full client party: name}, {full server party: name}, {(kind, name): versions}."""
+    """{full client party: client name}, {full server party: server name}, {(kind, name): versions}: a
+    party as ``call_party`` names it (``inventory 1.0.0 (service inv-eu)``) and the name it is compared
+    under (``inventory``: serverInfo name, else the service.name of its spans; a client's clientInfo name)."""
     clients: dict[str, str] = {}
     servers: dict[str, str] = {}
     versions: dict[tuple, set] = {}
     for kind, full, name, version in con.execute("""
-            SELECT DISTINCT 'client', p.client_party, s.client_name, s.client_version
+            SELECT DISTINCT 'client', p.client_party, coalesce(s.client_name, 'unidentified client'), s.client_version
             FROM call_party p LEFT JOIN sessions s USING (session_id)
-            UNION SELECT DISTINCT 'server', server_party, server_name, server_version FROM call_party""").fetchall():
-        short = _unversioned(full, name, version)
-        (clients if kind == "client" else servers)[full] = short
-        versions.setdefault((kind, short), set())
+            UNION SELECT DISTINCT 'server', server_party, coalesce(server_name, 'unidentified server'), server_version
+            FROM call_party""").fetchall():
+        (clients if kind == "client" else servers)[full] = name
+        versions.setdefault((kind, name), set())
         if version is not None:
-            versions[(kind, short)].add(version)
+            versions[(kind, name)].add(version)
     return clients, servers, versions
 
 
@@ -298,8 +307,8 @@ def _side(con: duckdb.DuckDBPyConnection, name: str, versions: dict[tuple, set])
     calls, tool_calls, first, last = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE method = 'tools/call'), min(start_ts), max(start_ts) FROM calls"
     ).fetchone()
-    (sessions,), (gaps,) = con.execute("SELECT count(*) FROM sessions").fetchall(), \
-        con.execute("SELECT count(*) FROM gaps").fetchall()
+    (sessions,) = con.execute("SELECT count(*) FROM sessions").fetchone()
+    (gaps,) = con.execute("SELECT count(*) FROM gaps").fetchone()
     by_kind = {k: {n: sorted(v) for (kk, n), v in sorted(versions.items()) if kk == k} for k in ("server", "client")}
     return Side(name, calls, tool_calls, sessions, gaps, first, last, by_kind["server"], by_kind["client"])
 
@@ -352,7 +361,7 @@ def _tool_rows(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[str
     res = tool_stats(con, by=("server", "tool"))
     out = {}
     for r in (dict(zip(res.columns, row)) for row in res.rows()):
-        r["answered"] = (r["ok"] or 0) + (r["errors"] or 0) + (r["tool_errors"] or 0)
+        r["answered"] = r["ok"] + r["errors"] + r["tool_errors"] + r["truncated"]
         r["failure_rate"] = None if r["error_rate"] is None or r["tool_error_rate"] is None \
             else r["error_rate"] + r["tool_error_rate"]
         out[(r["server"], r["tool"])] = r
@@ -425,19 +434,21 @@ def _gaps(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection) -> list[Co
 def _finding_rows(con: duckdb.DuckDBPyConnection, names: dict[str, dict[str, str]]) -> dict[tuple, dict]:
     servers = sorted(names["server"].items(), key=lambda kv: -len(kv[0]))
     out: dict[tuple, dict] = {}
-    for r in _dicts(con, "SELECT code, severity, party_kind, party, server, n_gaps, n_calls, share FROM findings "
-                         "ORDER BY finding_id"):
+    for r in _dicts(con, "SELECT code, severity, party_kind, party, n_gaps, n_calls, n_affected, n_eligible, share "
+                         "FROM findings ORDER BY finding_id"):
         party = r["party"]
         short = (names["client"] if r["party_kind"] == "client" else names["server"]).get(party)
         if short is None and party:  # a tool or downstream party: its server's name leads it
             prefix = next((full for full, _ in servers if party.startswith(full + " ")), None)
             short = names["server"][prefix] + party[len(prefix):] if prefix else party
         key = (r["code"], r["party_kind"], short)
-        if key in out:  # two versions of one party in one capture: their findings add up
+        if key in out:  # two versions or deployments of one party in one capture: their findings add up
             o = out[key]
-            o["n_gaps"] += r["n_gaps"]
-            o["n_calls"] += r["n_calls"]
-            o["share"] = None
+            for k in ("n_gaps", "n_calls", "n_affected"):
+                o[k] += r[k]
+            o["n_eligible"] = None if o["n_eligible"] is None or r["n_eligible"] is None \
+                else o["n_eligible"] + r["n_eligible"]
+            o["share"] = min(o["n_affected"] / o["n_eligible"], 1.0) if o["n_eligible"] else None
             o["party"] += f", {party}"
         else:
             out[key] = r

@@ -29,14 +29,19 @@ COVERAGE_COLUMNS = (("requests", "requests"), ("trace_context_share", "trace con
 SYMBOL = {"added": "+", "removed": "-", "changed": "~", "appeared": "+", "disappeared": "-"}
 
 
+def _number(v: float, sign: str = "") -> str:
+    return f"{v:{sign}.2f}" if abs(v) < 10 else f"{v:{sign}.1f}"
+
+
 def value_text(metric: str, v: Any) -> str:
-    """One side's value: rates as %, milliseconds with one decimal, counts as they are, '–' for none."""
+    """One side's value: rates as %, milliseconds with two decimals under 10 (else one), counts as they
+    are, '–' for none."""
     if v is None:
         return "–"
     if metric in RATES:
         return f"{v * 100:.0f}%"
     if isinstance(v, float):
-        return f"{v:.1f}"
+        return _number(v)
     return str(v)
 
 
@@ -46,15 +51,17 @@ def change_text(metric: str, c: Change) -> str:
         return ""
     if metric in RATES:
         return f"{c.change * 100:+.0f} pp"
-    diff = f"{c.change:+.1f}" if isinstance(c.change, float) else f"{c.change:+d}"
+    diff = _number(c.change, "+") if isinstance(c.change, float) else f"{c.change:+d}"
     return diff + (f" ({c.change_pct:+.0f}%)" if c.change_pct is not None else "")
 
 
-def pair_text(metric: str, c: Change) -> str:
-    """``A -> B`` (or the one value when equal), then the change."""
+def pair_text(metric: str, c: Change, arrow: str = "->") -> str:
+    """``A -> B`` and the change, or the one value when both show the same."""
     a, b = value_text(metric, c.a), value_text(metric, c.b)
+    if a == b:
+        return a
     ch = change_text(metric, c)
-    return (a if a == b else f"{a} -> {b}") + (f" {ch}" if ch else "")
+    return f"{a} {arrow} {b}" + (f" {ch}" if ch else "")
 
 
 def _json_text(v: Any, limit: int = 120) -> str:
@@ -76,10 +83,20 @@ def op_text(op: dict[str, Any]) -> str:
     return _json_text(op)
 
 
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _side_line(label: str, s) -> str:
     servers = ", ".join(f"{n} {'/'.join(v)}".strip() for n, v in s.servers.items()) or "none identified"
-    return (f"{label}: {s.name}: {s.calls} calls ({s.tool_calls} tool calls), {s.sessions} sessions, {s.gaps} gaps; "
-            f"servers: {servers}")
+    return (f"{label}: {s.name}: {_n(s.calls, 'call')} ({_n(s.tool_calls, 'tool call')}), {_n(s.sessions, 'session')}, "
+            f"{_n(s.gaps, 'gap')}; servers: {servers}")
+
+
+def _versions(c, arrow: str = "->") -> str:
+    """A party's versions in A and B: ``1.0.0 -> 2.0.0``, one when the same, '' when none is known."""
+    a, b = ("/".join(c.versions[k]) or "?" if getattr(c.metrics["requests"], k) is not None else "–" for k in "ab")
+    return "" if a in "?–" and b in "?–" else a if a == b else f"{a} {arrow} {b}"
 
 
 def _changed(c: CountChange) -> bool:
@@ -92,7 +109,8 @@ def _count_label(c: CountChange) -> str:
 
 
 def _tool_changed(t) -> bool:
-    return t.presence != "both" or any(t.metrics[m].change for m, _ in TOOL_COLUMNS)
+    return t.presence != "both" or any(value_text(m, t.metrics[m].a) != value_text(m, t.metrics[m].b)
+                                       for m, _ in TOOL_COLUMNS)
 
 
 def diff_text(diff: CaptureDiff) -> str:
@@ -120,7 +138,7 @@ def diff_text(diff: CaptureDiff) -> str:
         out.append("  no change" if diff.tools else "  no tool calls")
     out += ["", "Correlation coverage (requests; tool calls joined to a server span)"]
     for c in diff.coverage:
-        versions = " -> ".join("/".join(v) or "?" for v in c.versions.values()) if any(c.versions.values()) else ""
+        versions = _versions(c)
         out.append(f"  {c.party_kind} {c.party}" + (f" ({versions})" if versions else ""))
         out.append("      " + "; ".join(f"{h} {pair_text(m, c.metrics[m])}" for m, h in COVERAGE_COLUMNS))
     if not diff.coverage:
@@ -155,18 +173,18 @@ def diff_markdown(diff: CaptureDiff) -> str:
     rows += [[n.server, n.kind, ", ".join(n.names), f"listed in {n.listed_in.upper()} only", "", "not compared"]
              for n in diff.not_compared]
     out += _md_table(["server", "kind", "name", "status", "members", "patch"], rows) if rows else ["No change."]
-    out += ["", "### Tools (A -> B)", ""]
+    out += ["", "### Tools (A → B)", ""]
     tools = [t for t in diff.tools if _tool_changed(t)]
     out += _md_table(["server", "tool", "in", *[h for _, h in TOOL_COLUMNS]],
-                     [[t.server, t.tool, t.presence, *[pair_text(m, t.metrics[m]) for m, _ in TOOL_COLUMNS]]
+                     [[t.server, t.tool, t.presence, *[pair_text(m, t.metrics[m], "→") for m, _ in TOOL_COLUMNS]]
                       for t in tools]) if tools else ["No change."]
-    out += ["", "### Correlation coverage (A -> B)", ""]
+    out += ["", "### Correlation coverage (A → B)", ""]
     out += _md_table(["party", "name", *[h for _, h in COVERAGE_COLUMNS]],
-                     [[c.party_kind, c.party, *[pair_text(m, c.metrics[m]) for m, _ in COVERAGE_COLUMNS]]
+                     [[c.party_kind, c.party, *[pair_text(m, c.metrics[m], "→") for m, _ in COVERAGE_COLUMNS]]
                       for c in diff.coverage]) if diff.coverage else ["No requests."]
     for title, items in (("Gaps by code", diff.gaps), ("Findings", diff.findings)):
         changed = [c for c in items if _changed(c)]
-        out += ["", f"### {title} (A -> B)", ""]
+        out += ["", f"### {title} (A → B)", ""]
         out += _md_table(["severity", "what", "A", "B", "status"],
                          [[c.severity, _count_label(c), c.count.a, c.count.b, c.status] for c in changed]) \
             if changed else ["No change."]
@@ -192,10 +210,12 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _pair_html(metric: str, c: Change, worse_up: bool = True) -> str:
-    ch = change_text(metric, c)
-    cls = "" if not c.change else ("up" if (c.change > 0) == worse_up else "down")
     a, b = value_text(metric, c.a), value_text(metric, c.b)
-    return _e(a if a == b else f"{a} → {b}") + (f' <span class="{cls}">{_e(ch)}</span>' if ch else "")
+    ch = change_text(metric, c)
+    if a == b or not ch:
+        return _e(pair_text(metric, c, "→"))
+    cls = "up" if (c.change > 0) == worse_up else "down"
+    return _e(f"{a} → {b}") + f' <span class="{cls}">{_e(ch)}</span>'
 
 
 def _definition_html(d: DefinitionChange) -> list[str]:
@@ -208,9 +228,10 @@ def _definition_html(d: DefinitionChange) -> list[str]:
 def diff_html(diff: CaptureDiff, *, title: str = "MCP capture diff") -> str:
     """The diff as one self-contained HTML page: the two captures, then definitions (with each patch or
     definition), tools, coverage, gaps and findings. Every string is escaped; the page has no script."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = [f"<h1>{_e(title)}</h1>",
-             f'<div class="muted">generated {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))} '
-             "by mcptrace · durations in ms · rates in %, their changes in percentage points</div>"]
+             f'<div class="muted">generated {_e(now)} by mcptrace · A → B · durations in ms · rates in %, their '
+             "changes in percentage points</div>"]
     parts.append(_table(["", "capture", "calls", "tool calls", "sessions", "gaps", "servers", "first call (UTC)"],
                         [[label, _e(s.name), _e(s.calls), _e(s.tool_calls), _e(s.sessions), _e(s.gaps),
                           _e(", ".join(f"{n} {'/'.join(v)}".strip() for n, v in s.servers.items())),
@@ -229,7 +250,7 @@ def diff_html(diff: CaptureDiff, *, title: str = "MCP capture diff") -> str:
         if diff.tools else '<p class="muted">No tool calls.</p>'))
     parts.append("<h2>Correlation coverage</h2>" + (_table(
         ["party", "name", "versions", *[h for _, h in COVERAGE_COLUMNS]],
-        [[_e(c.party_kind), _e(c.party), _e(" → ".join("/".join(v) or "?" for v in c.versions.values())),
+        [[_e(c.party_kind), _e(c.party), _e(_versions(c, "→")),
           *[_pair_html(m, c.metrics[m], worse_up=m not in RATES) for m, _ in COVERAGE_COLUMNS]]
          for c in diff.coverage]) if diff.coverage else '<p class="muted">No requests.</p>'))
     for heading, items in (("Gaps by code", diff.gaps), ("Findings", diff.findings)):
