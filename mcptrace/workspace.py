@@ -446,10 +446,13 @@ def open_untrusted(db: str | os.PathLike, *, allowed_directories: list[str] | No
     con = connect(path, read_only=True, untrusted=True, allowed_directories=allowed_directories)
     if not _needs_upgrade(con):
         return Workspace(con, path=path, read_only=True)
-    con.close()
     if not upgrade:
+        ours = one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'messages'")[0]
+        con.close()
         raise MCPTraceError(f"{path}: written by an older mcptrace; its tables must be upgraded and rebuilt, which "
-                            f"writes to the file: run `mcptrace open {path}` once to do it")
+                            f"writes to the file: run `mcptrace open {path}` once to do it" if ours else
+                            f"{path}: a DuckDB database without mcptrace's tables")
+    con.close()
     return Workspace(connect(path, untrusted=True, allowed_directories=allowed_directories), path=path)
 
 

@@ -338,6 +338,7 @@ def test_diff_opens_only_databases_in_the_allowed_directories(tmp_path):
     older = _older_database(served_dir / "older.duckdb")
     sent = _sent_database(served_dir / "sent.duckdb", secret)
     (served_dir / "notes.txt").write_text("not a database", encoding="utf-8")
+    duckdb.connect(str(served_dir / "plain.duckdb")).execute("CREATE TABLE t AS SELECT 1 AS x").close()
     shas = {p: _sha(p) for p in (db, after, outside, older, sent)}
     with open_untrusted(db) as ws, open_untrusted(after) as other:
         expected = ws.diff(other).to_dict()
@@ -349,7 +350,8 @@ def test_diff_opens_only_databases_in_the_allowed_directories(tmp_path):
                    "itself": _ok(await client.call_tool("diff", {"other": "samples.duckdb"}))}
             for name, other in [("outside", outside), ("dotdot", "../elsewhere/outside.duckdb"),
                                 ("link", "link.duckdb"), ("passwd", "/etc/passwd"), ("older", "older.duckdb"),
-                                ("sent", "sent.duckdb"), ("notes", "notes.txt"), ("missing", "missing.duckdb")]:
+                                ("sent", "sent.duckdb"), ("notes", "notes.txt"), ("missing", "missing.duckdb"),
+                                ("plain", "plain.duckdb")]:
                 got[name] = _error(await client.call_tool("diff", {"other": other}))
             got["alive"] = _ok(await client.call_tool("sessions", {}))
             return got
@@ -368,6 +370,7 @@ def test_diff_opens_only_databases_in_the_allowed_directories(tmp_path):
     assert "written by an older mcptrace" in got["older"]
     assert "Cannot access file" in got["sent"] and "TOP-SECRET" not in got["sent"]
     assert "not a DuckDB database file" in got["notes"] and "no such database file" in got["missing"]
+    assert "a DuckDB database without mcptrace's tables" in got["plain"]
     assert got["alive"]["row_count"] > 0
 
     async def other_dir():
