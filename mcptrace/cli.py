@@ -1,5 +1,5 @@
-"""Command line: ``mcptrace load | open | sessions | findings | tools | gaps | timeline | tree | turns | report | export |
-diff``.
+"""Command line: ``mcptrace load | open | sessions | findings | tools | gaps | timeline | tree | turns | report |
+export | diff | capture | serve``.
 
 Exit codes: 0 success; 1 some path could not be read or recognised, or a bad record with
 ``--errors raise`` (the other paths still load); 2 usage errors (argparse, a bad ``diff --fail-on`` rule);
@@ -369,6 +369,50 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mcptrace.capture._common import is_loopback
+
+    parser = args.serve_parser
+    if args.transport == "http" and not args.allow_remote and not is_loopback(args.host):
+        parser.error(f"refusing to listen on non-loopback address {args.host!r} (pass --allow-remote to do it anyway)")
+    for flag, value, most in (("--max-rows", args.max_rows, 1000), ("--max-bytes", args.max_bytes, 1_000_000)):
+        if not 1 <= value <= most:
+            parser.error(f"{flag} must be between 1 and {most} (it lowers the default cap), got {value}")
+    if not args.sql_timeout > 0:
+        parser.error(f"--sql-timeout must be positive, got {args.sql_timeout}")
+    try:
+        from mcptrace.serve import server
+    except ImportError as exc:  # the serve extra (the MCP SDK) is not installed
+        parser.error(str(exc))
+    from mcptrace.serve.readonly import Limits
+
+    return server.run(args.db, transport=args.transport, host=args.host, port=args.port, allow_dirs=args.allow_dir,
+                      limits=Limits(max_rows=args.max_rows, max_bytes=args.max_bytes, timeout_s=args.sql_timeout))
+
+
+def _add_serve_parser(sub) -> None:
+    sv = sub.add_parser("serve", help="serve a database read-only to agents as an MCP server (stdio or Streamable HTTP)",
+                        description="The database as a read-only MCP server: tools sessions, calls, gaps, findings, "
+                                    "turn_tree, tool_stats, diff, sql; resources mcptrace://report and "
+                                    "mcptrace://sessions/{session_id}/timeline.png.")
+    sv.add_argument("--db", required=True, help="the DuckDB database file to serve (opened read-only)")
+    sv.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                    help="stdio (default: put the command in the MCP host's config) or Streamable HTTP")
+    sv.add_argument("--host", default="127.0.0.1", help="with --transport http: address to listen on (loopback only "
+                                                        "unless --allow-remote; default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8765, help="with --transport http: port (default 8765; 0 = a free "
+                                                            "one); the URL is printed")
+    sv.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)")
+    sv.add_argument("--allow-dir", action="append", metavar="DIR",
+                    help="a directory whose databases the diff tool may open (repeatable; default: the served "
+                         "database's directory)")
+    sv.add_argument("--max-rows", type=int, default=1000, help="rows per tool result, at most 1000 (default)")
+    sv.add_argument("--max-bytes", type=int, default=1_000_000,
+                    help="bytes of row JSON per tool result, at most 1000000 (default)")
+    sv.add_argument("--sql-timeout", type=float, default=10.0, help="seconds an sql query may run (default 10)")
+    sv.set_defaults(func=cmd_serve, serve_parser=sv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcptrace", description="Investigate MCP traffic and OTLP traces in DuckDB.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -497,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("capture", help="record MCP traffic as envelope JSONL (stdio tee, HTTP reverse proxy)")
     add_capture_arguments(cp)
     cp.set_defaults(func=cmd_capture)
+    _add_serve_parser(sub)
     return p
 
 

@@ -431,20 +431,28 @@ def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:
         rebuild(con)
 
 
-def open_untrusted(db: str | os.PathLike, *, allowed_directories: list[str] | None = None) -> Workspace:
+def open_untrusted(db: str | os.PathLike, *, allowed_directories: list[str] | None = None,
+                   upgrade: bool = True) -> Workspace:
     """Open an existing database file to read it, as one someone else may have written.
 
     The connection is read-only and runs with :data:`mcptrace.core.db.UNTRUSTED_CONFIG` (no file
     or network access beyond the database and ``allowed_directories``, no extension loaded on its
     behalf; locked), so a view in the file cannot read a local file into a report. A database of an
     older mcptrace (older schema, no analysis tables) is upgraded and rebuilt first, under the same
-    settings. Raises ``duckdb.Error`` when the file is not a DuckDB database or is locked by a writer;
-    queries over a view that reaches outside raise ``duckdb.PermissionException``.
+    settings; with ``upgrade=False`` it raises :class:`mcptrace.MCPTraceError` instead, and the file is
+    never written. Raises ``duckdb.Error`` when the file is not a DuckDB database or is locked by a
+    writer; queries over a view that reaches outside raise ``duckdb.PermissionException``.
     """
     path = os.fspath(db)
     con = connect(path, read_only=True, untrusted=True, allowed_directories=allowed_directories)
     if not _needs_upgrade(con):
         return Workspace(con, path=path, read_only=True)
+    if not upgrade:
+        ours = one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'messages'")[0]
+        con.close()
+        raise MCPTraceError(f"{path}: written by an older mcptrace; its tables must be upgraded and rebuilt, which "
+                            f"writes to the file: run `mcptrace open {path}` once to do it" if ours else
+                            f"{path}: a DuckDB database without mcptrace's tables")
     con.close()
     return Workspace(connect(path, untrusted=True, allowed_directories=allowed_directories), path=path)
 

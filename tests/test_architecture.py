@@ -13,7 +13,7 @@ PKG = ROOT / "mcptrace"
 #: layers from the bottom up; a module may import its own layer and those below it
 LAYERS = ["core", "ingest", "capture", "analysis", "render", "explorer", "workspace", "cli"]
 LAYER_OF = {"core": 0, "ingest": 1, "capture": 1, "analysis": 2, "render": 3, "explorer": 4, "workspace": 5,
-            "cli": 6, "demo": 6, "__main__": 6, "__init__": 6}
+            "cli": 6, "demo": 6, "serve": 6, "__main__": 6, "__init__": 6}
 MAX_LINES = 600
 
 
