@@ -90,6 +90,7 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_drift::test_a_changed_prompt_is_one_prompt_gap": ("sdk",),
     "test_drift::test_the_same_variant_twice_is_no_drift": ("sdk",),
     "test_drift::test_an_append_gives_the_tables_of_one_load": ("sdk",),
+    "test_drift::test_an_append_without_listings_keeps_the_drift_gaps": ("sdk",),
     "test_serve::test_tools_answer_like_the_workspace": ("sdk",),
     "test_serve::test_hostile_sql_is_refused_and_the_server_keeps_answering": ("sdk",),
     "test_serve::test_report_and_timeline_resources": ("sdk", "browser"),

@@ -187,6 +187,46 @@ def test_an_append_gives_the_tables_of_one_load(captures, order):
         full.close()
 
 
+def _later_calls(src: pathlib.Path, out: pathlib.Path, connection_id: str | None) -> pathlib.Path:
+    """The tools/call requests and answers of ``src`` an hour later with new ids, on ``src``'s connection
+    (None) or on another one: an append without any list request."""
+    from datetime import datetime, timedelta
+
+    lines = []
+    for line in src.read_text(encoding="utf-8").splitlines():
+        env = json.loads(line)
+        m = env.get("message") or {}
+        if m.get("method") == "tools/call" or (m.get("id") is not None and "content" in (m.get("result") or {})):
+            env["ts"] = (datetime.fromisoformat(env["ts"].replace("Z", "+00:00")) + timedelta(hours=1)).isoformat()
+            m["id"] = 10**6 + m["id"]
+            if connection_id:
+                env["connection_id"] = connection_id
+            lines.append(json.dumps(env))
+    assert lines
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("connection", ["same", "other"])
+def test_an_append_without_listings_keeps_the_drift_gaps(captures, tmp_path, connection):
+    """Calls appended to the session a drift gap sits on (its gaps are replaced by the append's merge) or
+    to a connection of their own (the drift step is not needed): the drift gaps stay those of one load."""
+    later = _later_calls(captures["after"], tmp_path / "later.jsonl", None if connection == "same" else "other-1")
+    ws = mcptrace.open()
+    full = mcptrace.load([captures["before"], captures["after"], later])
+    try:
+        for f in (captures["before"], captures["after"], later):
+            mark = watermark(ws.con)
+            Loader(ws.con).load([f])
+            rep = update(ws.con, mark, full_share=1.0)
+        assert rep.mode == "incremental", rep.reason
+        assert _tables(ws) == _tables(full)
+        assert len(_drift(ws)) == 2
+    finally:
+        ws.close()
+        full.close()
+
+
 # -- hostile listings ------------------------------------------------------------------------------
 
 #: how deep the hostile input schema nests: deeper than Python's JSON reads, not than DuckDB's

@@ -20,7 +20,9 @@ import duckdb
 import jsonpatch
 import jsonpointer
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from mcptrace.core.db import quote_ident
 from mcptrace.core.result import Result
 
 #: list method -> (kind, the result member holding the list, the member naming an item)
@@ -36,13 +38,14 @@ LISTED_COLUMNS = ("server_name", "server_version", "server_party", "session_id",
                   "position", "definition", "digest")
 
 
-def _listed_sql() -> str:
+def _listed_sql(calls: str | None = None) -> str:
     items = "\n".join(
         f"    WHEN '{method}' THEN json_extract(r.raw, '$.result.{member}[*]')"
         for method, (_, member, _) in LIST_METHODS.items())
     kinds = " ".join(f"WHEN '{method}' THEN '{kind}'" for method, (kind, _, _) in LIST_METHODS.items())
     names = " ".join(f"WHEN '{kind}' THEN item->>'$.{key}'" for kind, _, key in LIST_METHODS.values())
     methods = ", ".join(f"'{m}'" for m in LIST_METHODS)
+    only = f"\n      AND c.call_id IN (SELECT call_id FROM {quote_ident(calls)})" if calls else ""
     return f"""
 WITH l AS (
     SELECT c.call_id, c.session_id, r.ts, p.server_name, p.server_version, p.server_party,
@@ -51,7 +54,7 @@ WITH l AS (
 {items}
            END AS items
     FROM calls c JOIN call_party p USING (call_id) JOIN messages r ON r.message_id = c.response_message_id
-    WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'
+    WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'{only}
 ), i AS (
     SELECT * EXCLUDE (items), unnest(items) AS item, unnest(range(len(items))) AS position FROM l
 )
@@ -62,20 +65,24 @@ WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL
 ORDER BY ts, call_id, position"""
 
 
-def listed(con: duckdb.DuckDBPyConnection) -> Result:
-    """Every definition of every answered list result, in time order.
+def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
+    """Every definition of every answered list result, in time order; with ``calls`` (the name of a table
+    with a ``call_id`` column), those of the list requests it holds only.
 
     Columns: ``server_name`` VARCHAR (serverInfo name, else the service.name of the server's spans, else
     'unidentified server'), ``server_version`` VARCHAR, ``server_party`` VARCHAR (as findings name the
     server), ``session_id`` VARCHAR, ``call_id`` BIGINT (the list request), ``ts`` TIMESTAMPTZ (UTC, the
     result's time), ``kind`` VARCHAR ('tool' | 'prompt' | 'resource' | 'resource_template'), ``name``
     VARCHAR, ``position`` INTEGER (index in the result's list), ``definition`` JSON (the item as sent,
-    credentials redacted at load), ``digest`` VARCHAR (:func:`digest`). Only results with
-    status 'ok' count: an error, a cut result or no answer lists nothing. Needs the analysis tables
-    (``calls``, ``call_party``)."""
-    table = con.sql(_listed_sql()).to_arrow_table()
-    digests = [None if d is None else digest(d) for d in table.column("definition").to_pylist()]
-    return Result(table.append_column("digest", pa.array(digests, pa.string())))
+    credentials redacted at load), ``digest`` VARCHAR (:func:`digest`: equal for definitions equal as JSON
+    values, whatever their member order). Servers list the same definitions with the same text over and
+    over, so each distinct text is parsed once. Only results with status 'ok' count: an error, a cut result
+    or no answer lists nothing. Needs the analysis tables (``calls``, ``call_party``)."""
+    table = con.sql(_listed_sql(calls)).to_arrow_table()
+    texts = pc.unique(table.column("definition"))
+    digests = pa.array([digest(d) for d in texts.to_pylist()], pa.string())
+    at = pc.index_in(table.column("definition"), value_set=texts)
+    return Result(table.append_column("digest", pc.take(digests, at)))
 
 
 def digest(text: str) -> str:

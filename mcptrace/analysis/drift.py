@@ -12,9 +12,10 @@ compared within one session only.
 
 The comparison spans sessions, so an append's scope (:mod:`mcptrace.analysis.incremental`) does not hold
 it: :func:`refresh` recomputes these gaps over the whole database after every full rebuild and every
-append, replacing the earlier rows of these codes in ``gaps`` and ``gap_party`` (``sql/drift_replace.sql``)
-and, after an append, their findings' groups. Listings are few; the SQL finds the changes, Python writes
-the JSON difference of each. When every listed name has one definition and no drift gap is stored (the
+append that reaches them (:func:`reached`), replacing the earlier rows of these codes in ``gaps`` and ``gap_party`` (``sql/drift_replace.sql``)
+and, after an append, their findings' groups. Each listing's definitions are kept as digests
+(:func:`store`: the full rebuild reads every list result, an append only those of its scope), so the SQL
+finds the changes without reading a list result again; Python writes the JSON difference of each. When every listed name has one definition and no drift gap is stored (the
 usual case) it stops after reading the listings.
 """
 
@@ -26,10 +27,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from mcptrace.analysis.definitions import canonical, json_diff, listed
-from mcptrace.core.db import one, run_sql_file
+from mcptrace.analysis.definitions import LIST_METHODS, canonical, json_diff, listed
+from mcptrace.core.db import one, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 
 #: listed kind -> (its gap code, the notification that announces a change of its list)
@@ -51,19 +51,14 @@ def refresh(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
     """Replace the drift gaps of the whole database (and their ``gap_party`` rows) with those its listings
     give now, and count the changed sessions' ``n_gaps`` again; returns the number of drift gaps.
     ``regroup`` also replaces their groups in ``finding_rows`` (an append; a full rebuild groups every gap
-    after). Needs ``calls``, ``message_order``, ``call_party`` and ``gap_party``. A drift code missing from
+    after). Needs ``calls``, ``message_order``, ``call_party``, ``gap_party`` and the listings :func:`store`
+    wrote. A drift code missing from
     ``gap_codes`` raises ``duckdb.InvalidInputException`` when a change of it is found; one whose party
     rule is not 'server' raises ``ValueError``."""
     had = one(con, "SELECT count(*) FROM gaps WHERE list_contains(?, code)", [list(CODES)])[0]
-    items = listed(con).arrow()
-    if not had and _one_definition_each(items):  # nothing changed, nothing to replace: the usual case
+    if not had and _one_definition_each(con):  # nothing changed, nothing to replace: the usual case
         return 0
     _rules(con, gap_codes)
-    con.register("_drift_listed_arrow", items)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _drift_listed AS SELECT * FROM _drift_listed_arrow")
-    finally:
-        con.unregister("_drift_listed_arrow")
     run_sql_file(con, "drift.sql")
     missing = con.execute("SELECT DISTINCT code FROM _drift_changes ANTI JOIN _drift_rules USING (code)").fetchall()
     if missing:
@@ -93,13 +88,49 @@ def refresh(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
     return len(seqs)
 
 
-def _one_definition_each(items: pa.Table) -> bool:
-    """Whether every server name, kind and name of ``items`` (:func:`listed`) has one definition: then no
-    listing differs from another (a finer comparison, within a session or a result, neither)."""
-    if not items.num_rows:
-        return True
-    n = items.group_by(["server_name", "kind", "name"]).aggregate([("digest", "count_distinct")])
-    return pc.max(n.column("digest_count_distinct")).as_py() <= 1
+def reached(con: duckdb.DuckDBPyConnection, scratch: str, max_message_id: int) -> bool:
+    """Whether an append can change the drift gaps, so that :func:`refresh` must run: its scope (the
+    calls analysed again in the attached database ``scratch``) holds a list request, or a drift gap is one
+    the merge replaces (``_scope_old_gaps``) or compares with a call of the scope (``_scope_old_calls``),
+    or the load added a list_changed
+    notification (messages after ``max_message_id``). Otherwise the listings, their sessions and parties
+    are those the gaps were computed from."""
+    notes = list(dict.fromkeys(n for _, n in KINDS.values()))
+    return bool(one(con, f"""
+        SELECT EXISTS (SELECT 1 FROM {scratch}.calls WHERE list_contains($methods, method))
+            OR EXISTS (SELECT 1 FROM gaps g WHERE list_contains($codes, g.code)
+                         AND (g.gap_id IN (SELECT gap_id FROM _scope_old_gaps)
+                              OR try_cast(g.detail->>'$.before_call_id' AS BIGINT) IN (SELECT call_id FROM _scope_old_calls)))
+            OR EXISTS (SELECT 1 FROM messages WHERE message_id > $m AND list_contains($notes, method))""",
+                    {"methods": list(LIST_METHODS), "codes": list(CODES), "m": max_message_id, "notes": notes})[0])
+
+
+def _one_definition_each(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every server name, kind and name of ``listing_items`` has one definition: then no listing
+    differs from another (a finer comparison, within a session or a result, neither)."""
+    return not one(con, "SELECT count(*) FROM (SELECT 1 FROM listing_items GROUP BY server_name, kind, name "
+                        "HAVING count(DISTINCT digest) > 1)")[0]
+
+
+def store(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> None:
+    """(Re)write the internal tables ``listing_items`` (:func:`mcptrace.analysis.definitions.listed` without
+    the definition) and ``definition_texts`` (``digest``, ``definition`` JSON: each digest's definition) that
+    :func:`refresh` compares. With ``calls`` (a table of ``call_id``: the calls an append analysed again),
+    only the rows of those calls are replaced; the definitions of the rest were read before."""
+    items = listed(con, calls).arrow()
+    con.register("_drift_new_arrow", items)
+    try:
+        if calls is None:
+            con.execute("CREATE OR REPLACE TABLE listing_items AS SELECT * EXCLUDE (definition) FROM _drift_new_arrow")
+            con.execute("CREATE OR REPLACE TABLE definition_texts AS SELECT digest, any_value(definition)::JSON "
+                        "AS definition FROM _drift_new_arrow GROUP BY digest")
+            return
+        con.execute(f"DELETE FROM listing_items WHERE call_id IN (SELECT call_id FROM {quote_ident(calls)})")
+        con.execute("INSERT INTO listing_items BY NAME SELECT * EXCLUDE (definition) FROM _drift_new_arrow")
+        con.execute("INSERT INTO definition_texts SELECT digest, any_value(definition)::JSON FROM _drift_new_arrow "
+                    "WHERE digest NOT IN (SELECT digest FROM definition_texts) GROUP BY digest")
+    finally:
+        con.unregister("_drift_new_arrow")
 
 
 def _rules(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode]) -> None:

@@ -31,9 +31,10 @@ reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord
 whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
 
-Definition drift compares a server's listings across sessions, which no scope holds: in the same
-transaction, :func:`mcptrace.analysis.drift.refresh` recomputes its gaps over the whole database and
-replaces their rows and finding groups.
+Definition drift compares a server's listings across sessions, which no scope holds: when the scope holds
+a list request or a call a drift gap rests on, or the load added a list_changed notification
+(:func:`mcptrace.analysis.drift.reached`), :func:`mcptrace.analysis.drift.refresh` recomputes its gaps over
+the whole database in the same transaction and replaces their rows and finding groups.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ SCRATCH = "mcptrace_scope"
 #: analysis tables an append replaces rows of; a database without one of them (or without
 #: ``message_order``) is rebuilt in full
 _ANALYSIS = ("calls", "sessions", "call_spans", "gaps", "findings", "message_order", "call_party", "gap_party",
-             "finding_eligible", "finding_rows")
+             "finding_eligible", "finding_rows", "listing_items", "definition_texts")
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,18 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
                          + ", ".join(r[0] for r in changed), gap_codes, t0)
         t = time.perf_counter()
         findings.scope_before(con, SCRATCH)
+        t_drift = time.perf_counter()
+        need_drift = drift.reached(con, SCRATCH, before.max_message_id)  # before the merge replaces the scope's gaps
+        steps["drift"] = time.perf_counter() - t_drift
         con.execute("BEGIN TRANSACTION")
         try:
             _rb.run_script(con, "scope_merge.sql", params)
             findings.scope_after(con)
-            t_drift = time.perf_counter()
-            drift.refresh(con, gap_codes, regroup=True)
-            steps["drift"] = time.perf_counter() - t_drift
+            drift.store(con, "_scope_old_calls")
+            if need_drift:
+                t_drift = time.perf_counter()
+                drift.refresh(con, gap_codes, regroup=True)
+                steps["drift"] += time.perf_counter() - t_drift
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

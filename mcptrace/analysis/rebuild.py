@@ -99,6 +99,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
     run_script(con, "message_order.sql")
     analyse(con, params)
     findings.parties(con, gap_codes)
+    drift.store(con)
     drift.refresh(con, gap_codes)
     findings.groups(con)
     findings.build(con, gap_codes, with_parties=False)
@@ -129,7 +130,7 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
 
 #: columns of the analysis tables added later: a database without them is rebuilt when opened
 _LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"),
-                  ("call_party", "server_name"))
+                  ("call_party", "server_name"), ("listing_items", "digest"), ("definition_texts", "digest"))
 
 
 def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:

@@ -1,8 +1,8 @@
 -- Definition drift (README: gap codes tool_definition_changed, prompt_definition_changed,
--- resource_definition_changed), over the whole database: mcptrace.analysis.drift registers
--- _drift_listed (every definition of every answered list result: mcptrace.analysis.definitions.listed)
--- and _drift_kinds(kind, code, notification), then runs these statements; the JSON differences are
--- Python's.
+-- resource_definition_changed), over the whole database: over the internal tables listing_items (every
+-- definition of every answered list result, its text's digest only: mcptrace.analysis.drift.store) and
+-- definition_texts (each digest's definition), with _drift_kinds(kind, code, notification) from
+-- mcptrace.analysis.drift; the JSON differences are Python's.
 --
 -- A listing's definition of a name is its first item with that name (by position). Per server name,
 -- kind and name, the listings in event order (the result's place in message_order, then the call): each
@@ -16,7 +16,7 @@ CREATE OR REPLACE TEMP TABLE _drift_items AS
 SELECT l.*, c.response_message_id AS message_id, c.trace_id, c.end_ord AS ord,
        CASE WHEN l.server_name = 'unidentified server' THEN l.session_id END AS unnamed_session,
        row_number() OVER (PARTITION BY l.call_id, l.kind, l.name ORDER BY l.position) AS nth
-FROM _drift_listed l JOIN calls c USING (call_id);
+FROM listing_items l JOIN calls c USING (call_id);
 
 CREATE OR REPLACE TEMP TABLE _drift_pairs AS
 WITH seq AS (
@@ -44,15 +44,17 @@ SELECT *, true FROM dup;
 CREATE OR REPLACE TEMP TABLE _drift_changes AS
 WITH p AS (
     SELECT k.code, k.notification, a.session_id, a.call_id, a.message_id, a.trace_id, a.ts, a.ord, a.server_name,
-           a.server_version, a.kind, a.name, a.position, a.definition, a.digest, x.duplicate_in_listing,
+           a.server_version, a.kind, a.name, a.position, ta.definition, a.digest, x.duplicate_in_listing,
            b.ts AS before_ts, b.session_id AS before_session_id, b.call_id AS before_call_id, b.ord AS before_ord,
            b.server_version AS before_server_version, b.position AS before_position,
-           b.definition AS before_definition, b.digest AS before_digest
+           tb.definition AS before_definition, b.digest AS before_digest
     FROM _drift_pairs x
     JOIN _drift_items a ON a.call_id = x.call_id AND a.kind = x.kind AND a.name = x.name AND a.position = x.position
     JOIN _drift_items b ON b.call_id = x.before_call_id AND b.kind = x.kind AND b.name = x.name
                        AND b.position = x.before_position
     JOIN _drift_kinds k ON k.kind = x.kind
+    JOIN definition_texts ta ON ta.digest = a.digest
+    JOIN definition_texts tb ON tb.digest = b.digest
 ), transports AS (
     SELECT DISTINCT c.session_id, coalesce(c.mcp_session_id, c.connection_id) AS transport
     FROM calls c SEMI JOIN p ON p.session_id = c.session_id
