@@ -20,7 +20,6 @@ import duckdb
 import jsonpatch
 import jsonpointer
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mcptrace.core.db import quote_ident
 from mcptrace.core.result import Result
@@ -61,8 +60,7 @@ WITH l AS (
 SELECT coalesce(server_name, 'unidentified server') AS server_name, server_version, server_party, session_id,
        call_id, ts, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
 FROM i
-WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL
-ORDER BY ts, call_id, position"""
+WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL"""
 
 
 def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
@@ -78,11 +76,25 @@ def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
     values, whatever their member order). Servers list the same definitions with the same text over and
     over, so each distinct text is parsed once. Only results with status 'ok' count: an error, a cut result
     or no answer lists nothing. Needs the analysis tables (``calls``, ``call_party``)."""
-    table = con.sql(_listed_sql(calls)).to_arrow_table()
-    texts = pc.unique(table.column("definition"))
-    digests = pa.array([digest(d) for d in texts.to_pylist()], pa.string())
-    at = pc.index_in(table.column("definition"), value_set=texts)
-    return Result(table.append_column("digest", pc.take(digests, at)))
+    listing_table(con, "_listed", calls)
+    try:
+        return Result(con.sql("SELECT * FROM _listed ORDER BY ts, call_id, position").to_arrow_table())
+    finally:
+        con.execute("DROP TABLE IF EXISTS _listed")
+
+
+def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None = None) -> None:
+    """(Re)create the TEMP table ``name`` holding :func:`listed`'s rows, unordered: the rows stay in DuckDB
+    (which spills them when memory is short) and only each distinct definition text comes to Python."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {_listed_sql(calls)}")
+    texts = [r[0] for r in con.execute(f"SELECT DISTINCT definition::VARCHAR FROM {quote_ident(name)}").fetchall()]
+    con.register("_listed_digests", pa.table({"text": pa.array(texts, pa.string()),
+                                              "digest": pa.array([digest(t) for t in texts], pa.string())}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT l.*, d.digest "
+                    f"FROM {quote_ident(name)} l JOIN _listed_digests d ON d.text = l.definition::VARCHAR")
+    finally:
+        con.unregister("_listed_digests")
 
 
 def digest(text: str) -> str:

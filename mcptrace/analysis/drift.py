@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mcptrace.analysis.definitions import LIST_METHODS, canonical, json_diff, listed
+from mcptrace.analysis.definitions import LIST_METHODS, canonical, json_diff, listing_table
 from mcptrace.core.db import one, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 
@@ -117,20 +117,19 @@ def store(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> None:
     the definition) and ``definition_texts`` (``digest``, ``definition`` JSON: each digest's definition) that
     :func:`refresh` compares. With ``calls`` (a table of ``call_id``: the calls an append analysed again),
     only the rows of those calls are replaced; the definitions of the rest were read before."""
-    items = listed(con, calls).arrow()
-    con.register("_drift_new_arrow", items)
+    listing_table(con, "_drift_new", calls)
     try:
         if calls is None:
-            con.execute("CREATE OR REPLACE TABLE listing_items AS SELECT * EXCLUDE (definition) FROM _drift_new_arrow")
-            con.execute("CREATE OR REPLACE TABLE definition_texts AS SELECT digest, any_value(definition)::JSON "
-                        "AS definition FROM _drift_new_arrow GROUP BY digest")
+            con.execute("CREATE OR REPLACE TABLE listing_items AS SELECT * EXCLUDE (definition) FROM _drift_new")
+            con.execute("CREATE OR REPLACE TABLE definition_texts AS SELECT digest, any_value(definition) "
+                        "AS definition FROM _drift_new GROUP BY digest")
             return
         con.execute(f"DELETE FROM listing_items WHERE call_id IN (SELECT call_id FROM {quote_ident(calls)})")
-        con.execute("INSERT INTO listing_items BY NAME SELECT * EXCLUDE (definition) FROM _drift_new_arrow")
-        con.execute("INSERT INTO definition_texts SELECT digest, any_value(definition)::JSON FROM _drift_new_arrow "
+        con.execute("INSERT INTO listing_items BY NAME SELECT * EXCLUDE (definition) FROM _drift_new")
+        con.execute("INSERT INTO definition_texts SELECT digest, any_value(definition) FROM _drift_new "
                     "WHERE digest NOT IN (SELECT digest FROM definition_texts) GROUP BY digest")
     finally:
-        con.unregister("_drift_new_arrow")
+        con.execute("DROP TABLE IF EXISTS _drift_new")
 
 
 def _rules(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode]) -> None:
