@@ -7,13 +7,16 @@ calls is the ``turn_calls`` table macro of ``sql/queries.sql``.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from mcptrace.analysis.turns import UNTRACED_RUN, turn_of
 from mcptrace.core.db import sql_params
 from mcptrace.core.errors import NotFoundError
+
+if TYPE_CHECKING:  # pandas is imported when a tree is built: a load never needs it
+    import pandas as pd
 
 TREE_COLUMNS = ["node_id", "parent_id", "kind", "name", "start_ts", "end_ts", "duration_ms", "depth", "lane",
                 "gaps", "status", "call_id", "trace_id", "span_id", "service_name", "span_kind", "role",
@@ -57,6 +60,8 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[tuple]
 
 
 def _ms(a, b):
+    import pandas as pd
+
     if a is None or b is None or pd.isna(a) or pd.isna(b):
         return None
     return (b - a).total_seconds() * 1000.0
@@ -242,6 +247,8 @@ def tree(con: duckdb.DuckDBPyConnection, session_id: str, *, turn: str | None = 
         order = [nid for nid in order if nid in keep]
     for i, nid in enumerate(order):
         nodes[nid]["lane"] = i
+    import pandas as pd
+
     df = pd.DataFrame([nodes[n] for n in order], columns=TREE_COLUMNS)
     for col in ("parent_id", "status", "trace_id", "span_id", "service_name", "span_kind", "role", "matched_by"):
         df[col] = df[col].astype(object).where(df[col].notna(), None)

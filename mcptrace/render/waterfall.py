@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +33,9 @@ from mcptrace.analysis.tree import tree as build_tree
 from mcptrace.analysis.turns import UNTRACED_RUN, turn_of
 from mcptrace.core.db import one
 from mcptrace.core.errors import NotFoundError
+
+if TYPE_CHECKING:  # pandas is imported when a waterfall is drawn: a load never needs it
+    import pandas as pd
 from mcptrace.core.gapcodes import UNLINKED_CODES
 from mcptrace.render.timeline import DIM_COLOR, SEVERITY_COLORS, STATUS_COLORS
 
@@ -112,6 +115,8 @@ def waterfall(con: duckdb.DuckDBPyConnection, session_id: str, *, max_label: int
         call_sid, turn = turn_of(con, call_id)
         if call_sid != session_id:
             raise NotFoundError("call", call_id, f"session {session_id!r}")
+    import pandas as pd
+
     df = build_tree(con, session_id, turn=turn)
     t0 = df["start_ts"].dropna().min()
     if pd.isna(t0):  # a capture without times (bare stdio tee): bars at 0
