@@ -68,15 +68,18 @@ class Workspace:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, path: str | None = None,
-                 keys: KeyConfig | None = None, read_only: bool = False) -> None:
+                 keys: KeyConfig | None = None, read_only: bool = False, _derive: bool = True) -> None:
         self.con = con
         self.path = path
         self.keys = keys or KeyConfig()
         self.read_only = read_only
         self.last_report: LoadReport | None = None
-        if not read_only:
+        # not when a load follows at once (mcptrace.load): it brings the tables up to date, then installs them
+        self._installed = _derive
+        if not read_only and _derive:
             _ensure_derived(con)
-        queries.install(con)
+        if _derive:
+            queries.install(con)
 
     # -- loading --------------------------------------------------------------------
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, errors: ErrorMode = "collect",
@@ -109,6 +112,9 @@ class Workspace:
             report = Loader(self.con, options).load(paths)
         finally:  # the files that loaded are analysed even when a bad record stops the load
             analysis = update(self.con, before)
+            if not self._installed:
+                queries.install(self.con)
+                self._installed = True
         report.analysis = analysis
         self.last_report = report
         return report
@@ -505,7 +511,7 @@ def load(paths: str | os.PathLike | Sequence[str | os.PathLike], db: str | None 
             raise MCPTraceError(f"{datasets[0]}: a Parquet dataset is attached on its own "
                                 "(mcptrace.open(DIR_OR_URL)), not mixed with captures or loaded into a database")
         return open_dataset(datasets[0], storage_options=storage_options)
-    ws = open(db, keys=keys)
+    ws = Workspace(connect(os.fspath(db) if db is not None else None), path=db, keys=keys, _derive=False)
     ws.load(paths, errors=errors, format=format, redact=redact, secret_keys=secret_keys, conventions=conventions)
     return ws
 
