@@ -29,11 +29,11 @@ chromium:
 demo: venv chromium
 	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out
 
-# the in-process tests (quick and slow) on two workers, then the real-process, browser and notebook
-# tests one at a time
+# the in-process tests (quick and slow) and the real-process tests that may run beside them on two
+# workers, then the other real-process, browser and notebook tests one at a time
 test: venv-test chromium
-	$(PY) -m pytest -q -n 2 -m "not sdk and not browser and not notebooks"
-	$(PY) -m pytest -q -m "sdk or browser or notebooks"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "(beside and not browser) or not (sdk or browser or notebooks)"
+	$(PY) -m pytest -q -m "(sdk or browser or notebooks) and not (beside and not browser)"
 
 # the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)
 test-fast: venv-test

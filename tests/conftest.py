@@ -65,17 +65,19 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 #   browser    drives a headless Chromium (kaleido PNG/SVG export, chromedriver, --dump-dom)
 #   notebooks  runs the notebooks or a JupyterLab
 #   slow       anything else above ~3 s (big loads, the benchmark scripts), and every hypothesis test
+#   beside     starts real SDK processes but may run beside other tests: `make test` runs it (unless it
+#              also drives a browser) with the in-process tests on two workers
 
 #: test module -> the markers of every test in it
 MODULE_MARKS: dict[str, tuple[str, ...]] = {
     "test_samples_generator": ("sdk",),
     "test_incidents_generator": ("sdk",),
-    "test_diff": ("sdk",),
+    "test_diff": ("sdk", "beside"),
     "test_notebooks": ("notebooks",),
     "test_browser_explorer": ("browser", "notebooks"),
     "test_property_mutations": ("slow",),
     "test_benchmarks": ("slow",),
-    "test_tool_stats": ("sdk",),
+    "test_tool_stats": ("sdk", "beside"),
 }
 
 #: "module::test function" (every parametrisation) -> its markers
@@ -86,16 +88,16 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_capture::test_http_proxy_legacy_sse_transport": ("sdk",),
     "test_capture::test_http_proxy_survives_disconnects_and_upstream_death": ("sdk",),
     "test_capture::test_http_proxy_records_resumption_get_and_delete": ("sdk",),
-    "test_drift::test_before_then_after_gives_one_gap_per_changed_tool": ("sdk",),
-    "test_drift::test_a_changed_prompt_is_one_prompt_gap": ("sdk",),
-    "test_drift::test_the_same_variant_twice_is_no_drift": ("sdk",),
-    "test_drift::test_an_append_gives_the_tables_of_one_load": ("sdk",),
-    "test_drift::test_an_append_without_listings_keeps_the_drift_gaps": ("sdk",),
-    "test_serve::test_tools_answer_like_the_workspace": ("sdk",),
-    "test_serve::test_hostile_sql_is_refused_and_the_server_keeps_answering": ("sdk",),
+    "test_drift::test_before_then_after_gives_one_gap_per_changed_tool": ("sdk", "beside"),
+    "test_drift::test_a_changed_prompt_is_one_prompt_gap": ("sdk", "beside"),
+    "test_drift::test_the_same_variant_twice_is_no_drift": ("sdk", "beside"),
+    "test_drift::test_an_append_gives_the_tables_of_one_load": ("sdk", "beside"),
+    "test_drift::test_an_append_without_listings_keeps_the_drift_gaps": ("sdk", "beside"),
+    "test_serve::test_tools_answer_like_the_workspace": ("sdk", "beside"),
+    "test_serve::test_hostile_sql_is_refused_and_the_server_keeps_answering": ("sdk", "beside"),
     "test_serve::test_report_and_timeline_resources": ("sdk", "browser"),
-    "test_serve::test_streamable_http_on_loopback": ("sdk",),
-    "test_serve::test_diff_opens_only_databases_in_the_allowed_directories": ("sdk",),
+    "test_serve::test_streamable_http_on_loopback": ("sdk", "beside"),
+    "test_serve::test_diff_opens_only_databases_in_the_allowed_directories": ("sdk", "beside"),
     "test_timeline::test_exports_html_png_svg": ("browser",),
     "test_report::test_report_sections": ("browser",),
     "test_report::test_hostile_strings_stay_text_in_report_and_timeline": ("browser",),
@@ -156,3 +158,5 @@ def pytest_collection_modifyitems(config, items):
             marks = (*marks, "slow")
         for name in dict.fromkeys(marks):
             item.add_marker(getattr(pytest.mark, name))
+        if "beside" in marks:  # one worker runs a module's real-process tests: its captures are made once
+            item.add_marker(pytest.mark.xdist_group(mod))
