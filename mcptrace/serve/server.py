@@ -174,12 +174,7 @@ class Served:
             if real == os.path.realpath(self.path):
                 d = self.ws.diff(self.ws)
             else:
-                try:
-                    other_ws = open_untrusted(real, upgrade=False)
-                except duckdb.PermissionException:
-                    raise
-                except duckdb.Error as e:
-                    raise MCPTraceError(f"{other}: cannot open: {error_line(e)}") from e
+                other_ws = open_served(real)
                 try:
                     d = self.ws.diff(other_ws)
                 finally:
