@@ -38,7 +38,7 @@ from typing import Any
 
 import duckdb
 
-from mcptrace.analysis.definitions import LIST_METHODS, json_diff, listed
+from mcptrace.analysis.definitions import LIST_METHODS, json_diff, listing_table
 from mcptrace.analysis.findings import parties
 from mcptrace.analysis.toolstats import tool_stats
 from mcptrace.core.dataset import is_dataset, is_url
@@ -316,8 +316,16 @@ def _side(con: duckdb.DuckDBPyConnection, name: str, versions: dict[tuple, set])
 def _definitions(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection
                  ) -> tuple[list[DefinitionChange], list[NotCompared]]:
     def last(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], Any]:
-        res = listed(con).select("server_name", "kind", "name", "definition").rows()
-        return {(s, k, n): json.loads(d) for s, k, n, d in res}  # in time order: the last one wins
+        # the last definition of each name, in listed()'s order (time, call, position; no time last):
+        # chosen in DuckDB, so only one definition per name comes to Python
+        listing_table(con, "_compare_listed")
+        try:
+            res = con.execute("SELECT server_name, kind, name, "
+                              "arg_max(definition, (ts IS NULL, ts, call_id, position)) "
+                              "FROM _compare_listed GROUP BY ALL").fetchall()
+        finally:
+            con.execute("DROP TABLE IF EXISTS _compare_listed")
+        return {(s, k, n): json.loads(d) for s, k, n, d in res}
 
     def lists(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
         kinds = {m: k for m, (k, _, _) in LIST_METHODS.items()}
