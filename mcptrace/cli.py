@@ -375,7 +375,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     parser = args.serve_parser
     if args.transport == "http" and not args.allow_remote and not is_loopback(args.host):
         parser.error(f"refusing to listen on non-loopback address {args.host!r} (pass --allow-remote to do it anyway)")
-    for flag, value, most in (("--max-rows", args.max_rows, 1000), ("--max-bytes", args.max_bytes, 1_000_000)):
+    from mcptrace.serve.readonly import MAX_BYTES, MAX_ROWS
+
+    for flag, value, most in (("--max-rows", args.max_rows, MAX_ROWS), ("--max-bytes", args.max_bytes, MAX_BYTES)):
         if not 1 <= value <= most:
             parser.error(f"{flag} must be between 1 and {most} (it lowers the default cap), got {value}")
     if not args.sql_timeout > 0:
@@ -406,10 +408,13 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--allow-dir", action="append", metavar="DIR",
                     help="a directory whose databases the diff tool may open (repeatable; default: the served "
                          "database's directory)")
-    sv.add_argument("--max-rows", type=int, default=1000, help="rows per tool result, at most 1000 (default)")
-    sv.add_argument("--max-bytes", type=int, default=1_000_000,
-                    help="bytes of row JSON per tool result, at most 1000000 (default)")
-    sv.add_argument("--sql-timeout", type=float, default=10.0, help="seconds an sql query may run (default 10)")
+    from mcptrace.serve.readonly import MAX_BYTES, MAX_ROWS, SQL_TIMEOUT_S
+
+    sv.add_argument("--max-rows", type=int, default=MAX_ROWS, help=f"rows per tool result, at most {MAX_ROWS} (default)")
+    sv.add_argument("--max-bytes", type=int, default=MAX_BYTES,
+                    help=f"bytes of row JSON per tool result, at most {MAX_BYTES} (default)")
+    sv.add_argument("--sql-timeout", type=float, default=SQL_TIMEOUT_S,
+                    help=f"seconds an sql query may run (default {SQL_TIMEOUT_S:g})")
     sv.set_defaults(func=cmd_serve, serve_parser=sv)
 
 
