@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from datetime import datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -341,7 +342,8 @@ def append_records(after: datetime, out_path: str, n: int = 10, source: str = AG
         for env in unit:
             env["ts"] = _format_ts(_parse_ts(env["ts"]) + delta)
             env["connection_id"] = f"{env['connection_id']}~{tag}"
-            _rewrite_message(env.get("message"), 10**9)
+            # session keys and trace-ids of their own: each append is a new host session
+            _rewrite_message(env.get("message"), 10**9 + zlib.crc32(tag.encode()))
             out.write(json.dumps(env, separators=(",", ":"), ensure_ascii=False) + "\n")
     return out_path
 

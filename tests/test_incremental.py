@@ -218,3 +218,23 @@ def test_new_downstream_service_rebuilds_everything(tmp_path):
     assert reports[-1].reason.startswith("the new records change what the downstream rule reads"), reports[-1].reason
     assert "downstream-api" in reports[-1].reason or "mcp service" in reports[-1].reason
     _assert_same(ws, files)
+
+
+def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monkeypatch):
+    """A chain of inferred candidates adds a hop to the scope per round (look-alike clients whose calls
+    nothing answered reach an hour of spans each): a scope still growing after MAX_ROUNDS rounds is rebuilt
+    in full, the report says so, and the tables are those of one load. Here the append's scope grows in its
+    first round (the reconnects of one client), so a bound of one round rebuilds in full."""
+    from mcptrace.analysis import incremental
+
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("reconnect_with_session_key", 0), ("reconnect_without_session_key", 0))]
+    files = _files(str(tmp_path), picks)
+    ws, reports = _load_in_groups(files, [2])
+    grew = reports[-1]
+    assert grew.mode == "incremental", (grew.mode, grew.reason)
+    monkeypatch.setattr(incremental, "MAX_ROUNDS", 1)
+    ws2, reports2 = _load_in_groups(files, [2])
+    assert reports2[-1].mode == "full", reports2[-1]
+    assert reports2[-1].reason.startswith("the scope still grew after 1 rounds"), reports2[-1].reason
+    _assert_same(ws2, files)

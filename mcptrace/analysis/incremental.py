@@ -26,7 +26,7 @@ the inferred rules may join, its HTTP events) are copied into a scratch in-memor
 as the full rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
 ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
 records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
-calls, when the analysis tables are missing or stale, or when the scope changes what the downstream rule
+calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing or stale, or when the scope changes what the downstream rule
 reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
 whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
@@ -53,6 +53,10 @@ from mcptrace.core.gapcodes import GAP_CODES, GapCode
 #: an append whose new records are more than this share of all records, or whose scope holds more than
 #: this share of the calls, rebuilds everything (the scratch copy then costs more than it saves)
 FULL_SHARE = 0.5
+#: rounds of scope growth after which a scope still growing is rebuilt in full: a chain of inferred
+#: candidates (calls nothing answered, each reaching an hour of spans of its method) adds a hop per round,
+#: and rounds over a large scope cost more than the full rebuild
+MAX_ROUNDS = 8
 #: the scratch database an append's scope is analysed in
 SCRATCH = "mcptrace_scope"
 #: analysis tables an append replaces rows of; a database without one of them (or without
@@ -143,12 +147,24 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     t = time.perf_counter()
     _rb.run_script(con, "scope_seed.sql", params)
     n = one(con, "SELECT count(*) FROM _aff")[0]
+    total = one(con, "SELECT count(*) FROM calls")[0]
+    rounds = 0
     while True:
         _rb.run_script(con, "scope_grow.sql", params)
+        rounds += 1
         grown = one(con, "SELECT count(*) FROM _aff")[0]
         if grown == n:
             break
         n = grown
+        reached = one(con, "SELECT count(*) FROM calls WHERE session_id IN (SELECT session_id FROM _aff)")[0]
+        if total and reached > full_share * total:
+            steps["scope"] = time.perf_counter() - t
+            return _full(con, rep, f"the new records reach {reached} of {total} calls (after {rounds} rounds "
+                         "of scope growth)", gap_codes, t0)
+        if rounds >= MAX_ROUNDS:
+            steps["scope"] = time.perf_counter() - t
+            return _full(con, rep, f"the scope still grew after {rounds} rounds ({reached} of {total} calls)",
+                         gap_codes, t0)
     _rb.run_script(con, "scope_inputs.sql", params)
     steps["scope"] = time.perf_counter() - t
     n_calls, total = one(con, "SELECT (SELECT count(*) FROM _scope_calls), (SELECT count(*) FROM calls)")
