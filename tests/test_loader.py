@@ -273,6 +273,25 @@ def test_same_span_ids_with_other_content_is_a_reject_naming_the_first_copy(tmp_
     assert ws.sql("SELECT name FROM spans WHERE span_id = ?", [span["spanId"]]).rows() == [(span["name"],)]
 
 
+def test_same_span_ids_with_other_content_in_one_file_is_a_reject_naming_the_first_line(tmp_path):
+    """Within one batch too: the first copy is kept, a copy with the same content is a duplicate, one with
+    other content a reject naming the first copy's line."""
+    lines = read_lines(SAMPLES / "traces.otlp.jsonl")
+    span = json.loads(lines[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    changed = json.loads(lines[0])
+    changed["resourceSpans"] = [dict(changed["resourceSpans"][0], scopeSpans=[
+        dict(changed["resourceSpans"][0]["scopeSpans"][0], spans=[dict(span, name="renamed")])])]
+    path = write_lines(tmp_path / "one.otlp.jsonl", [lines[0], lines[0], json.dumps(changed)])
+    ws = mcptrace.load([path])
+    (reason,) = [r[0] for r in ws.sql("SELECT reason FROM rejects").rows()]
+    assert reason.startswith(f"line 3: span {span['traceId']}/{span['spanId']} has the trace-id and span-id of a span "
+                             "already loaded (source 1, line 1) but different content"), reason
+    n_line1 = sum(len(s["spans"]) for rs in json.loads(lines[0])["resourceSpans"] for s in rs["scopeSpans"])
+    assert ws.sql("SELECT n_duplicate_spans FROM sources").rows() == [(n_line1,)]
+    assert ws.sql("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans").rows() == [(n_line1, n_line1)]
+    assert ws.sql("SELECT name FROM spans WHERE span_id = ?", [span["spanId"]]).rows() == [(span["name"],)]
+
+
 def _event_lines() -> tuple[list[str], list[str]]:
     """The IDE sample's Streamable HTTP capture, and the same with the transport events a gateway
     records beside the messages (built from the capture's own envelopes)."""

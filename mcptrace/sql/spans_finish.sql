@@ -23,12 +23,8 @@ WHERE reject_reason IS NULL
 CREATE OR REPLACE TEMP TABLE _span_seen AS
 WITH s AS (
     SELECT rowid AS rid, source_id, record_no, trace_id, span_id,
-           span_content_hash(parent_span_id, name, kind, service_name, start_unix_nano, end_unix_nano, status_code,
-                             status_message, attributes, resource_attributes, events, links, scope_name) AS h
+           count(*) OVER (PARTITION BY trace_id, span_id) AS n_batch
     FROM _all WHERE reject_reason IS NULL
-), f AS (
-    SELECT *, row_number() OVER w AS rn, first_value(h) OVER w AS first_h, first_value(record_no) OVER w AS first_record
-    FROM s WINDOW w AS (PARTITION BY trace_id, span_id ORDER BY record_no, rid)
 ), e AS (
     SELECT p.trace_id, p.span_id, min(p.source_id) AS source_id, min(p.record_no) AS record_no,
            any_value(span_content_hash(p.parent_span_id, p.name, p.kind, p.service_name, p.start_unix_nano,
@@ -36,6 +32,17 @@ WITH s AS (
                                        p.resource_attributes, p.events, p.links, p.scope_name)) AS h
     FROM spans p SEMI JOIN s ON s.trace_id = p.trace_id AND s.span_id = p.span_id
     GROUP BY ALL
+), c AS (
+    -- only spans whose ids repeat (in the batch, or of a span already stored) have their content hashed
+    SELECT s.rid, s.source_id, s.record_no, s.trace_id, s.span_id,
+           span_content_hash(a.parent_span_id, a.name, a.kind, a.service_name, a.start_unix_nano, a.end_unix_nano,
+                             a.status_code, a.status_message, a.attributes, a.resource_attributes, a.events, a.links,
+                             a.scope_name) AS h
+    FROM s JOIN _all a ON a.rowid = s.rid
+    WHERE s.n_batch > 1 OR EXISTS (SELECT 1 FROM e WHERE e.trace_id = s.trace_id AND e.span_id = s.span_id)
+), f AS (
+    SELECT *, row_number() OVER w AS rn, first_value(h) OVER w AS first_h, first_value(record_no) OVER w AS first_record
+    FROM c WINDOW w AS (PARTITION BY trace_id, span_id ORDER BY record_no, rid)
 )
 SELECT f.rid, f.trace_id, f.span_id, f.record_no,
        coalesce(e.h, f.first_h) = f.h AS same_content,
