@@ -224,17 +224,27 @@ def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monk
     """A chain of inferred candidates adds a hop to the scope per round (look-alike clients whose calls
     nothing answered reach an hour of spans each): a scope still growing after MAX_ROUNDS rounds is rebuilt
     in full, the report says so, and the tables are those of one load. Here the append's scope grows in its
-    first round (the reconnects of one client), so a bound of one round rebuilds in full."""
+    first round (the reconnects of one client), so a bound of one round rebuilds in full; with
+    ``full_share=1`` (never in full, the property tests' setting) the bound does not apply."""
     from mcptrace.analysis import incremental
 
     picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
-             for n, h in (("reconnect_with_session_key", 0), ("reconnect_without_session_key", 0))]
+             for n, h in (("reconnect_with_session_key", 0), ("cancelled_call", 5),
+                          ("reconnect_without_session_key", 0))]
     files = _files(str(tmp_path), picks)
-    ws, reports = _load_in_groups(files, [2])
-    grew = reports[-1]
-    assert grew.mode == "incremental", (grew.mode, grew.reason)
+
+    def append(share: float):
+        ws = mcptrace.open()
+        before = watermark(ws.con)
+        Loader(ws.con).load(files[:4])
+        update(ws.con, before)
+        before = watermark(ws.con)
+        Loader(ws.con).load(files[4:])
+        return ws, update(ws.con, before, full_share=share)
+
+    assert append(0.99)[1].mode == "incremental"
     monkeypatch.setattr(incremental, "MAX_ROUNDS", 1)
-    ws2, reports2 = _load_in_groups(files, [2])
-    assert reports2[-1].mode == "full", reports2[-1]
-    assert reports2[-1].reason.startswith("the scope still grew after 1 rounds"), reports2[-1].reason
-    _assert_same(ws2, files)
+    ws, rep = append(0.99)
+    assert rep.mode == "full" and rep.reason.startswith("the scope still grew after 1 rounds"), rep
+    _assert_same(ws, files)
+    assert append(1.0)[1].mode == "incremental"

@@ -115,7 +115,8 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     (:func:`watermark`): nothing when the load added no record, the scope of the new records when the
     tables were current, else everything. ``full_share`` (0..1): the share of the records that are new, or
     of the calls in scope, above which the full rebuild runs instead (0 always rebuilds in full, 1 never
-    unless the tables are stale or the downstream rule's inputs change). Raises what
+    unless the tables are stale or the downstream rule's inputs change); below 1, a scope still growing
+    after :data:`MAX_ROUNDS` rounds is rebuilt in full too. Raises what
     :func:`mcptrace.analysis.rebuild.rebuild` raises."""
     t0 = time.perf_counter()
     # the sources this load wrote: new ones from their first record, followed ones from the line they had reached
@@ -161,7 +162,7 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
             steps["scope"] = time.perf_counter() - t
             return _full(con, rep, f"the new records reach {reached} of {total} calls (after {rounds} rounds "
                          "of scope growth)", gap_codes, t0)
-        if rounds >= MAX_ROUNDS:
+        if rounds >= MAX_ROUNDS and full_share < 1:
             steps["scope"] = time.perf_counter() - t
             return _full(con, rep, f"the scope still grew after {rounds} rounds ({reached} of {total} calls)",
                          gap_codes, t0)
