@@ -101,6 +101,18 @@ def _load_in_groups(files: list[str], cuts: list[int]) -> tuple[mcptrace.Workspa
     return ws, reports
 
 
+def _append(files: list[str], cut: int, share: float) -> tuple[mcptrace.Workspace, object]:
+    """``files[:cut]`` loaded and rebuilt in full, then ``files[cut:]`` appended with ``full_share=share``:
+    the workspace and the append's report."""
+    ws = mcptrace.open()
+    before = watermark(ws.con)
+    Loader(ws.con).load(files[:cut])
+    update(ws.con, before)
+    before = watermark(ws.con)
+    Loader(ws.con).load(files[cut:])
+    return ws, update(ws.con, before, full_share=share)
+
+
 def _assert_same(ws: mcptrace.Workspace, files: list[str]) -> None:
     full = mcptrace.load(files)
     a, b = tables(ws), tables(full)
@@ -195,13 +207,7 @@ def test_workspace_load_appends_incrementally(tmp_path):
 def test_full_share_zero_rebuilds_everything(tmp_path, share):
     picks = [(0, 0, None), (1, 3, None)]
     files = _files(str(tmp_path), picks)
-    ws = mcptrace.open()
-    before = watermark(ws.con)
-    Loader(ws.con).load(files[:2])
-    update(ws.con, before)
-    before = watermark(ws.con)
-    Loader(ws.con).load(files[2:])
-    rep = update(ws.con, before, full_share=share)
+    ws, rep = _append(files, 2, share)
     assert rep.mode == "full" and rep.reason == "asked for"
     _assert_same(ws, files)
 
@@ -232,19 +238,9 @@ def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monk
              for n, h in (("reconnect_with_session_key", 0), ("cancelled_call", 5),
                           ("reconnect_without_session_key", 0))]
     files = _files(str(tmp_path), picks)
-
-    def append(share: float):
-        ws = mcptrace.open()
-        before = watermark(ws.con)
-        Loader(ws.con).load(files[:4])
-        update(ws.con, before)
-        before = watermark(ws.con)
-        Loader(ws.con).load(files[4:])
-        return ws, update(ws.con, before, full_share=share)
-
-    assert append(0.99)[1].mode == "incremental"
+    assert _append(files, 4, 0.99)[1].mode == "incremental"
     monkeypatch.setattr(incremental, "MAX_ROUNDS", 1)
-    ws, rep = append(0.99)
+    ws, rep = _append(files, 4, 0.99)
     assert rep.mode == "full" and rep.reason.startswith("the scope still grew after 1 rounds"), rep
     _assert_same(ws, files)
-    assert append(1.0)[1].mode == "incremental"
+    assert _append(files, 4, 1.0)[1].mode == "incremental"
