@@ -26,8 +26,8 @@ the inferred rules may join, its HTTP events) are copied into a scratch in-memor
 as the full rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
 ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
 records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
-calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing or stale, or when the scope changes what the downstream rule
-reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
+calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing or
+stale, or when the scope changes what the downstream rule reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
 whole database's event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
 
