@@ -402,14 +402,15 @@ def _add_serve_parser(sub) -> None:
                     help="stdio (default: put the command in the MCP host's config) or Streamable HTTP")
     sv.add_argument("--host", default="127.0.0.1", help="with --transport http: address to listen on (loopback only "
                                                         "unless --allow-remote; default 127.0.0.1)")
-    sv.add_argument("--port", type=int, default=8765, help="with --transport http: port (default 8765; 0 = a free "
-                                                            "one); the URL is printed")
     sv.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication!)")
     sv.add_argument("--allow-dir", action="append", metavar="DIR",
                     help="a directory whose databases the diff tool may open (repeatable; default: the served "
                          "database's directory)")
+    from mcptrace.serve import DEFAULT_PORT
     from mcptrace.serve.readonly import MAX_BYTES, MAX_ROWS, SQL_TIMEOUT_S
 
+    sv.add_argument("--port", type=int, default=DEFAULT_PORT,
+                    help=f"with --transport http: port (default {DEFAULT_PORT}; 0 = a free one); the URL is printed")
     sv.add_argument("--max-rows", type=int, default=MAX_ROWS, help=f"rows per tool result, at most {MAX_ROWS} (default)")
     sv.add_argument("--max-bytes", type=int, default=MAX_BYTES,
                     help=f"bytes of row JSON per tool result, at most {MAX_BYTES} (default)")

@@ -500,5 +500,6 @@ def compare(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, *, a_nam
     cb, sb, vb = _party_names(b)
     names_a, names_b = {"client": ca, "server": sa}, {"client": cb, "server": sb}
     definitions, not_compared = _definitions(a, b)
-    return CaptureDiff(_side(a, a_name or source_name(a), va), _side(b, b_name or source_name(b), vb), definitions, not_compared, _tools(a, b),
-                       _coverage(a, b, names_a, names_b, va, vb), _gaps(a, b), _findings(a, b, names_a, names_b))
+    return CaptureDiff(_side(a, a_name or source_name(a), va), _side(b, b_name or source_name(b), vb), definitions,
+                       not_compared, _tools(a, b), _coverage(a, b, names_a, names_b, va, vb), _gaps(a, b),
+                       _findings(a, b, names_a, names_b))

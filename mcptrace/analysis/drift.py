@@ -12,11 +12,12 @@ compared within one session only.
 
 The comparison spans sessions, so an append's scope (:mod:`mcptrace.analysis.incremental`) does not hold
 it: :func:`refresh` recomputes these gaps over the whole database after every full rebuild and every
-append that reaches them (:func:`reached`), replacing the earlier rows of these codes in ``gaps`` and ``gap_party`` (``sql/drift_replace.sql``)
-and, after an append, their findings' groups. Each listing's definitions are kept as digests
-(:func:`store`: the full rebuild reads every list result, an append only those of its scope), so the SQL
-finds the changes without reading a list result again; Python writes the JSON difference of each. When every listed name has one definition and no drift gap is stored (the
-usual case) it stops after reading the listings.
+append that reaches them (:func:`reached`), replacing the earlier rows of these codes in ``gaps`` and
+``gap_party`` (``sql/drift_replace.sql``) and, after an append, their findings' groups. Each listing's
+definitions are kept as digests (:func:`store`: the full rebuild reads every list result, an append only
+those of its scope), so the SQL finds the changes without reading a list result again; Python writes the
+JSON difference of each. When every listed name has one definition and no drift gap is stored (the usual
+case) it stops after reading the listings.
 """
 
 from __future__ import annotations

@@ -90,8 +90,9 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, window_ms: float = WINDOW_MS,
             skew_tolerance_ms: float = SKEW_TOLERANCE_MS, reconnect_within_s: float = RECONNECT_WITHIN_S,
             nearest_margin_ms: float = NEAREST_MARGIN_MS, gap_codes: Mapping[str, GapCode] = GAP_CODES) -> None:
     """Recompute ``calls``, ``sessions``, ``call_spans``, ``gaps`` and ``findings`` from ``messages``,
-    ``http_events`` and ``spans``; the definition drift gaps over every listing (:mod:`mcptrace.analysis.drift`). Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`);
-    a gap whose code is not in it raises ``duckdb.InvalidInputException`` naming the code."""
+    ``http_events`` and ``spans``; the definition drift gaps over every listing (:mod:`mcptrace.analysis.drift`).
+    Gap severities come from ``gap_codes`` (the registry, :mod:`mcptrace.core.gapcodes`); a gap whose code
+    is not in it raises ``duckdb.InvalidInputException`` naming the code."""
     load_gap_codes(con, gap_codes)
     clean_times(con)
     params = {"skew_ms": skew_tolerance_ms, "reconnect_s": reconnect_within_s, "window_ms": window_ms,

@@ -33,11 +33,11 @@ from mcptrace.analysis.tree import tree as build_tree
 from mcptrace.analysis.turns import UNTRACED_RUN, turn_of
 from mcptrace.core.db import one
 from mcptrace.core.errors import NotFoundError
+from mcptrace.core.gapcodes import UNLINKED_CODES
+from mcptrace.render.timeline import DIM_COLOR, SEVERITY_COLORS, STATUS_COLORS
 
 if TYPE_CHECKING:  # pandas is imported when a waterfall is drawn: a load never needs it
     import pandas as pd
-from mcptrace.core.gapcodes import UNLINKED_CODES
-from mcptrace.render.timeline import DIM_COLOR, SEVERITY_COLORS, STATUS_COLORS
 
 KIND_COLORS = {"session": "#495057", "turn": "#74c0fc"}
 SERVICE_PALETTE = ["#4c6ef5", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#82c91e", "#fd7e14"]

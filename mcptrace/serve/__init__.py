@@ -6,3 +6,6 @@ JSON); :mod:`mcptrace.serve.server` builds the ``MCPServer`` (tools, resources) 
 or Streamable HTTP. Importing the server without the ``serve`` extra raises
 :class:`mcptrace.MissingDependencyError`.
 """
+
+#: the port ``mcptrace serve --transport http`` listens on unless told otherwise
+DEFAULT_PORT = 8765

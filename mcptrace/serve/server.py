@@ -22,6 +22,7 @@ import duckdb
 
 from mcptrace.core.errors import MCPTraceError, MissingDependencyError, error_line
 from mcptrace.core.gapcodes import GAP_CODES
+from mcptrace.serve import DEFAULT_PORT
 from mcptrace.serve.readonly import Limits, SqlReader, arrow_rows
 from mcptrace.workspace import Workspace, open_untrusted
 
@@ -38,8 +39,6 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise MissingDependencyError("mcp>=2.3 (the MCP Python SDK)", "serve", f"({_exc})") from _exc
 
-#: the default port of ``--transport http``
-DEFAULT_PORT = 8765
 DEFAULT_LIMITS = Limits()
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
