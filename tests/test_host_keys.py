@@ -278,3 +278,30 @@ def test_unprefixed_client_session_id_and_non_text_keys(tmp_path):
         assert ws.sql("SELECT count(*) FROM calls WHERE call_key IS NOT NULL").rows()[0][0] == 0
     finally:
         ws.close()
+
+
+def test_keys_of_your_own_in_priority_order(tmp_path):
+    """A KeyConfig of one's own: the first key of a role that holds a string or an integer is read, in
+    the configuration's order (a nested member first, then a flat one); a role with no keys reads none."""
+    def edit(m, meta, i):
+        meta["tenant"] = {"conv": f"conv-{i % 2}"} if i < 4 else {"conv": {"not": "a key"}}
+        meta["sess"] = 7
+        meta["vscode.requestId"] = "not read: no turn keys"
+        if m["method"] == "tools/call":
+            meta["cid"] = f"c-{i}" if i % 2 else 1.5  # a float is no key
+    keys = mcptrace.KeyConfig(session_meta_keys=(("tenant", "conv"), "sess"), call_meta_keys=("cid",),
+                              turn_meta_keys=(), baggage_session_keys=())
+    ws = mcptrace.load([_with_meta(tmp_path, "own.jsonl", edit), TRACES], keys=keys)
+    try:
+        rows = ws.sql("SELECT session_key, session_key_source, count(*) FROM messages "
+                      "WHERE kind = 'request' AND direction = 'client_to_server' GROUP BY ALL ORDER BY 1").rows()
+        assert rows == [("7", "sess", rows[0][2]), ("conv-0", "tenant.conv", 2), ("conv-1", "tenant.conv", 2)]
+        assert rows[0][2] > 0
+        calls = ws.sql("SELECT m.call_key, m.call_key_source, m.turn_key, m.turn_key_source FROM calls c "
+                       "JOIN messages m ON m.message_id = c.request_message_id WHERE c.method = 'tools/call' "
+                       "AND c.direction = 'client_to_server' ORDER BY c.call_id").rows()
+        assert calls and all(t is None and ts is None for _, _, t, ts in calls)
+        assert {(k is None, src) for k, src, _, _ in calls} <= {(True, None), (False, "cid")}
+        assert any(k is not None for k, _, _, _ in calls) and any(k is None for k, _, _, _ in calls)
+    finally:
+        ws.close()

@@ -148,3 +148,22 @@ class KeyConfig:
                 "tk_names": [key_name(k) for k in self.turn_meta_keys],
                 "bk_names": ["baggage " + k for k in self.baggage_session_keys],
                 "bk_patterns": [baggage_pattern(k) for k in self.baggage_session_keys]}
+
+    def sql_macros(self) -> list[str]:
+        """DuckDB statements creating the temporary macros of ``sql/messages.sql`` for these keys:
+        ``mcptrace_session_key_at(v)``, ``mcptrace_call_key_at(v)`` and ``mcptrace_turn_key_at(v)``,
+        where ``v`` is the ``json_extract`` of :meth:`message_params`' ``paths`` (JSON[]). Each gives the
+        1-based position, in its role's priority order, of the first key whose value is a string or an
+        integer (an object, array, float, boolean or null there is no key), NULL when none is. Unrolled
+        for this configuration (list positions only, no key text): one ``CASE`` over fixed positions
+        instead of a lambda over the list, which costs three to four times as much per message."""
+        def at(first: int, n: int) -> str:
+            if not n:
+                return "NULL::INTEGER"
+            return "CASE " + " ".join(f"WHEN json_type(v[{first + k}]) IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN {k + 1}"
+                                      for k in range(n)) + " END"
+        first = len(MESSAGE_PATHS) + 1
+        n_sk, n_ck, n_tk = len(self.session_meta_keys), len(self.call_meta_keys), len(self.turn_meta_keys)
+        return [f"CREATE OR REPLACE TEMP MACRO mcptrace_session_key_at(v) AS {at(first, n_sk)}",
+                f"CREATE OR REPLACE TEMP MACRO mcptrace_call_key_at(v) AS {at(first + n_sk, n_ck)}",
+                f"CREATE OR REPLACE TEMP MACRO mcptrace_turn_key_at(v) AS {at(first + n_sk + n_ck, n_tk)}"]

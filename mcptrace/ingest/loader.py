@@ -337,7 +337,8 @@ class Loader:
         first = part.first_record_no if part else 1
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        for stmt in self.options.redaction.sql_macros():  # mcptrace_redact, mcptrace_secret_hit
+        # mcptrace_redact, mcptrace_secret_hit; the _meta key choice of messages.sql
+        for stmt in (*self.options.redaction.sql_macros(), *self.options.keys.sql_macros()):
             con.execute(stmt)
         params = {**self.options.keys.message_params(), "source_id": source_id}
         # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
