@@ -346,7 +346,7 @@ class Loader:
         # from it, then one insert moves the batch into messages or spans. Batches are large
         # (CHUNK_BYTES of lines): many small inserts into a table are several times slower.
         table = "messages" if reader.kind == "messages" else "spans"
-        stage = statements("messages.sql" if reader.kind == "messages" else "spans_stage.sql")[0]
+        stage = statements("messages.sql" if reader.kind == "messages" else "spans_stage.sql")
         self._install_reader(reader, connection_id)
         # An explicit CREATE: DuckDB 2.0.0 loses rows bulk-inserted (>~110k) into a table made
         # by `CREATE TABLE AS ... WHERE false` inside a transaction.
@@ -386,12 +386,22 @@ class Loader:
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
-                con.execute(stage, sql_params(stage, params))
+                for stmt in stage:
+                    con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
-                self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
+                # the statements that write rejects run only when the batch has some (a small append's
+                # batch spends most of its time planning statements)
+                n_reader_rejects, n_rejects = one(
+                    con, "SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE reject_reason IS NOT NULL "
+                         "AND NOT from_reader) FROM _all")
+                if n_reader_rejects:
+                    self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
                 for stmt in finish:
-                    con.execute(stmt, sql_params(stmt, params))
+                    # messages_finish.sql's rejects are the batch's rows with a reason (spans_finish.sql's
+                    # are spans seen before with other content: always run)
+                    if n_rejects or reader.kind != "messages" or not stmt.startswith("INSERT INTO rejects"):
+                        con.execute(stmt, sql_params(stmt, params))
             finally:
                 try:
                     con.unregister("_lines")

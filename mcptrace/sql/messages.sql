@@ -26,19 +26,26 @@
 -- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
 
-INSERT INTO _all BY NAME
-WITH w0 AS MATERIALIZED (
-    -- the redaction rules (and the re-parse of their output) only where the cheap test hits
+-- The batch's wire rows with credentials redacted (the redaction rules, and the re-parse of their output,
+-- only where the cheap test hits), in a table of their own: the statement after it reads them in several
+-- branches, and the rules' regular expressions are compiled when a statement is planned, once for each
+-- place they appear (a small append's batch is mostly planning).
+CREATE OR REPLACE TEMP TABLE _w AS
+WITH w0 AS (
     SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
            raw AS reader_raw,  -- a reject's own text (NULL: the record's line is kept)
            reject_reason IS NULL AND mcptrace_secret_hit(coalesce(http::VARCHAR, '') || message::VARCHAR) AS hit
     FROM _batch_out
-), w AS (
-    SELECT record_no, ts, direction, transport, connection_id,
-           CASE WHEN hit THEN mcptrace_redact(http::VARCHAR)::JSON ELSE http END AS http,
-           CASE WHEN hit THEN mcptrace_redact(message::VARCHAR)::JSON ELSE message END AS message,
-           left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
-    FROM w0 WHERE reader_reason IS NULL
+)
+SELECT record_no, ts, direction, transport, connection_id, reader_reason, reader_raw,
+       CASE WHEN hit THEN mcptrace_redact(http::VARCHAR)::JSON ELSE http END AS http,
+       CASE WHEN hit THEN mcptrace_redact(message::VARCHAR)::JSON ELSE message END AS message,
+       left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
+FROM w0;
+
+INSERT INTO _all BY NAME
+WITH w AS (
+    SELECT record_no, ts, direction, transport, connection_id, http, message, mt FROM _w WHERE reader_reason IS NULL
 ), ev AS (
     -- HTTP transport events: classified from the method, the Last-Event-ID header, the SSE fields
     -- and the recorder's error note
@@ -199,4 +206,6 @@ UNION ALL BY NAME
 -- the reader's rejects (the loader takes them with their lines)
 SELECT record_no, reader_reason AS reject_reason, reader_raw AS raw_reject, true AS from_reader,
        $source_id::INTEGER AS source_id
-FROM w0 WHERE reader_reason IS NOT NULL;
+FROM _w WHERE reader_reason IS NOT NULL;
+
+DROP TABLE _w;

@@ -47,17 +47,22 @@ WITH c AS (
            CASE WHEN scope IN (SELECT scope FROM _seed_scope) THEN NULL ELSE end_ts END AS end_ts
     FROM _grow_calls WHERE start_ts IS NOT NULL
     UNION ALL SELECT method, rpc_text, tool_name, start_ts, end_ts FROM _new_req
+), cand AS MATERIALIZED (
+    SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
+    FROM c JOIN spans s ON s.mcp_method_name = c.method
+    WHERE s.mcp_side = 'server'
+      AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = c.rpc_text)
+      AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
+      AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                         AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
+                             + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+), exact AS (
+    -- the candidates joined exactly (the join's hash table is built on the few candidates, not on
+    -- call_spans)
+    SELECT x.trace_id, x.span_id FROM call_spans x SEMI JOIN cand c ON c.trace_id = x.trace_id AND c.span_id = x.span_id
+    WHERE x.role = 'server' AND x.matched_by IN ('parent', 'link')
 )
-SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
-FROM c JOIN spans s ON s.mcp_method_name = c.method
-WHERE s.mcp_side = 'server'
-  AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = c.rpc_text)
-  AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-  AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                     AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
-                         + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-  AND NOT EXISTS (SELECT 1 FROM call_spans x WHERE x.trace_id = s.trace_id AND x.span_id = s.span_id
-                  AND x.role = 'server' AND x.matched_by IN ('parent', 'link'))
+SELECT * FROM cand ANTI JOIN exact USING (trace_id, span_id)
 UNION
 SELECT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
 FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id
