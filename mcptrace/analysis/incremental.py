@@ -319,9 +319,16 @@ def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
                 "SEMI JOIN _scope_msg s ON s.message_id = m.message_id")
     con.execute(f"CREATE TABLE {SCRATCH}.message_order AS SELECT o.* FROM {m}.message_order o "
                 "SEMI JOIN _scope_msg s ON s.message_id = o.message_id")
-    con.execute(f"""CREATE TABLE {SCRATCH}.http_events AS SELECT e.* FROM {m}.http_events e
-                    WHERE coalesce(e.mcp_session_id, e.connection_id) IN (SELECT scope FROM _scope_scope)
-                       OR e.exchange_id IN (SELECT exchange_id FROM _scope_msg)
-                       OR e.mcp_session_id IN (SELECT mcp_session_id FROM _scope_msg)""")
-    con.execute(f"CREATE TABLE {SCRATCH}.spans AS SELECT s.* FROM {m}.spans s "
-                "SEMI JOIN _scope_trace t ON t.trace_id = s.trace_id")
+    # the rows of events and spans found by their keys first, then read whole: a filter on a
+    # subquery, or a join, would read every column (headers, attributes) of every row
+    con.execute(f"""CREATE TABLE {SCRATCH}.http_events AS
+                    WITH k AS (
+                        SELECT rowid AS rid FROM {m}.http_events
+                        WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _scope_scope)
+                           OR exchange_id IN (SELECT exchange_id FROM _scope_msg)
+                           OR mcp_session_id IN (SELECT mcp_session_id FROM _scope_msg)
+                    )
+                    SELECT e.* FROM {m}.http_events e SEMI JOIN k ON k.rid = e.rowid""")
+    con.execute(f"CREATE TABLE {SCRATCH}.spans AS WITH k AS (SELECT s.rowid AS rid FROM {m}.spans s "
+                "SEMI JOIN _scope_trace t ON t.trace_id = s.trace_id) "
+                f"SELECT s.* FROM {m}.spans s SEMI JOIN k ON k.rid = s.rowid")
