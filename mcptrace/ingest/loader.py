@@ -355,7 +355,7 @@ class Loader:
             "AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index",
             [table]).fetchall())
         extra = (", event VARCHAR, sse_retry_ms BIGINT, last_event_id VARCHAR, http_error VARCHAR"
-                 if reader.kind == "messages" else "")
+                 if reader.kind == "messages" else ", secret_hit BOOLEAN")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _all ({cols}, reject_reason VARCHAR, raw_reject VARCHAR, "
                     f"from_reader BOOLEAN{extra})")
         finish = statements("messages_finish.sql" if reader.kind == "messages" else "spans_finish.sql")
@@ -389,18 +389,22 @@ class Loader:
                 for stmt in stage:
                     con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
-                # the statements that write rejects run only when the batch has some (a small append's
-                # batch spends most of its time planning statements)
-                n_reader_rejects, n_rejects = one(
+                # the statements that write rejects, or redact spans, run only when the batch has such
+                # rows: planning them is most of a small batch's time
+                n_reader_rejects, n_rejects, n_hits = one(
                     con, "SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE reject_reason IS NOT NULL "
-                         "AND NOT from_reader) FROM _all")
+                         f"AND NOT from_reader), {'0' if reader.kind == 'messages' else 'count(*) FILTER (WHERE secret_hit)'} "
+                         "FROM _all")
                 if n_reader_rejects:
                     self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
+                # messages_finish.sql's rejects are the batch's rows with a reason (spans_finish.sql's are
+                # spans seen before with other content: always run); spans_finish.sql redacts the spans
+                # whose text the cheap test hit
+                idle = (("INSERT INTO rejects",) if reader.kind == "messages" and not n_rejects else ()) + \
+                       (("UPDATE _all",) if reader.kind == "spans" and not n_hits else ())
                 for stmt in finish:
-                    # messages_finish.sql's rejects are the batch's rows with a reason (spans_finish.sql's
-                    # are spans seen before with other content: always run)
-                    if n_rejects or reader.kind != "messages" or not stmt.startswith("INSERT INTO rejects"):
+                    if not stmt.startswith(idle):
                         con.execute(stmt, sql_params(stmt, params))
             finally:
                 try:

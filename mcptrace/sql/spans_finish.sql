@@ -9,6 +9,7 @@
 -- copy a row of span_duplicates (counted in sources.n_duplicate_spans); seen again with different
 -- content it is a reject naming the first copy, and the first copy stays.
 
+-- secret_hit: the cheap test (spans_stage.sql)
 UPDATE _all SET
     name = mcptrace_redact(name),
     status_message = mcptrace_redact(status_message),
@@ -16,9 +17,7 @@ UPDATE _all SET
     resource_attributes = mcptrace_redact(resource_attributes::VARCHAR)::JSON,
     events = mcptrace_redact(events::VARCHAR)::JSON,
     links = mcptrace_redact(links::VARCHAR)::JSON
-WHERE reject_reason IS NULL
-  AND mcptrace_secret_hit(concat_ws(' ', name, status_message, attributes::VARCHAR, resource_attributes::VARCHAR,
-                                    events::VARCHAR, links::VARCHAR));
+WHERE secret_hit;
 
 CREATE OR REPLACE TEMP TABLE _span_seen AS
 WITH s AS (
@@ -68,6 +67,6 @@ FROM _all a JOIN _span_seen d ON d.rid = a.rowid
 WHERE d.same_content;
 
 INSERT INTO spans BY NAME
-SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader)
+SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, secret_hit)
 FROM _all a ANTI JOIN _span_seen d ON d.rid = a.rowid
 WHERE a.reject_reason IS NULL;
