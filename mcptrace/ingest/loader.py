@@ -341,8 +341,9 @@ class Loader:
         for stmt in (*self.options.redaction.sql_macros(), *self.options.keys.sql_macros()):
             con.execute(stmt)
         params = {**self.options.keys.message_params(), "source_id": source_id}
-        # Each batch goes in one statement from the Arrow lines (scanned in parallel) through the
-        # reader's SQL and normalisation into a temp table `_all`; the reader's rejects are taken
+        # Each batch goes from the Arrow lines (scanned in parallel) through the reader's SQL and the
+        # stage statements (the credential test and redaction, normalisation) into a temp table
+        # `_all`, with no insert into a stored table; the reader's rejects are taken
         # from it, then one insert moves the batch into messages or spans. Batches are large
         # (CHUNK_BYTES of lines): many small inserts into a table are several times slower.
         table = "messages" if reader.kind == "messages" else "spans"
