@@ -26,40 +26,34 @@
 -- out a whole result (a 50 MB screenshot: DuckDB reserves six times a string's length to write it).
 -- h[16..20]: exchange_id, the recorder's error note, sse_retry_ms, Last-Event-ID (two spellings).
 
--- The batch's wire rows with credentials redacted (the redaction rules, and the re-parse of their output,
--- only where the cheap test hits), in a table of their own: the statement after it reads them in several
--- branches, and the rules' regular expressions are compiled when a statement is planned, once for each
--- place they appear (a small append's batch is mostly planning).
-CREATE OR REPLACE TEMP TABLE _w AS
-WITH w0 AS (
-    SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
-           raw AS reader_raw,  -- a reject's own text (NULL: the record's line is kept)
-           reject_reason IS NULL AND mcptrace_secret_hit(coalesce(http::VARCHAR, '') || message::VARCHAR) AS hit
-    FROM _batch_out
-)
-SELECT record_no, ts, direction, transport, connection_id, reader_reason, reader_raw,
-       CASE WHEN hit THEN mcptrace_redact(http::VARCHAR)::JSON ELSE http END AS http,
-       CASE WHEN hit THEN mcptrace_redact(message::VARCHAR)::JSON ELSE message END AS message,
-       left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
-FROM w0;
-
 INSERT INTO _all BY NAME
-WITH w AS (
-    SELECT record_no, ts, direction, transport, connection_id, http, message, mt FROM _w WHERE reader_reason IS NULL
+WITH w AS MATERIALIZED (
+    -- the redaction rules (and the re-parse of their output) only where the cheap test hits; every
+    -- branch below reads these rows, so the rules appear once in the statement (their regular
+    -- expressions are compiled when it is planned, for each place they appear)
+    SELECT record_no, ts, direction, transport, connection_id, reader_reason, reader_raw,
+           CASE WHEN hit THEN mcptrace_redact(http::VARCHAR)::JSON ELSE http END AS http,
+           CASE WHEN hit THEN mcptrace_redact(message::VARCHAR)::JSON ELSE message END AS message,
+           left(ltrim(message::VARCHAR, E' \t\n\r'), 1) AS mt
+    FROM (SELECT record_no, ts, direction, transport, connection_id, http, message, reject_reason AS reader_reason,
+                 raw AS reader_raw,  -- a reject's own text (NULL: the record's line is kept)
+                 reject_reason IS NULL AND mcptrace_secret_hit(coalesce(http::VARCHAR, '') || message::VARCHAR) AS hit
+          FROM _batch_out)
 ), ev AS (
     -- HTTP transport events: classified from the method, the Last-Event-ID header, the SSE fields
     -- and the recorder's error note
     SELECT record_no, ts, direction, transport, connection_id, http, h,
            upper(h[1]) AS hm, try_cast(h[3] AS INTEGER) AS st, coalesce(h[19], h[20]) AS lei
-    FROM (SELECT *, json_extract_string(http, $http_paths::VARCHAR[]) AS h FROM w WHERE message IS NULL AND http IS NOT NULL)
+    FROM (SELECT *, json_extract_string(http, $http_paths::VARCHAR[]) AS h FROM w
+          WHERE reader_reason IS NULL AND message IS NULL AND http IS NOT NULL)
 ), arr AS (
-    SELECT *, json_extract(message, '$[*]') AS items FROM w WHERE mt = '['
+    SELECT *, json_extract(message, '$[*]') AS items FROM w WHERE reader_reason IS NULL AND mt = '['
 ), arr2 AS (
     SELECT *, len(items) AS n_items, len(list_filter(items, lambda e: json_type(e) = 'OBJECT')) AS n_objects FROM arr
 ), x AS (
     SELECT record_no, NULL::INTEGER AS batch_index, ts, direction, transport, connection_id, http, message AS m,
            mt = '{' AS is_obj, NULL::VARCHAR AS array_reason
-    FROM w WHERE mt <> '[' AND message IS NOT NULL
+    FROM w WHERE reader_reason IS NULL AND mt <> '[' AND message IS NOT NULL
     UNION ALL
     -- a 2025-03-26 batch when it holds at least one object
     SELECT record_no, unnest(range(n_items))::INTEGER, ts, direction, transport, connection_id, http,
@@ -206,6 +200,4 @@ UNION ALL BY NAME
 -- the reader's rejects (the loader takes them with their lines)
 SELECT record_no, reader_reason AS reject_reason, reader_raw AS raw_reject, true AS from_reader,
        $source_id::INTEGER AS source_id
-FROM _w WHERE reader_reason IS NOT NULL;
-
-DROP TABLE _w;
+FROM w WHERE reader_reason IS NOT NULL;
