@@ -272,11 +272,16 @@ def test_document_sniff_leaves_collector_lines_to_the_line_reader(all_resource_s
 
 
 # Shapes the line reader and the document reader must tell apart.
-def test_pre_2022_instrumentation_library_lines(tmp_path, real_requests):
+def test_pre_2022_instrumentation_library_lines(tmp_path, real_requests, reference_spans):
+    """The pre-2022 layout gives the spans table of today's, MCP columns included (the loader matches
+    the name patterns once per distinct name it finds under scopeSpans; these names it matches span by
+    span)."""
     lines = [json.dumps({"resourceSpans": as_instrumentation_library(r["resourceSpans"])}) for r in real_requests]
     ws = mcptrace.load(_write(tmp_path, "instrumentation_library_lines.jsonl", "\n".join(lines) + "\n"))
     assert ws.last_report.files[0].n_rows == sum(len(s["spans"]) for r in real_requests
                                                   for rs in r["resourceSpans"] for s in rs["scopeSpans"])
+    assert ws.sql(SPANS_Q.format("source_id")).rows() == reference_spans["source_id"]
+    assert ws.sql("SELECT count(*) FROM spans WHERE mcp_method_name IS NOT NULL").rows()[0][0] > 0
 
 
 def test_one_line_jaeger_response_over_64_kib(tmp_path, all_resource_spans):

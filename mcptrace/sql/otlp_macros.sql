@@ -37,3 +37,9 @@ CREATE OR REPLACE TEMP MACRO otlp_ts(nanos) AS make_timestamp(nanos // 1000)::TI
 -- The first value present among the attributes a[f[1]] .. a[f[2] - 1] (a slice of the span conventions'
 -- attribute list, mcptrace.core.conventions.SpanConventions.sql_variables).
 CREATE OR REPLACE TEMP MACRO span_first(a, f) AS list_filter(a[f[1]:f[2] - 1], lambda x: x IS NOT NULL)[1];
+-- The groups of the span conventions' name patterns that a span name matches (the variables
+-- mcptrace_span_name_*, mcptrace.core.conventions.SpanConventions.sql_variables), by group position;
+-- NULL when no pattern matches the whole name.
+CREATE OR REPLACE TEMP MACRO span_name_groups(n) AS CASE WHEN regexp_full_match(coalesce(n, ''), getvariable('mcptrace_span_name_re'))
+    THEN json_extract_string(to_json(regexp_extract(n, getvariable('mcptrace_span_name_re'), getvariable('mcptrace_span_name_groups'))),
+                             getvariable('mcptrace_span_name_group_paths')) END;

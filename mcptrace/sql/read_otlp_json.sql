@@ -8,6 +8,13 @@
 -- A request is parsed with each span kept as JSON text and each span is typed after the unnest, so
 -- memory follows the spans in flight, not the spans of a record: one line of 3M empty spans typed
 -- whole takes gigabytes of struct vectors. A rejected span's raw text is the span as it came.
+--
+-- The name patterns are matched once for each distinct span name of a batch (span names repeat: a method
+-- and a tool, a route), not once for each span: spans_stage.sql fills _span_names from the batch's lines
+-- before the batch is staged; a name it missed (another layout, a name that is not a string) is matched
+-- where the span is typed.
+CREATE OR REPLACE TEMP TABLE _span_names (name VARCHAR, g VARCHAR[]);
+
 CREATE OR REPLACE TEMP VIEW _batch_out AS
 WITH req AS MATERIALIZED (
     SELECT record_no, line, decode_error,
@@ -35,7 +42,7 @@ v AS (
            lower(s.traceId) AS trace_id, lower(s.spanId) AS span_id,
            nullif(lower(s.parentSpanId), '') AS parent_span_id,
            try_cast(s.startTimeUnixNano AS HUGEINT) AS start_h, try_cast(s.endTimeUnixNano AS BIGINT) AS end_ns,
-           otlp_attr_list(s.attributes) AS attrs
+           otlp_attr_list(s.attributes) AS attrs, s.name AS sname
     FROM sp2
 ), vr AS (
     -- startTimeUnixNano is a fixed64 (0 .. 2^64-1); a start outside the loader's accepted range
@@ -50,12 +57,9 @@ v AS (
 ), w0 AS (
     -- the span conventions (mcptrace.core.conventions.SpanConventions.sql_variables): every attribute
     -- read in one json_extract_string; the name patterns as one alternation, matched once
-    SELECT *, json_extract_string(attrs, getvariable('mcptrace_span_attr_paths')) AS a,
-           CASE WHEN regexp_full_match(coalesce(s.name, ''), getvariable('mcptrace_span_name_re'))
-                THEN json_extract_string(to_json(regexp_extract(s.name, getvariable('mcptrace_span_name_re'),
-                                                                getvariable('mcptrace_span_name_groups'))),
-                                         getvariable('mcptrace_span_name_group_paths')) END AS g
-    FROM vs
+    SELECT vs.*, json_extract_string(attrs, getvariable('mcptrace_span_attr_paths')) AS a,
+           CASE WHEN n.name IS NOT NULL THEN n.g ELSE span_name_groups(sname) END AS g
+    FROM vs LEFT JOIN _span_names n ON n.name = vs.sname
 ), w1 AS (
     -- the pattern that matched (first alternative with its group set) and whose required attributes hold
     SELECT *, CASE WHEN g IS NOT NULL THEN getvariable('mcptrace_span_name_alts')[list_position(
