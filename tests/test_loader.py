@@ -357,3 +357,23 @@ def test_a_load_leaves_no_reader_views_behind(tmp_path):
     ws = mcptrace.load(["data/samples", "data/bare"])
     assert ws.sql("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").rows() == []
     assert ws.sql("SELECT count(*) FROM messages").rows()[0][0] > 0
+
+
+def test_two_copies_of_a_span_in_one_line_keep_the_first_whatever_their_names(tmp_path):
+    """Within one record the spans keep their order: the first copy stays, whichever copy's name the
+    loader matched against the name patterns once for the batch and whichever it matched span by span
+    (here a named copy after an unnamed one, beside 40 spans of other names)."""
+    line = json.loads(read_lines(SAMPLES / "traces.otlp.jsonl")[0])
+    span = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    first = {k: v for k, v in span.items() if k != "name"}
+    first["attributes"] = [{"key": "copy", "value": {"stringValue": "first"}}]
+    second = dict(span, name="tools/call get_forecast", attributes=[{"key": "copy", "value": {"stringValue": "second"}}])
+    others = [dict(span, spanId=f"{i + 1:016x}", name=f"GET /route/{i}", attributes=[]) for i in range(40)]
+    line["resourceSpans"] = [dict(line["resourceSpans"][0], scopeSpans=[
+        dict(line["resourceSpans"][0]["scopeSpans"][0], spans=[first, second, *others])])]
+    ws = mcptrace.load([write_lines(tmp_path / "copies.otlp.jsonl", [json.dumps(line)])])
+    assert ws.sql("SELECT name, attributes->>'$.copy' FROM spans WHERE span_id = ?", [span["spanId"]]).rows() == \
+        [(None, "first")]
+    (reason,) = [r[0] for r in ws.sql("SELECT reason FROM rejects").rows()]
+    assert reason.startswith(f"line 1: span {span['traceId']}/{span['spanId']} has the trace-id and span-id"), reason
+    assert ws.sql("SELECT count(*) FROM spans").rows() == [(41,)]

@@ -9,11 +9,11 @@
 -- memory follows the spans in flight, not the spans of a record: one line of 3M empty spans typed
 -- whole takes gigabytes of struct vectors. A rejected span's raw text is the span as it came.
 --
--- The name patterns are matched once for each distinct span name of a batch (span names repeat: a method
--- and a tool, a route), not once for each span: spans_stage.sql fills _span_names from the batch's lines
--- before the batch is staged; a name it missed (another layout, a name that is not a string) is matched
--- where the span is typed.
-CREATE OR REPLACE TEMP TABLE _span_names (name VARCHAR, g VARCHAR[]);
+-- The name patterns are matched once for each frequent span name of a batch (span names repeat: a method
+-- and a tool, a route), not once for each span: spans_stage.sql sets the variable
+-- mcptrace_span_name_cache from the batch's lines before the batch is staged; a name it does not hold
+-- (a rare one, another layout, a name that is not a string) is matched where the span is typed.
+SET VARIABLE mcptrace_span_name_cache = NULL::MAP(VARCHAR, VARCHAR[]);
 
 CREATE OR REPLACE TEMP VIEW _batch_out AS
 WITH req AS MATERIALIZED (
@@ -57,9 +57,10 @@ v AS (
 ), w0 AS (
     -- the span conventions (mcptrace.core.conventions.SpanConventions.sql_variables): every attribute
     -- read in one json_extract_string; the name patterns as one alternation, matched once
-    SELECT vs.*, json_extract_string(attrs, getvariable('mcptrace_span_attr_paths')) AS a,
-           CASE WHEN n.name IS NOT NULL THEN n.g ELSE span_name_groups(sname) END AS g
-    FROM vs LEFT JOIN _span_names n ON n.name = vs.sname
+    SELECT *, json_extract_string(attrs, getvariable('mcptrace_span_attr_paths')) AS a,
+           CASE WHEN map_contains(getvariable('mcptrace_span_name_cache'), sname)
+                THEN getvariable('mcptrace_span_name_cache')[sname] ELSE span_name_groups(sname) END AS g
+    FROM vs
 ), w1 AS (
     -- the pattern that matched (first alternative with its group set) and whose required attributes hold
     SELECT *, CASE WHEN g IS NOT NULL THEN getvariable('mcptrace_span_name_alts')[list_position(

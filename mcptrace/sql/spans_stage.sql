@@ -5,15 +5,18 @@
 -- without any (its rules' regular expressions are compiled for each text it redacts).
 -- Parameters: $source_id.
 
--- the batch's distinct span names, each matched once against the name patterns (read_otlp_json.sql
--- reads them; a line that is not JSON gives none)
-DELETE FROM _span_names;
-
-INSERT INTO _span_names
-SELECT name, span_name_groups(name)
-FROM (SELECT DISTINCT unnest(try(json_extract_string(line, '$.resourceSpans[*].scopeSpans[*].spans[*].name'))) AS name
-      FROM _lines)
-WHERE name IS NOT NULL;
+-- the batch's most frequent span names (up to 64), each matched once against the name patterns, as a
+-- map that read_otlp_json.sql looks the spans' names up in (a constant: no join, so the spans keep their
+-- order); a line that is not JSON gives none. The names of a line are read once (unnested in the same
+-- projection, a line is parsed again for every chunk of its names).
+SET VARIABLE mcptrace_span_name_cache = (
+    WITH l AS MATERIALIZED (
+        SELECT try(json_extract_string(line, '$.resourceSpans[*].scopeSpans[*].spans[*].name')) AS names FROM _lines
+    ), n AS (
+        SELECT name, count(*) AS k FROM (SELECT unnest(names) AS name FROM l) WHERE name IS NOT NULL GROUP BY name
+        ORDER BY k DESC, name LIMIT 64
+    )
+    SELECT map_from_entries(list(struct_pack(k := name, v := span_name_groups(name)))) FROM n);
 
 INSERT INTO _all BY NAME
 SELECT * EXCLUDE (raw), $source_id::INTEGER AS source_id, raw AS raw_reject, reject_reason IS NOT NULL AS from_reader,
