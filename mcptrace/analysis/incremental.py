@@ -26,9 +26,10 @@ the inferred rules may join, its HTTP events) are copied into a scratch in-memor
 as the full rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
 ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
 records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
-calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing or
-stale, or when the scope changes what the downstream rule reads from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
-whole database's event order: new messages after every earlier one (a live capture, the next day's
+calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing
+or stale, or when the scope changes what the downstream rule reads from every call
+(``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the whole database's
+event order: new messages after every earlier one (a live capture, the next day's
 files) are numbered on; otherwise every call's positions are renumbered.
 
 Definition drift compares a server's listings across sessions, which no scope holds: when the scope holds
@@ -319,8 +320,9 @@ def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
                 "SEMI JOIN _scope_msg s ON s.message_id = m.message_id")
     con.execute(f"CREATE TABLE {SCRATCH}.message_order AS SELECT o.* FROM {m}.message_order o "
                 "SEMI JOIN _scope_msg s ON s.message_id = o.message_id")
-    # the rows of events and spans found by their keys first, then read whole: a filter on a
-    # subquery, or a join, would read every column (headers, attributes) of every row
+    # the rows of events and spans found by their keys first, then read whole by row id: only the row
+    # groups that hold them are read in full (a filter on a subquery, or a join, read every column,
+    # headers and attributes, of every row)
     con.execute(f"""CREATE TABLE {SCRATCH}.http_events AS
                     WITH k AS (
                         SELECT rowid AS rid FROM {m}.http_events

@@ -138,14 +138,11 @@ class KeyConfig:
 
     def message_params(self) -> dict[str, object]:
         """Parameters of ``sql/messages.sql``: the message paths, then the session-key, call-key and
-        turn-key paths (``$paths``); their counts and names; the baggage members and their patterns;
-        the HTTP paths."""
+        turn-key paths (``$paths``); the key names by position in ``$paths`` (``$key_names``: NULL at the
+        message paths); the baggage members and their patterns; the HTTP paths."""
         keys = (*self.session_meta_keys, *self.call_meta_keys, *self.turn_meta_keys)
         return {"paths": [*MESSAGE_PATHS, *(meta_path(k) for k in keys)], "http_paths": list(HTTP_PATHS),
-                "n_sk": len(self.session_meta_keys), "n_ck": len(self.call_meta_keys),
-                "sk_names": [key_name(k) for k in self.session_meta_keys],
-                "ck_names": [key_name(k) for k in self.call_meta_keys],
-                "tk_names": [key_name(k) for k in self.turn_meta_keys],
+                "key_names": [None] * len(MESSAGE_PATHS) + [key_name(k) for k in keys],
                 "bk_names": ["baggage " + k for k in self.baggage_session_keys],
                 "bk_patterns": [baggage_pattern(k) for k in self.baggage_session_keys]}
 
@@ -153,15 +150,16 @@ class KeyConfig:
         """DuckDB statements creating the temporary macros of ``sql/messages.sql`` for these keys:
         ``mcptrace_session_key_at(v)``, ``mcptrace_call_key_at(v)`` and ``mcptrace_turn_key_at(v)``,
         where ``v`` is the ``json_extract`` of :meth:`message_params`' ``paths`` (JSON[]). Each gives the
-        1-based position, in its role's priority order, of the first key whose value is a string or an
-        integer (an object, array, float, boolean or null there is no key), NULL when none is. Unrolled
-        for this configuration (list positions only, no key text): one ``CASE`` over fixed positions
-        instead of a lambda over the list, which costs three to four times as much per message."""
+        1-based position in ``v`` of its role's first key, in priority order, whose value is a string or
+        an integer (an object, array, float, boolean or null there is no key), NULL when none is; the
+        key's name is ``key_names`` at the same position. Unrolled for this configuration (list positions
+        only, no key text): one ``CASE`` over fixed positions instead of a lambda over the list, which
+        costs three to four times as much per message."""
         def at(first: int, n: int) -> str:
             if not n:
                 return "NULL::INTEGER"
-            return "CASE " + " ".join(f"WHEN json_type(v[{first + k}]) IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN {k + 1}"
-                                      for k in range(n)) + " END"
+            return "CASE " + " ".join(f"WHEN json_type(v[{first + k}]) IN ('VARCHAR', 'BIGINT', 'UBIGINT') "
+                                      f"THEN {first + k}" for k in range(n)) + " END"
         first = len(MESSAGE_PATHS) + 1
         n_sk, n_ck, n_tk = len(self.session_meta_keys), len(self.call_meta_keys), len(self.turn_meta_keys)
         return [f"CREATE OR REPLACE TEMP MACRO mcptrace_session_key_at(v) AS {at(first, n_sk)}",

@@ -392,10 +392,10 @@ class Loader:
                 lo, hi = pc.min_max(batch.column("record_no")).values()
                 # the statements that write rejects, or redact spans, run only when the batch has such
                 # rows: planning them is most of a small batch's time
+                hits = "0" if reader.kind == "messages" else "count(*) FILTER (WHERE secret_hit)"
                 n_reader_rejects, n_rejects, n_hits = one(
                     con, "SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE reject_reason IS NOT NULL "
-                         f"AND NOT from_reader), {'0' if reader.kind == 'messages' else 'count(*) FILTER (WHERE secret_hit)'} "
-                         "FROM _all")
+                         f"AND NOT from_reader), {hits} FROM _all")
                 if n_reader_rejects:
                     self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]

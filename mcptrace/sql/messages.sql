@@ -3,17 +3,16 @@
 -- http_events columns); messages_finish.sql then moves the batch's rows into messages,
 -- http_events and rejects in one insert each. A wire row without a message (the reader left
 -- `message` NULL without rejecting it) is an HTTP transport event (kind 'http_event').
--- Parameters: $source_id,
--- $paths (VARCHAR[]: the message paths below, then the session-key, call-key and turn-key paths of
--- params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below), $n_sk, $n_ck, $sk_names,
--- $ck_names, $tk_names, $bk_names and $bk_patterns (the baggage members read as session keys, and the
--- patterns whose group 1 is each one's percent-encoded value: keys.baggage_pattern). The load's macros
--- mcptrace_session_key_at, mcptrace_call_key_at and mcptrace_turn_key_at (KeyConfig.sql_macros) pick the
--- first key of each role a message holds. Credentials are redacted by the load's macros
--- mcptrace_secret_hit and mcptrace_redact (RedactionPolicy.sql_macros: the same rules as the readers and
--- the recorders). Every
--- message and header is parsed once: one json_extract over all message paths, one
--- json_extract_string over all header paths.
+-- Parameters: $source_id, $paths (VARCHAR[]: the message paths below, then the session-key, call-key
+-- and turn-key paths of params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below),
+-- $key_names (VARCHAR[]: the name of the key at each position of $paths), $bk_names and $bk_patterns
+-- (the baggage members read as session keys, and the patterns whose group 1 is each one's
+-- percent-encoded value: keys.baggage_pattern). The load's macros mcptrace_session_key_at,
+-- mcptrace_call_key_at and mcptrace_turn_key_at (KeyConfig.sql_macros) give the position in $paths of
+-- the first key of each role a message holds. Credentials are redacted by the load's macros
+-- mcptrace_secret_hit and mcptrace_redact (RedactionPolicy.sql_macros: the same rules as the readers
+-- and the recorders). Every message and header is parsed once: one json_extract over all message
+-- paths, one json_extract_string over all header paths.
 --
 -- $paths[1..]: 1 id, 2 method, 3 params.name, 4 params._meta, 5 params.progressToken,
 -- 6 params.requestId, 7 result.isError, 8 error.code, 9 error.message, 10 clientInfo.name,
@@ -139,14 +138,14 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        CASE WHEN tp_valid THEN substr(tp, 37, 16) END AS parent_span_id,
        CASE WHEN method = 'notifications/progress' THEN v[5]::VARCHAR
             WHEN meta_ok THEN v[20]::VARCHAR END AS progress_token,
-       CASE WHEN meta_ok THEN coalesce(meta_key_text(v[26 + ski]), bk[1], client_session_header)
+       CASE WHEN meta_ok THEN coalesce(meta_key_text(v[ski]), bk[1], client_session_header)
             ELSE client_session_header END AS session_key,
-       CASE WHEN meta_ok AND ski IS NOT NULL THEN ($sk_names::VARCHAR[])[ski]
+       CASE WHEN meta_ok AND ski IS NOT NULL THEN ($key_names::VARCHAR[])[ski]
             WHEN meta_ok AND bk[1] IS NOT NULL THEN bk[2]
             WHEN client_session_header IS NOT NULL THEN 'Mcp-Client-Session-Id' END AS session_key_source,
-       CASE WHEN meta_ok THEN meta_key_text(v[26 + $n_sk + cki]) END AS call_key,
-       CASE WHEN meta_ok THEN meta_key_text(v[26 + $n_sk + $n_ck + tki]) END AS turn_key,
-       CASE WHEN meta_ok THEN ($tk_names::VARCHAR[])[tki] END AS turn_key_source,
+       CASE WHEN meta_ok THEN meta_key_text(v[cki]) END AS call_key,
+       CASE WHEN meta_ok THEN meta_key_text(v[tki]) END AS turn_key,
+       CASE WHEN meta_ok THEN ($key_names::VARCHAR[])[tki] END AS turn_key_source,
        CASE WHEN reject_reason IS NULL THEN m END AS raw,
        CASE WHEN tp_valid THEN substr(tp, 54, 2) END AS trace_flags,
        CASE WHEN meta_ok THEN v[19]->>'$' END AS tracestate,
@@ -156,7 +155,7 @@ SELECT record_no, batch_index, reject_reason, CASE WHEN reject_reason IS NOT NUL
        h[2] AS http_path, try_cast(h[3] AS INTEGER) AS http_status, h[4] AS sse_event_id,
        coalesce(CASE WHEN meta_ok THEN v[21]->>'$' END, h[11], h[12],
                 CASE WHEN method = 'initialize' THEN v[12]->>'$' END) AS protocol_version,
-       CASE WHEN meta_ok THEN ($ck_names::VARCHAR[])[cki] END AS call_key_source,
+       CASE WHEN meta_ok THEN ($key_names::VARCHAR[])[cki] END AS call_key_source,
        CASE WHEN method = 'notifications/cancelled' THEN v[6]::VARCHAR END AS cancel_request_id,
        coalesce(v[7]::VARCHAR = 'true', false) AS is_error,
        try_cast(v[8]->>'$' AS BIGINT) AS error_code,
