@@ -59,27 +59,31 @@ WITH taken AS (
     SELECT s.* FROM spans s ANTI JOIN taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id
     WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL
 ), c AS (
-    -- each call lists the 10 s buckets its window covers, so spans of other times never meet it
-    -- (ids, methods and tools repeat in every session)
-    SELECT *, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text,
-           unnest(range(epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000,
-                        epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
-                                 + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) // 10000000 + 1)) AS bucket
-    FROM open_calls
+    -- each call lists the buckets its window covers, so spans of other times never meet it (ids, methods
+    -- and tools repeat in every session): 10 s buckets, or 10 min ones for a window over 2 min (a call
+    -- nothing answered reaches an hour: 6-7 buckets, not 360)
+    SELECT *, CASE WHEN hi_us - lo_us > 120000000 THEN 600000000 ELSE 10000000 END AS width,
+           unnest(range(lo_us // width, hi_us // width + 1)) AS bucket
+    FROM (SELECT *, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text,
+                 epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) AS lo_us,
+                 epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
+                          + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) AS hi_us
+          FROM open_calls)
 ), s AS (
-    SELECT *, epoch_us(start_ts) // 10000000 AS bucket FROM free_spans
+    -- each span in its bucket of either width
+    SELECT *, unnest([10000000, 600000000]) AS width, epoch_us(start_ts) // width AS bucket FROM free_spans
 ), pairs AS (
     -- an equi-join on (id, method, bucket) for spans with a request id
     SELECT c.call_id, c.start_ts AS c_start, c.end_ts AS c_end, c.tool_name AS c_tool, c.trace_id AS c_trace,
            s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id, false AS by_session
-    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method AND s.bucket = c.bucket
+    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
     UNION ALL
     -- spans whose instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry): method,
     -- tool (required when the call has one) and, when both carry it, the MCP session id
     SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, s.span_id, s.trace_id, s.start_ts, s.end_ts,
            false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
-    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method AND s.bucket = c.bucket
+    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
       AND (c.mcp_session_id IS NULL OR s.mcp_session_id IS NULL OR s.mcp_session_id = c.mcp_session_id)
 )
