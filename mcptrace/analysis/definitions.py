@@ -37,30 +37,39 @@ LISTED_COLUMNS = ("server_name", "server_version", "server_party", "session_id",
                   "position", "definition", "digest")
 
 
-def _listed_sql(calls: str | None = None) -> str:
+def _listed_sql(calls: str | None = None) -> tuple[str, str]:
+    """The two statements of :func:`listing_table`: the items of each distinct list result (method and
+    text), and every answered list request's items, joined from them."""
     items = "\n".join(
-        f"    WHEN '{method}' THEN json_extract(r.raw, '$.result.{member}[*]')"
+        f"    WHEN '{method}' THEN json_extract(raw, '$.result.{member}[*]')"
         for method, (_, member, _) in LIST_METHODS.items())
     kinds = " ".join(f"WHEN '{method}' THEN '{kind}'" for method, (kind, _, _) in LIST_METHODS.items())
     names = " ".join(f"WHEN '{kind}' THEN item->>'$.{key}'" for kind, _, key in LIST_METHODS.values())
     methods = ", ".join(f"'{m}'" for m in LIST_METHODS)
     only = f"\n      AND c.call_id IN (SELECT call_id FROM {quote_ident(calls)})" if calls else ""
-    return f"""
+    requests = f"""
+    SELECT c.call_id, c.session_id, r.ts, p.server_name, p.server_version, p.server_party, c.method, r.raw
+    FROM calls c JOIN call_party p USING (call_id) JOIN messages r ON r.message_id = c.response_message_id
+    WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'{only}"""
+    # servers send the same list result over and over: each distinct text is parsed once
+    per_result = f"""
 WITH l AS (
-    SELECT c.call_id, c.session_id, r.ts, p.server_name, p.server_version, p.server_party,
-           CASE c.method {kinds} END AS kind,
-           CASE c.method
+    SELECT method, raw, CASE method {kinds} END AS kind,
+           CASE method
 {items}
            END AS items
-    FROM calls c JOIN call_party p USING (call_id) JOIN messages r ON r.message_id = c.response_message_id
-    WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'{only}
+    FROM (SELECT DISTINCT method, raw FROM ({requests}))
 ), i AS (
     SELECT * EXCLUDE (items), unnest(items) AS item, unnest(range(len(items))) AS position FROM l
 )
-SELECT coalesce(server_name, 'unidentified server') AS server_name, server_version, server_party, session_id,
-       call_id, ts, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
+SELECT method, raw, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
 FROM i
 WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL"""
+    joined = f"""
+SELECT coalesce(l.server_name, 'unidentified server') AS server_name, l.server_version, l.server_party,
+       l.session_id, l.call_id, l.ts, i.kind, i.name, i.position, i.definition, i.digest
+FROM ({requests}) l JOIN _listed_items i ON i.method = l.method AND i.raw = l.raw"""
+    return per_result, joined
 
 
 def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
@@ -85,16 +94,22 @@ def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
 
 def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None = None) -> None:
     """(Re)create the TEMP table ``name`` holding :func:`listed`'s rows, unordered: the rows stay in DuckDB
-    (which spills them when memory is short) and only each distinct definition text comes to Python."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {_listed_sql(calls)}")
-    texts = [r[0] for r in con.execute(f"SELECT DISTINCT definition::VARCHAR FROM {quote_ident(name)}").fetchall()]
-    con.register("_listed_digests", pa.table({"text": pa.array(texts, pa.string()),
-                                              "digest": pa.array([digest(t) for t in texts], pa.string())}))
+    (which spills them when memory is short). Each distinct list result is parsed once, and only each
+    distinct definition text comes to Python."""
+    per_result, joined = _listed_sql(calls)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _listed_items AS {per_result}")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT l.*, d.digest "
-                    f"FROM {quote_ident(name)} l JOIN _listed_digests d ON d.text = l.definition::VARCHAR")
+        texts = [r[0] for r in con.execute("SELECT DISTINCT definition::VARCHAR FROM _listed_items").fetchall()]
+        con.register("_listed_digests", pa.table({"text": pa.array(texts, pa.string()),
+                                                  "digest": pa.array([digest(t) for t in texts], pa.string())}))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _listed_items AS SELECT i.*, d.digest "
+                        "FROM _listed_items i JOIN _listed_digests d ON d.text = i.definition::VARCHAR")
+        finally:
+            con.unregister("_listed_digests")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {joined}")
     finally:
-        con.unregister("_listed_digests")
+        con.execute("DROP TABLE IF EXISTS _listed_items")
 
 
 def digest(text: str) -> str:

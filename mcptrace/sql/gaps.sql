@@ -310,11 +310,14 @@ FROM (SELECT DISTINCT code FROM _gap_rows) g ANTI JOIN gap_codes k USING (code);
 -- comparison of a skew): evidence reached twice (a span in two dumps, two rules finding the same
 -- thing) is one gap; the severity is the registry's
 CREATE OR REPLACE TABLE gaps AS
+WITH r AS (
+    -- the detail's distinguishing members, read in one pass over its text
+    SELECT *, json_extract_string(detail, ['$.part', '$.where', '$.compared']) AS detail_key FROM _gap_rows
+)
 SELECT row_number() OVER (ORDER BY ts NULLS LAST, code, message_id, span_id, call_id) AS gap_id,
        code, k.severity, session_id, call_id, message_id, trace_id, span_id, ts, detail::JSON AS detail
-FROM _gap_rows JOIN gap_codes k USING (code)
-QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id,
-                                        detail->>'$.part', detail->>'$.where', detail->>'$.compared'
+FROM r JOIN gap_codes k USING (code)
+QUALIFY row_number() OVER (PARTITION BY code, call_id, message_id, trace_id, span_id, session_id, detail_key
                            ORDER BY ts NULLS LAST, detail::VARCHAR) = 1;
 
 UPDATE sessions SET n_gaps = g.n FROM (SELECT session_id, count(*) AS n FROM gaps GROUP BY 1) g
