@@ -37,7 +37,7 @@ LISTED_COLUMNS = ("server_name", "server_version", "server_party", "session_id",
                   "position", "definition", "digest")
 
 
-def _listed_sql(calls: str | None = None) -> tuple[str, str]:
+def _listed_sql(calls: str | None = None, definitions: bool = True) -> tuple[str, str]:
     """The two statements of :func:`listing_table`: the items of each distinct list result (method and
     text), and every answered list request's items, joined from them."""
     items = "\n".join(
@@ -67,7 +67,7 @@ FROM i
 WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL"""
     joined = f"""
 SELECT coalesce(l.server_name, 'unidentified server') AS server_name, l.server_version, l.server_party,
-       l.session_id, l.call_id, l.ts, i.kind, i.name, i.position, i.definition, i.digest
+       l.session_id, l.call_id, l.ts, i.kind, i.name, i.position,{" i.definition," if definitions else ""} i.digest
 FROM ({requests}) l JOIN _listed_items i ON i.method = l.method AND i.raw = l.raw"""
     return per_result, joined
 
@@ -92,22 +92,28 @@ def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
         con.execute("DROP TABLE IF EXISTS _listed")
 
 
-def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None = None) -> None:
+def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None = None, *,
+                  texts: str | None = None) -> None:
     """(Re)create the TEMP table ``name`` holding :func:`listed`'s rows, unordered: the rows stay in DuckDB
     (which spills them when memory is short). Each distinct list result is parsed once, and only each
-    distinct definition text comes to Python."""
-    per_result, joined = _listed_sql(calls)
+    distinct definition text comes to Python. With ``texts``, ``name`` has no ``definition`` column and
+    the TEMP table ``texts`` holds each digest's definition instead (``digest`` VARCHAR, ``definition``
+    JSON)."""
+    per_result, joined = _listed_sql(calls, definitions=texts is None)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _listed_items AS {per_result}")
     try:
-        texts = [r[0] for r in con.execute("SELECT DISTINCT definition::VARCHAR FROM _listed_items").fetchall()]
-        con.register("_listed_digests", pa.table({"text": pa.array(texts, pa.string()),
-                                                  "digest": pa.array([digest(t) for t in texts], pa.string())}))
+        distinct = [r[0] for r in con.execute("SELECT DISTINCT definition::VARCHAR FROM _listed_items").fetchall()]
+        con.register("_listed_digests", pa.table({"text": pa.array(distinct, pa.string()),
+                                                  "digest": pa.array([digest(t) for t in distinct], pa.string())}))
         try:
             con.execute("CREATE OR REPLACE TEMP TABLE _listed_items AS SELECT i.*, d.digest "
                         "FROM _listed_items i JOIN _listed_digests d ON d.text = i.definition::VARCHAR")
         finally:
             con.unregister("_listed_digests")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {joined}")
+        if texts is not None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(texts)} AS SELECT digest, "
+                        "any_value(definition) AS definition FROM _listed_items GROUP BY digest")
     finally:
         con.execute("DROP TABLE IF EXISTS _listed_items")
 

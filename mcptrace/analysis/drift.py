@@ -118,19 +118,19 @@ def store(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> None:
     the definition) and ``definition_texts`` (``digest``, ``definition`` JSON: each digest's definition) that
     :func:`refresh` compares. With ``calls`` (a table of ``call_id``: the calls an append analysed again),
     only the rows of those calls are replaced; the definitions of the rest were read before."""
-    listing_table(con, "_drift_new", calls)
+    listing_table(con, "_drift_new", calls, texts="_drift_texts")
     try:
         if calls is None:
-            con.execute("CREATE OR REPLACE TABLE listing_items AS SELECT * EXCLUDE (definition) FROM _drift_new")
-            con.execute("CREATE OR REPLACE TABLE definition_texts AS SELECT digest, any_value(definition) "
-                        "AS definition FROM _drift_new GROUP BY digest")
+            con.execute("CREATE OR REPLACE TABLE listing_items AS SELECT * FROM _drift_new")
+            con.execute("CREATE OR REPLACE TABLE definition_texts AS SELECT digest, definition FROM _drift_texts")
             return
         con.execute(f"DELETE FROM listing_items WHERE call_id IN (SELECT call_id FROM {quote_ident(calls)})")
-        con.execute("INSERT INTO listing_items BY NAME SELECT * EXCLUDE (definition) FROM _drift_new")
-        con.execute("INSERT INTO definition_texts SELECT digest, any_value(definition) FROM _drift_new "
-                    "WHERE digest NOT IN (SELECT digest FROM definition_texts) GROUP BY digest")
+        con.execute("INSERT INTO listing_items BY NAME SELECT * FROM _drift_new")
+        con.execute("INSERT INTO definition_texts SELECT digest, definition FROM _drift_texts "
+                    "WHERE digest NOT IN (SELECT digest FROM definition_texts)")
     finally:
         con.execute("DROP TABLE IF EXISTS _drift_new")
+        con.execute("DROP TABLE IF EXISTS _drift_texts")
 
 
 def _rules(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode]) -> None:
