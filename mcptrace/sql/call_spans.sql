@@ -76,14 +76,16 @@ WITH taken AS (
     -- an equi-join on (id, method, bucket) for spans with a request id
     SELECT c.call_id, c.start_ts AS c_start, c.end_ts AS c_end, c.tool_name AS c_tool, c.trace_id AS c_trace,
            s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id, false AS by_session
-    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method AND s.width = c.width AND s.bucket = c.bucket
+    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method
+                 AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
     UNION ALL
     -- spans whose instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry): method,
     -- tool (required when the call has one) and, when both carry it, the MCP session id
     SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, s.span_id, s.trace_id, s.start_ts, s.end_ts,
            false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
-    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method AND s.width = c.width AND s.bucket = c.bucket
+    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method
+                 AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
       AND (c.mcp_session_id IS NULL OR s.mcp_session_id IS NULL OR s.mcp_session_id = c.mcp_session_id)
 )
