@@ -362,6 +362,11 @@ class Loader:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _all ({cols}, reject_reason VARCHAR, raw_reject VARCHAR, "
                     f"from_reader BOOLEAN{extra})")
         finish = statements("messages_finish.sql" if reader.kind == "messages" else "spans_finish.sql")
+        # run before `finish` only for a batch with rows for them: planning them is most of a small
+        # batch's time (messages_rejects.sql writes the rows with a reason; spans_redact.sql redacts the
+        # spans whose text the cheap test hit). spans_finish.sql writes its own rejects (spans seen before
+        # with other content) every time.
+        when_rows = statements("messages_rejects.sql" if reader.kind == "messages" else "spans_redact.sql")
         params["record_label"] = reader.record_label
         limit_setting = one(con, "SELECT current_setting('memory_limit')")[0]
         base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
@@ -392,23 +397,16 @@ class Loader:
                 for stmt in stage:
                     con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
-                # the statements that write rejects, or redact spans, run only when the batch has such
-                # rows: planning them is most of a small batch's time
-                hits = "0" if reader.kind == "messages" else "count(*) FILTER (WHERE secret_hit)"
-                n_reader_rejects, n_rejects, n_hits = one(
-                    con, "SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE reject_reason IS NOT NULL "
-                         f"AND NOT from_reader), {hits} FROM _all")
+                # the rows `when_rows` is for: message rows with a reason, spans the cheap test hit
+                rows_for = ("reject_reason IS NOT NULL AND NOT from_reader" if reader.kind == "messages"
+                            else "secret_hit")
+                n_reader_rejects, n_when = one(
+                    con, f"SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE {rows_for}) FROM _all")
                 if n_reader_rejects:
                     self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
-                # messages_finish.sql's rejects are the batch's rows with a reason (spans_finish.sql's are
-                # spans seen before with other content: always run); spans_finish.sql redacts the spans
-                # whose text the cheap test hit
-                idle = (("INSERT INTO rejects",) if reader.kind == "messages" and not n_rejects else ()) + \
-                       (("UPDATE _all",) if reader.kind == "spans" and not n_hits else ())
-                for stmt in finish:
-                    if not stmt.startswith(idle):
-                        con.execute(stmt, sql_params(stmt, params))
+                for stmt in (*(when_rows if n_when else ()), *finish):
+                    con.execute(stmt, sql_params(stmt, params))
             finally:
                 try:
                     con.unregister("_lines")

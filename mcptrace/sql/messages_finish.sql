@@ -1,12 +1,6 @@
--- Move one batch of normalised rows (_all, filled by messages.sql) into
--- rejects, http_events and messages. Parameters: $record_label, $base_id (message ids continue from it).
-
-INSERT INTO rejects
-SELECT source_id, record_no,
-       $record_label || ' ' || record_no || ': ' || mcptrace_redact(reject_reason)
-           || CASE WHEN batch_index IS NOT NULL THEN ' (batch element ' || batch_index || ')' ELSE '' END,
-       left(mcptrace_redact(left(raw_reject, 65536)), 4096)
-FROM _all WHERE reject_reason IS NOT NULL AND NOT from_reader;
+-- Move one batch of normalised rows (_all, filled by messages.sql) into http_events and messages
+-- (messages_rejects.sql, run before it for a batch with rejects, writes its rejects).
+-- Parameters: $base_id (message ids continue from it).
 
 INSERT INTO http_events BY NAME
 SELECT source_id, record_no, ts, event, direction, transport, connection_id, mcp_session_id, exchange_id,

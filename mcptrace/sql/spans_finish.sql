@@ -1,23 +1,9 @@
--- Move one batch of staged spans (_all) into spans. Parameters: $record_label. Credentials are
--- redacted by the load's macros mcptrace_secret_hit and mcptrace_redact (RedactionPolicy.sql_macros)
--- in every text a span carries: its name, status message, attributes, resource attributes, events
--- and links, at any depth (kvlists, JSON held in strings).
---
--- Redaction first (the full pattern only where the cheap test hits), so that a span's content is
+-- Move one batch of staged spans (_all) into spans. Parameters: $record_label. Redaction comes first
+-- (spans_redact.sql, run before it for a batch whose cheap test hit), so that a span's content is
 -- compared as it would be stored. A span is identified by (trace-id, span-id): seen again with
 -- the same content (an exporter's retry, two overlapping dumps) it is stored once, each further
 -- copy a row of span_duplicates (counted in sources.n_duplicate_spans); seen again with different
 -- content it is a reject naming the first copy, and the first copy stays.
-
--- secret_hit: the cheap test (spans_stage.sql)
-UPDATE _all SET
-    name = mcptrace_redact(name),
-    status_message = mcptrace_redact(status_message),
-    attributes = mcptrace_redact(attributes::VARCHAR)::JSON,
-    resource_attributes = mcptrace_redact(resource_attributes::VARCHAR)::JSON,
-    events = mcptrace_redact(events::VARCHAR)::JSON,
-    links = mcptrace_redact(links::VARCHAR)::JSON
-WHERE secret_hit;
 
 CREATE OR REPLACE TEMP TABLE _span_seen AS
 WITH s AS (

@@ -1,7 +1,7 @@
 -- One batch of a span reader's rows (its view _batch_out, see ingest/readers/base.py) into _all, the
 -- loader's staging table; spans_finish.sql moves them into spans, span_duplicates and rejects.
 -- secret_hit: the cheap test of the load's redaction (mcptrace_secret_hit, RedactionPolicy.sql_macros)
--- over every text of the span; spans_finish.sql redacts those spans, and is not planned for a batch
+-- over every text of the span; spans_redact.sql redacts those spans, and is not planned for a batch
 -- without any (its rules' regular expressions are compiled for each text it redacts).
 -- Parameters: $source_id.
 
