@@ -37,9 +37,9 @@ LISTED_COLUMNS = ("server_name", "server_version", "server_party", "session_id",
                   "position", "definition", "digest")
 
 
-def _listed_sql(calls: str | None = None, definitions: bool = True) -> tuple[str, str]:
-    """The two statements of :func:`listing_table`: the items of each distinct list result (method and
-    text), and every answered list request's items, joined from them."""
+def _listed_sql(calls: str | None = None, definitions: bool = True) -> tuple[str, str, str]:
+    """The three statements of :func:`listing_table`: each distinct list result (method and text) under a
+    number of its own, the items of each, and every answered list request's items, joined from them."""
     items = "\n".join(
         f"    WHEN '{method}' THEN json_extract(raw, '$.result.{member}[*]')"
         for method, (_, member, _) in LIST_METHODS.items())
@@ -51,25 +51,29 @@ def _listed_sql(calls: str | None = None, definitions: bool = True) -> tuple[str
     SELECT c.call_id, c.session_id, r.ts, p.server_name, p.server_version, p.server_party, c.method, r.raw
     FROM calls c JOIN call_party p USING (call_id) JOIN messages r ON r.message_id = c.response_message_id
     WHERE c.method IN ({methods}) AND c.status = 'ok' AND c.direction = 'client_to_server'{only}"""
-    # servers send the same list result over and over: each distinct text is parsed once
+    # servers send the same list result over and over: each distinct text is parsed once, and its items
+    # carry its number, not its text
+    results = f"""
+SELECT row_number() OVER () AS result_id, method, raw FROM (SELECT DISTINCT method, raw FROM ({requests}))"""
     per_result = f"""
 WITH l AS (
-    SELECT method, raw, CASE method {kinds} END AS kind,
+    SELECT result_id, CASE method {kinds} END AS kind,
            CASE method
 {items}
            END AS items
-    FROM (SELECT DISTINCT method, raw FROM ({requests}))
+    FROM _listed_results
 ), i AS (
     SELECT * EXCLUDE (items), unnest(items) AS item, unnest(range(len(items))) AS position FROM l
 )
-SELECT method, raw, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
+SELECT result_id, kind, CASE kind {names} END AS name, position::INTEGER AS position, item AS definition
 FROM i
 WHERE json_type(item) = 'OBJECT' AND CASE kind {names} END IS NOT NULL"""
     joined = f"""
 SELECT coalesce(l.server_name, 'unidentified server') AS server_name, l.server_version, l.server_party,
        l.session_id, l.call_id, l.ts, i.kind, i.name, i.position,{" i.definition," if definitions else ""} i.digest
-FROM ({requests}) l JOIN _listed_items i ON i.method = l.method AND i.raw = l.raw"""
-    return per_result, joined
+FROM ({requests}) l JOIN _listed_results g ON g.method = l.method AND g.raw = l.raw
+JOIN _listed_items i ON i.result_id = g.result_id"""
+    return results, per_result, joined
 
 
 def listed(con: duckdb.DuckDBPyConnection, calls: str | None = None) -> Result:
@@ -99,9 +103,10 @@ def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None =
     distinct definition text comes to Python. With ``texts``, ``name`` has no ``definition`` column and
     the TEMP table ``texts`` holds each digest's definition instead (``digest`` VARCHAR, ``definition``
     JSON)."""
-    per_result, joined = _listed_sql(calls, definitions=texts is None)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _listed_items AS {per_result}")
+    results, per_result, joined = _listed_sql(calls, definitions=texts is None)
     try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _listed_results AS {results}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _listed_items AS {per_result}")
         distinct = [r[0] for r in con.execute("SELECT DISTINCT definition::VARCHAR FROM _listed_items").fetchall()]
         con.register("_listed_digests", pa.table({"text": pa.array(distinct, pa.string()),
                                                   "digest": pa.array([digest(t) for t in distinct], pa.string())}))
@@ -116,6 +121,7 @@ def listing_table(con: duckdb.DuckDBPyConnection, name: str, calls: str | None =
                         "any_value(definition) AS definition FROM _listed_items GROUP BY digest")
     finally:
         con.execute("DROP TABLE IF EXISTS _listed_items")
+        con.execute("DROP TABLE IF EXISTS _listed_results")
 
 
 def digest(text: str) -> str:

@@ -1,8 +1,8 @@
 -- Normalise one batch of wire rows (the reader's view _batch_out, see ingest/readers/base.py) into _all (created by the
 -- loader with the columns of messages plus reject_reason, raw_reject, from_reader and the
--- http_events columns); messages_finish.sql then moves the batch's rows into messages,
--- http_events and rejects in one insert each. A wire row without a message (the reader left
--- `message` NULL without rejecting it) is an HTTP transport event (kind 'http_event').
+-- http_events columns); messages_finish.sql then moves the batch's rows into messages and
+-- http_events, and messages_rejects.sql its rejects, in one insert each. A wire row without a message
+-- (the reader left `message` NULL without rejecting it) is an HTTP transport event (kind 'http_event').
 -- Parameters: $source_id, $paths (VARCHAR[]: the message paths below, then the session-key, call-key
 -- and turn-key paths of params._meta), $http_paths (VARCHAR[]: keys.HTTP_PATHS, h[1..] below),
 -- $key_names (VARCHAR[]: the name of the key at each position of $paths), $bk_names and $bk_patterns
