@@ -75,15 +75,16 @@ WITH taken AS (
 ), pairs AS (
     -- an equi-join on (id, method, bucket) for spans with a request id
     SELECT c.call_id, c.start_ts AS c_start, c.end_ts AS c_end, c.tool_name AS c_tool, c.trace_id AS c_trace,
-           s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id, false AS by_session
+           c.lo_us, c.hi_us, s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id,
+           false AS by_session
     FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method
                  AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
     UNION ALL
     -- spans whose instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry): method,
     -- tool (required when the call has one) and, when both carry it, the MCP session id
-    SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, s.span_id, s.trace_id, s.start_ts, s.end_ts,
-           false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
+    SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, c.lo_us, c.hi_us, s.span_id, s.trace_id,
+           s.start_ts, s.end_ts, false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
     FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method
                  AND s.width = c.width AND s.bucket = c.bucket
     WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
@@ -100,9 +101,7 @@ SELECT call_id, span_id, trace_id, by_id,
                     CASE WHEN by_session THEN 'mcp.session.id' END], lambda x: x IS NOT NULL) AS matched_on,
        c_trace AS expected_trace_id
 FROM pairs
-WHERE s_start >= c_start - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-  AND s_start <= least(coalesce(c_end, c_start + INTERVAL 1 HOUR), c_start + INTERVAL 1 HOUR)
-                 + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+WHERE epoch_us(s_start) BETWEEN lo_us AND hi_us;
 
 -- one to one, nearest first: a span inside the call's interval before one that is not, a span matching
 -- the request id before one without any, then the smallest distance (mcptrace.analysis.rebuild.one_to_one:
