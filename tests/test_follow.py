@@ -161,18 +161,26 @@ def test_follow_stops_on_the_stop_event_and_waits_for_a_file(tmp_path):
     out = str(tmp_path / "later.jsonl")
     stop = threading.Event()
     ws = mcptrace.open()
-    seen: list = []
-    t = threading.Thread(target=lambda: seen.extend(ws.follow(out, interval=0.01, stop=stop)))
+    n_lines = len(_lines(INCIDENT + ".jsonl"))
+    parts: list = []  # as each part is loaded
+    returned: list = []  # what follow returns once stopped
+    whole = threading.Event()
+
+    def on_part(part) -> None:
+        parts.append(part)
+        if part.last_line == n_lines:
+            whole.set()
+
+    t = threading.Thread(target=lambda: returned.extend(ws.follow(out, interval=0.01, stop=stop, on_part=on_part)))
     t.start()
     time.sleep(0.2)
+    assert t.is_alive() and not parts  # waiting for the file
     with open(out, "w", encoding="utf-8") as f:
         f.writelines(_lines(INCIDENT + ".jsonl"))
-    deadline = time.monotonic() + 20
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert whole.wait(20), "the written file was not loaded"
     stop.set()
     t.join(20)
-    assert not t.is_alive() and seen and seen[-1].last_line == len(_lines(INCIDENT + ".jsonl"))
+    assert not t.is_alive() and returned == parts and returned[-1].last_line == n_lines
 
 
 def test_explorer_reload_shows_the_new_calls_and_gaps(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 
@@ -36,26 +37,47 @@ def test_regenerated_incidents_match_the_committed_ones(tmp_path):
 
 
 def test_a_situation_failing_its_checks_runs_again_alone(tmp_path, monkeypatch):
-    """The first check reports cancelled_call as missing its point (as a late client timeout does):
-    that situation, and only it, runs again, and the load ends without problems."""
+    """Of two situations run together, the first check reports cancelled_call as missing its point (as a
+    late client timeout does): that situation, and only it, runs again, and the run ends without
+    problems. Only the situations run are checked."""
     from mcptrace.samples import incidents
 
+    only = ["cancelled_call", "unknown_progress_token"]
     seen: list[list[str]] = []
 
-    def verify_once_failing(target):
-        got = verify(target)
+    def verify_once_failing(target, names=None):
+        assert names == only
+        got = verify(target, names)
         seen.append(got)
         return got + (["cancelled_call: slow_report cancelled, never answered"] if len(seen) == 1 else [])
 
     monkeypatch.setattr(incidents, "verify", verify_once_failing)
-    result = incidents.generate(tmp_path / "incidents")
+    result = incidents.generate(tmp_path / "incidents", only=only)
     assert len(seen) >= 2 and result["problems"] == []
+    assert sorted(result["runs"]) == sorted(only)
     assert result["runs"]["cancelled_call"]["reruns"] >= 1
-    # the others run again only when their own first check really failed
-    for name, run in result["runs"].items():
-        if name != "cancelled_call":
-            assert ("reruns" in run) == any(p.startswith(f"{name}: ") for p in seen[0]), name
-    assert fingerprint(tmp_path / "incidents")["cancelled_call"] == fingerprint(INCIDENTS)["cancelled_call"]
+    # the other runs again only when its own first check really failed
+    assert ("reruns" in result["runs"]["unknown_progress_token"]) == any(
+        p.startswith("unknown_progress_token: ") for p in seen[0])
+    fresh, shipped = fingerprint(tmp_path / "incidents"), fingerprint(INCIDENTS)
+    for name in only:
+        assert fresh[name] == shipped[name], name
+    assert not (tmp_path / "incidents" / "README.md").exists()  # a partial run leaves the README alone
+
+
+def test_checks_of_named_situations_only():
+    """``verify(only=...)`` checks the situations named and no other: a directory holding one situation's
+    pair passes for that situation and reports every other one's files missing."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = pathlib.Path(tmp)
+        for suffix in (".jsonl", ".otlp.jsonl"):
+            shutil.copy(INCIDENTS / f"cancelled_call{suffix}", d)
+        assert verify(d, ["cancelled_call"]) == []
+        missing = verify(d)
+        assert sorted(missing) == sorted(f"{s.name}: files missing" for s in SITUATIONS if s.name != "cancelled_call")
 
 
 @pytest.mark.parametrize("sit", SITUATIONS, ids=lambda s: s.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,10 @@ def _same_trace(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return ta is not None and tb is not None and ta[0] == tb[0]
 
 
-def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = None) -> list[str]:
-    """Check that every capture shows its situation; returns the problems found (empty when all is well).
+def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = None,
+           only: Collection[str] | None = None) -> list[str]:
+    """Check that every capture shows its situation (or only the situations named in ``only``); returns
+    the problems found (empty when all is well).
 
     ``extra_checks``: per situation name, a further check ``(situation, envelopes, spans, need)`` (the
     situations with runners of their own bring theirs: :data:`mcptrace.samples.incidents.EXTRA_CHECKS`)."""
@@ -158,6 +160,8 @@ def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = N
             problems.append(what)
 
     for sit in SITUATIONS:
+        if only is not None and sit.name not in only:
+            continue
         name = sit.name
         env_path, otlp_path = target / f"{name}.jsonl", target / f"{name}.otlp.jsonl"
         if not env_path.exists() or not otlp_path.exists():
