@@ -133,3 +133,20 @@ def test_nothing_cites_a_design_file_outside_the_repository():
             if pattern.search(line):
                 hits.append(f"{p.relative_to(ROOT)}:{i}")
     assert hits == []
+
+
+def test_recorders_start_without_the_analysis_stack():
+    """``mcptrace capture`` sits in front of a server a host starts (with a start-up timeout): importing
+    the recorders imports neither DuckDB nor pyarrow, pandas or plotly, while the package's public names
+    still resolve (on first use)."""
+    import subprocess
+    import sys
+
+    heavy = ("duckdb", "pyarrow", "pandas", "plotly")
+    script = ("import sys, mcptrace.capture.stdio, mcptrace.capture.http; "
+              f"print([m for m in {heavy!r} if m in sys.modules]); "
+              "import mcptrace; print(mcptrace.open.__module__, mcptrace.Result.__module__, 'load' in dir(mcptrace))")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[]", "mcptrace.workspace mcptrace.core.result True"]
