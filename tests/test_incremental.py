@@ -244,3 +244,40 @@ def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monk
     assert rep.mode == "full" and rep.reason.startswith("the scope still grew after 1 rounds"), rep
     _assert_same(ws, files)
     assert _append(files, 4, 1.0)[1].mode == "incremental"
+
+
+def _clean_cut(name: str) -> float:
+    """The middle one of the places in incident ``name``'s transcript before which every request was
+    answered, as the share of its lines ``_files`` takes."""
+    with open(os.path.join(ROOT, "data", "incidents", name + ".jsonl"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    open_, cuts = set(), []
+    for i, line in enumerate(lines):
+        env = json.loads(line)
+        msg, conn = env.get("message") or {}, env.get("connection_id")
+        if "method" in msg and "id" in msg:
+            open_.add((conn, env["direction"], json.dumps(msg["id"])))
+        elif "id" in msg and ("result" in msg or "error" in msg):
+            asked = "client_to_server" if env["direction"] == "server_to_client" else "server_to_client"
+            open_.discard((conn, asked, json.dumps(msg["id"])))
+        if not open_ and i + 1 < len(lines):
+            cuts.append(i + 1)
+    return cuts[len(cuts) // 2] / len(lines) + 1e-9
+
+
+def test_continuing_a_connection_reaches_only_its_sessions(tmp_path):
+    """A live capture's next lines continue its connection: the calls its earlier lines answered keep their
+    time windows (only a message at or before a response can re-pair it), so look-alike traffic of
+    another capture at the same time, whose server spans carry the same methods and request ids within
+    the hour, stays out of the scope; the tables equal one full load."""
+    other, live = "colliding_ids_no_extraction", "untraced_parallel_turn"
+    files = _files(str(tmp_path), [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", other)), 0, None),
+                                   (INCIDENTS.index(os.path.join(ROOT, "data", "incidents", live)), 0,
+                                    _clean_cut(live))])
+    # other's pair, live's first part and spans, then live's next lines
+    files = [*files[:3], files[4], files[3]]
+    ws, reports = _load_in_groups(files, [4])
+    assert reports[-1].mode == "incremental", reports[-1]
+    n_live = mcptrace.load(files[2:]).sql("SELECT count(*) FROM calls").rows()[0][0]
+    assert reports[-1].n_calls == n_live < ws.sql("SELECT count(*) FROM calls").rows()[0][0]
+    _assert_same(ws, files)

@@ -31,21 +31,29 @@ FROM o;
 -- messages (an unanswered call lasts until the last message of its transport)
 CREATE OR REPLACE TEMP TABLE _grow_calls AS
 SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool_name, start_ts, end_ts, direction,
+       response_message_id IS NOT NULL AS answered,
        coalesce(mcp_session_id, connection_id) AS scope
 FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 
 -- server spans joined by attributes (call_spans.sql) pair a call with a server span of its method (its
 -- request id when the span has one, its tool when both name one) that starts from $window_ms before
--- the request to $window_ms after the response, at most an hour after the request (an hour for a call
--- of a transport scope the new records reach: its pairing may change); the pairs are
+-- the request to $window_ms after the response, at most an hour after the request; the pairs are
 -- assigned one to one, so every call and span linked through such pairs to one in scope is in scope.
 -- Spans and calls joined exactly (parent, link) never take part.
 CREATE OR REPLACE TEMP TABLE _attr_span AS
-WITH c AS (
-    -- a call of a transport scope the new records reach may be paired anew: an hour's reach
-    SELECT method, rpc_text, tool_name, start_ts,
-           CASE WHEN scope IN (SELECT scope FROM _seed_scope) THEN NULL ELSE end_ts END AS end_ts
-    FROM _grow_calls WHERE start_ts IS NOT NULL
+WITH first_new AS (
+    -- each transport scope's first new message (untimed messages come after every timed one)
+    SELECT scope, min(ts) AS ts FROM _new_msg GROUP BY scope
+), c AS (
+    -- a call of a transport scope the new records reach may be answered or paired anew, so it reaches an
+    -- hour, unless a response answered it before the scope's first new message: calls.sql pairs a
+    -- response with the latest open request with its id before it, which only a message at or before the
+    -- response can change
+    SELECT g.method, g.rpc_text, g.tool_name, g.start_ts,
+           CASE WHEN g.scope IN (SELECT scope FROM _seed_scope)
+                 AND NOT (g.answered AND g.end_ts < coalesce(f.ts, 'infinity'::TIMESTAMPTZ))
+                THEN NULL ELSE g.end_ts END AS end_ts
+    FROM _grow_calls g LEFT JOIN first_new f USING (scope) WHERE g.start_ts IS NOT NULL
     UNION ALL SELECT method, rpc_text, tool_name, start_ts, end_ts FROM _new_req
 ), cand AS MATERIALIZED (
     SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
