@@ -16,7 +16,8 @@ fixed point from what the new records name:
   sharing one of these;
 - every session sharing a transport scope with one in scope, or a trace one in scope was joined to;
 - what the inferred rules could join to a session in scope: server spans of its calls' methods within
-  their windows (an hour for a call nothing answered) and the calls those spans could go to; downstream
+  their windows (an hour for a call nothing answered, or one whose transport the new records continue
+  at or before its response) and the calls those spans could go to; downstream
   roots that start during its transports and every call whose interval may hold them; and the sessions
   of the same client whose reaches (last message plus
   :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`) chain to it (split sessions).
