@@ -68,6 +68,7 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
 
     import mcptrace
+    import mcptrace.workspace  # noqa: F401 - the package imports it on first use: outside the timings
     from mcptrace.explorer import ExplorerModel, ExplorerWidget, figure_output
     from mcptrace.analysis.lanes import call_lanes
 

@@ -542,9 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--html", metavar="OUT", help="also write a self-contained HTML diff report")
     dp.set_defaults(func=cmd_diff)
 
-    from mcptrace.capture._cli import add_capture_arguments
+    from mcptrace.capture._cli import CAPTURE_HELP, add_capture_arguments
 
-    cp = sub.add_parser("capture", help="record MCP traffic as envelope JSONL (stdio tee, HTTP reverse proxy)")
+    cp = sub.add_parser("capture", help=CAPTURE_HELP)
     add_capture_arguments(cp)
     cp.set_defaults(func=cmd_capture)
     _add_serve_parser(sub)

@@ -135,18 +135,31 @@ def test_nothing_cites_a_design_file_outside_the_repository():
     assert hits == []
 
 
-def test_recorders_start_without_the_analysis_stack():
-    """``mcptrace capture`` sits in front of a server a host starts (with a start-up timeout): importing
-    the recorders imports neither DuckDB nor pyarrow, pandas or plotly, while the package's public names
-    still resolve (on first use)."""
+def test_capture_starts_without_the_analysis_stack():
+    """``mcptrace capture`` sits in front of a server a host starts and waits for: the command (through the
+    ``mcptrace`` entry point, ``mcptrace.__main__:main``) and the recorders' modules import neither DuckDB nor
+    pyarrow, pandas or plotly, while the package's public names still resolve (on first use)."""
     import subprocess
     import sys
+    import tomllib
 
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts["mcptrace"] == "mcptrace.__main__:main"
     heavy = ("duckdb", "pyarrow", "pandas", "plotly")
-    script = ("import sys, mcptrace.capture.stdio, mcptrace.capture.http; "
-              f"print([m for m in {heavy!r} if m in sys.modules]); "
-              "import mcptrace; print(mcptrace.open.__module__, mcptrace.Result.__module__, 'load' in dir(mcptrace))")
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                       cwd=pathlib.Path(__file__).resolve().parents[1])
+    script = ("import contextlib, io, sys\n"
+              "from mcptrace.__main__ import main\n"
+              "import mcptrace.capture.stdio, mcptrace.capture.http\n"
+              "for argv in (['capture', '--help'], ['capture', 'stdio', '--help'], ['capture', 'http', '--help']):\n"
+              "    out = io.StringIO()\n"
+              "    with contextlib.redirect_stdout(out):\n"
+              "        try:\n"
+              "            main(argv)\n"
+              "        except SystemExit as e:\n"
+              "            assert e.code == 0, (argv, e.code)\n"
+              "    assert out.getvalue().startswith('usage: mcptrace capture'), out.getvalue()\n"
+              f"print([m for m in {heavy!r} if m in sys.modules])\n"
+              "import mcptrace\n"
+              "print(mcptrace.open.__module__, mcptrace.Result.__module__, 'load' in dir(mcptrace))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["[]", "mcptrace.workspace mcptrace.core.result True"]

@@ -42,25 +42,25 @@ def test_a_situation_failing_its_checks_runs_again_alone(tmp_path, monkeypatch):
     problems. Only the situations run are checked."""
     from mcptrace.samples import incidents
 
-    only = ["cancelled_call", "unknown_progress_token"]
+    names = ["cancelled_call", "unknown_progress_token"]
     seen: list[list[str]] = []
 
-    def verify_once_failing(target, names=None):
-        assert names == only
-        got = verify(target, names)
+    def verify_once_failing(target, *, only=None):
+        assert only == names
+        got = verify(target, only=only)
         seen.append(got)
         return got + (["cancelled_call: slow_report cancelled, never answered"] if len(seen) == 1 else [])
 
     monkeypatch.setattr(incidents, "verify", verify_once_failing)
-    result = incidents.generate(tmp_path / "incidents", only=only)
+    result = incidents.generate(tmp_path / "incidents", only=names)
     assert len(seen) >= 2 and result["problems"] == []
-    assert sorted(result["runs"]) == sorted(only)
+    assert sorted(result["runs"]) == sorted(names)
     assert result["runs"]["cancelled_call"]["reruns"] >= 1
     # the other runs again only when its own first check really failed
     assert ("reruns" in result["runs"]["unknown_progress_token"]) == any(
         p.startswith("unknown_progress_token: ") for p in seen[0])
     fresh, shipped = fingerprint(tmp_path / "incidents"), fingerprint(INCIDENTS)
-    for name in only:
+    for name in names:
         assert fresh[name] == shipped[name], name
     assert not (tmp_path / "incidents" / "README.md").exists()  # a partial run leaves the README alone
 
@@ -75,7 +75,7 @@ def test_checks_of_named_situations_only():
         d = pathlib.Path(tmp)
         for suffix in (".jsonl", ".otlp.jsonl"):
             shutil.copy(INCIDENTS / f"cancelled_call{suffix}", d)
-        assert verify(d, ["cancelled_call"]) == []
+        assert verify(d, only=["cancelled_call"]) == []
         missing = verify(d)
         assert sorted(missing) == sorted(f"{s.name}: files missing" for s in SITUATIONS if s.name != "cancelled_call")
 

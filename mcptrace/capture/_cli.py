@@ -12,6 +12,10 @@ from mcptrace.capture.options import (
 )
 
 
+#: what ``mcptrace capture`` does, in its help
+CAPTURE_HELP = "record MCP traffic as envelope JSONL (stdio tee, HTTP reverse proxy)"
+
+
 def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``stdio`` and ``http`` sub-commands of ``mcptrace capture``."""
     sub = parser.add_subparsers(dest="capture_transport", required=True, metavar="{stdio,http}")

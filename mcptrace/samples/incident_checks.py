@@ -146,7 +146,7 @@ def _same_trace(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return ta is not None and tb is not None and ta[0] == tb[0]
 
 
-def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = None,
+def verify(target: Path, extra_checks: dict[str, Callable[..., None]] | None = None, *,
            only: Collection[str] | None = None) -> list[str]:
     """Check that every capture shows its situation (or only the situations named in ``only``); returns
     the problems found (empty when all is well).

@@ -54,10 +54,10 @@ from mcptrace.samples.incident_checks import (  # noqa: F401
 EXTRA_CHECKS = {**incidents_partial.CHECKS, **incidents_http.CHECKS}
 
 
-def verify(target: Path, only: list[str] | None = None) -> list[str]:
+def verify(target: Path, *, only: list[str] | None = None) -> list[str]:
     """Check that every capture shows its situation (or only those named in ``only``); returns the problems
     found (empty when all is well). See :func:`mcptrace.samples.incident_checks.verify`."""
-    return incident_checks.verify(target, EXTRA_CHECKS, only)
+    return incident_checks.verify(target, EXTRA_CHECKS, only=only)
 
 
 def _run_situation(sit: Situation, target: Path, work_root: Path, run_id: str) -> dict[str, Any]:
@@ -170,6 +170,7 @@ def generate(target: Path, jobs: int = 4, only: list[str] | None = None) -> dict
     from mcptrace.samples._deps import require_sample_deps
 
     require_sample_deps()
+    only = list(only) if only else None  # none named: every situation
     target.mkdir(parents=True, exist_ok=True)
     sits = [s for s in SITUATIONS if not only or s.name in only]
     run_id = uuid.uuid4().hex[:8]
@@ -179,7 +180,7 @@ def generate(target: Path, jobs: int = 4, only: list[str] | None = None) -> dict
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = {s.name: pool.submit(_run_situation, s, target, work, run_id) for s in sits}
             results = {name: fut.result() for name, fut in futures.items()}
-        problems = verify(target, only)
+        problems = verify(target, only=only)
         # A situation whose capture misses its point because of timing (a 0.5 s client timeout that
         # fires late while parallel runs start their processes) runs again, alone on the machine.
         for attempt in range(1, RERUNS + 1):
@@ -189,7 +190,7 @@ def generate(target: Path, jobs: int = 4, only: list[str] | None = None) -> dict
             for sit in again:
                 results[sit.name] = _run_situation(sit, target, work / f"rerun-{attempt}", run_id)
                 results[sit.name]["reruns"] = attempt
-            problems = verify(target, only)
+            problems = verify(target, only=only)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fp = fingerprint(target)
