@@ -281,3 +281,29 @@ def test_continuing_a_connection_reaches_only_its_sessions(tmp_path):
     n_live = mcptrace.load(files[2:]).sql("SELECT count(*) FROM calls").rows()[0][0]
     assert reports[-1].n_calls == n_live < ws.sql("SELECT count(*) FROM calls").rows()[0][0]
     _assert_same(ws, files)
+
+
+@pytest.mark.parametrize("spans_first", [False, True], ids=["spans_appended", "calls_appended"])
+def test_a_link_joins_across_an_append(tmp_path, spans_first):
+    """A server that only links to the client's context (a span LINK, not a parent) is joined to the call
+    by the link whatever its time: an append that brings the linking span, or the call it links to,
+    joins them as one load does, even with the server's clock seconds off (outside the attribute rule's
+    window, so only the link can join them)."""
+    name = "server_without_trace_extraction"
+    base = os.path.join(ROOT, "data", "incidents", name)
+    env, spans = str(tmp_path / f"{name}.jsonl"), str(tmp_path / f"{name}.otlp.jsonl")
+    _shift_envelopes(base + ".jsonl", env, 0)
+    shift = 5 * 10**9  # the server's clock 5 s ahead
+    with open(base + ".otlp.jsonl", encoding="utf-8") as f, open(spans, "w", encoding="utf-8") as out:
+        for line in f:
+            doc = json.loads(line)
+            for rs in doc.get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for span in ss.get("spans", []):
+                        scale._shift_span_times(span, shift)
+            out.write(json.dumps(doc) + "\n")
+    files = [spans, env] if spans_first else [env, spans]
+    ws, reports = _load_in_groups(files, [1])
+    assert reports[-1].mode == "incremental", reports[-1]
+    assert ws.sql("SELECT count(*) FROM call_spans WHERE matched_by = 'link'").rows()[0][0] >= 1
+    _assert_same(ws, files)

@@ -12,8 +12,9 @@ The scope (``sql/scope_new.sql``, ``scope_seed.sql``, ``scope_grow.sql``, ``scop
 fixed point from what the new records name:
 
 - their transport scopes (``Mcp-Session-Id``, else the connection) and HTTP exchanges, their session keys
-  (a new key can merge sessions), their traces and host tool-call ids: every logical session with a call
-  sharing one of these;
+  (a new key can merge sessions), their traces (with the traces a new server span links to, and those of
+  server spans linking to a new record's trace: a link joins whatever the times) and host tool-call ids:
+  every logical session with a call sharing one of these;
 - every session sharing a transport scope with one in scope, or a trace one in scope was joined to;
 - what the inferred rules could join to a session in scope: server spans of its calls' methods within
   their windows (an hour for a call nothing answered, or one whose transport the new records continue

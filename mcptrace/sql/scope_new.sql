@@ -8,7 +8,9 @@ SELECT message_id, ts, coalesce(mcp_session_id, connection_id) AS scope, exchang
 FROM messages WHERE message_id > $max_message_id;
 
 CREATE OR REPLACE TEMP TABLE _new_span AS
-SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.conversation_id, s.tool_call_id
+SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.conversation_id, s.tool_call_id,
+       CASE WHEN s.mcp_side = 'server' AND json_array_length(s.links) > 0
+            THEN json_extract_string(s.links, '$[*].trace_id') END AS link_traces
 FROM spans s JOIN _grown g ON g.source_id = s.source_id AND (g.from_record = 1 OR s.record_no >= g.from_record);
 
 CREATE OR REPLACE TEMP TABLE _new_event AS

@@ -17,7 +17,17 @@ UNION SELECT 'conversation', conversation_id FROM _new_span WHERE conversation_i
 
 CREATE OR REPLACE TEMP TABLE _seed_trace AS
 SELECT DISTINCT t AS trace_id FROM (SELECT trace_id AS t FROM _new_msg UNION ALL SELECT h_trace FROM _new_msg
-                                    UNION ALL SELECT trace_id FROM _new_span) WHERE t IS NOT NULL;
+                                    UNION ALL SELECT trace_id FROM _new_span
+                                    UNION ALL SELECT unnest(link_traces) FROM _new_span) WHERE t IS NOT NULL;
+
+-- a server that only links joins its span to the call whose client span it links to, whatever their
+-- times (call_spans.sql): the traces of the new server spans' links (above), and the traces of server
+-- spans linking to a trace the new records carry
+INSERT INTO _seed_trace
+SELECT DISTINCT s.trace_id FROM spans s
+WHERE s.mcp_side = 'server' AND json_array_length(s.links) > 0
+  AND len(list_intersect(json_extract_string(s.links, '$[*].trace_id'), (SELECT list(trace_id) FROM _seed_trace))) > 0
+EXCEPT SELECT trace_id FROM _seed_trace;
 
 CREATE OR REPLACE TEMP TABLE _seed_call_key AS
 SELECT DISTINCT k FROM (SELECT call_key AS k FROM _new_msg UNION ALL SELECT tool_call_id FROM _new_span)
