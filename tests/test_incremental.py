@@ -1,9 +1,9 @@
 """Appends rebuild only what the new records reach, with the tables of one full load.
 
 The incident captures (real SDK traffic), each moved to an hour of its own or left where it is, some
-transcripts cut in two at a random line, are loaded in random groups in a random order, each group
-analysed by :func:`mcptrace.analysis.incremental.update` on its scope only; the result is compared with
-one load of the same files in the same order (a full rebuild), table by table.
+transcripts cut in two at a random line, some servers' clocks seconds off, are loaded in random groups in
+a random order, each group analysed by :func:`mcptrace.analysis.incremental.update` on its scope only; the
+result is compared with one load of the same files in the same order (a full rebuild), table by table.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _shift_envelopes(src: str, dst: str, hours: int, lines: slice = slice(None))
             out.write(json.dumps(env) + "\n")
 
 
-def _shift_spans(src: str, dst: str, hours: int) -> None:
-    shift = hours * 3600 * 10**9
+def _shift_spans(src: str, dst: str, hours: int, skew_s: float = 0.0) -> None:
+    shift = hours * 3600 * 10**9 + int(skew_s * 10**9)
     with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
         for line in f:
             doc = json.loads(line)
@@ -51,11 +51,12 @@ def _shift_spans(src: str, dst: str, hours: int) -> None:
             out.write(json.dumps(doc) + "\n")
 
 
-def _files(tmp: str, picks: list[tuple[int, int, float | None]]) -> list[str]:
-    """Each pick (incident, hours to move it, where to cut its transcript or None): the files written.
-    A cut transcript's two parts keep the file name (it names the stdio connection) in two directories."""
+def _files(tmp: str, picks: list[tuple]) -> list[str]:
+    """Each pick (incident, hours to move it, where to cut its transcript or None[, seconds the servers'
+    clocks are off]): the files written. A cut transcript's two parts keep the file name (it names the stdio
+    connection) in two directories; the skew moves the spans only."""
     out = []
-    for i, (inc, hours, cut) in enumerate(picks):
+    for i, (inc, hours, cut, *skew) in enumerate(picks):
         base = INCIDENTS[inc]
         name = os.path.basename(base)
         d = os.path.join(tmp, f"p{i}")
@@ -72,7 +73,7 @@ def _files(tmp: str, picks: list[tuple[int, int, float | None]]) -> list[str]:
             _shift_envelopes(base + ".jsonl", os.path.join(d, name + ".jsonl"), hours, slice(0, k))
             _shift_envelopes(base + ".jsonl", os.path.join(d2, name + ".jsonl"), hours, slice(k, None))
             out += [os.path.join(d, name + ".jsonl"), os.path.join(d2, name + ".jsonl")]
-        _shift_spans(base + ".otlp.jsonl", os.path.join(d, name + ".otlp.jsonl"), hours)
+        _shift_spans(base + ".otlp.jsonl", os.path.join(d, name + ".otlp.jsonl"), hours, *skew)
         out.append(os.path.join(d, name + ".otlp.jsonl"))
     return out
 
@@ -144,7 +145,8 @@ def _difference(a: mcptrace.Workspace, b: mcptrace.Workspace, table: str) -> lis
 @given(data=st.data())
 def test_random_splits_equal_one_full_load(tmp_path_factory, data):
     incidents = data.draw(st.lists(st.integers(0, len(INCIDENTS) - 1), min_size=3, max_size=8, unique=True))
-    picks = [(inc, data.draw(st.sampled_from([0, 0, 2 * k + 2])), data.draw(st.none() | st.floats(0.1, 0.9)))
+    picks = [(inc, data.draw(st.sampled_from([0, 0, 2 * k + 2])), data.draw(st.none() | st.floats(0.1, 0.9)),
+              data.draw(st.sampled_from([0.0, 0.0, -30.0, -2.5, 2.5, 30.0])))
              for k, inc in enumerate(incidents)]
     files = _files(str(tmp_path_factory.mktemp("split")), picks)
     files = data.draw(st.permutations(files))
@@ -293,15 +295,7 @@ def test_a_link_joins_across_an_append(tmp_path, spans_first):
     base = os.path.join(ROOT, "data", "incidents", name)
     env, spans = str(tmp_path / f"{name}.jsonl"), str(tmp_path / f"{name}.otlp.jsonl")
     _shift_envelopes(base + ".jsonl", env, 0)
-    shift = 5 * 10**9  # the server's clock 5 s ahead
-    with open(base + ".otlp.jsonl", encoding="utf-8") as f, open(spans, "w", encoding="utf-8") as out:
-        for line in f:
-            doc = json.loads(line)
-            for rs in doc.get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    for span in ss.get("spans", []):
-                        scale._shift_span_times(span, shift)
-            out.write(json.dumps(doc) + "\n")
+    _shift_spans(base + ".otlp.jsonl", spans, 0, 5.0)  # the server's clock 5 s ahead
     files = [spans, env] if spans_first else [env, spans]
     ws, reports = _load_in_groups(files, [1])
     assert reports[-1].mode == "incremental", reports[-1]
