@@ -91,6 +91,9 @@ def test_bench_script_runs_every_duckdb_contender_on_both_shapes(tmp_path):
         appends = re.findall(r"append_\d=([\d.]+)s (\w+) (\d+) calls in scope", text)
         assert len(appends) == 3 and all(mode == "incremental" and 0 < int(n) < int(got.group(3))
                                          for _s, mode, n in appends), appends
+        # and one continuing the first append's connection, analysed on what it reaches too
+        cont = re.findall(r"continue_0=([\d.]+)s (\w+) (\d+) calls in scope", text)
+        assert len(cont) == 1 and cont[0][1] == "incremental" and 0 < int(cont[0][2]) < int(got.group(3)), cont
     http = sections[1]
     assert int(re.search(r"http_events=(\d+)", http).group(1)) > 600  # a third of the envelopes carry no message
 
