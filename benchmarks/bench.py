@@ -33,8 +33,9 @@ process, one after the other:
 After mcptrace, ``append`` loads 10 more records (a new host session a minute after the capture,
 ``scale.append_records``) into the database mcptrace wrote, three times, each timed from opening the
 database to closing it (median shown): the analysis recomputes only what the records reach
-(``mcptrace.analysis.incremental``). A fourth append, not in the median, continues the first one's
-connection and session (``continue_0``: the next lines a followed capture brings).
+(``mcptrace.analysis.incremental``). A fourth append, not in the median (``continue_0``), is the first
+one's 10 records again on its connection, with its session keys and trace-ids (JSON-RPC ids repeat too):
+a connection the database already holds, continued from a new file.
 
 Columns: ``wall s`` is the time of the work itself measured inside the child (interpreter start
 and imports excluded); ``peak RSS MB`` is the child's maximum resident set (``getrusage``)
@@ -163,7 +164,7 @@ def run_mcptrace(env: str, spans: str, db: str) -> tuple[float, dict]:
 def run_append(env: str, spans: str, db: str) -> tuple[float, dict]:
     """Three appends of 10 records (a new host session a minute after the capture: scale.append_records)
     to the database the mcptrace contender loaded, each in this process, timed from opening the database
-    to closing it, then a fourth continuing the first one's connection and session keys (``continue_0``);
+    to closing it, then a fourth on the first one's connection, session keys and trace-ids (``continue_0``);
     returns the median of the three and what each append's analysis recomputed."""
     import mcptrace
 

@@ -544,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mcptrace.capture._cli import CAPTURE_HELP, add_capture_arguments
 
-    cp = sub.add_parser("capture", help=CAPTURE_HELP)
+    cp = sub.add_parser("capture", help=CAPTURE_HELP, description=CAPTURE_HELP)
     add_capture_arguments(cp)
     cp.set_defaults(func=cmd_capture)
     _add_serve_parser(sub)

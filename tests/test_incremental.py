@@ -1,9 +1,10 @@
 """Appends rebuild only what the new records reach, with the tables of one full load.
 
 The incident captures (real SDK traffic), each moved to an hour of its own or left where it is, some
-transcripts cut in two at a random line, some servers' clocks seconds off, are loaded in random groups in
-a random order, each group analysed by :func:`mcptrace.analysis.incremental.update` on its scope only; the
-result is compared with one load of the same files in the same order (a full rebuild), table by table.
+transcripts cut in two at a random line, some captures' spans seconds off their transcripts (a clock off),
+are loaded in random groups in a random order, each group analysed by
+:func:`mcptrace.analysis.incremental.update` on its scope only; the result is compared with one load of
+the same files in the same order (a full rebuild), table by table.
 """
 
 from __future__ import annotations
@@ -285,19 +286,28 @@ def test_continuing_a_connection_reaches_only_its_sessions(tmp_path):
     _assert_same(ws, files)
 
 
-@pytest.mark.parametrize("spans_first", [False, True], ids=["spans_appended", "calls_appended"])
-def test_a_link_joins_across_an_append(tmp_path, spans_first):
+@pytest.mark.parametrize("order", ["server_spans_appended", "spans_appended", "calls_appended"])
+def test_a_link_joins_across_an_append(tmp_path, order):
     """A server that only links to the client's context (a span LINK, not a parent) is joined to the call
-    by the link whatever its time: an append that brings the linking span, or the call it links to,
-    joins them as one load does, even with the server's clock seconds off (outside the attribute rule's
-    window, so only the link can join them)."""
+    by the link whatever its time: an append that brings the linking server span (alone, or with the
+    client's spans), or the calls it links to, joins them as one load does, even with the server's clock
+    seconds off (outside the attribute rule's window, so only the link can join them)."""
     name = "server_without_trace_extraction"
     base = os.path.join(ROOT, "data", "incidents", name)
     env, spans = str(tmp_path / f"{name}.jsonl"), str(tmp_path / f"{name}.otlp.jsonl")
     _shift_envelopes(base + ".jsonl", env, 0)
     _shift_spans(base + ".otlp.jsonl", spans, 0, 5.0)  # the server's clock 5 s ahead
-    files = [spans, env] if spans_first else [env, spans]
-    ws, reports = _load_in_groups(files, [1])
+    # the server process's spans in a file of their own, the other processes' in another
+    client, server = str(tmp_path / "client.otlp.jsonl"), str(tmp_path / "server.otlp.jsonl")
+    with open(spans, encoding="utf-8") as f, open(client, "w", encoding="utf-8") as c, \
+            open(server, "w", encoding="utf-8") as s:
+        for line in f:
+            for rs in json.loads(line)["resourceSpans"]:
+                service = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}["service.name"]
+                (s if service == "weather-no-extract" else c).write(json.dumps({"resourceSpans": [rs]}) + "\n")
+    files, first = {"server_spans_appended": ([env, client, server], 2), "spans_appended": ([env, spans], 1),
+                    "calls_appended": ([spans, env], 1)}[order]
+    ws, reports = _load_in_groups(files, [first])
     assert reports[-1].mode == "incremental", reports[-1]
     assert ws.sql("SELECT count(*) FROM call_spans WHERE matched_by = 'link'").rows()[0][0] >= 1
     _assert_same(ws, files)

@@ -24,9 +24,10 @@ SELECT DISTINCT t AS trace_id FROM (SELECT trace_id AS t FROM _new_msg UNION ALL
 -- times (call_spans.sql): the traces of the new server spans' links (above), and the traces of server
 -- spans linking to a trace the new records carry
 INSERT INTO _seed_trace
-SELECT DISTINCT s.trace_id FROM spans s
-WHERE s.mcp_side = 'server' AND json_array_length(s.links) > 0
-  AND len(list_intersect(json_extract_string(s.links, '$[*].trace_id'), (SELECT list(trace_id) FROM _seed_trace))) > 0
+SELECT DISTINCT l.trace_id
+FROM (SELECT trace_id, unnest(json_extract_string(links, '$[*].trace_id')) AS linked FROM spans
+      WHERE mcp_side = 'server' AND json_array_length(links) > 0) l
+SEMI JOIN _seed_trace t ON t.trace_id = l.linked
 EXCEPT SELECT trace_id FROM _seed_trace;
 
 CREATE OR REPLACE TEMP TABLE _seed_call_key AS
