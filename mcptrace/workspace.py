@@ -35,7 +35,7 @@ from mcptrace.core.keys import KeyConfig
 from mcptrace.core.redact import DEFAULT_SECRET_KEYS
 from mcptrace.core.result import Result
 from mcptrace.core.result import query as run_query
-from mcptrace.ingest.follow import PART_BYTES, FollowedFile
+from mcptrace.ingest.follow import CATCH_UP_BYTES, PART_BYTES, FollowedFile
 from mcptrace.ingest.loader import FileReport, LoadReport, Loader
 from mcptrace.ingest.options import ErrorMode, LoadOptions
 from mcptrace.render import export, report
@@ -125,8 +125,9 @@ class Workspace:
                ) -> list[FollowedPart]:
         """Follow captures still being written (``mcptrace capture --out FILE`` appends to FILE): load
         what each file has gained since the offset its ``sources`` row records, in parts of complete lines
-        (at most about ``part_bytes``), each analysed on what it reaches
-        (:mod:`mcptrace.analysis.incremental`), every ``interval`` seconds, until ``stop`` is set,
+        (at most about ``part_bytes``; after a part whose analysis ran in full, up to
+        :data:`mcptrace.ingest.follow.CATCH_UP_BYTES`, as a rebuild costs the same whatever the part holds),
+        each analysed on what it reaches (:mod:`mcptrace.analysis.incremental`), every ``interval`` seconds, until ``stop`` is set,
         nothing was written for ``idle_timeout`` seconds, or the process is interrupted (Ctrl-C ends the
         follow; the parts loaded stay). A file not written yet is waited for; a file loaded whole before is
         followed from its end. ``on_part`` is called after each part with its :class:`FollowedPart`.
@@ -143,11 +144,12 @@ class Workspace:
         loader = Loader(self.con, options or LoadOptions.of(keys=self.keys))
         done: list[FollowedPart] = []
         idle_since = time.monotonic()
+        size = part_bytes
         try:
             while stop is None or not stop.is_set():
                 progressed = False
                 for f in files:
-                    part = f.next_part(part_bytes)
+                    part = f.next_part(size)
                     if part is None:
                         continue
                     before = watermark(self.con)
@@ -158,6 +160,7 @@ class Workspace:
                     if rep.status != "loaded":
                         raise MCPTraceError(rep.error or f"{f.path}: lines from {part.first_record_no} not loaded")
                     f.advance(part, rep)
+                    size = max(part_bytes, CATCH_UP_BYTES) if analysis.mode == "full" else part_bytes
                     progressed = True
                     done.append(FollowedPart(f.path, part.first_record_no, part.end_lines, part.end_offset, rep,
                                              analysis))

@@ -218,3 +218,30 @@ def test_cli_load_follow(tmp_path):
     ws = mcptrace.open(db)
     _same_as_one_load(ws, [transcript])
     ws.close()
+
+
+def test_a_part_after_a_full_rebuild_catches_up(tmp_path):
+    """A part whose analysis ran in full (here the first, into a database without analysis tables) is
+    followed by one holding everything written meanwhile (up to CATCH_UP_BYTES), not by parts of
+    ``part_bytes`` each paying a rebuild; after a part analysed on its scope, parts are ``part_bytes``
+    again. The tables equal one load."""
+    small = 8000  # longer than any line of these captures
+    incidents = os.path.join(ROOT, "data", "incidents")
+    first, later = str(tmp_path / "first.jsonl"), str(tmp_path / "later.jsonl")
+    with open(first, "w", encoding="utf-8") as f:
+        f.writelines(_lines(os.path.join(incidents, "lookalike_clients_reconnect.jsonl")))  # 83 kB
+    ws = mcptrace.open(str(tmp_path / "f.duckdb"))
+    parts = ws.follow(first, interval=0.01, idle_timeout=0.1, part_bytes=small)
+    assert [p.analysis.mode for p in parts] == ["full", "full"], [(p.analysis.mode, p.analysis.reason) for p in parts]
+    assert parts[0].end_offset <= small and parts[1].end_offset == os.path.getsize(first)
+    # a capture smaller than the database: its parts are analysed on their scope, each at most part_bytes
+    others = [os.path.join(incidents, "colliding_ids_no_extraction.jsonl"), INCIDENT + ".jsonl"]
+    ws.load(others)
+    with open(later, "w", encoding="utf-8") as f:
+        f.writelines(_lines(os.path.join(incidents, "stateless_three_clients.jsonl")))  # 43 kB
+    parts = ws.follow(later, interval=0.01, idle_timeout=0.1, part_bytes=small)
+    sizes = [b - a for a, b in zip([0] + [p.end_offset for p in parts], [p.end_offset for p in parts])]
+    assert len(parts) >= 43000 // small and all(s <= small for s in sizes), sizes
+    assert all(p.analysis.mode == "incremental" for p in parts), [(p.analysis.mode, p.analysis.reason) for p in parts]
+    _same_as_one_load(ws, [first, *others, later])
+    ws.close()

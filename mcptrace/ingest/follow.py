@@ -23,6 +23,10 @@ from mcptrace.ingest.readers.inputs import GZIP_MAGIC, ZSTD_MAGIC
 
 #: bytes a part holds at most (a longer line is read whole, up to its newline)
 PART_BYTES = 1 << 20
+#: bytes the part after one whose analysis ran in full may hold: a full rebuild costs the same whatever the
+#: part holds, so the follow catches up with what was written meanwhile instead of paying a rebuild per
+#: :data:`PART_BYTES` (a part is held in memory while it loads)
+CATCH_UP_BYTES = 64 << 20
 
 
 class FollowedFile:
