@@ -29,7 +29,7 @@ chromium:
 demo: venv chromium
 	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out
 
-# the in-process tests (quick and slow) and the real-process tests that may run beside them on two
+# the in-process tests (quick and slow) and the real-process and notebook tests that may run beside them on two
 # workers, then the other real-process, browser and notebook tests one at a time
 test: venv-test chromium
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "(beside and not browser) or not (sdk or browser or notebooks)"

@@ -65,15 +65,15 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 #   browser    drives a headless Chromium (kaleido PNG/SVG export, chromedriver, --dump-dom)
 #   notebooks  runs the notebooks or a JupyterLab
 #   slow       anything else above ~3 s (big loads, the benchmark scripts), and every hypothesis test
-#   beside     starts real SDK processes but may run beside other tests: `make test` runs it (unless it
-#              also drives a browser) with the in-process tests on two workers
+#   beside     starts real SDK processes or notebook kernels but may run beside other tests: `make test`
+#              runs it (unless it also drives a browser) with the in-process tests on two workers
 
 #: test module -> the markers of every test in it
 MODULE_MARKS: dict[str, tuple[str, ...]] = {
     "test_samples_generator": ("sdk",),
     "test_incidents_generator": ("sdk",),
     "test_diff": ("sdk", "beside"),
-    "test_notebooks": ("notebooks",),
+    "test_notebooks": ("notebooks", "beside"),
     "test_browser_explorer": ("browser", "notebooks"),
     "test_property_mutations": ("slow",),
     "test_benchmarks": ("slow",),
