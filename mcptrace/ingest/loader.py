@@ -369,6 +369,7 @@ class Loader:
         # spans whose text the cheap test hit). spans_finish.sql writes its own rejects (spans seen before
         # with other content) every time.
         when_rows = statements("messages_rejects.sql" if reader.kind == "messages" else "spans_redact.sql")
+        rows_for = "reject_reason IS NOT NULL AND NOT from_reader" if reader.kind == "messages" else "secret_hit"
         params["record_label"] = reader.record_label
         limit_setting = one(con, "SELECT current_setting('memory_limit')")[0]
         base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
@@ -399,9 +400,7 @@ class Loader:
                 for stmt in stage:
                     con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
-                # the rows `when_rows` is for: message rows with a reason, spans the cheap test hit
-                rows_for = ("reject_reason IS NOT NULL AND NOT from_reader" if reader.kind == "messages"
-                            else "secret_hit")
+                # the rows `when_rows` is for (`rows_for`): message rows with a reason, spans the cheap test hit
                 n_reader_rejects, n_when = one(
                     con, f"SELECT count(*) FILTER (WHERE from_reader), count(*) FILTER (WHERE {rows_for}) FROM _all")
                 if n_reader_rejects:
