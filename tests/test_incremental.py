@@ -311,3 +311,42 @@ def test_a_link_joins_across_an_append(tmp_path, order):
     assert reports[-1].mode == "incremental", reports[-1]
     assert ws.sql("SELECT count(*) FROM call_spans WHERE matched_by = 'link'").rows()[0][0] >= 1
     _assert_same(ws, files)
+
+
+@pytest.mark.parametrize("order", ["calls_appended", "roots_appended"])
+def test_a_downstream_root_joins_across_an_append(tmp_path, order):
+    """A downstream root (the server dropped the trace before its HTTP call) goes by time to the call whose
+    server span holds its start; with the servers' clocks 2.5 s off the wire's, only the server spans'
+    times place it. An append that brings the calls, or the roots alone, joins them as one load does."""
+    name = "downstream_untraced_client"
+    base = os.path.join(ROOT, "data", "incidents", name)
+    spans = str(tmp_path / f"{name}.otlp.jsonl")
+    _shift_spans(base + ".otlp.jsonl", spans, 0, 2.5)
+    with open(base + ".jsonl", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    # the transcript cut before the first call that reaches the downstream API without context, in two
+    # directories (the file name names the stdio connection)
+    k = next(i for i, line in enumerate(lines) if "get_alerts_plain" in line and '"tools/call"' in line)
+    head, tail = str(tmp_path / "a" / f"{name}.jsonl"), str(tmp_path / "b" / f"{name}.jsonl")
+    for path, part in ((head, lines[:k]), (tail, lines[k:])):
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(part) + "\n")
+    # the downstream service's roots (no parent) in a file of their own, every other span in another
+    roots, rest = str(tmp_path / "roots.otlp.jsonl"), str(tmp_path / "rest.otlp.jsonl")
+    with open(spans, encoding="utf-8") as f, open(roots, "w", encoding="utf-8") as r, \
+            open(rest, "w", encoding="utf-8") as o:
+        for line in f:
+            for rs in json.loads(line)["resourceSpans"]:
+                service = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}["service.name"]
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        root = service == "downstream-api" and not span.get("parentSpanId")
+                        doc = {"resourceSpans": [{**rs, "scopeSpans": [{**ss, "spans": [span]}]}]}
+                        (r if root else o).write(json.dumps(doc) + "\n")
+    files, first = {"calls_appended": ([head, spans, tail], 2), "roots_appended": ([head, tail, rest, roots], 3)}[order]
+    ws, reports = _load_in_groups(files, [first])
+    assert reports[-1].mode == "incremental", reports[-1]
+    assert ws.sql("SELECT count(*) FROM call_spans WHERE role = 'downstream' AND matched_by = 'time_window' "
+                  "AND call_id IN (SELECT call_id FROM calls WHERE tool_name = 'get_alerts_plain')").rows()[0][0] == 3
+    _assert_same(ws, files)

@@ -19,7 +19,8 @@ fixed point from what the new records name:
 - what the inferred rules could join to a session in scope: server spans of its calls' methods within
   their windows (an hour for a call nothing answered, or one whose transport the new records continue
   at or before its response) and the calls those spans could go to; downstream
-  roots that start during its transports and every call whose interval may hold them; and the sessions
+  roots that start during its transports or server spans, and every call whose interval (its server span's,
+  whose clock may be off the wire's) may hold them; and the sessions
   of the same client whose reaches (last message plus
   :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`) chain to it (split sessions).
 

@@ -31,6 +31,7 @@ FROM o;
 -- messages (an unanswered call lasts until the last message of its transport)
 CREATE OR REPLACE TEMP TABLE _grow_calls AS
 SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool_name, start_ts, end_ts, direction,
+       trace_id,
        response_message_id IS NOT NULL AS answered,
        coalesce(mcp_session_id, connection_id) AS scope
 FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
@@ -73,20 +74,28 @@ WITH first_new AS (
 SELECT * FROM cand ANTI JOIN exact USING (trace_id, span_id)
 UNION
 SELECT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
-FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id
+FROM _new_span_rows s
 WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL AND s.start_ts IS NOT NULL;
 
 INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _attr_span EXCEPT SELECT trace_id FROM _attr_trace;
 
 -- downstream roots joined by time (call_spans.sql) may go to any client-to-server call whose server-side
--- interval holds their start: the roots that start while a transport scope in scope has messages, the
--- new ones, and every call that may hold them, are in scope
+-- interval (its server span's, else request to response on the wire) holds their start: the roots that
+-- start while a transport scope in scope has messages or a server span a call in scope may be joined to
+-- runs, the new ones, and every call that may hold them, are in scope
 CREATE OR REPLACE TEMP TABLE _down_root_cand AS
-WITH w AS (
-    -- the calls in scope from request to response, the new messages, and the whole transport of a call
-    -- nothing answered, each widened by $window_ms
+WITH tr AS MATERIALIZED (
+    SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
+    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls g USING (call_id) WHERE x.role = 'server'
+    UNION SELECT trace_id FROM _seed_trace UNION SELECT trace_id FROM _attr_trace
+), w AS (
+    -- the calls in scope from request to response, the new messages, the whole transport of a call
+    -- nothing answered, and the server spans of the traces the calls in scope carry, were joined to or may
+    -- be joined to (their clocks may be off the wire's by more than $window_ms), each widened by $window_ms
     SELECT min(start_ts) AS lo, max(greatest(end_ts, start_ts)) AS hi FROM _grow_calls
     WHERE start_ts IS NOT NULL GROUP BY scope
+    UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM spans s SEMI JOIN tr USING (trace_id)
+    WHERE s.mcp_side = 'server' AND s.start_ts IS NOT NULL GROUP BY s.trace_id
     UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM messages
     WHERE EXISTS (SELECT 1 FROM _grow_calls WHERE end_ts IS NULL)
@@ -100,7 +109,7 @@ WITH w AS (
     WHERE s.start_ts BETWEEN (SELECT min(lo) FROM wp) AND (SELECT max(hi) FROM wp)
       AND EXISTS (SELECT 1 FROM wp WHERE s.start_ts BETWEEN wp.lo AND wp.hi)
     UNION ALL
-    SELECT s.* FROM spans s SEMI JOIN _new_span n ON n.trace_id = s.trace_id AND n.span_id = s.span_id
+    SELECT * FROM _new_span_rows
 )
 SELECT DISTINCT r.trace_id, r.span_id, r.start_ts FROM r
 WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_name IS NOT NULL
@@ -132,7 +141,14 @@ SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN calls c
   ON c.direction = 'client_to_server' AND c.end_ts IS NULL
  AND r.start_ts >= c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
 JOIN open_end e ON e.scope = coalesce(c.mcp_session_id, c.connection_id)
- AND r.start_ts <= greatest(e.last_ts, c.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+ AND r.start_ts <= greatest(e.last_ts, c.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+UNION
+-- the calls whose server span holds a root (its clock may be off the wire's)
+SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN spans s
+  ON s.mcp_side = 'server' AND r.start_ts >= s.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+ AND r.start_ts <= greatest(s.end_ts, s.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+JOIN call_spans x ON x.role = 'server' AND x.trace_id = s.trace_id AND x.span_id = s.span_id
+JOIN calls c ON c.call_id = x.call_id AND c.direction = 'client_to_server';
 
 CREATE OR REPLACE TEMP TABLE _aff AS
 WITH isl AS (
