@@ -103,6 +103,7 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_report::test_hostile_strings_stay_text_in_report_and_timeline": ("browser",),
     "test_tool_stats::test_report_tool_section_renders_inert_in_chromium": ("browser",),
     "test_correlation::test_precision_and_recall_of_every_gap_code_are_one": ("slow",),
+    "test_incremental::test_following_an_http_capture_reaches_only_the_neighbourhood_of_its_edge": ("slow",),
     "test_cli::test_load_sessions_gaps_timeline": ("slow",),
     "test_readers_http_logs::test_damaged_files_load_without_raising": ("slow",),
     "test_dataset::test_dataset_in_an_s3_object_store": ("slow",),

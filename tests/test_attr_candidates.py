@@ -1,4 +1,4 @@
-"""The candidates of the attribute join (``sql/call_spans.sql``, ``_attr_cand``) are found through time
+"""The candidates of the attribute join (``sql/attr_pairs.sql``, ``_attr_pairs``) are found through time
 buckets (10 s, or 10 min for a window over 2 min: a call nothing answered reaches an hour). The buckets
 only prune: the pairs must be exactly those of the rule's plain definition, a join on method, request id
 and tool with the window as an inequality, whatever the windows, the bucket edges and the times before
@@ -13,9 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcptrace.analysis.rebuild import WINDOW_MS
-from mcptrace.core.sqlfiles import statements
+from mcptrace.core.db import run_sql_file
 
-ATTR_CAND = next(s for s in statements("call_spans.sql") if "TEMP TABLE _attr_cand" in s)
+
+def _pairs(con: duckdb.DuckDBPyConnection) -> None:
+    """The attribute join's candidates, as call_spans.sql leaves them to attr_pairs.sql."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _attr_taken AS SELECT call_id, span_id, trace_id FROM _cs_server_parent "
+                "UNION ALL SELECT call_id, span_id, trace_id FROM _cs_server_link")
+    run_sql_file(con, "attr_pairs.sql", {"window_ms": WINDOW_MS},
+                 views={"_ap_calls": "SELECT c.* FROM calls c ANTI JOIN _attr_taken t ON t.call_id = c.call_id",
+                        "_ap_spans": "SELECT s.* FROM spans s ANTI JOIN _attr_taken t ON t.span_id = s.span_id "
+                                     "AND t.trace_id = s.trace_id"})
 
 # the rule written plainly: no buckets
 PLAIN = """
@@ -83,8 +91,8 @@ def _tables(con: duckdb.DuckDBPyConnection, base: datetime, cs: list, ss: list) 
 def test_bucketed_candidates_are_the_plain_rules_pairs(base, cs, ss):
     con = duckdb.connect()
     _tables(con, base, cs, ss)
-    con.execute(ATTR_CAND, {"window_ms": WINDOW_MS})
-    got = sorted(con.execute("SELECT call_id, span_id, trace_id, by_id FROM _attr_cand").fetchall())
+    _pairs(con)
+    got = sorted(con.execute("SELECT call_id, span_id, trace_id, by_id FROM _attr_pairs").fetchall())
     want = sorted(con.execute(PLAIN, {"window_ms": WINDOW_MS}).fetchall())
     assert got == want
 
@@ -97,5 +105,5 @@ def test_an_unanswered_call_meets_a_span_up_to_an_hour_later_and_no_further():
              (60 * 60_000 + int(WINDOW_MS), 5, "tools/call", "1", None, None),  # the hour and the window: in
              (60 * 60_000 + int(WINDOW_MS) + 1, 5, "tools/call", "1", None, None),  # a ms past it: out
              (30 * 60_000, 5, "tools/call", "2", "search", None)])  # another request id: out
-    con.execute(ATTR_CAND, {"window_ms": WINDOW_MS})
-    assert sorted(r[0] for r in con.execute("SELECT span_id FROM _attr_cand").fetchall()) == ["S0", "S1"]
+    _pairs(con)
+    assert sorted(r[0] for r in con.execute("SELECT span_id FROM _attr_pairs").fetchall()) == ["S0", "S1"]

@@ -233,20 +233,22 @@ def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monk
     """A chain of inferred candidates adds a hop to the scope per round (look-alike clients whose calls
     nothing answered reach an hour of spans each): a scope still growing after MAX_ROUNDS rounds is rebuilt
     in full, the report says so, and the tables are those of one load. Here the append's scope grows in its
-    first round (the reconnects of one client), so a bound of one round rebuilds in full; with
-    ``full_share=1`` (never in full, the property tests' setting) the bound does not apply."""
+    first round (the append is a client's session after a reconnect: its earlier session is in its
+    island), so a bound of one round rebuilds in full; with ``full_share=1`` (never in full, the property
+    tests' setting) the bound does not apply."""
     from mcptrace.analysis import incremental
 
-    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
-             for n, h in (("reconnect_with_session_key", 0), ("cancelled_call", 5),
-                          ("reconnect_without_session_key", 0))]
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, cut)
+             for n, h, cut in (("reconnect_with_session_key", 0, None), ("cancelled_call", 5, None),
+                               ("reconnect_without_session_key", 0, 0.5))]
     files = _files(str(tmp_path), picks)
-    assert _append(files, 4, 0.99)[1].mode == "incremental"
+    files = [*files[:5], files[6], files[5]]  # the second part of the reconnecting client's transcript last
+    assert _append(files, 6, 0.99)[1].mode == "incremental"
     monkeypatch.setattr(incremental, "MAX_ROUNDS", 1)
-    ws, rep = _append(files, 4, 0.99)
+    ws, rep = _append(files, 6, 0.99)
     assert rep.mode == "full" and rep.reason.startswith("the scope still grew after 1 rounds"), rep
     _assert_same(ws, files)
-    assert _append(files, 4, 1.0)[1].mode == "incremental"
+    assert _append(files, 6, 1.0)[1].mode == "incremental"
 
 
 def _clean_cut(name: str) -> float:
@@ -350,3 +352,27 @@ def test_a_downstream_root_joins_across_an_append(tmp_path, order):
     assert ws.sql("SELECT count(*) FROM call_spans WHERE role = 'downstream' AND matched_by = 'time_window' "
                   "AND call_id IN (SELECT call_id FROM calls WHERE tool_name = 'get_alerts_plain')").rows()[0][0] == 3
     _assert_same(ws, files)
+
+
+def test_following_an_http_capture_reaches_only_the_neighbourhood_of_its_edge(tmp_path):
+    """The live edge of a gateway's capture of many concurrent sessions (the HTTP benchmark's shape, scaled to
+    20,000 envelopes): look-alike clients' calls that nothing answered reach an hour of server spans carrying
+    the same methods and request ids, one after another back through the capture. An append of the next
+    lines reaches only the calls and spans whose assignment could change and those whose evidence counts
+    do, not that chain; the tables equal one load."""
+    env, spans = scale.scale_capture(str(tmp_path), 20_000, 20_000, shape="http")
+    with open(env, encoding="utf-8") as f:
+        lines = f.readlines()
+    head = str(tmp_path / "capture.jsonl")
+    with open(head, "w", encoding="utf-8") as f:
+        f.writelines(lines[:-100])
+    parts = []
+    for k in range(2):
+        parts.append(str(tmp_path / f"next_{k}.jsonl"))
+        with open(parts[-1], "w", encoding="utf-8") as f:
+            f.writelines(lines[len(lines) - 100 + 50 * k:len(lines) - 50 + 50 * k])
+    ws, reports = _load_in_groups([head, spans, *parts], [2, 3])
+    total = ws.sql("SELECT count(*) FROM calls").rows()[0][0]
+    for r in reports[1:]:
+        assert r.mode == "incremental" and r.n_calls < total / 4, (r.mode, r.reason, r.n_calls, total)
+    _assert_same(ws, [head, spans, *parts])

@@ -92,7 +92,7 @@ def scope_before(con: duckdb.DuckDBPyConnection, scratch: str) -> None:
              "SELECT * FROM sessions WHERE session_id IN (SELECT session_id FROM _scope_old_sessions)",
              "SELECT * FROM spans WHERE false", "_elig_old")
     eligible(con, f"SELECT * FROM {scratch}.call_party", f"SELECT * FROM {scratch}.sessions",
-             "SELECT * FROM _new_span_rows",
+             "SELECT * FROM _new_span",
              "_elig_new")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _touched_groups AS
                     SELECT DISTINCT code, party_kind, party FROM gap_party

@@ -16,17 +16,20 @@ fixed point from what the new records name:
   server spans linking to a new record's trace: a link joins whatever the times) and host tool-call ids:
   every logical session with a call sharing one of these;
 - every session sharing a transport scope with one in scope, or a trace one in scope was joined to;
-- what the inferred rules could join to a session in scope: server spans of its calls' methods within
-  their windows (an hour for a call nothing answered, or one whose transport the new records continue
-  at or before its response) and the calls those spans could go to; downstream
-  roots that start during its transports or server spans, and every call whose interval (its server span's,
-  whose clock may be off the wire's) may hold them; and the sessions
-  of the same client whose reaches (last message plus
+- what the inferred rules could join or change: the attribute join's one-to-one assignment of server spans
+  to calls is the stable matching of its pair order, so the sessions of the calls whose assignment could
+  change (starting from the new requests, the calls the new records may answer, whose windows reach an
+  hour, and the calls and server spans of the new records' traces; then every call or span with a pair
+  ranking before the one it holds with one that could change, holding none, or held by one that could)
+  and of the calls whose evidence counts those pairs; downstream roots that start during its transports
+  or server spans, and every call whose interval (its server span's, whose clock may be off the wire's)
+  may hold them; and the sessions of the same client whose reaches (last message plus
   :data:`mcptrace.analysis.rebuild.RECONNECT_WITHIN_S`) chain to it (split sessions).
 
 The scope's records (every message of its transport scopes, every span of its traces and of the spans
 the inferred rules may join, its HTTP events) are copied into a scratch in-memory database, the same SQL
-as the full rebuild runs there, and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
+as the full rebuild runs there (with the attribute join's pairs of the scope with calls and spans outside
+it, which count among the candidates: :func:`_extra_pairs`), and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
 ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
 records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
 calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing
@@ -148,16 +151,17 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     _rb.run_script(con, "scope_new.sql", {"max_message_id": before.max_message_id})
     steps = rep.steps
     params = {"skew_ms": _rb.SKEW_TOLERANCE_MS, "reconnect_s": _rb.RECONNECT_WITHIN_S, "window_ms": _rb.WINDOW_MS,
-              "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id}
+              "nearest_margin_ms": _rb.NEAREST_MARGIN_MS, "max_message_id": before.max_message_id,
+              "new_from_ts": one(con, "SELECT min(ts) FROM _new_msg")[0]}
     t = time.perf_counter()
     _rb.run_script(con, "scope_seed.sql", params)
-    n = one(con, "SELECT count(*) FROM _aff")[0]
+    n = one(con, _GROWTH)
     total = one(con, "SELECT count(*) FROM calls")[0]
     rounds = 0
     while True:
         _rb.run_script(con, "scope_grow.sql", params)
         rounds += 1
-        grown = one(con, "SELECT count(*) FROM _aff")[0]
+        grown = one(con, _GROWTH)
         if grown == n:
             break
         n = grown
@@ -189,7 +193,7 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         con.execute(f"USE {SCRATCH}")
         try:
             _rb.load_gap_codes(con, gap_codes)
-            _rb.analyse(con, params)
+            _rb.analyse(con, params, extra_pairs=lambda c: _extra_pairs(c, main, params))
             findings.parties(con, gap_codes)
         finally:
             con.execute(f"USE {quote_ident(main)}")
@@ -232,6 +236,41 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     rep.mode = "incremental"
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+#: how far the scope has grown: its sessions, and the attribute join's dirty calls and spans (scope_grow.sql)
+_GROWTH = ("SELECT (SELECT count(*) FROM _aff), (SELECT count(*) FROM _dirty_call), "
+           "(SELECT count(*) FROM _dirty_span)")
+
+
+def _extra_pairs(con: duckdb.DuckDBPyConnection, main: str, params: Mapping[str, object]) -> None:
+    """In the scratch database: ``_attr_extra``, the attribute join's candidate pairs (attr_pairs.sql) of the
+    scope's calls with the server spans outside it, and of the calls outside it with the scope's spans,
+    among those no exact join took. Their assignments stay (scope_grow.sql put every call and span whose
+    pair could change in scope), but they count among the candidates of the scope's calls and spans."""
+    m = quote_ident(main)
+    w = f"to_microseconds(CAST({float(params['window_ms'])} * 1000 AS BIGINT))"
+    exact = f"SELECT call_id, span_id, trace_id FROM {m}.call_spans WHERE role = 'server' AND matched_by IN ('parent', 'link')"
+    run_sql_file(con, "attr_pairs.sql", dict(params), views={
+        "_ap_calls": "SELECT * FROM calls",
+        "_ap_spans": f"""SELECT s.* FROM {m}.spans s
+                         WHERE s.mcp_side = 'server' AND s.mcp_method_name IN (SELECT method FROM calls)
+                           AND s.start_ts BETWEEN (SELECT min(start_ts) FROM calls) - {w}
+                                              AND (SELECT max(start_ts) FROM calls) + INTERVAL 1 HOUR + {w}
+                           AND s.trace_id NOT IN (SELECT trace_id FROM _scope_trace)
+                           AND NOT EXISTS (SELECT 1 FROM ({exact}) x WHERE x.span_id = s.span_id
+                                             AND x.trace_id = s.trace_id)"""})
+    con.execute("CREATE OR REPLACE TEMP TABLE _attr_extra AS SELECT * FROM _attr_pairs")
+    run_sql_file(con, "attr_pairs.sql", dict(params), views={
+        "_ap_calls": f"""SELECT c.* FROM {m}.calls c
+                         WHERE c.method IN (SELECT mcp_method_name FROM spans WHERE mcp_side = 'server')
+                           AND c.start_ts BETWEEN (SELECT min(start_ts) FROM spans WHERE mcp_side = 'server')
+                                                  - INTERVAL 1 HOUR - {w}
+                                              AND (SELECT max(start_ts) FROM spans WHERE mcp_side = 'server') + {w}
+                           AND c.call_id NOT IN (SELECT call_id FROM _scope_calls)
+                           AND c.call_id NOT IN (SELECT call_id FROM ({exact}))""",
+        "_ap_spans": "SELECT * FROM spans"})
+    con.execute("INSERT INTO _attr_extra SELECT * FROM _attr_pairs")
 
 
 def _full(con: duckdb.DuckDBPyConnection, rep: UpdateReport, reason: str, gap_codes: Mapping[str, GapCode],

@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import duckdb
 import pyarrow as pa
 
 from mcptrace.analysis import drift, findings
-from mcptrace.core.db import one, sql_params
+from mcptrace.core.db import one, run_sql_file, sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -39,12 +39,20 @@ NEAREST_MARGIN_MS = 10.0
 #: the Python step :func:`one_to_one`, in its place among the statements
 _ONE_TO_ONE = re.compile(r"^ONE_TO_ONE\s+(\w+)\s*->\s*(\w+)\s+LEFT\s*\(([^)]*)\)\s+RIGHT\s*\(([^)]*)\)\s+"
                          r"ORDER BY\s+(.+)$", re.S)
+#: ``ATTR_PAIRS <calls>, <spans>`` in a SQL file: attr_pairs.sql's candidate pairs (``_attr_pairs``) of the
+#: calls and spans of those tables or views, in its place among the statements
+_ATTR_PAIRS = re.compile(r"^ATTR_PAIRS\s+(\w+)\s*,\s*(\w+)$")
 
 
 def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
     """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
-    line runs :func:`one_to_one` there."""
+    line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``."""
     for stmt in statements(name):
+        p = _ATTR_PAIRS.match(stmt.strip())
+        if p:
+            run_sql_file(con, "attr_pairs.sql", params, views={"_ap_calls": f"SELECT * FROM {p.group(1)}",
+                                                               "_ap_spans": f"SELECT * FROM {p.group(2)}"})
+            continue
         m = _ONE_TO_ONE.match(stmt.strip())
         if m:
             source, target, left, right, order = m.groups()
@@ -114,18 +122,32 @@ def clean_times(con: duckdb.DuckDBPyConnection) -> None:
                     "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")
 
 
-def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
+#: the columns of attr_pairs.sql's candidate pairs, as an empty ``_attr_extra`` (a full build's)
+_NO_EXTRA_PAIRS = ("CREATE OR REPLACE TEMP TABLE _attr_extra (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, "
+                   "by_id BOOLEAN, inside BOOLEAN, dist BIGINT, start_dist BIGINT, matched_on VARCHAR[], "
+                   "expected_trace_id VARCHAR)")
+
+
+def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object],
+            extra_pairs: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
     """Calls, span keys, logical sessions, turns, span joins, sessions and gaps from the ``messages``,
     ``message_order``, ``http_events`` and ``spans`` of the current database (the whole database, or an
     append's scratch copy of its scope: :mod:`mcptrace.analysis.incremental`). ``gap_codes`` must be
-    loaded (:func:`load_gap_codes`)."""
+    loaded (:func:`load_gap_codes`). ``extra_pairs``, for an append's scope, creates the TEMP table
+    ``_attr_extra`` (attr_pairs.sql's columns): the attribute join's candidate pairs of the scope's calls and
+    spans with calls and spans outside it, which count among the candidates; without it there are none."""
     run_script(con, "calls.sql", params)
     run_script(con, "span_keys.sql", params)
     keys = assign_sessions(con)
     con.register("_session_keys_arrow", keys)
     con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
     con.unregister("_session_keys_arrow")
-    for name in ("turns.sql", "call_spans.sql", "sessions.sql", "gaps.sql"):
+    run_script(con, "turns.sql", params)
+    if extra_pairs is None:
+        con.execute(_NO_EXTRA_PAIRS)
+    else:
+        extra_pairs(con)
+    for name in ("call_spans.sql", "sessions.sql", "gaps.sql"):
         run_script(con, name, params)
 
 

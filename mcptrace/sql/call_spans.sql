@@ -25,6 +25,9 @@
 --               inferred; see _cs_down_cand below for the rule), with their descendants
 -- Parameters: $window_ms (DOUBLE), slack around the call's interval for attribute matching;
 -- $nearest_margin_ms (DOUBLE), how much nearer the nearest start must be to decide a downstream root.
+-- _attr_extra (attr_pairs.sql's columns) holds the attribute join's candidate pairs of an append's scope
+-- with calls and spans outside it (mcptrace.analysis.incremental; empty for a full build): they take no
+-- part in the assignment, but count among the candidates.
 
 -- spans of a database written before spans.mcp_side existed: their side is their kind
 UPDATE spans SET mcp_side = kind WHERE mcp_side IS NULL AND kind IN ('server', 'client');
@@ -48,73 +51,42 @@ SELECT c.call_id, l.span_id, l.trace_id, 'link' AS matched_by,
 FROM calls c JOIN l ON l.link->>'$.trace_id' = c.trace_id AND l.link->>'$.span_id' = c.parent_span_id
 ANTI JOIN _cs_server_parent p ON p.call_id = c.call_id;
 
-CREATE OR REPLACE TEMP TABLE _attr_cand AS
-WITH taken AS (
-    SELECT call_id, span_id, trace_id FROM _cs_server_parent
-    UNION ALL SELECT call_id, span_id, trace_id FROM _cs_server_link
-), open_calls AS (
-    SELECT c.* FROM calls c ANTI JOIN taken t ON t.call_id = c.call_id
-    WHERE c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL
-), free_spans AS (
-    SELECT s.* FROM spans s ANTI JOIN taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id
-    WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL
-), c AS (
-    -- each call lists the buckets its window covers, so spans of other times never meet it (ids, methods
-    -- and tools repeat in every session): 10 s buckets, or 10 min ones for a window over 2 min (a call
-    -- nothing answered reaches an hour: 6-7 buckets, not 360)
-    SELECT *, CASE WHEN hi_us - lo_us > 120000000 THEN 600000000 ELSE 10000000 END AS width,
-           unnest(range(lo_us // width, hi_us // width + 1)) AS bucket
-    FROM (SELECT *, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text,
-                 epoch_us(start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))) AS lo_us,
-                 epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)
-                          + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) AS hi_us
-          FROM open_calls)
-), s AS (
-    -- each span in its bucket of either width
-    SELECT *, unnest([10000000, 600000000]) AS width, epoch_us(start_ts) // width AS bucket FROM free_spans
-), pairs AS (
-    -- an equi-join on (id, method, bucket) for spans with a request id
-    SELECT c.call_id, c.start_ts AS c_start, c.end_ts AS c_end, c.tool_name AS c_tool, c.trace_id AS c_trace,
-           c.lo_us, c.hi_us, s.span_id, s.trace_id, s.start_ts AS s_start, s.end_ts AS s_end, true AS by_id,
-           false AS by_session
-    FROM c JOIN s ON s.jsonrpc_request_id = c.rpc_text AND s.mcp_method_name = c.method
-                 AND s.width = c.width AND s.bucket = c.bucket
-    WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-    UNION ALL
-    -- spans whose instrumentation records no request id (FastMCP, agentgateway, OpenLLMetry): method,
-    -- tool (required when the call has one) and, when both carry it, the MCP session id
-    SELECT c.call_id, c.start_ts, c.end_ts, c.tool_name, c.trace_id, c.lo_us, c.hi_us, s.span_id, s.trace_id,
-           s.start_ts, s.end_ts, false, c.mcp_session_id IS NOT NULL AND s.mcp_session_id IS NOT NULL
-    FROM c JOIN s ON s.jsonrpc_request_id IS NULL AND s.mcp_method_name = c.method
-                 AND s.width = c.width AND s.bucket = c.bucket
-    WHERE (c.tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-      AND (c.mcp_session_id IS NULL OR s.mcp_session_id IS NULL OR s.mcp_session_id = c.mcp_session_id)
-)
-SELECT call_id, span_id, trace_id, by_id,
-       s_start >= c_start - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-           AND c_end IS NOT NULL
-           AND s_end <= c_end + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS inside,
-       abs(date_diff('microsecond', c_start, s_start)) + coalesce(abs(date_diff('microsecond', s_end, c_end)), 0) AS dist,
-       abs(date_diff('microsecond', c_start, s_start)) AS start_dist,
-       list_filter([CASE WHEN by_id THEN 'jsonrpc.request.id' END, 'mcp.method.name',
-                    CASE WHEN c_tool IS NOT NULL THEN 'gen_ai.tool.name' END,
-                    CASE WHEN by_session THEN 'mcp.session.id' END], lambda x: x IS NOT NULL) AS matched_on,
-       c_trace AS expected_trace_id
-FROM pairs
-WHERE epoch_us(s_start) BETWEEN lo_us AND hi_us;
+-- what no exact join took is left to the attribute join: its candidate pairs (attr_pairs.sql)
+CREATE OR REPLACE TEMP TABLE _attr_taken AS
+SELECT call_id, span_id, trace_id FROM _cs_server_parent
+UNION ALL SELECT call_id, span_id, trace_id FROM _cs_server_link;
+
+CREATE OR REPLACE TEMP VIEW _attr_open_calls AS
+SELECT c.* FROM calls c ANTI JOIN _attr_taken t ON t.call_id = c.call_id;
+
+CREATE OR REPLACE TEMP VIEW _attr_free_spans AS
+SELECT s.* FROM spans s ANTI JOIN _attr_taken t ON t.span_id = s.span_id AND t.trace_id = s.trace_id;
+
+ATTR_PAIRS _attr_open_calls, _attr_free_spans;
+
+DROP VIEW _attr_open_calls;
+
+DROP VIEW _attr_free_spans;
 
 -- one to one, nearest first: a span inside the call's interval before one that is not, a span matching
 -- the request id before one without any, then the smallest distance (mcptrace.analysis.rebuild.one_to_one:
 -- one sort, one pass)
-ONE_TO_ONE _attr_cand -> _attr_pick LEFT (call_id) RIGHT (span_id, trace_id)
+ONE_TO_ONE _attr_pairs -> _attr_pick LEFT (call_id) RIGHT (span_id, trace_id)
 ORDER BY NOT inside, NOT by_id, dist, span_id, trace_id, call_id;
 
 CREATE OR REPLACE TEMP TABLE _cs_server_attr AS
-WITH n AS (
+WITH cand AS (
+    SELECT call_id, span_id, trace_id, inside, by_id, dist FROM _attr_pairs
+    UNION ALL
+    -- a pair with a call or span outside an append's scope counts when its side inside is one no exact join took
+    SELECT x.call_id, x.span_id, x.trace_id, x.inside, x.by_id, x.dist FROM _attr_extra x
+    WHERE x.call_id NOT IN (SELECT call_id FROM _attr_taken)
+      AND NOT EXISTS (SELECT 1 FROM _attr_taken t WHERE t.span_id = x.span_id AND t.trace_id = x.trace_id)
+), n AS (
     SELECT call_id, count(*) AS n_spans, list(span_id ORDER BY NOT inside, NOT by_id, dist, span_id)[:10] AS span_ids
-    FROM _attr_cand GROUP BY 1
+    FROM cand GROUP BY 1
 ), m AS (
-    SELECT span_id, trace_id, count(*) AS n_calls FROM _attr_cand GROUP BY 1, 2
+    SELECT span_id, trace_id, count(*) AS n_calls FROM cand GROUP BY 1, 2
 )
 SELECT r.call_id, r.span_id, r.trace_id, 'attributes' AS matched_by,
        json_object('matched_on', r.matched_on, 'expected_trace_id', r.expected_trace_id,

@@ -1,4 +1,5 @@
--- An append's scope, grown to a fixed point (run until _aff stops growing, mcptrace.analysis.incremental).
+-- An append's scope, grown to a fixed point (run until _aff and the dirty calls and spans stop growing,
+-- mcptrace.analysis.incremental).
 -- Parameters: $window_ms (DOUBLE), $reconnect_s (DOUBLE).
 
 -- split sessions (gaps.sql) pair sessions of one client at most $reconnect_s apart: sessions of a client
@@ -36,48 +37,98 @@ SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool
        coalesce(mcp_session_id, connection_id) AS scope
 FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 
--- server spans joined by attributes (call_spans.sql) pair a call with a server span of its method (its
--- request id when the span has one, its tool when both name one) that starts from $window_ms before
--- the request to $window_ms after the response, at most an hour after the request; the pairs are
--- assigned one to one, so every call and span linked through such pairs to one in scope is in scope.
--- Spans and calls joined exactly (parent, link) never take part.
-CREATE OR REPLACE TEMP TABLE _attr_span AS
-WITH first_new AS (
-    -- each transport scope's first new message (untimed messages come after every timed one)
-    SELECT scope, min(ts) AS ts FROM _new_msg GROUP BY scope
-), c AS (
-    -- a call of a transport scope the new records reach may be answered or paired anew, so it reaches an
-    -- hour, unless a response answered it before the scope's first new message: calls.sql pairs a
-    -- response with the latest open request with its id before it, which only a message at or before the
-    -- response can change
-    SELECT g.method, g.rpc_text, g.tool_name, g.start_ts,
-           CASE WHEN g.scope IN (SELECT scope FROM _seed_scope)
-                 AND NOT (g.answered AND g.end_ts < coalesce(f.ts, 'infinity'::TIMESTAMPTZ))
-                THEN NULL ELSE g.end_ts END AS end_ts
-    FROM _grow_calls g LEFT JOIN first_new f USING (scope) WHERE g.start_ts IS NOT NULL
-    UNION ALL SELECT method, rpc_text, tool_name, start_ts, end_ts FROM _new_req
-), cand AS MATERIALIZED (
-    SELECT DISTINCT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
-    FROM c JOIN spans s ON s.mcp_method_name = c.method
-    WHERE s.mcp_side = 'server'
-      AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = c.rpc_text)
-      AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-      AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                         AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
-                             + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-), exact AS (
-    -- the candidates joined exactly (the join's hash table is built on the few candidates, not on
-    -- call_spans)
-    SELECT x.trace_id, x.span_id FROM call_spans x SEMI JOIN cand c ON c.trace_id = x.trace_id AND c.span_id = x.span_id
-    WHERE x.role = 'server' AND x.matched_by IN ('parent', 'link')
-)
-SELECT * FROM cand ANTI JOIN exact USING (trace_id, span_id)
-UNION
-SELECT s.trace_id, s.span_id, s.mcp_method_name, s.jsonrpc_request_id, s.gen_ai_tool_name, s.start_ts
-FROM _new_span_rows s
-WHERE s.mcp_side = 'server' AND s.mcp_method_name IS NOT NULL AND s.start_ts IS NOT NULL;
+-- server spans joined by attributes (call_spans.sql): the dirty calls and spans (scope_seed.sql) grow by
+-- what their change may move. A call or span whose pair with a dirty one ranks before the pair it holds,
+-- or that holds nothing, or whose partner is dirty, may change: it is dirty too. A call or span whose
+-- pairs d0 ones change keeps what it holds, but its evidence counts change: its session is in scope
+-- (_attr_evid). Spans and calls joined exactly (parent, link) never take part. Ranks are the one-to-one
+-- order's (NOT inside, NOT by_id, dist, span_id, trace_id, call_id); the held pairs' come from their
+-- evidence.
+-- the server spans the dirty calls may meet: of their methods, from $window_ms before the first to an hour
+-- and $window_ms after the last
+CREATE OR REPLACE TEMP TABLE _p1_spans AS
+SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
+       mcp_session_id
+FROM spans
+WHERE mcp_side = 'server' AND mcp_method_name IN (SELECT method FROM _dirty_call)
+  AND start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_call) - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                   AND (SELECT max(start_ts) FROM _dirty_call) + INTERVAL 1 HOUR
+                       + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
-INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _attr_span EXCEPT SELECT trace_id FROM _attr_trace;
+ATTR_PAIRS _dirty_call, _p1_spans;
+
+CREATE OR REPLACE TEMP TABLE _p1 AS
+SELECT p.call_id, p.trace_id, p.span_id, d.d0,
+       -- a pair of a call whose end is not known yet ranks at best as if inside, with its start's distance
+       (NOT (p.inside OR d.open_end), NOT p.by_id, CASE WHEN d.open_end THEN p.start_dist ELSE p.dist END,
+        p.span_id, p.trace_id, p.call_id) AS rank
+FROM _attr_pairs p JOIN _dirty_call d USING (call_id);
+
+CREATE OR REPLACE TEMP TABLE _p1_held AS
+SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
+       (NOT (x.evidence->>'inside_call')::BOOLEAN,
+        NOT list_contains(json_extract_string(x.evidence, '$.matched_on[*]'), 'jsonrpc.request.id'),
+        round((x.evidence->>'distance_ms')::DOUBLE * 1000)::BIGINT, x.span_id, x.trace_id, x.call_id) AS rank
+FROM call_spans x SEMI JOIN _p1 p ON p.trace_id = x.trace_id AND p.span_id = x.span_id
+WHERE x.role = 'server';
+
+INSERT INTO _dirty_span
+SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.mcp_side, s.mcp_method_name, s.jsonrpc_request_id,
+       s.gen_ai_tool_name, s.mcp_session_id, false
+FROM _p1_spans s
+SEMI JOIN (SELECT p.trace_id, p.span_id FROM _p1 p LEFT JOIN _p1_held h USING (trace_id, span_id)
+           WHERE h.call_id IS NULL OR h.matched_by = 'attributes'
+             AND (p.rank < h.rank OR h.call_id IN (SELECT call_id FROM _dirty_call))) n USING (trace_id, span_id)
+WHERE NOT EXISTS (SELECT 1 FROM _dirty_span d WHERE d.trace_id = s.trace_id AND d.span_id = s.span_id)
+  AND NOT EXISTS (SELECT 1 FROM _p1_held h WHERE h.trace_id = s.trace_id AND h.span_id = s.span_id
+                    AND h.matched_by <> 'attributes');
+
+INSERT INTO _attr_evid
+SELECT h.call_id FROM _p1 p JOIN _p1_held h USING (trace_id, span_id)
+WHERE p.d0 AND h.matched_by = 'attributes'
+EXCEPT SELECT call_id FROM _attr_evid;
+
+-- the open calls the dirty spans may meet: of their methods, from an hour and $window_ms before the first to
+-- $window_ms after the last
+CREATE OR REPLACE TEMP TABLE _p2_calls AS
+SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts, end_ts FROM calls
+WHERE start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_span) - INTERVAL 1 HOUR
+                       - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                   AND (SELECT max(start_ts) FROM _dirty_span) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+  AND method IN (SELECT mcp_method_name FROM _dirty_span) AND rpc_id IS NOT NULL
+  AND call_id NOT IN (SELECT call_id FROM _dirty_call);
+
+ATTR_PAIRS _p2_calls, _dirty_span;
+
+CREATE OR REPLACE TEMP TABLE _p2 AS
+SELECT p.call_id, p.trace_id, p.span_id, d.d0,
+       (NOT p.inside, NOT p.by_id, p.dist, p.span_id, p.trace_id, p.call_id) AS rank
+FROM _attr_pairs p JOIN _dirty_span d USING (trace_id, span_id);
+
+CREATE OR REPLACE TEMP TABLE _p2_held AS
+SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
+       (NOT (x.evidence->>'inside_call')::BOOLEAN,
+        NOT list_contains(json_extract_string(x.evidence, '$.matched_on[*]'), 'jsonrpc.request.id'),
+        round((x.evidence->>'distance_ms')::DOUBLE * 1000)::BIGINT, x.span_id, x.trace_id, x.call_id) AS rank
+FROM call_spans x SEMI JOIN _p2 p ON p.call_id = x.call_id
+WHERE x.role = 'server';
+
+INSERT INTO _dirty_call
+SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts, false, false
+FROM _p2_calls c
+SEMI JOIN (SELECT p.call_id FROM _p2 p LEFT JOIN _p2_held h USING (call_id)
+           WHERE h.call_id IS NULL OR h.matched_by = 'attributes'
+             AND (p.rank < h.rank OR EXISTS (SELECT 1 FROM _dirty_span d
+                                             WHERE d.trace_id = h.trace_id AND d.span_id = h.span_id))) n
+     USING (call_id)
+WHERE NOT EXISTS (SELECT 1 FROM _p2_held h WHERE h.call_id = c.call_id AND h.matched_by <> 'attributes');
+
+INSERT INTO _attr_evid
+SELECT p.call_id FROM _p2 p WHERE p.d0
+  AND NOT EXISTS (SELECT 1 FROM _p2_held h WHERE h.call_id = p.call_id AND h.matched_by <> 'attributes')
+EXCEPT SELECT call_id FROM _attr_evid;
+
+INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _dirty_span EXCEPT SELECT trace_id FROM _attr_trace;
 
 -- downstream roots joined by time (call_spans.sql) may go to any client-to-server call whose server-side
 -- interval (its server span's, else request to response on the wire) holds their start: the roots that
@@ -105,11 +156,11 @@ WITH tr AS MATERIALIZED (
     SELECT lo - to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS lo,
            hi + to_microseconds(CAST($window_ms * 1000 AS BIGINT)) AS hi FROM w
 ), r AS (
-    SELECT s.* FROM spans s
+    SELECT s.trace_id, s.span_id, s.start_ts, s.kind, s.service_name, s.mcp_method_name FROM spans s
     WHERE s.start_ts BETWEEN (SELECT min(lo) FROM wp) AND (SELECT max(hi) FROM wp)
       AND EXISTS (SELECT 1 FROM wp WHERE s.start_ts BETWEEN wp.lo AND wp.hi)
     UNION ALL
-    SELECT * FROM _new_span_rows
+    SELECT trace_id, span_id, start_ts, kind, service_name, mcp_method_name FROM _new_span
 )
 SELECT DISTINCT r.trace_id, r.span_id, r.start_ts FROM r
 WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_name IS NOT NULL
@@ -165,11 +216,6 @@ UNION SELECT i.session_id FROM _client_island i JOIN isl USING (client_name, isl
 UNION SELECT session_id FROM calls WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
 UNION SELECT session_id FROM calls WHERE trace_id IN (SELECT trace_id FROM tr)
 UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id) WHERE x.trace_id IN (SELECT trace_id FROM tr)
-UNION SELECT c.session_id FROM _attr_span s JOIN calls c
-        ON c.method = s.mcp_method_name AND c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL
-       AND (s.jsonrpc_request_id IS NULL OR s.jsonrpc_request_id = coalesce((c.rpc_id::JSON)->>'$', c.rpc_id))
-       AND (c.tool_name IS NULL OR s.gen_ai_tool_name IS NULL OR s.gen_ai_tool_name = c.tool_name)
-       AND s.start_ts BETWEEN c.start_ts - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                          AND least(coalesce(c.end_ts, c.start_ts + INTERVAL 1 HOUR), c.start_ts + INTERVAL 1 HOUR)
-                              + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+UNION SELECT session_id FROM calls
+      WHERE call_id IN (SELECT call_id FROM _dirty_call UNION SELECT call_id FROM _attr_evid)
 UNION SELECT session_id FROM _down_root_calls;

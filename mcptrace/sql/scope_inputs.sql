@@ -1,8 +1,8 @@
 -- An append's scope, its records (mcptrace.analysis.incremental): every message of the transport scopes of
 -- the sessions in scope and of the new records; the HTTP events of those scopes, sessions and exchanges;
 -- every span of the traces the scope's calls carry or were joined to, of the traces of host spans
--- carrying a tool-call id a request in scope carried, of the new spans' traces, and of the free spans an
--- inferred rule may join to a call in scope (scope_grow.sql).
+-- carrying a tool-call id a request in scope carried, of the new spans' traces, and of the spans whose join
+-- an inferred rule may change (scope_grow.sql).
 CREATE OR REPLACE TEMP TABLE _scope_calls AS
 SELECT call_id FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 

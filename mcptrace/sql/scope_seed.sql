@@ -1,5 +1,6 @@
 -- An append's scope, first step (mcptrace.analysis.incremental): what the new records (scope_new.sql)
--- name, and the sessions that holds. Parameter: $max_message_id (BIGINT).
+-- name, and the sessions that holds. Parameters: $max_message_id (BIGINT), $new_from_ts (TIMESTAMPTZ, the
+-- first new message's time).
 
 -- what they name: transport scopes (Mcp-Session-Id, else the connection), HTTP exchanges, session keys
 -- (by namespace), traces and host tool-call ids
@@ -40,20 +41,41 @@ SELECT min(lo) AS lo, max(hi) AS hi
 FROM (SELECT ts AS lo, ts AS hi FROM _new_msg UNION ALL SELECT start_ts, end_ts FROM _new_span
       UNION ALL SELECT ts, ts FROM _new_event);
 
--- the new requests, as the calls they will be: answered by the first later response or error with their
--- id among the new messages of their scope, else open (call_spans.sql gives an open call an hour's reach)
+-- the new requests, as the calls they will be, with the latest their end can be: calls.sql pairs a
+-- response with the latest open request with its id before it, so the first later response with its id in
+-- its transport scope answers it unless another request with its id comes between (then, or with no such
+-- response, its end is unknown: NULL, an hour's reach in call_spans.sql). That end is the call's own
+-- (exact_end) unless a response with its id has its very time (it may come before or after it).
 CREATE OR REPLACE TEMP TABLE _new_req AS
-WITH m AS (
-    SELECT message_id, ts, kind, method, rpc_id, tool_name, direction,
+WITH q AS (
+    SELECT message_id, ts, method, rpc_id, tool_name, direction, mcp_session_id, trace_id,
            coalesce(mcp_session_id, connection_id) AS scope
-    FROM messages WHERE message_id > $max_message_id AND ts IS NOT NULL
+    FROM messages WHERE message_id > $max_message_id AND ts IS NOT NULL AND kind = 'request'
+), m AS (
+    -- the messages from the first new request on (the scan skips the row groups of earlier times)
+    SELECT message_id, ts, kind, rpc_id, direction, coalesce(mcp_session_id, connection_id) AS scope FROM messages
+    WHERE ts >= $new_from_ts AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM q)
+      AND rpc_id IS NOT NULL AND kind IN ('request', 'response', 'error')
+), r AS (
+    SELECT q.message_id,
+           (SELECT min(r.ts) FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
+              AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction
+              AND r.ts > q.ts) AS first_answer,
+           EXISTS (SELECT 1 FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
+                     AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction
+                     AND r.ts = q.ts) AS answer_at_start
+    FROM q
+), e AS (
+    SELECT q.*, r.answer_at_start,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM m o WHERE o.kind = 'request' AND o.rpc_id = q.rpc_id
+                                   AND o.scope IS NOT DISTINCT FROM q.scope AND o.direction = q.direction
+                                   AND o.message_id <> q.message_id AND o.ts BETWEEN q.ts AND r.first_answer)
+                THEN r.first_answer END AS end_ts
+    FROM q JOIN r USING (message_id)
 )
-SELECT q.message_id AS call_id, q.method, coalesce((q.rpc_id::JSON)->>'$', q.rpc_id) AS rpc_text, q.tool_name,
-       q.ts AS start_ts,
-       (SELECT min(r.ts) FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
-          AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction AND r.ts >= q.ts)
-           AS end_ts
-FROM m q WHERE q.kind = 'request';
+SELECT message_id AS call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, ts AS start_ts, end_ts,
+       end_ts IS NOT NULL AND NOT answer_at_start AS exact_end
+FROM e;
 
 -- the logical sessions the new records reach by what they name
 CREATE OR REPLACE TEMP TABLE _aff AS
@@ -73,3 +95,41 @@ SELECT DISTINCT client_name FROM messages WHERE message_id > $max_message_id AND
 UNION SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff) AND client_name IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _attr_trace (trace_id VARCHAR);
+
+-- The attribute join's one-to-one assignment (call_spans.sql) takes pairs best first in one strict order, so
+-- it is the stable matching of that order: a call or span keeps the pair it holds unless a pair of it
+-- ranking before that one, or the pair itself, changes. The calls and server spans whose pairs may change
+-- (d0) start the dirty ones (scope_grow.sql grows them): the new requests (their ends from _new_req); the
+-- calls of the transport scopes the new records reach that a new message may answer or pair anew (all but
+-- those a response answered before the scope's first new message: calls.sql pairs a response with the
+-- latest open request with its id before it, which only a message at or before the response can change),
+-- whose end is then unknown (NULL: an hour's reach); the calls and server spans of the seed traces, which
+-- an exact join may take; and the new server spans. The pairs of a call whose end is not known yet
+-- (open_end) rank at best as if inside, with their start's distance.
+CREATE OR REPLACE TEMP TABLE _dirty_call AS
+WITH first_new AS (
+    -- each transport scope's first new message (untimed messages come after every timed one)
+    SELECT scope, min(ts) AS ts FROM _new_msg GROUP BY scope
+)
+SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts, end_ts, true AS d0,
+       NOT exact_end AS open_end
+FROM _new_req
+UNION ALL
+SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts,
+       CASE WHEN NOT open_end THEN end_ts END, true, open_end
+FROM (SELECT c.*, coalesce(c.mcp_session_id, c.connection_id) IN (SELECT scope FROM _seed_scope)
+                  AND NOT (c.response_message_id IS NOT NULL AND c.end_ts < coalesce(f.ts, 'infinity'::TIMESTAMPTZ))
+                  AS open_end
+      FROM calls c LEFT JOIN first_new f ON f.scope = coalesce(c.mcp_session_id, c.connection_id)
+      WHERE c.start_ts IS NOT NULL AND c.rpc_id IS NOT NULL)
+WHERE open_end OR trace_id IN (SELECT trace_id FROM _seed_trace);
+
+CREATE OR REPLACE TEMP TABLE _dirty_span AS
+SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
+       mcp_session_id, true AS d0
+FROM spans
+WHERE trace_id IN (SELECT trace_id FROM _seed_trace) AND mcp_side = 'server' AND mcp_method_name IS NOT NULL
+  AND start_ts IS NOT NULL;
+
+-- calls whose attribute evidence (their candidates, or the calls fitting the span they hold) d0 pairs change
+CREATE OR REPLACE TEMP TABLE _attr_evid (call_id BIGINT);
