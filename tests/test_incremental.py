@@ -13,7 +13,7 @@ import glob
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
@@ -376,3 +376,54 @@ def test_following_an_http_capture_reaches_only_the_neighbourhood_of_its_edge(tm
     for r in reports[1:]:
         assert r.mode == "incremental" and r.n_calls < total / 4, (r.mode, r.reason, r.n_calls, total)
     _assert_same(ws, [head, spans, *parts])
+
+
+def _envelope(t: float, conn: str, direction: str, msg: dict) -> dict:
+    ts = datetime(2026, 11, 22, 3, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=t)
+    return {"ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "direction": direction, "transport": "stdio",
+            "connection_id": conn, "message": msg}
+
+
+def _call(t0: float, t1: float, conn: str, rpc_id: int, method: str = "tools/call",
+          traceparent: str | None = None) -> list[dict]:
+    params = {"name": "search", "arguments": {}} if method == "tools/call" else {}
+    if traceparent:
+        params["_meta"] = {"traceparent": traceparent}
+    return [_envelope(t0, conn, "client_to_server", {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": params}),
+            _envelope(t1, conn, "server_to_client", {"jsonrpc": "2.0", "id": rpc_id, "result": {"content": []}})]
+
+
+def _write_lines(path, rows: list[dict]) -> str:
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+@pytest.mark.parametrize("join", ["attributes", "link"])
+def test_a_copied_trace_brings_the_call_outside_that_holds_its_span(tmp_path, join):
+    """A call in scope carries trace T; a server span of T without context is held by a call of another
+    connection (the nearer one by attributes, or the one it links to). Appending a ping to the first
+    connection copies T into the scratch analysis: the call holding its span comes too, else the span would
+    look free there and go to the call in scope; the tables equal one load."""
+    t0 = datetime(2026, 11, 22, 3, 0, 0, tzinfo=timezone.utc)
+    trace, other = "c" * 32, "d" * 32
+    outside = _call(0.0, 1.0, "conn-x", 1, traceparent=f"00-{other}-{'2' * 16}-01" if join == "link" else None)
+    inside = _call(0.05, 1.2, "conn-y", 1, traceparent=f"00-{trace}-{'3' * 16}-01")
+    ns = lambda s: str(int((t0 + timedelta(seconds=s)).timestamp() * 1e9))  # noqa: E731
+    span = {"traceId": trace, "spanId": "0" * 15 + "2", "parentSpanId": "4" * 16, "name": "tools/call search",
+            "kind": 2, "startTimeUnixNano": ns(0.1), "endTimeUnixNano": ns(0.9), "status": {},
+            "attributes": [{"key": "mcp.method.name", "value": {"stringValue": "tools/call"}},
+                           {"key": "jsonrpc.request.id", "value": {"stringValue": "1"}},
+                           {"key": "gen_ai.tool.name", "value": {"stringValue": "search"}}]}
+    if join == "link":
+        span["links"] = [{"traceId": other, "spanId": "2" * 16}]
+    otlp = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "srv"}}]},
+                               "scopeSpans": [{"scope": {"name": "x"}, "spans": [span]}]}]}
+    files = [_write_lines(tmp_path / "x" / "x.jsonl", outside), _write_lines(tmp_path / "y" / "y.jsonl", inside),
+             _write_lines(tmp_path / "s" / "s.otlp.jsonl", [otlp]),
+             _write_lines(tmp_path / "y2" / "y.jsonl", _call(20.0, 20.1, "conn-y", 5, method="ping"))]
+    ws, reports = _load_in_groups(files, [3])
+    assert reports[-1].mode == "incremental", reports[-1]
+    assert ws.sql("SELECT matched_by FROM call_spans WHERE role = 'server'").rows() == [(join,)]
+    _assert_same(ws, files)

@@ -249,26 +249,46 @@ def _extra_pairs(con: duckdb.DuckDBPyConnection, main: str, params: Mapping[str,
     among those no exact join took. Their assignments stay (scope_grow.sql put every call and span whose
     pair could change in scope), but they count among the candidates of the scope's calls and spans."""
     m = quote_ident(main)
-    w = f"to_microseconds(CAST({float(params['window_ms'])} * 1000 AS BIGINT))"
-    exact = f"SELECT call_id, span_id, trace_id FROM {m}.call_spans WHERE role = 'server' AND matched_by IN ('parent', 'link')"
+    w_us = int(float(params["window_ms"]) * 1000)
+    exact = (f"SELECT call_id, span_id, trace_id FROM {m}.call_spans "
+             "WHERE role = 'server' AND matched_by IN ('parent', 'link')")
+    # the spans outside that the scope's calls may meet: of their methods, in the 10-minute buckets their
+    # windows cover
     run_sql_file(con, "attr_pairs.sql", dict(params), views={
         "_ap_calls": "SELECT * FROM calls",
-        "_ap_spans": f"""SELECT s.* FROM {m}.spans s
-                         WHERE s.mcp_side = 'server' AND s.mcp_method_name IN (SELECT method FROM calls)
-                           AND s.start_ts BETWEEN (SELECT min(start_ts) FROM calls) - {w}
-                                              AND (SELECT max(start_ts) FROM calls) + INTERVAL 1 HOUR + {w}
-                           AND s.trace_id NOT IN (SELECT trace_id FROM _scope_trace)
-                           AND NOT EXISTS (SELECT 1 FROM ({exact}) x WHERE x.span_id = s.span_id
-                                             AND x.trace_id = s.trace_id)"""})
+        "_ap_spans": f"""
+            WITH b AS (
+                SELECT DISTINCT method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
+                FROM (SELECT method, epoch_us(start_ts) - {w_us} AS lo,
+                             epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR))
+                             + {w_us} AS hi
+                      FROM calls WHERE start_ts IS NOT NULL AND rpc_id IS NOT NULL)
+            )
+            SELECT s.* FROM {m}.spans s SEMI JOIN b ON b.method = s.mcp_method_name
+                                                   AND b.bucket = epoch_us(s.start_ts) // 600000000
+            WHERE s.mcp_side = 'server'
+              AND s.start_ts BETWEEN (SELECT min(start_ts) FROM calls) - to_microseconds({w_us})
+                                 AND (SELECT max(start_ts) FROM calls) + INTERVAL 1 HOUR + to_microseconds({w_us})
+              AND s.trace_id NOT IN (SELECT trace_id FROM _scope_trace)
+              AND NOT EXISTS (SELECT 1 FROM ({exact}) x WHERE x.span_id = s.span_id AND x.trace_id = s.trace_id)"""})
     con.execute("CREATE OR REPLACE TEMP TABLE _attr_extra AS SELECT * FROM _attr_pairs")
+    # the calls outside that may meet the scope's spans: of their methods, starting in the 10-minute buckets
+    # from an hour and the window before a span to the window after it
     run_sql_file(con, "attr_pairs.sql", dict(params), views={
-        "_ap_calls": f"""SELECT c.* FROM {m}.calls c
-                         WHERE c.method IN (SELECT mcp_method_name FROM spans WHERE mcp_side = 'server')
-                           AND c.start_ts BETWEEN (SELECT min(start_ts) FROM spans WHERE mcp_side = 'server')
-                                                  - INTERVAL 1 HOUR - {w}
-                                              AND (SELECT max(start_ts) FROM spans WHERE mcp_side = 'server') + {w}
-                           AND c.call_id NOT IN (SELECT call_id FROM _scope_calls)
-                           AND c.call_id NOT IN (SELECT call_id FROM ({exact}))""",
+        "_ap_calls": f"""
+            WITH b AS (
+                SELECT DISTINCT mcp_method_name AS method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
+                FROM (SELECT mcp_method_name, epoch_us(start_ts) - 3600000000 - {w_us} AS lo,
+                             epoch_us(start_ts) + {w_us} AS hi
+                      FROM spans WHERE mcp_side = 'server' AND mcp_method_name IS NOT NULL AND start_ts IS NOT NULL)
+            )
+            SELECT c.* FROM {m}.calls c SEMI JOIN b ON b.method = c.method
+                                                   AND b.bucket = epoch_us(c.start_ts) // 600000000
+            WHERE c.start_ts BETWEEN (SELECT min(start_ts) FROM spans WHERE mcp_side = 'server')
+                                     - INTERVAL 1 HOUR - to_microseconds({w_us})
+                                 AND (SELECT max(start_ts) FROM spans WHERE mcp_side = 'server') + to_microseconds({w_us})
+              AND c.call_id NOT IN (SELECT call_id FROM _scope_calls)
+              AND c.call_id NOT IN (SELECT call_id FROM ({exact}))""",
         "_ap_spans": "SELECT * FROM spans"})
     con.execute("INSERT INTO _attr_extra SELECT * FROM _attr_pairs")
 

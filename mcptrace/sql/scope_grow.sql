@@ -32,7 +32,7 @@ FROM o;
 -- messages (an unanswered call lasts until the last message of its transport)
 CREATE OR REPLACE TEMP TABLE _grow_calls AS
 SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool_name, start_ts, end_ts, direction,
-       trace_id,
+       trace_id, call_key,
        response_message_id IS NOT NULL AS answered,
        coalesce(mcp_session_id, connection_id) AS scope
 FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
@@ -44,16 +44,23 @@ FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 -- (_attr_evid). Spans and calls joined exactly (parent, link) never take part. Ranks are the one-to-one
 -- order's (NOT inside, NOT by_id, dist, span_id, trace_id, call_id); the held pairs' come from their
 -- evidence.
--- the server spans the dirty calls may meet: of their methods, from $window_ms before the first to an hour
--- and $window_ms after the last
+-- the server spans the dirty calls may meet: of their methods, in the 10-minute buckets their windows
+-- cover (from $window_ms before the first to an hour and $window_ms after the last)
 CREATE OR REPLACE TEMP TABLE _p1_spans AS
-SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
-       mcp_session_id
-FROM spans
-WHERE mcp_side = 'server' AND mcp_method_name IN (SELECT method FROM _dirty_call)
-  AND start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_call) - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                   AND (SELECT max(start_ts) FROM _dirty_call) + INTERVAL 1 HOUR
-                       + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
+WITH b AS (
+    SELECT DISTINCT method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
+    FROM (SELECT method, epoch_us(start_ts) - CAST($window_ms * 1000 AS BIGINT) AS lo,
+                 epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR))
+                 + CAST($window_ms * 1000 AS BIGINT) AS hi
+          FROM _dirty_call)
+)
+SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.mcp_side, s.mcp_method_name, s.jsonrpc_request_id,
+       s.gen_ai_tool_name, s.mcp_session_id
+FROM spans s SEMI JOIN b ON b.method = s.mcp_method_name AND b.bucket = epoch_us(s.start_ts) // 600000000
+WHERE s.mcp_side = 'server'
+  AND s.start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_call) - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND (SELECT max(start_ts) FROM _dirty_call) + INTERVAL 1 HOUR
+                         + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
 ATTR_PAIRS _dirty_call, _p1_spans;
 
@@ -88,15 +95,21 @@ SELECT h.call_id FROM _p1 p JOIN _p1_held h USING (trace_id, span_id)
 WHERE p.d0 AND h.matched_by = 'attributes'
 EXCEPT SELECT call_id FROM _attr_evid;
 
--- the open calls the dirty spans may meet: of their methods, from an hour and $window_ms before the first to
--- $window_ms after the last
+-- the calls the dirty spans may meet: of their methods, starting in the 10-minute buckets from an hour and
+-- $window_ms before a dirty span to $window_ms after it
 CREATE OR REPLACE TEMP TABLE _p2_calls AS
-SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts, end_ts FROM calls
-WHERE start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_span) - INTERVAL 1 HOUR
-                       - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                   AND (SELECT max(start_ts) FROM _dirty_span) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-  AND method IN (SELECT mcp_method_name FROM _dirty_span) AND rpc_id IS NOT NULL
-  AND call_id NOT IN (SELECT call_id FROM _dirty_call);
+WITH b AS (
+    SELECT DISTINCT mcp_method_name AS method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
+    FROM (SELECT mcp_method_name, epoch_us(start_ts) - 3600000000 - CAST($window_ms * 1000 AS BIGINT) AS lo,
+                 epoch_us(start_ts) + CAST($window_ms * 1000 AS BIGINT) AS hi
+          FROM _dirty_span)
+)
+SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts
+FROM calls c SEMI JOIN b ON b.method = c.method AND b.bucket = epoch_us(c.start_ts) // 600000000
+WHERE c.start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_span) - INTERVAL 1 HOUR
+                         - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND (SELECT max(start_ts) FROM _dirty_span) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+  AND c.rpc_id IS NOT NULL AND c.call_id NOT IN (SELECT call_id FROM _dirty_call);
 
 ATTR_PAIRS _p2_calls, _dirty_span;
 
@@ -201,6 +214,16 @@ SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN spans s
 JOIN call_spans x ON x.role = 'server' AND x.trace_id = s.trace_id AND x.span_id = s.span_id
 JOIN calls c ON c.call_id = x.call_id AND c.direction = 'client_to_server';
 
+-- the traces of host spans carrying a tool-call id a message of a transport scope in scope carries (the
+-- scratch database copies them: scope_inputs.sql)
+CREATE OR REPLACE TEMP TABLE _host_trace AS
+SELECT DISTINCT trace_id FROM spans
+WHERE mcp_side = 'host' AND tool_call_id IN (
+    SELECT call_key FROM messages WHERE call_key IS NOT NULL
+      AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls UNION SELECT scope FROM _seed_scope));
+
+-- every trace the scratch database copies (scope_inputs.sql) brings every call that carries it or was joined
+-- to one of its spans: a span there held by a call outside would look free
 CREATE OR REPLACE TEMP TABLE _aff AS
 WITH isl AS (
     SELECT DISTINCT client_name, island FROM _client_island
@@ -208,8 +231,11 @@ WITH isl AS (
 ), sc AS (
     SELECT DISTINCT scope FROM _grow_calls
 ), tr AS (
-    SELECT DISTINCT x.trace_id FROM call_spans x JOIN _grow_calls c USING (call_id)
+    SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
+    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls c USING (call_id)
     UNION SELECT trace_id FROM _attr_trace
+    UNION SELECT trace_id FROM _down_root_cand
+    UNION SELECT trace_id FROM _host_trace
 )
 SELECT session_id FROM _aff
 UNION SELECT i.session_id FROM _client_island i JOIN isl USING (client_name, island) WHERE i.session_id IS NOT NULL

@@ -52,23 +52,28 @@ WITH q AS (
            coalesce(mcp_session_id, connection_id) AS scope
     FROM messages WHERE message_id > $max_message_id AND ts IS NOT NULL AND kind = 'request'
 ), m AS (
-    -- the messages from the first new request on (the scan skips the row groups of earlier times)
-    SELECT message_id, ts, kind, rpc_id, direction, coalesce(mcp_session_id, connection_id) AS scope FROM messages
+    -- the messages from the first new request on (the scan skips the row groups of earlier times), in
+    -- calls.sql's partitions (a request's direction, the opposite of a response's)
+    SELECT message_id, ts, kind, rpc_id, coalesce(mcp_session_id, connection_id) AS scope,
+           CASE WHEN kind = 'request' THEN direction
+                WHEN direction = 'client_to_server' THEN 'server_to_client'
+                WHEN direction = 'server_to_client' THEN 'client_to_server' END AS req_dir
+    FROM messages
     WHERE ts >= $new_from_ts AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM q)
       AND rpc_id IS NOT NULL AND kind IN ('request', 'response', 'error')
 ), r AS (
     SELECT q.message_id,
            (SELECT min(r.ts) FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
-              AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction
+              AND r.scope IS NOT DISTINCT FROM q.scope AND r.req_dir IS NOT DISTINCT FROM q.direction
               AND r.ts > q.ts) AS first_answer,
            EXISTS (SELECT 1 FROM m r WHERE r.kind IN ('response', 'error') AND r.rpc_id = q.rpc_id
-                     AND r.scope IS NOT DISTINCT FROM q.scope AND r.direction IS DISTINCT FROM q.direction
+                     AND r.scope IS NOT DISTINCT FROM q.scope AND r.req_dir IS NOT DISTINCT FROM q.direction
                      AND r.ts = q.ts) AS answer_at_start
     FROM q
 ), e AS (
     SELECT q.*, r.answer_at_start,
            CASE WHEN NOT EXISTS (SELECT 1 FROM m o WHERE o.kind = 'request' AND o.rpc_id = q.rpc_id
-                                   AND o.scope IS NOT DISTINCT FROM q.scope AND o.direction = q.direction
+                                   AND o.scope IS NOT DISTINCT FROM q.scope AND o.req_dir IS NOT DISTINCT FROM q.direction
                                    AND o.message_id <> q.message_id AND o.ts BETWEEN q.ts AND r.first_answer)
                 THEN r.first_answer END AS end_ts
     FROM q JOIN r USING (message_id)
