@@ -214,13 +214,12 @@ SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN spans s
 JOIN call_spans x ON x.role = 'server' AND x.trace_id = s.trace_id AND x.span_id = s.span_id
 JOIN calls c ON c.call_id = x.call_id AND c.direction = 'client_to_server';
 
--- the traces of host spans carrying a tool-call id a message of a transport scope in scope carries (the
--- scratch database copies them: scope_inputs.sql)
+-- the traces of host spans carrying the tool-call id of a call in scope or of a new record (the scratch
+-- database copies them: scope_inputs.sql)
 CREATE OR REPLACE TEMP TABLE _host_trace AS
 SELECT DISTINCT trace_id FROM spans
-WHERE mcp_side = 'host' AND tool_call_id IN (
-    SELECT call_key FROM messages WHERE call_key IS NOT NULL
-      AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls UNION SELECT scope FROM _seed_scope));
+WHERE mcp_side = 'host' AND tool_call_id IN (SELECT call_key FROM _grow_calls WHERE call_key IS NOT NULL
+                                             UNION SELECT k FROM _seed_call_key);
 
 -- every trace the scratch database copies (scope_inputs.sql) brings every call that carries it or was joined
 -- to one of its spans: a span there held by a call outside would look free
