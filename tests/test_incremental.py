@@ -79,6 +79,21 @@ def _files(tmp: str, picks: list[tuple]) -> list[str]:
     return out
 
 
+def _split_spans(src: str, chosen: str, others: str, pick) -> tuple[str, str]:
+    """The spans of OTLP/JSON file ``src`` for which ``pick(service name, span)`` holds into ``chosen``, the
+    others into ``others``, one span a line; returns the two paths."""
+    with open(src, encoding="utf-8") as f, open(chosen, "w", encoding="utf-8") as a, \
+            open(others, "w", encoding="utf-8") as b:
+        for line in f:
+            for rs in json.loads(line)["resourceSpans"]:
+                service = {x["key"]: x["value"].get("stringValue") for x in rs["resource"]["attributes"]}["service.name"]
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        doc = {"resourceSpans": [{**rs, "scopeSpans": [{**ss, "spans": [span]}]}]}
+                        (a if pick(service, span) else b).write(json.dumps(doc) + "\n")
+    return chosen, others
+
+
 def tables(ws: mcptrace.Workspace) -> dict[str, list]:
     """The analysis tables as sorted rows; gaps without their number, findings with their gaps' content
     instead of gap ids (an append numbers new gaps after the last)."""
@@ -300,13 +315,8 @@ def test_a_link_joins_across_an_append(tmp_path, order):
     _shift_envelopes(base + ".jsonl", env, 0)
     _shift_spans(base + ".otlp.jsonl", spans, 0, 5.0)  # the server's clock 5 s ahead
     # the server process's spans in a file of their own, the other processes' in another
-    client, server = str(tmp_path / "client.otlp.jsonl"), str(tmp_path / "server.otlp.jsonl")
-    with open(spans, encoding="utf-8") as f, open(client, "w", encoding="utf-8") as c, \
-            open(server, "w", encoding="utf-8") as s:
-        for line in f:
-            for rs in json.loads(line)["resourceSpans"]:
-                service = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}["service.name"]
-                (s if service == "weather-no-extract" else c).write(json.dumps({"resourceSpans": [rs]}) + "\n")
+    server, client = _split_spans(spans, str(tmp_path / "server.otlp.jsonl"), str(tmp_path / "client.otlp.jsonl"),
+                                  lambda service, span: service == "weather-no-extract")
     files, first = {"server_spans_appended": ([env, client, server], 2), "spans_appended": ([env, spans], 1),
                     "calls_appended": ([spans, env], 1)}[order]
     ws, reports = _load_in_groups(files, [first])
@@ -335,17 +345,8 @@ def test_a_downstream_root_joins_across_an_append(tmp_path, order):
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(part) + "\n")
     # the downstream service's roots (no parent) in a file of their own, every other span in another
-    roots, rest = str(tmp_path / "roots.otlp.jsonl"), str(tmp_path / "rest.otlp.jsonl")
-    with open(spans, encoding="utf-8") as f, open(roots, "w", encoding="utf-8") as r, \
-            open(rest, "w", encoding="utf-8") as o:
-        for line in f:
-            for rs in json.loads(line)["resourceSpans"]:
-                service = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}["service.name"]
-                for ss in rs["scopeSpans"]:
-                    for span in ss["spans"]:
-                        root = service == "downstream-api" and not span.get("parentSpanId")
-                        doc = {"resourceSpans": [{**rs, "scopeSpans": [{**ss, "spans": [span]}]}]}
-                        (r if root else o).write(json.dumps(doc) + "\n")
+    roots, rest = _split_spans(spans, str(tmp_path / "roots.otlp.jsonl"), str(tmp_path / "rest.otlp.jsonl"),
+                               lambda service, span: service == "downstream-api" and not span.get("parentSpanId"))
     files, first = {"calls_appended": ([head, spans, tail], 2), "roots_appended": ([head, tail, rest, roots], 3)}[order]
     ws, reports = _load_in_groups(files, [first])
     assert reports[-1].mode == "incremental", reports[-1]
