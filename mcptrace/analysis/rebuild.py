@@ -42,12 +42,26 @@ _ONE_TO_ONE = re.compile(r"^ONE_TO_ONE\s+(\w+)\s*->\s*(\w+)\s+LEFT\s*\(([^)]*)\)
 #: ``ATTR_PAIRS <calls>, <spans>`` in a SQL file: attr_pairs.sql's candidate pairs (``_attr_pairs``) of the
 #: calls and spans of those tables or views, in its place among the statements
 _ATTR_PAIRS = re.compile(r"^ATTR_PAIRS\s+(\w+)\s*,\s*(\w+)$")
+#: ``IF ROWS IN <table>`` ... ``END IF`` in a SQL file: the statements between run only when the table has rows
+#: (nothing after the block may read what they write)
+_IF_ROWS = re.compile(r"^IF ROWS IN\s+(\w+)$")
 
 
 def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
     """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
-    line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``."""
+    line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``, and the statements of an
+    ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows."""
+    skipping = 0
     for stmt in statements(name):
+        cond = _IF_ROWS.match(stmt.strip())
+        if cond or stmt.strip() == "END IF":
+            if cond and (skipping or not one(con, f"SELECT EXISTS (SELECT 1 FROM {cond.group(1)})")[0]):
+                skipping += 1
+            elif not cond and skipping:
+                skipping -= 1
+            continue
+        if skipping:
+            continue
         p = _ATTR_PAIRS.match(stmt.strip())
         if p:
             run_sql_file(con, "attr_pairs.sql", params, views={"_ap_calls": f"SELECT * FROM {p.group(1)}",

@@ -44,32 +44,40 @@ FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 -- (_attr_evid). Spans and calls joined exactly (parent, link) never take part. Ranks are the one-to-one
 -- order's (NOT inside, NOT by_id, dist, span_id, trace_id, call_id); the held pairs' come from their
 -- evidence.
--- the server spans the dirty calls may meet: of their methods, in the 10-minute buckets their windows
--- cover (from $window_ms before the first to an hour and $window_ms after the last)
+-- each round expands the dirty calls and spans it has not expanded yet: a call or span that becomes dirty
+-- later is found by expanding its partner or the one that made it dirty
+CREATE OR REPLACE TEMP TABLE _p1_calls AS SELECT * FROM _dirty_call WHERE NOT done;
+
+UPDATE _dirty_call SET done = true WHERE NOT done;
+
+IF ROWS IN _p1_calls;
+
+-- the server spans those calls may meet: of their methods, in the 10-minute buckets their windows cover
+-- (from $window_ms before the first to an hour and $window_ms after the last)
 CREATE OR REPLACE TEMP TABLE _p1_spans AS
 WITH b AS (
     SELECT DISTINCT method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
     FROM (SELECT method, epoch_us(start_ts) - CAST($window_ms * 1000 AS BIGINT) AS lo,
                  epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR))
                  + CAST($window_ms * 1000 AS BIGINT) AS hi
-          FROM _dirty_call)
+          FROM _p1_calls)
 )
 SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.mcp_side, s.mcp_method_name, s.jsonrpc_request_id,
        s.gen_ai_tool_name, s.mcp_session_id
 FROM spans s SEMI JOIN b ON b.method = s.mcp_method_name AND b.bucket = epoch_us(s.start_ts) // 600000000
 WHERE s.mcp_side = 'server'
-  AND s.start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_call) - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                     AND (SELECT max(start_ts) FROM _dirty_call) + INTERVAL 1 HOUR
+  AND s.start_ts BETWEEN (SELECT min(start_ts) FROM _p1_calls) - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND (SELECT max(start_ts) FROM _p1_calls) + INTERVAL 1 HOUR
                          + to_microseconds(CAST($window_ms * 1000 AS BIGINT));
 
-ATTR_PAIRS _dirty_call, _p1_spans;
+ATTR_PAIRS _p1_calls, _p1_spans;
 
 CREATE OR REPLACE TEMP TABLE _p1 AS
 SELECT p.call_id, p.trace_id, p.span_id, d.d0,
        -- a pair of a call whose end is not known yet ranks at best as if inside, with its start's distance
        (NOT (p.inside OR d.open_end), NOT p.by_id, CASE WHEN d.open_end THEN p.start_dist ELSE p.dist END,
         p.span_id, p.trace_id, p.call_id) AS rank
-FROM _attr_pairs p JOIN _dirty_call d USING (call_id);
+FROM _attr_pairs p JOIN _p1_calls d USING (call_id);
 
 CREATE OR REPLACE TEMP TABLE _p1_held AS
 SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
@@ -81,7 +89,7 @@ WHERE x.role = 'server';
 
 INSERT INTO _dirty_span
 SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.mcp_side, s.mcp_method_name, s.jsonrpc_request_id,
-       s.gen_ai_tool_name, s.mcp_session_id, false
+       s.gen_ai_tool_name, s.mcp_session_id, false, false
 FROM _p1_spans s
 SEMI JOIN (SELECT p.trace_id, p.span_id FROM _p1 p LEFT JOIN _p1_held h USING (trace_id, span_id)
            WHERE h.call_id IS NULL OR h.matched_by = 'attributes'
@@ -95,28 +103,36 @@ SELECT h.call_id FROM _p1 p JOIN _p1_held h USING (trace_id, span_id)
 WHERE p.d0 AND h.matched_by = 'attributes'
 EXCEPT SELECT call_id FROM _attr_evid;
 
--- the calls the dirty spans may meet: of their methods, starting in the 10-minute buckets from an hour and
--- $window_ms before a dirty span to $window_ms after it
+END IF;
+
+CREATE OR REPLACE TEMP TABLE _p2_spans AS SELECT * FROM _dirty_span WHERE NOT done;
+
+UPDATE _dirty_span SET done = true WHERE NOT done;
+
+IF ROWS IN _p2_spans;
+
+-- the calls those spans may meet: of their methods, starting in the 10-minute buckets from an hour and
+-- $window_ms before one to $window_ms after it
 CREATE OR REPLACE TEMP TABLE _p2_calls AS
 WITH b AS (
     SELECT DISTINCT mcp_method_name AS method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
     FROM (SELECT mcp_method_name, epoch_us(start_ts) - 3600000000 - CAST($window_ms * 1000 AS BIGINT) AS lo,
                  epoch_us(start_ts) + CAST($window_ms * 1000 AS BIGINT) AS hi
-          FROM _dirty_span)
+          FROM _p2_spans)
 )
 SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts
 FROM calls c SEMI JOIN b ON b.method = c.method AND b.bucket = epoch_us(c.start_ts) // 600000000
-WHERE c.start_ts BETWEEN (SELECT min(start_ts) FROM _dirty_span) - INTERVAL 1 HOUR
+WHERE c.start_ts BETWEEN (SELECT min(start_ts) FROM _p2_spans) - INTERVAL 1 HOUR
                          - to_microseconds(CAST($window_ms * 1000 AS BIGINT))
-                     AND (SELECT max(start_ts) FROM _dirty_span) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
+                     AND (SELECT max(start_ts) FROM _p2_spans) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
   AND c.rpc_id IS NOT NULL AND c.call_id NOT IN (SELECT call_id FROM _dirty_call);
 
-ATTR_PAIRS _p2_calls, _dirty_span;
+ATTR_PAIRS _p2_calls, _p2_spans;
 
 CREATE OR REPLACE TEMP TABLE _p2 AS
 SELECT p.call_id, p.trace_id, p.span_id, d.d0,
        (NOT p.inside, NOT p.by_id, p.dist, p.span_id, p.trace_id, p.call_id) AS rank
-FROM _attr_pairs p JOIN _dirty_span d USING (trace_id, span_id);
+FROM _attr_pairs p JOIN _p2_spans d USING (trace_id, span_id);
 
 CREATE OR REPLACE TEMP TABLE _p2_held AS
 SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
@@ -127,7 +143,8 @@ FROM call_spans x SEMI JOIN _p2 p ON p.call_id = x.call_id
 WHERE x.role = 'server';
 
 INSERT INTO _dirty_call
-SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts, false, false
+SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts, false, false,
+       false
 FROM _p2_calls c
 SEMI JOIN (SELECT p.call_id FROM _p2 p LEFT JOIN _p2_held h USING (call_id)
            WHERE h.call_id IS NULL OR h.matched_by = 'attributes'
@@ -140,6 +157,8 @@ INSERT INTO _attr_evid
 SELECT p.call_id FROM _p2 p WHERE p.d0
   AND NOT EXISTS (SELECT 1 FROM _p2_held h WHERE h.call_id = p.call_id AND h.matched_by <> 'attributes')
 EXCEPT SELECT call_id FROM _attr_evid;
+
+END IF;
 
 INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _dirty_span EXCEPT SELECT trace_id FROM _attr_trace;
 

@@ -117,11 +117,11 @@ WITH first_new AS (
     SELECT scope, min(ts) AS ts FROM _new_msg GROUP BY scope
 )
 SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts, end_ts, true AS d0,
-       NOT exact_end AS open_end
+       NOT exact_end AS open_end, false AS done
 FROM _new_req
 UNION ALL
 SELECT call_id, method, rpc_id, tool_name, mcp_session_id, trace_id, start_ts,
-       CASE WHEN NOT open_end THEN end_ts END, true, open_end
+       CASE WHEN NOT open_end THEN end_ts END, true, open_end, false
 FROM (SELECT c.*, coalesce(c.mcp_session_id, c.connection_id) IN (SELECT scope FROM _seed_scope)
                   AND NOT (c.response_message_id IS NOT NULL AND c.end_ts < coalesce(f.ts, 'infinity'::TIMESTAMPTZ))
                   AS open_end
@@ -131,7 +131,7 @@ WHERE open_end OR trace_id IN (SELECT trace_id FROM _seed_trace);
 
 CREATE OR REPLACE TEMP TABLE _dirty_span AS
 SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
-       mcp_session_id, true AS d0
+       mcp_session_id, true AS d0, false AS done
 FROM spans
 WHERE trace_id IN (SELECT trace_id FROM _seed_trace) AND mcp_side = 'server' AND mcp_method_name IS NOT NULL
   AND start_ts IS NOT NULL;
