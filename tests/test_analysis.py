@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,25 @@ def test_gap_rows_of_one_message_that_say_different_things_are_kept(tmp_path):
     rows = ws.sql("""SELECT g.detail->>'$.where' FROM gaps g JOIN calls c USING (call_id)
                      WHERE g.code = 'invalid_traceparent' AND c.rpc_id = ? ORDER BY 1""", [json.dumps(call_id)]).rows()
     assert rows == [("HTTP traceparent header",), ("_meta.traceparent",)]
+
+
+def test_if_rows_in_blocks_run_only_when_the_table_has_rows(monkeypatch):
+    """``IF ROWS IN t`` ... ``END IF`` in a SQL file (rebuild.run_script): the block's statements run only
+    when ``t`` has rows, a block inside a skipped one is skipped without reading its table, and an
+    unbalanced block is an error naming the file."""
+    from mcptrace.analysis import rebuild
+
+    con = duckdb.connect()
+    script = ["CREATE TABLE full_t AS SELECT 1 AS x", "CREATE TABLE empty_t (x INTEGER)", "CREATE TABLE ran (what VARCHAR)",
+              "IF ROWS IN full_t", "INSERT INTO ran VALUES ('full')",
+              "IF ROWS IN empty_t", "INSERT INTO ran VALUES ('empty')",
+              "IF ROWS IN no_such_table", "INSERT INTO ran VALUES ('never')", "END IF",
+              "END IF", "INSERT INTO ran VALUES ('after empty')", "END IF",
+              "INSERT INTO ran VALUES ('end')"]
+    monkeypatch.setattr(rebuild, "statements", lambda name: tuple(script))
+    rebuild.run_script(con, "blocks.sql")
+    assert [r[0] for r in con.execute("SELECT what FROM ran").fetchall()] == ["full", "after empty", "end"]
+    for broken, message in ((["IF ROWS IN full_t", "SELECT 1"], "without END IF"), (["END IF"], "without IF ROWS IN")):
+        monkeypatch.setattr(rebuild, "statements", lambda name, b=broken: tuple(b))
+        with pytest.raises(ValueError, match=f"blocks.sql: .*{message}"):
+            rebuild.run_script(con, "blocks.sql")

@@ -51,16 +51,21 @@ def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, obje
     """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
     line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``, and the statements of an
     ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows."""
-    skipping = 0
+    depth, skip_from = 0, None  # open IF blocks; the depth of the one being skipped
     for stmt in statements(name):
         cond = _IF_ROWS.match(stmt.strip())
-        if cond or stmt.strip() == "END IF":
-            if cond and (skipping or not one(con, f"SELECT EXISTS (SELECT 1 FROM {cond.group(1)})")[0]):
-                skipping += 1
-            elif not cond and skipping:
-                skipping -= 1
+        if cond:
+            depth += 1
+            if skip_from is None and not one(con, f"SELECT EXISTS (SELECT 1 FROM {cond.group(1)})")[0]:
+                skip_from = depth
             continue
-        if skipping:
+        if stmt.strip() == "END IF":
+            if not depth:
+                raise ValueError(f"{name}: END IF without IF ROWS IN")
+            skip_from = None if skip_from == depth else skip_from
+            depth -= 1
+            continue
+        if skip_from is not None:
             continue
         p = _ATTR_PAIRS.match(stmt.strip())
         if p:
@@ -74,6 +79,8 @@ def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, obje
                        [c.strip() for c in right.split(",")], order.strip())
         else:
             con.execute(stmt, sql_params(stmt, params or {}))
+    if depth:
+        raise ValueError(f"{name}: IF ROWS IN without END IF")
 
 
 def one_to_one(con: duckdb.DuckDBPyConnection, source: str, target: str, left: list[str], right: list[str],
