@@ -86,8 +86,9 @@ def test_drill_down_gives_exactly_the_rows_of_that_turn(path):
                 # drilling down by one of its calls gives the same rows
                 first_call = int(turns.set_index("turn").loc[key, "first_call_id"])
                 assert ws.tree(sid, call_id=first_call)["node_id"].tolist() == got["node_id"].tolist()
-                fig = ws.waterfall(sid, turn=key)
-                assert len(fig.data[0].y) == len(got) and fig.layout.title.text.endswith(f"turn {html.escape(key)}")
+                if key == turns["turn"].iloc[-1]:  # the figure draws those rows (one turn a session: a figure costs 0.1 s)
+                    fig = ws.waterfall(sid, turn=key)
+                    assert len(fig.data[0].y) == len(got) and fig.layout.title.text.endswith(f"turn {html.escape(key)}")
     finally:
         ws.close()
 
