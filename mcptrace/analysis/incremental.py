@@ -29,8 +29,8 @@ fixed point from what the new records name:
 The scope's records (every message of its transport scopes, every span of its traces and of the spans
 the inferred rules may join, its HTTP events) are copied into a scratch in-memory database, the same SQL
 as the full rebuild runs there (with the attribute join's pairs of the scope with calls and spans outside
-it, which count among the candidates: :func:`_extra_pairs`), and the scope's rows of ``calls``, ``call_spans``, ``sessions``, ``gaps``,
-``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
+it, which count among the candidates: :func:`_extra_pairs`), and the scope's rows of ``calls``,
+``call_spans``, ``sessions``, ``gaps``, ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
 records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
 calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing
 or stale, or when the scope changes what the downstream rule reads from every call
@@ -258,11 +258,8 @@ def _extra_pairs(con: duckdb.DuckDBPyConnection, main: str, params: Mapping[str,
         "_ap_calls": "SELECT * FROM calls",
         "_ap_spans": f"""
             WITH b AS (
-                SELECT DISTINCT method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
-                FROM (SELECT method, epoch_us(start_ts) - {w_us} AS lo,
-                             epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR))
-                             + {w_us} AS hi
-                      FROM calls WHERE start_ts IS NOT NULL AND rpc_id IS NOT NULL)
+                SELECT DISTINCT method, unnest(attr_call_buckets(start_ts, end_ts, {w_us})) AS bucket
+                FROM calls WHERE start_ts IS NOT NULL AND rpc_id IS NOT NULL
             )
             SELECT s.* FROM {m}.spans s SEMI JOIN b ON b.method = s.mcp_method_name
                                                    AND b.bucket = epoch_us(s.start_ts) // 600000000
@@ -277,10 +274,8 @@ def _extra_pairs(con: duckdb.DuckDBPyConnection, main: str, params: Mapping[str,
     run_sql_file(con, "attr_pairs.sql", dict(params), views={
         "_ap_calls": f"""
             WITH b AS (
-                SELECT DISTINCT mcp_method_name AS method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
-                FROM (SELECT mcp_method_name, epoch_us(start_ts) - 3600000000 - {w_us} AS lo,
-                             epoch_us(start_ts) + {w_us} AS hi
-                      FROM spans WHERE mcp_side = 'server' AND mcp_method_name IS NOT NULL AND start_ts IS NOT NULL)
+                SELECT DISTINCT mcp_method_name AS method, unnest(attr_span_call_buckets(start_ts, {w_us})) AS bucket
+                FROM spans WHERE mcp_side = 'server' AND mcp_method_name IS NOT NULL AND start_ts IS NOT NULL
             )
             SELECT c.* FROM {m}.calls c SEMI JOIN b ON b.method = c.method
                                                    AND b.bucket = epoch_us(c.start_ts) // 600000000

@@ -50,7 +50,9 @@ _IF_ROWS = re.compile(r"^IF ROWS IN\s+(\w+)$")
 def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
     """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
     line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``, and the statements of an
-    ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows."""
+    ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows. Raises ``ValueError``
+    (naming the file) for a block without its ``END IF`` or an ``END IF`` without a block, and what DuckDB
+    raises for a statement."""
     depth, skip_from = 0, None  # open IF blocks; the depth of the one being skipped
     for stmt in statements(name):
         cond = _IF_ROWS.match(stmt.strip())

@@ -48,3 +48,22 @@ CREATE OR REPLACE TEMP MACRO session_key_family(src) AS
 -- A session's client as a finding names it: clientInfo name and version, else 'unidentified client'.
 CREATE OR REPLACE TEMP MACRO client_party(name, version) AS
     coalesce(name || coalesce(' ' || version, ''), 'unidentified client');
+
+-- The attribute join's 10-minute buckets (epoch microseconds // 600,000,000; attr_pairs.sql): those the window
+-- of a call covers (from window_us before its start to window_us after its end, at most an hour after its
+-- start), and those in which a call starts whose window may hold a span starting at start_ts. An append's
+-- scope reads the spans and calls around it by them (scope_grow.sql, mcptrace.analysis.incremental).
+CREATE OR REPLACE TEMP MACRO attr_call_buckets(start_ts, end_ts, window_us) AS
+    range((epoch_us(start_ts) - window_us) // 600000000,
+          (epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR)) + window_us)
+              // 600000000 + 1);
+
+CREATE OR REPLACE TEMP MACRO attr_span_call_buckets(start_ts, window_us) AS
+    range((epoch_us(start_ts) - 3600000000 - window_us) // 600000000, (epoch_us(start_ts) + window_us) // 600000000 + 1);
+
+-- The one-to-one order's rank (call_spans.sql: NOT inside, NOT by_id, distance, span_id, trace_id, call_id)
+-- of a pair the attribute join assigned, from its call_spans evidence.
+CREATE OR REPLACE TEMP MACRO attr_held_rank(evidence, span_id, trace_id, call_id) AS
+    (NOT (evidence->>'inside_call')::BOOLEAN,
+     NOT list_contains(json_extract_string(evidence, '$.matched_on[*]'), 'jsonrpc.request.id'),
+     round((evidence->>'distance_ms')::DOUBLE * 1000)::BIGINT, span_id, trace_id, call_id);

@@ -56,11 +56,8 @@ IF ROWS IN _p1_calls;
 -- (from $window_ms before the first to an hour and $window_ms after the last)
 CREATE OR REPLACE TEMP TABLE _p1_spans AS
 WITH b AS (
-    SELECT DISTINCT method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
-    FROM (SELECT method, epoch_us(start_ts) - CAST($window_ms * 1000 AS BIGINT) AS lo,
-                 epoch_us(least(coalesce(end_ts, start_ts + INTERVAL 1 HOUR), start_ts + INTERVAL 1 HOUR))
-                 + CAST($window_ms * 1000 AS BIGINT) AS hi
-          FROM _p1_calls)
+    SELECT DISTINCT method, unnest(attr_call_buckets(start_ts, end_ts, CAST($window_ms * 1000 AS BIGINT))) AS bucket
+    FROM _p1_calls
 )
 SELECT s.trace_id, s.span_id, s.start_ts, s.end_ts, s.mcp_side, s.mcp_method_name, s.jsonrpc_request_id,
        s.gen_ai_tool_name, s.mcp_session_id
@@ -81,9 +78,7 @@ FROM _attr_pairs p JOIN _p1_calls d USING (call_id);
 
 CREATE OR REPLACE TEMP TABLE _p1_held AS
 SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
-       (NOT (x.evidence->>'inside_call')::BOOLEAN,
-        NOT list_contains(json_extract_string(x.evidence, '$.matched_on[*]'), 'jsonrpc.request.id'),
-        round((x.evidence->>'distance_ms')::DOUBLE * 1000)::BIGINT, x.span_id, x.trace_id, x.call_id) AS rank
+       attr_held_rank(x.evidence, x.span_id, x.trace_id, x.call_id) AS rank
 FROM call_spans x SEMI JOIN _p1 p ON p.trace_id = x.trace_id AND p.span_id = x.span_id
 WHERE x.role = 'server';
 
@@ -115,10 +110,9 @@ IF ROWS IN _p2_spans;
 -- $window_ms before one to $window_ms after it
 CREATE OR REPLACE TEMP TABLE _p2_calls AS
 WITH b AS (
-    SELECT DISTINCT mcp_method_name AS method, unnest(range(lo // 600000000, hi // 600000000 + 1)) AS bucket
-    FROM (SELECT mcp_method_name, epoch_us(start_ts) - 3600000000 - CAST($window_ms * 1000 AS BIGINT) AS lo,
-                 epoch_us(start_ts) + CAST($window_ms * 1000 AS BIGINT) AS hi
-          FROM _p2_spans)
+    SELECT DISTINCT mcp_method_name AS method,
+           unnest(attr_span_call_buckets(start_ts, CAST($window_ms * 1000 AS BIGINT))) AS bucket
+    FROM _p2_spans
 )
 SELECT c.call_id, c.method, c.rpc_id, c.tool_name, c.mcp_session_id, c.trace_id, c.start_ts, c.end_ts
 FROM calls c SEMI JOIN b ON b.method = c.method AND b.bucket = epoch_us(c.start_ts) // 600000000
@@ -136,9 +130,7 @@ FROM _attr_pairs p JOIN _p2_spans d USING (trace_id, span_id);
 
 CREATE OR REPLACE TEMP TABLE _p2_held AS
 SELECT x.call_id, x.trace_id, x.span_id, x.matched_by,
-       (NOT (x.evidence->>'inside_call')::BOOLEAN,
-        NOT list_contains(json_extract_string(x.evidence, '$.matched_on[*]'), 'jsonrpc.request.id'),
-        round((x.evidence->>'distance_ms')::DOUBLE * 1000)::BIGINT, x.span_id, x.trace_id, x.call_id) AS rank
+       attr_held_rank(x.evidence, x.span_id, x.trace_id, x.call_id) AS rank
 FROM call_spans x SEMI JOIN _p2 p ON p.call_id = x.call_id
 WHERE x.role = 'server';
 

@@ -1,8 +1,8 @@
 -- An append's scope, its records (mcptrace.analysis.incremental): every message of the transport scopes of
 -- the sessions in scope and of the new records; the HTTP events of those scopes, sessions and exchanges;
 -- every span of the traces the scope's calls carry or were joined to, of the traces of host spans
--- carrying the tool-call id of a call in scope or of a new record (scope_grow.sql's _host_trace), of the new spans' traces, and of the spans whose join
--- an inferred rule may change (scope_grow.sql).
+-- carrying the tool-call id of a call in scope or of a new record (scope_grow.sql's _host_trace), of the
+-- new spans' traces, and of the spans whose join an inferred rule may change (scope_grow.sql).
 CREATE OR REPLACE TEMP TABLE _scope_calls AS
 SELECT call_id FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
 
