@@ -30,6 +30,10 @@ from typing import Any
 from mcptrace.samples._otel import ENDPOINT_ENV, setup_tracing, shutdown_tracing
 
 import anyio  # noqa: E402
+# The SDK client imports jsonschema on the first tool result it validates, inside the event loop; its
+# format checkers compile grammars for seconds on a busy machine, which would hold a 0.5 s client timeout
+# until after the answer came. A host process has imported it long before its first turn: so do these.
+import jsonschema  # noqa: E402,F401
 from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, Implementation  # noqa: E402
