@@ -30,9 +30,12 @@ from typing import Any
 from mcptrace.samples._otel import ENDPOINT_ENV, setup_tracing, shutdown_tracing
 
 import anyio  # noqa: E402
-# The SDK client imports jsonschema on the first tool result it validates, inside the event loop; its
-# format checkers compile grammars for seconds on a busy machine, which would hold a 0.5 s client timeout
-# until after the answer came. A host process has imported it long before its first turn: so do these.
+# The SDK client imports jsonschema on the first tool result it validates, inside the event loop, which
+# would hold a 0.5 s client timeout until after the answer came on a busy machine: a host process has
+# imported it long before its first turn, so these do at start. jsonschema's optional IRI format checker
+# (rfc3987_syntax, which Jupyter's extras install) compiles its grammars at that import, 2-3 s of CPU per
+# host; the sample tools declare no IRI formats, so the sample hosts go without it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 import jsonschema  # noqa: E402,F401
 from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
