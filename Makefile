@@ -30,10 +30,13 @@ demo: venv chromium
 	$(PY) -m mcptrace.demo data/samples --db out/demo.duckdb --out out
 
 # the in-process tests (quick and slow) and the real-process and notebook tests that may run beside them on two
-# workers, then the other real-process, browser and notebook tests one at a time
+# workers; then the other real-process, browser and notebook tests on two workers (each module's on one); then
+# the sample and incident generators, whose captures hold timings, with nothing beside them. The test processes
+# may write bytecode (pytest keeps the test modules it rewrote, Python the compiled modules) for the next ones.
 test: venv-test chromium
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "(beside and not browser) or not (sdk or browser or notebooks)"
-	$(PY) -m pytest -q -m "(sdk or browser or notebooks) and not (beside and not browser)"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "(beside and not browser) or not (sdk or browser or notebooks)"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "(sdk or browser or notebooks) and not (beside and not browser) and not alone"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -m "alone"
 
 # the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)
 test-fast: venv-test

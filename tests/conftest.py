@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 import warnings
 
-import pytest
+# jsonschema (imported by nbformat and the SDK client) loads its optional IRI format checker,
+# rfc3987_syntax, which Jupyter's extras install and which compiles its grammars at import: 3-9 s of CPU in
+# every test process. No test validates an IRI format, so the tests go without it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import pytest  # noqa: E402
 
 import mcptrace
 
@@ -67,11 +73,13 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 #   slow       anything else above ~3 s (big loads, the benchmark scripts), and every hypothesis test
 #   beside     starts real SDK processes or notebook kernels but may run beside other tests: `make test`
 #              runs it (unless it also drives a browser) with the in-process tests on two workers
+#   alone      regenerates data/samples or data/incidents, whose captures hold timings: `make test` runs
+#              it last, with nothing beside it (the other sdk, browser and notebook tests run before it on
+#              two workers, each module's on one)
 
 #: test module -> the markers of every test in it
 MODULE_MARKS: dict[str, tuple[str, ...]] = {
-    "test_samples_generator": ("sdk",),
-    "test_incidents_generator": ("sdk",),
+    "test_samples_generator": ("sdk", "alone"),
     "test_diff": ("sdk", "beside"),
     "test_notebooks": ("notebooks", "beside"),
     "test_browser_explorer": ("browser", "notebooks"),
@@ -82,6 +90,8 @@ MODULE_MARKS: dict[str, tuple[str, ...]] = {
 
 #: "module::test function" (every parametrisation) -> its markers
 TEST_MARKS: dict[str, tuple[str, ...]] = {
+    "test_incidents_generator::test_regenerated_incidents_match_the_committed_ones": ("sdk", "alone"),
+    "test_incidents_generator::test_a_situation_failing_its_checks_runs_again_alone": ("sdk", "alone"),
     "test_capture::test_stdio_tee_records_every_message_in_order": ("sdk",),
     "test_capture::test_follow_a_live_stdio_capture": ("sdk",),
     "test_capture::test_http_proxy_records_every_message_in_order": ("sdk",),
@@ -159,5 +169,7 @@ def pytest_collection_modifyitems(config, items):
             marks = (*marks, "slow")
         for name in dict.fromkeys(marks):
             item.add_marker(getattr(pytest.mark, name))
-        if "beside" in marks:  # one worker runs a module's real-process tests: its captures are made once
+        if {"beside", "sdk", "browser", "notebooks"} & set(marks):
+            # one worker runs a module's real-process, browser and notebook tests: its captures, servers and
+            # JupyterLab are made once
             item.add_marker(pytest.mark.xdist_group(mod))
