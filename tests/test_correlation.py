@@ -13,7 +13,7 @@ import pytest
 
 import mcptrace
 from conftest import ROOT
-from mcptrace.samples.score import EXPECTED, gap_rows, score
+from mcptrace.samples.score import EXPECTED, gap_rows
 
 INCIDENTS = ROOT / "data" / "incidents"
 
@@ -36,12 +36,17 @@ def test_gap_rows_of_each_incident(name):
 
 
 def test_precision_and_recall_of_every_gap_code_are_one():
-    codes, pairs = score(INCIDENTS)
-    assert {code: (right / found, right / want) for code, (want, found, right) in codes.items()} == \
-        {code: (1.0, 1.0) for code in codes}
-    assert all(truth == found == right > 0 for truth, found, right in pairs.values()), pairs
+    """The score script over every incident (each one's exact rows: test_gap_rows_of_each_incident): every
+    expected gap code and the parallel pairs are found exactly."""
     r = subprocess.run([sys.executable, "-m", "mcptrace.samples.score", str(INCIDENTS)], capture_output=True, text=True)
-    assert r.returncode == 0 and "precision" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    head, *rows = r.stdout.splitlines()
+    assert head.split() == ["gap", "code", "expected", "found", "correct", "precision", "recall"]
+    codes = {row.split()[0]: row.split()[1:] for row in rows if not row.startswith("parallel pairs")}
+    assert set(codes) == {key[0] for rows_ in EXPECTED.values() for key in rows_}
+    assert all(want == found == right and p == r_ == "1.00" for want, found, right, p, r_ in codes.values()), codes
+    pairs = [row for row in rows if row.startswith("parallel pairs")]
+    assert pairs and all(row.endswith("precision 1.00, recall 1.00") for row in pairs), pairs
 
 
 def test_unlinked_server_spans_say_what_matched():
