@@ -431,7 +431,8 @@ _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read
 def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether an existing database must be written to before it can be read (older schema, no
     analysis tables, out-of-range times)."""
-    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
+    cols = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                           "WHERE database_name = current_database() AND schema_name = 'main'").fetchall())
     return not set(_LATER_COLUMNS) <= cols or needs_rebuild(con)
 
 

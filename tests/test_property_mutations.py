@@ -87,7 +87,7 @@ def _check(fmt: str, data: bytes) -> None:
             ws.close()
 
 
-_settings = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_settings = settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @_settings

@@ -764,7 +764,7 @@ def damaged(draw, data: bytes):
 def test_damaged_files_load_without_raising(tmp_path_factory, fmt):
     d = tmp_path_factory.mktemp(fmt)
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
     @given(damaged(MUTABLE[fmt]))
     def check(data):
         path = d / f"damaged.{fmt}"

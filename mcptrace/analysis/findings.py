@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from mcptrace.core.db import run_sql_file
+from mcptrace.core.db import insert_rows, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, SEVERITIES, GapCode, finding_rule_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -66,7 +66,7 @@ def parties(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = G
     ``gap_codes`` raises ``duckdb.InvalidInputException``."""
     con.execute("CREATE OR REPLACE TEMP TABLE finding_rules (code VARCHAR PRIMARY KEY, party VARCHAR, unit VARCHAR, "
                 "eligible VARCHAR, inferred BOOLEAN)")
-    con.executemany("INSERT INTO finding_rules VALUES (?, ?, ?, ?, ?)", finding_rule_rows(gap_codes))
+    insert_rows(con, "finding_rules", finding_rule_rows(gap_codes))
     missing = con.execute("SELECT DISTINCT code FROM gaps ANTI JOIN finding_rules USING (code)").fetchall()
     if missing:
         raise duckdb.InvalidInputException(f"gap code {missing[0][0]!r} is not in the gap-code registry")

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from mcptrace.analysis import drift, findings
-from mcptrace.core.db import one, run_sql_file, sql_params
+from mcptrace.core.db import insert_rows, one, run_sql_file, sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -182,10 +182,10 @@ _LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("ses
 def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
     """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
     times Python cannot hold."""
-    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= have:
+    cols = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                           "WHERE database_name = current_database() AND schema_name = 'main'").fetchall())
+    if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= {t for t, _ in cols}:
         return True
-    cols = set(con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall())
     return not set(_LATER_DERIVED) <= cols or bool(one(
         con, "SELECT count(*) FROM messages WHERE NOT (ts BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
              "AND TIMESTAMPTZ '9999-12-31 00:00:00+00')")[0])
@@ -196,7 +196,7 @@ def load_gap_codes(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCo
     joins it for every gap's severity."""
     con.execute("CREATE OR REPLACE TEMP TABLE gap_codes (code VARCHAR PRIMARY KEY, severity VARCHAR NOT NULL, "
                 "meaning VARCHAR NOT NULL)")
-    con.executemany("INSERT INTO gap_codes VALUES (?, ?, ?)", gap_code_rows(gap_codes))
+    insert_rows(con, "gap_codes", gap_code_rows(gap_codes))
 
 
 class _UnionFind:

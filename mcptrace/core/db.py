@@ -25,6 +25,15 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple |
     return rows[0] if rows else None
 
 
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    """Insert ``rows`` (tuples of the table's columns, in order) into ``table`` in one statement (DuckDB runs
+    ``executemany`` as one statement a row). ``table`` comes from the code, never from data."""
+    if rows:
+        width = len(rows[0])
+        values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(rows))
+        con.execute(f"INSERT INTO {table} VALUES {values}", [v for row in rows for v in row])
+
+
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
