@@ -170,6 +170,6 @@ def pytest_collection_modifyitems(config, items):
         for name in dict.fromkeys(marks):
             item.add_marker(getattr(pytest.mark, name))
         if {"beside", "sdk", "browser", "notebooks"} & set(marks):
-            # one worker runs a module's real-process, browser and notebook tests: its captures, servers and
-            # JupyterLab are made once
+            # one worker runs a module's real-process, browser and notebook tests: its module fixtures (the
+            # captures some make once) are not made on both
             item.add_marker(pytest.mark.xdist_group(mod))
