@@ -169,7 +169,12 @@ def pytest_collection_modifyitems(config, items):
             marks = (*marks, "slow")
         for name in dict.fromkeys(marks):
             item.add_marker(getattr(pytest.mark, name))
-        if {"beside", "sdk", "browser", "notebooks"} & set(marks):
-            # one worker runs a module's real-process, browser and notebook tests: its module fixtures (the
-            # captures some make once) are not made on both
+        if {"beside", "sdk", "browser", "notebooks"} & set(marks) or _uses_a_module_fixture(item):
+            # one worker runs a module's real-process, browser and notebook tests, and those using one of its
+            # module fixtures (a capture, a load of every incident): the fixture is not made on both
             item.add_marker(pytest.mark.xdist_group(mod))
+
+
+def _uses_a_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())

@@ -244,20 +244,36 @@ def test_new_downstream_service_rebuilds_everything(tmp_path):
     _assert_same(ws, files)
 
 
+def test_a_reconnecting_clients_earlier_session_joins_the_scope_before_its_first_round(tmp_path):
+    """The second half of a client's transcript after a reconnect: its earlier session (the split session's
+    other part, in the client's island) is in the scope before the other rules run, so one round of them
+    finds nothing more, and the tables are those of one load."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, cut)
+             for n, h, cut in (("reconnect_with_session_key", 10, None), ("cancelled_call", 20, None),
+                               ("reconnect_without_session_key", 0, 0.5))]
+    files = _files(str(tmp_path), picks)
+    files = [*files[:5], files[6], files[5]]  # the second part of the reconnecting client's transcript last
+    ws, rep = _append(files, 6, 0.99)
+    assert rep.mode == "incremental" and rep.rounds == 1, rep
+    assert ws.sql("SELECT count(*) FROM gaps WHERE code = 'session_split'").rows() == [(2,)]
+    _assert_same(ws, files)
+
+
 def test_scope_still_growing_after_max_rounds_rebuilds_everything(tmp_path, monkeypatch):
     """A chain of inferred candidates adds a hop to the scope per round (look-alike clients whose calls
     nothing answered reach an hour of spans each): a scope still growing after MAX_ROUNDS rounds is rebuilt
     in full, the report says so, and the tables are those of one load. Here the append's scope grows in its
-    first round (the append is a client's session after a reconnect: its earlier session is in its
-    island), so a bound of one round rebuilds in full; with ``full_share=1`` (never in full, the property
-    tests' setting) the bound does not apply."""
+    first round (the second half of a transcript whose server spans are joined by attributes, appended after
+    the spans: the spans its new requests may take are held by earlier calls, whose pairs may then change),
+    so a bound of one round rebuilds in full; with ``full_share=1`` (never in full, the property tests'
+    setting) the bound does not apply."""
     from mcptrace.analysis import incremental
 
     picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, cut)
-             for n, h, cut in (("reconnect_with_session_key", 0, None), ("cancelled_call", 5, None),
-                               ("reconnect_without_session_key", 0, 0.5))]
+             for n, h, cut in (("reconnect_with_session_key", 10, None), ("cancelled_call", 20, None),
+                               ("server_without_trace_extraction", 0, 0.5))]
     files = _files(str(tmp_path), picks)
-    files = [*files[:5], files[6], files[5]]  # the second part of the reconnecting client's transcript last
+    files = [*files[:5], files[6], files[5]]  # the second part of the transcript last
     assert _append(files, 6, 0.99)[1].mode == "incremental"
     monkeypatch.setattr(incremental, "MAX_ROUNDS", 1)
     ws, rep = _append(files, 6, 0.99)

@@ -8,8 +8,8 @@ gaps for that part only, and regroups the findings the scope's gaps touch. The r
 splits of the incident captures in random orders and compares), except for the numbering of gaps: a
 gap an append finds gets the next ``gap_id``.
 
-The scope (``sql/scope_new.sql``, ``scope_seed.sql``, ``scope_grow.sql``, ``scope_inputs.sql``) is grown to a
-fixed point from what the new records name:
+The scope (``sql/scope_new.sql``, ``scope_seed.sql``, ``scope_island.sql``, ``scope_grow.sql``,
+``scope_inputs.sql``) is grown to a fixed point from what the new records name:
 
 - their transport scopes (``Mcp-Session-Id``, else the connection) and HTTP exchanges, their session keys
   (a new key can merge sessions), their traces (with the traces a new server span links to, and those of
@@ -85,7 +85,8 @@ class Watermark:
 class UpdateReport:
     """What an :func:`update` recomputed. ``mode``: 'none' (nothing new), 'incremental' or 'full';
     ``reason`` says why a full rebuild ran. Counts are of the scope (for 'incremental') or of the whole
-    database ('full'); ``seconds`` the wall time."""
+    database ('full'); ``rounds`` the rounds of scope growth run (``scope_grow.sql``); ``seconds`` the wall
+    time."""
 
     mode: str
     reason: str = ""
@@ -97,6 +98,7 @@ class UpdateReport:
     n_messages: int = 0
     n_spans: int = 0
     renumbered: bool = False
+    rounds: int = 0
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
 
@@ -155,16 +157,17 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
               "new_from_ts": one(con, "SELECT min(ts) FROM _new_msg")[0]}
     t = time.perf_counter()
     _rb.run_script(con, "scope_seed.sql", params)
-    n = one(con, _GROWTH)
     total = one(con, "SELECT count(*) FROM calls")[0]
     rounds = 0
     while True:
+        # the split-session islands first (a second run adds nothing), then the other rules: when those add
+        # nothing either, the scope is complete
+        _rb.run_script(con, "scope_island.sql", params)
+        n = one(con, _GROWTH)
         _rb.run_script(con, "scope_grow.sql", params)
-        rounds += 1
-        grown = one(con, _GROWTH)
-        if grown == n:
+        rounds = rep.rounds = rounds + 1
+        if one(con, _GROWTH) == n:
             break
-        n = grown
         reached = one(con, "SELECT count(*) FROM calls WHERE session_id IN (SELECT session_id FROM _aff)")[0]
         if total and reached > full_share * total:
             steps["scope"] = time.perf_counter() - t
@@ -238,7 +241,8 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     return rep
 
 
-#: how far the scope has grown: its sessions, and the attribute join's dirty calls and spans (scope_grow.sql)
+#: how far the scope has grown: its sessions, and the attribute join's dirty calls and spans (scope_island.sql,
+#: scope_grow.sql)
 _GROWTH = ("SELECT (SELECT count(*) FROM _aff), (SELECT count(*) FROM _dirty_call), "
            "(SELECT count(*) FROM _dirty_span)")
 

@@ -1,32 +1,6 @@
--- An append's scope, grown to a fixed point (run until _aff and the dirty calls and spans stop growing,
--- mcptrace.analysis.incremental).
--- Parameters: $window_ms (DOUBLE), $reconnect_s (DOUBLE).
-
--- split sessions (gaps.sql) pair sessions of one client at most $reconnect_s apart: sessions of a client
--- whose [first, last + $reconnect_s] intervals overlap, in a chain, form an island; the new records' time is
--- in the islands of the clients they name and of the sessions they reach. Only the islands of the
--- clients of sessions in scope matter.
-CREATE OR REPLACE TEMP TABLE _client_island AS
-WITH cl AS (
-    SELECT client_name FROM _seed_client
-    UNION SELECT client_name FROM sessions WHERE session_id IN (SELECT session_id FROM _aff) AND client_name IS NOT NULL
-), iv AS (
-    SELECT session_id, client_name, first_ts AS lo,
-           last_ts + to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT)) AS hi
-    FROM sessions WHERE client_name IN (SELECT client_name FROM cl) AND first_ts IS NOT NULL
-    UNION ALL
-    SELECT NULL, n.client_name, t.lo - to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT)),
-           t.hi + to_microseconds(CAST($reconnect_s * 1e6 AS BIGINT))
-    FROM _seed_time t, _seed_client n
-    WHERE t.lo IS NOT NULL
-), o AS (
-    SELECT *, max(hi) OVER (PARTITION BY client_name ORDER BY lo, hi
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi FROM iv
-)
-SELECT session_id, client_name,
-       sum(CASE WHEN prev_hi IS NULL OR lo > prev_hi THEN 1 ELSE 0 END)
-           OVER (PARTITION BY client_name ORDER BY lo, hi ROWS UNBOUNDED PRECEDING) AS island
-FROM o;
+-- An append's scope, grown to a fixed point (mcptrace.analysis.incremental runs scope_island.sql, then this,
+-- until this adds nothing to _aff and the dirty calls and spans).
+-- Parameters: $window_ms (DOUBLE).
 
 -- the calls in scope, the requests among the new records, and when each transport scope in scope has
 -- messages (an unanswered call lasts until the last message of its transport)
@@ -235,10 +209,7 @@ WHERE mcp_side = 'host' AND tool_call_id IN (SELECT call_key FROM _grow_calls WH
 -- every trace the scratch database copies (scope_inputs.sql) brings every call that carries it or was joined
 -- to one of its spans: a span there held by a call outside would look free
 CREATE OR REPLACE TEMP TABLE _aff AS
-WITH isl AS (
-    SELECT DISTINCT client_name, island FROM _client_island
-    WHERE session_id IS NULL OR session_id IN (SELECT session_id FROM _aff)
-), sc AS (
+WITH sc AS (
     SELECT DISTINCT scope FROM _grow_calls
 ), tr AS (
     SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
@@ -248,7 +219,6 @@ WITH isl AS (
     UNION SELECT trace_id FROM _host_trace
 )
 SELECT session_id FROM _aff
-UNION SELECT i.session_id FROM _client_island i JOIN isl USING (client_name, island) WHERE i.session_id IS NOT NULL
 UNION SELECT session_id FROM calls WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
 UNION SELECT session_id FROM calls WHERE trace_id IN (SELECT trace_id FROM tr)
 UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id) WHERE x.trace_id IN (SELECT trace_id FROM tr)
