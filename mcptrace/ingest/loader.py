@@ -172,6 +172,8 @@ class Loader:
         self.con = con
         #: error mode, forced format, correlation keys and the one redaction policy of this load
         self.options = options or LoadOptions()
+        #: the macro statements this loader ran on the connection (made once for all of its files)
+        self._macros: tuple[str, ...] = ()
 
     def load(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadReport:
         report = LoadReport()
@@ -341,9 +343,13 @@ class Loader:
         first = part.first_record_no if part else 1
         rep = FileReport(path, "loaded", format=reader.name, source_id=source_id)
         connection_id = f"{'stdio' if reader.kind == 'messages' else 'file'}:{os.path.basename(path)}"
-        # mcptrace_redact, mcptrace_secret_hit; the _meta key choice of messages.sql
-        for stmt in (*self.options.redaction.sql_macros(), *self.options.keys.sql_macros()):
-            con.execute(stmt)
+        # mcptrace_redact, mcptrace_secret_hit; the _meta key choice of messages.sql (made for the first file;
+        # nothing else makes them while the loader runs)
+        macros = (*self.options.redaction.sql_macros(), *self.options.keys.sql_macros())
+        if macros != self._macros:
+            for stmt in macros:
+                con.execute(stmt)
+            self._macros = macros
         params = {**self.options.keys.message_params(), "source_id": source_id}
         # Each batch goes from the Arrow lines (scanned in parallel) through the reader's SQL and the
         # stage statements (the credential test and redaction, normalisation) into a temp table
