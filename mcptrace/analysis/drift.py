@@ -97,13 +97,17 @@ def reached(con: duckdb.DuckDBPyConnection, scratch: str, max_message_id: int) -
     notification (messages after ``max_message_id``). Otherwise the listings, their sessions and parties
     are those the gaps were computed from."""
     notes = list(dict.fromkeys(n for _, n in KINDS.values()))
-    return bool(one(con, f"""
-        SELECT EXISTS (SELECT 1 FROM {scratch}.calls WHERE list_contains($methods, method))
-            OR EXISTS (SELECT 1 FROM gaps g WHERE list_contains($codes, g.code)
-                         AND (g.gap_id IN (SELECT gap_id FROM _scope_old_gaps)
-                              OR try_cast(g.detail->>'$.before_call_id' AS BIGINT) IN (SELECT call_id FROM _scope_old_calls)))
-            OR EXISTS (SELECT 1 FROM messages WHERE message_id > $m AND list_contains($notes, method))""",
-                    {"methods": list(LIST_METHODS), "codes": list(CODES), "m": max_message_id, "notes": notes})[0])
+    # one check at a time, the cheapest first: the scope's calls, then the new messages, then the drift gaps
+    return (bool(one(con, f"SELECT EXISTS (SELECT 1 FROM {scratch}.calls WHERE list_contains($methods, method))",
+                     {"methods": list(LIST_METHODS)})[0])
+            or bool(one(con, "SELECT EXISTS (SELECT 1 FROM messages WHERE message_id > $m "
+                             "AND list_contains($notes, method))", {"m": max_message_id, "notes": notes})[0])
+            or bool(one(con, """
+                SELECT EXISTS (SELECT 1 FROM gaps g WHERE list_contains($codes, g.code)
+                                 AND (g.gap_id IN (SELECT gap_id FROM _scope_old_gaps)
+                                      OR try_cast(g.detail->>'$.before_call_id' AS BIGINT)
+                                         IN (SELECT call_id FROM _scope_old_calls)))""",
+                        {"codes": list(CODES)})[0]))
 
 
 def _one_definition_each(con: duckdb.DuckDBPyConnection) -> bool:
