@@ -27,7 +27,7 @@ from mcptrace.analysis.toolstats import tool_stats
 from mcptrace.analysis.tree import tree
 from mcptrace.analysis.turns import turns
 from mcptrace.core.dataset import attach_dataset, is_dataset
-from mcptrace.core.db import connect, one
+from mcptrace.core.db import connect, main_columns, one
 from mcptrace.core.errors import MCPTraceError
 from mcptrace.core.gapcodes import SEVERITIES
 from mcptrace.core.conventions import SpanConventions
@@ -431,9 +431,7 @@ _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read
 def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether an existing database must be written to before it can be read (older schema, no
     analysis tables, out-of-range times)."""
-    cols = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
-                           "WHERE database_name = current_database() AND schema_name = 'main'").fetchall())
-    return not set(_LATER_COLUMNS) <= cols or needs_rebuild(con)
+    return not set(_LATER_COLUMNS) <= main_columns(con) or needs_rebuild(con)
 
 
 def _ensure_derived(con: duckdb.DuckDBPyConnection) -> None:

@@ -30,13 +30,13 @@ The scope's records (every message of its transport scopes, every span of its tr
 the inferred rules may join, its HTTP events) are copied into a scratch in-memory database, the same SQL
 as the full rebuild runs there (with the attribute join's pairs of the scope with calls and spans outside
 it, which count among the candidates: :func:`_extra_pairs`), and the scope's rows of ``calls``,
-``call_spans``, ``sessions``, ``gaps``, ``call_party`` and ``gap_party`` are replaced in one transaction. The full rebuild runs instead when the new
-records are more than :data:`FULL_SHARE` of all records or the scope holds more than that share of the
-calls, when the scope still grows after :data:`MAX_ROUNDS` rounds, when the analysis tables are missing
-or stale, or when the scope changes what the downstream rule reads from every call
-(``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the whole database's
-event order: new messages after every earlier one (a live capture, the next day's
-files) are numbered on; otherwise every call's positions are renumbered.
+``call_spans``, ``sessions``, ``gaps``, ``call_party`` and ``gap_party`` are replaced in one transaction.
+The full rebuild runs instead when the new records are more than :data:`FULL_SHARE` of all records or the
+scope holds more than that share of the calls, when the scope still grows after :data:`MAX_ROUNDS` rounds,
+when the analysis tables are missing or stale, or when the scope changes what the downstream rule reads
+from every call (``sql/scope_globals.sql``). ``calls.start_ord``/``end_ord`` stay the positions in the
+whole database's event order: new messages after every earlier one (a live capture, the next day's files)
+are numbered on; otherwise every call's positions are renumbered.
 
 Definition drift compares a server's listings across sessions, which no scope holds: when the scope holds
 a list request or a call a drift gap rests on, or the load added a list_changed notification
@@ -54,7 +54,7 @@ import duckdb
 
 from mcptrace.analysis import drift, findings
 from mcptrace.analysis import rebuild as _rb
-from mcptrace.core.db import one, quote_ident, run_sql_file
+from mcptrace.core.db import main_columns, one, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 
 #: an append whose new records are more than this share of all records, or whose scope holds more than
@@ -113,9 +113,7 @@ def watermark(con: duckdb.DuckDBPyConnection) -> Watermark:
 
 
 def _analysed(con: duckdb.DuckDBPyConnection) -> bool:
-    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                      "WHERE table_catalog = current_database()").fetchall()}
-    return set(_ANALYSIS) <= have and not _rb.needs_rebuild(con)
+    return set(_ANALYSIS) <= {t for t, _ in main_columns(con)} and not _rb.needs_rebuild(con)
 
 
 def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: float = FULL_SHARE,
@@ -158,24 +156,23 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     t = time.perf_counter()
     _rb.run_script(con, "scope_seed.sql", params)
     total = one(con, "SELECT count(*) FROM calls")[0]
-    rounds = 0
     while True:
         # the split-session islands first (a second run adds nothing), then the other rules: when those add
         # nothing either, the scope is complete
         _rb.run_script(con, "scope_island.sql", params)
         n = one(con, _GROWTH)
         _rb.run_script(con, "scope_grow.sql", params)
-        rounds = rep.rounds = rounds + 1
+        rep.rounds += 1
         if one(con, _GROWTH) == n:
             break
         reached = one(con, "SELECT count(*) FROM calls WHERE session_id IN (SELECT session_id FROM _aff)")[0]
         if total and reached > full_share * total:
             steps["scope"] = time.perf_counter() - t
-            return _full(con, rep, f"the new records reach {reached} of {total} calls (after {rounds} rounds "
+            return _full(con, rep, f"the new records reach {reached} of {total} calls (after {rep.rounds} rounds "
                          "of scope growth)", gap_codes, t0)
-        if rounds >= MAX_ROUNDS and full_share < 1:
+        if rep.rounds >= MAX_ROUNDS and full_share < 1:
             steps["scope"] = time.perf_counter() - t
-            return _full(con, rep, f"the scope still grew after {rounds} rounds ({reached} of {total} calls)",
+            return _full(con, rep, f"the scope still grew after {rep.rounds} rounds ({reached} of {total} calls)",
                          gap_codes, t0)
     _rb.run_script(con, "scope_inputs.sql", params)
     steps["scope"] = time.perf_counter() - t

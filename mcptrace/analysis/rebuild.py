@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from mcptrace.analysis import drift, findings
-from mcptrace.core.db import insert_rows, one, run_sql_file, sql_params
+from mcptrace.core.db import insert_rows, main_columns, one, run_sql_file, sql_params
 from mcptrace.core.gapcodes import GAP_CODES, GapCode, rows as gap_code_rows
 from mcptrace.core.sqlfiles import statements
 
@@ -182,8 +182,7 @@ _LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("ses
 def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:
     """A database without the analysis tables (or with analysis tables of an older mcptrace), or with
     times Python cannot hold."""
-    cols = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
-                           "WHERE database_name = current_database() AND schema_name = 'main'").fetchall())
+    cols = main_columns(con)
     if not {"calls", "sessions", "gaps", "call_spans", "findings"} <= {t for t, _ in cols}:
         return True
     return not set(_LATER_DERIVED) <= cols or bool(one(

@@ -25,6 +25,13 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple |
     return rows[0] if rows else None
 
 
+def main_columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """The (table_name, column_name) pairs of the current database's main schema: which tables and columns
+    a database has (temporary and attached tables not included)."""
+    return set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                           "WHERE database_name = current_database() AND schema_name = 'main'").fetchall())
+
+
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
     """Insert ``rows`` (tuples of the table's columns, in order) into ``table`` in one statement (DuckDB runs
     ``executemany`` as one statement a row). ``table`` comes from the code, never from data."""
