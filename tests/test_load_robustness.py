@@ -67,3 +67,19 @@ def test_a_line_of_vertical_tabs_is_a_record_not_a_blank(tmp_path):
 def test_in_memory_databases_keep_duckdbs_memory_limit():
     default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
     assert connect(None).execute("SELECT current_setting('memory_limit')").fetchone()[0] == default
+
+
+def test_mcptrace_threads_sets_duckdbs_threads_and_a_bad_value_is_named(monkeypatch, tmp_path):
+    monkeypatch.delenv("MCPTRACE_THREADS", raising=False)
+    default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+    assert connect(None).execute("SELECT current_setting('threads')").fetchone()[0] == default
+    monkeypatch.setenv("MCPTRACE_THREADS", "1")
+    ws = mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(tmp_path / "t.duckdb"))
+    assert ws.sql("SELECT current_setting('threads')").rows() == [(1,)]
+    assert ws.sql("SELECT count(*) > 0 FROM calls").rows() == [(True,)]
+    ws.close()
+    monkeypatch.setenv("MCPTRACE_THREADS", "0")
+    r = subprocess.run([sys.executable, "-m", "mcptrace", "sessions", "--db", str(tmp_path / "t.duckdb")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "MCPTRACE_THREADS='0': not a positive integer" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from mcptrace.core.db import TABLES, install_macros
+from mcptrace.core.db import TABLES, apply_threads, install_macros
 from mcptrace.core.errors import MCPTraceError, error_line
 from mcptrace.core.sqlfiles import statements
 
@@ -121,6 +121,7 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
+    apply_threads(con)
     for stmt in setup_sql:
         con.execute(stmt)
     if url:

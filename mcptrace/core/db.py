@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from mcptrace.core.errors import MCPTraceError
 from mcptrace.core.sqlfiles import statements
 
 #: every contract table, in the order exports and datasets list them (README: Tables)
@@ -81,10 +82,24 @@ UNTRUSTED_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_exten
                     "enable_external_access": False}
 
 
+def apply_threads(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB's worker threads for ``con``: the ``MCPTRACE_THREADS`` environment variable (a positive
+    integer) when it is set, else DuckDB's default (one per core). Several mcptrace processes sharing a
+    machine's cores (parallel jobs, test workers) each run faster on fewer threads. Raises
+    :class:`mcptrace.MCPTraceError` naming the variable for a value that is not a positive integer."""
+    value = os.environ.get("MCPTRACE_THREADS", "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise MCPTraceError(f"MCPTRACE_THREADS={value!r}: not a positive integer")
+    con.execute("SET threads = ?", [int(value)])
+
+
 def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
             untrusted: bool = False, allowed_directories: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
 
+    DuckDB runs ``MCPTRACE_THREADS`` worker threads when that is set (:func:`apply_threads`).
     A file-backed database gets DuckDB's ``memory_limit`` (``memory_limit``, else the
     ``MCPTRACE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`; DuckDB
     size syntax such as ``"2GiB"``); work beyond it spills to the ``<db>.tmp`` directory. An
@@ -101,6 +116,7 @@ def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str
     con = duckdb.connect(db or ":memory:", read_only=read_only, config=config)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # a library prints nothing on stdout
+    apply_threads(con)
     in_memory = not db or db == ":memory:"
     limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
     if limit:
