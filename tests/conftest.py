@@ -55,6 +55,19 @@ def stdio_lines() -> list[str]:
     return read_lines(SAMPLES / "agent_stdio.jsonl")
 
 
+def cli_here(capsys, *args):
+    """The CLI's ``main`` in this process (the code ``python -m mcptrace`` runs, without starting an
+    interpreter): a CompletedProcess of its exit code and output."""
+    import subprocess
+
+    from mcptrace.cli import main
+
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["mcptrace", *map(str, args)], rc, out, err)
+
+
 def first_index(lines: list[str], pred) -> int:
     for i, line in enumerate(lines):
         if pred(json.loads(line)):

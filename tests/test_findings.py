@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import mcptrace
-from conftest import ROOT
+from conftest import ROOT, cli_here
 from mcptrace.samples.situations import SITUATIONS
 
 INCIDENTS = ROOT / "data" / "incidents"
@@ -141,27 +141,27 @@ def _cli(*args):
                           timeout=300)
 
 
-def test_cli_ranks_prints_json_and_markdown_and_fails_ci(tmp_path):
+def test_cli_ranks_prints_json_and_markdown_and_fails_ci(tmp_path, capsys):
     db, clean = tmp_path / "incident.duckdb", tmp_path / "clean.duckdb"
-    assert _cli("load", *_pair("lookalike_clients_reconnect"), "--db", db).returncode == 0
-    assert _cli("load", *_pair("input_required_retry"), "--db", clean).returncode == 0
-    table = _cli("findings", "--db", db)
+    assert cli_here(capsys, "load", *_pair("lookalike_clients_reconnect"), "--db", db).returncode == 0
+    assert cli_here(capsys, "load", *_pair("input_required_retry"), "--db", clean).returncode == 0
+    table = cli_here(capsys, "findings", "--db", db)
     assert table.returncode == 0 and "session_split" in table.stdout and "twin-agent 2.0.0" in table.stdout
-    data = json.loads(_cli("findings", "--db", db, "--json").stdout)
+    data = json.loads(cli_here(capsys, "findings", "--db", db, "--json").stdout)
     assert [d["finding_id"] for d in data] == list(range(1, len(data) + 1))
     assert {d["code"] for d in data} == {"session_split", "unanswered_request", "missing_trace_context"}
     assert all(isinstance(d["gap_ids"], list) and d["first_ts"].endswith("+00:00") for d in data)
-    md = _cli("findings", "--db", db, "--markdown").stdout
+    md = cli_here(capsys, "findings", "--db", db, "--markdown").stdout
     assert md.startswith("| # | severity |") and "**Remedy.**" in md and "SEP-2822" in md
-    assert _cli("findings", "--db", db, "--fail-on", "error").returncode == 3
-    assert _cli("findings", "--db", db, "--fail-on", "warning").returncode == 3
-    assert _cli("findings", "--db", clean, "--fail-on", "error").returncode == 0
-    assert "no findings" in _cli("findings", "--db", clean).stdout
+    assert _cli("findings", "--db", db, "--fail-on", "error").returncode == 3  # the process's exit code
+    assert cli_here(capsys, "findings", "--db", db, "--fail-on", "warning").returncode == 3
+    assert cli_here(capsys, "findings", "--db", clean, "--fail-on", "error").returncode == 0
+    assert "no findings" in cli_here(capsys, "findings", "--db", clean).stdout
     info_only = tmp_path / "info.duckdb"
-    assert _cli("load", *_pair("cancelled_call"), "--db", info_only).returncode == 0
-    codes = {d["code"] for d in json.loads(_cli("findings", "--db", info_only, "--json").stdout)}
+    assert cli_here(capsys, "load", *_pair("cancelled_call"), "--db", info_only).returncode == 0
+    codes = {d["code"] for d in json.loads(cli_here(capsys, "findings", "--db", info_only, "--json").stdout)}
     if codes <= {"cancelled"}:  # info findings fail neither level
-        assert _cli("findings", "--db", info_only, "--fail-on", "warning").returncode == 0
+        assert cli_here(capsys, "findings", "--db", info_only, "--fail-on", "warning").returncode == 0
 
 
 def test_a_dataset_written_before_findings_gets_them_from_its_gaps(tmp_path, all_incidents):
