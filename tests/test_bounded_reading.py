@@ -494,7 +494,7 @@ def test_line_splitting_is_linear_for_one_long_line_and_for_many_newlines(tmp_pa
     def count(path):
         return sum(t.num_rows for t in iter_lines(Input(str(path)), max_record_bytes=1 << 40))
 
-    for make, mb in ((gz_line, 32), (gz_newlines, 64)):
+    for make, mb in ((gz_line, 32), (gz_newlines, 32)):
         small, large = make(mb), make(4 * mb)
         assert count(small) == (3 if make is gz_line else 2)
         t1, t4 = _linear(count, small, large, tries=2)
