@@ -45,6 +45,14 @@ def samples_ws():
 
 
 @pytest.fixture(scope="session")
+def incidents_ws():
+    """Every incident capture loaded into one workspace, for tests that only read it."""
+    ws = mcptrace.load(sorted((ROOT / "data" / "incidents").glob("*.jsonl")))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> pathlib.Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS

@@ -416,24 +416,21 @@ def test_unknown_ids_raise_not_found(samples_ws):
         ExplorerModel(samples_ws)
 
 
-def test_findings_list_filters_the_session_picker():
+def test_findings_list_filters_the_session_picker(incidents_ws):
     """Picking a finding narrows the sessions to those of its gaps and the gap filter to its code."""
-    ws = mcptrace.load(sorted((ROOT / "data" / "incidents").glob("*.jsonl")))
-    try:
-        ex = ExplorerWidget(ws.con)
-        findings = ws.sql("SELECT finding_id, code, gap_ids FROM findings ORDER BY finding_id").rows()
-        assert [v for _l, v in ex.finding_picker.options] == [0] + [f[0] for f in findings]
-        all_sessions = [v for _l, v in ex.session_picker.options]
-        assert all_sessions == ex.model.session_ids()
-        for fid, code, gap_ids in findings[:6]:
-            ex.finding_picker.value = fid                      # what a user's pick does
-            want = {s for (s,) in ws.sql("SELECT DISTINCT session_id FROM gaps WHERE list_contains(?, gap_id)",
-                                         [gap_ids]).rows()}
-            shown = [v for _l, v in ex.session_picker.options]
-            assert set(shown) == want and ex.session_id == shown[0]
-            assert ex.gap_filter.value == code
-            assert ex.gap_list.options and all(code in label for label, _g in ex.gap_list.options)
-        ex.finding_picker.value = 0
-        assert [v for _l, v in ex.session_picker.options] == all_sessions
-    finally:
-        ws.close()
+    ws = incidents_ws
+    ex = ExplorerWidget(ws.con)
+    findings = ws.sql("SELECT finding_id, code, gap_ids FROM findings ORDER BY finding_id").rows()
+    assert [v for _l, v in ex.finding_picker.options] == [0] + [f[0] for f in findings]
+    all_sessions = [v for _l, v in ex.session_picker.options]
+    assert all_sessions == ex.model.session_ids()
+    for fid, code, gap_ids in findings[:6]:
+        ex.finding_picker.value = fid                      # what a user's pick does
+        want = {s for (s,) in ws.sql("SELECT DISTINCT session_id FROM gaps WHERE list_contains(?, gap_id)",
+                                     [gap_ids]).rows()}
+        shown = [v for _l, v in ex.session_picker.options]
+        assert set(shown) == want and ex.session_id == shown[0]
+        assert ex.gap_filter.value == code
+        assert ex.gap_list.options and all(code in label for label, _g in ex.gap_list.options)
+    ex.finding_picker.value = 0
+    assert [v for _l, v in ex.session_picker.options] == all_sessions

@@ -81,15 +81,8 @@ def test_each_incident_gives_one_finding_per_fault_with_its_party(name):
         ws.close()
 
 
-@pytest.fixture(scope="module")
-def all_incidents():
-    ws = mcptrace.load(sorted(INCIDENTS.glob("*.jsonl")))
-    yield ws
-    ws.close()
-
-
-def test_every_gap_is_in_exactly_one_finding(all_incidents):
-    ws = all_incidents
+def test_every_gap_is_in_exactly_one_finding(incidents_ws):
+    ws = incidents_ws
     assert ws.sql("SELECT count(*) FROM gaps").rows()[0][0] > 50
     assert ws.sql("""
         SELECT count(*) FROM gaps g FULL JOIN (SELECT unnest(gap_ids) AS gap_id, finding_id FROM findings) f USING (gap_id)
@@ -105,18 +98,18 @@ def test_every_gap_is_in_exactly_one_finding(all_incidents):
                                                              WHERE list_contains(f.gap_ids, gap_id))""").rows() == [(0,)]
 
 
-def test_findings_are_ranked_errors_first_then_by_affected_calls(all_incidents):
-    rows = all_incidents.sql("SELECT finding_id, severity, n_calls FROM findings ORDER BY finding_id").rows()
+def test_findings_are_ranked_errors_first_then_by_affected_calls(incidents_ws):
+    rows = incidents_ws.sql("SELECT finding_id, severity, n_calls FROM findings ORDER BY finding_id").rows()
     order = {"error": 0, "warning": 1, "info": 2}
     keys = [(order[s], -n) for _, s, n in rows]
     assert keys == sorted(keys) and [r[0] for r in rows] == list(range(1, len(rows) + 1))
-    assert all_incidents.findings("error").rows() and {r[2] for r in all_incidents.findings("error").rows()} == {"error"}
+    assert incidents_ws.findings("error").rows() and {r[2] for r in incidents_ws.findings("error").rows()} == {"error"}
     with pytest.raises(ValueError):
-        all_incidents.findings("fatal")
+        incidents_ws.findings("fatal")
 
 
-def test_inferred_findings_say_so(all_incidents):
-    conf = dict(all_incidents.sql("SELECT code, any_value(confidence) FROM findings GROUP BY 1").rows())
+def test_inferred_findings_say_so(incidents_ws):
+    conf = dict(incidents_ws.sql("SELECT code, any_value(confidence) FROM findings GROUP BY 1").rows())
     assert conf["session_split"] == conf["downstream_unlinked"] == "inferred"
     assert conf["missing_trace_context"] == conf["unanswered_request"] == "exact"
 
@@ -164,10 +157,10 @@ def test_cli_ranks_prints_json_and_markdown_and_fails_ci(tmp_path, capsys):
         assert cli_here(capsys, "findings", "--db", info_only, "--fail-on", "warning").returncode == 0
 
 
-def test_a_dataset_written_before_findings_gets_them_from_its_gaps(tmp_path, all_incidents):
+def test_a_dataset_written_before_findings_gets_them_from_its_gaps(tmp_path, incidents_ws):
     out = tmp_path / "ds"
-    all_incidents.write_dataset(out)
-    want = all_incidents.sql("SELECT code, party, n_gaps FROM findings ORDER BY finding_id").rows()
+    incidents_ws.write_dataset(out)
+    want = incidents_ws.sql("SELECT code, party, n_gaps FROM findings ORDER BY finding_id").rows()
     shutil.rmtree(out / "findings")
     with mcptrace.open(out) as ds:
         assert ds.sql("SELECT code, party, n_gaps FROM findings ORDER BY finding_id").rows() == want

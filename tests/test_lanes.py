@@ -92,10 +92,10 @@ def test_lanes_sql_sizes_its_pointer_jumping_from_n():
         lanes_sql(100_000).count("_lane_p")
 
 
-@pytest.mark.parametrize("path", [SAMPLES, ROOT / "data" / "incidents", ROOT / "data" / "bare"],
+@pytest.mark.parametrize("loaded", ["samples_ws", "incidents_ws", ROOT / "data" / "bare"],
                          ids=["samples", "incidents", "bare"])
-def test_call_lanes_of_every_real_session(path):
-    ws = mcptrace.load(path)
+def test_call_lanes_of_every_real_session(loaded, request):
+    ws = request.getfixturevalue(loaded) if isinstance(loaded, str) else mcptrace.load(loaded)
     try:
         for (sid,) in ws.sql("SELECT session_id FROM sessions").rows():
             lane = dict(call_lanes(ws.con, sid).rows())
@@ -112,4 +112,5 @@ def test_call_lanes_of_every_real_session(path):
             assert max(lane.values()) + 1 == fewest_lanes(list(ords.values()))
         assert len(call_lanes(ws.con, "s_nope")) == 0
     finally:
-        ws.close()
+        if not isinstance(loaded, str):  # the shared workspaces close at the end of the session
+            ws.close()

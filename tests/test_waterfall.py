@@ -16,7 +16,6 @@ from mcptrace.render.export import write_figure
 from mcptrace.render.waterfall import AGGREGATE_ABOVE, TURN_CLASSES
 from test_report import PAYLOADS, _hostile_capture, _rendered_dom
 
-INCIDENTS = ROOT / "data" / "incidents"
 
 
 def _turn_markers(fig):
@@ -58,39 +57,36 @@ def test_per_turn_rows_above_the_threshold(samples_ws):
     assert "Aggregated: 14 calls in 6 turns" in fig.layout.annotations[0].text
 
 
-@pytest.mark.parametrize("path", [SAMPLES, INCIDENTS], ids=["samples", "incidents"])
-def test_drill_down_gives_exactly_the_rows_of_that_turn(path):
-    ws = mcptrace.load(path)
-    try:
-        for (sid,) in ws.sql("SELECT session_id FROM sessions").rows():
-            full = ws.tree(sid)
-            turns = ws.turns(sid).df()
-            assert turns["n_calls"].sum() == len(ws.calls(sid))
-            roots = [n for n, p in zip(full["node_id"], full["parent_id"]) if p is None and n != f"session:{sid}"]
-            for key in turns["turn"]:
-                part = ws.tree(sid, turn=key)
-                if key.startswith("untraced:"):   # calls without a turn hang off the session
-                    tops = [n for n in part["node_id"] if n.startswith("call:")]
-                    assert tops and all(full.set_index("node_id").loc[n, "parent_id"] == f"session:{sid}" for n in tops)
-                else:
-                    tops = [f"turn:{key}"]
-                traces = set(part["trace_id"].dropna())
-                extra = [r for r in roots if full.set_index("node_id").loc[r, "trace_id"] in traces]
-                keep = _subtree(full, tops + extra) | {f"session:{sid}"}
-                want = full[full["node_id"].isin(keep)].reset_index(drop=True)
-                got = part.reset_index(drop=True)
-                cols = [c for c in full.columns if c not in ("lane", "gaps")]
-                assert got[cols].equals(want[cols]), (sid, key)
-                # the gaps of the turn's nodes, none of other turns
-                assert list(got["gaps"][1:]) == list(want["gaps"][1:])
-                if key == turns["turn"].iloc[-1]:  # one turn a session (each is a query or a figure):
-                    # drilling down by one of its calls gives the same rows, and the figure draws them
-                    first_call = int(turns.set_index("turn").loc[key, "first_call_id"])
-                    assert ws.tree(sid, call_id=first_call)["node_id"].tolist() == got["node_id"].tolist()
-                    fig = ws.waterfall(sid, turn=key)
-                    assert len(fig.data[0].y) == len(got) and fig.layout.title.text.endswith(f"turn {html.escape(key)}")
-    finally:
-        ws.close()
+@pytest.mark.parametrize("loaded", ["samples_ws", "incidents_ws"], ids=["samples", "incidents"])
+def test_drill_down_gives_exactly_the_rows_of_that_turn(loaded, request):
+    ws = request.getfixturevalue(loaded)
+    for (sid,) in ws.sql("SELECT session_id FROM sessions").rows():
+        full = ws.tree(sid)
+        turns = ws.turns(sid).df()
+        assert turns["n_calls"].sum() == len(ws.calls(sid))
+        roots = [n for n, p in zip(full["node_id"], full["parent_id"]) if p is None and n != f"session:{sid}"]
+        for key in turns["turn"]:
+            part = ws.tree(sid, turn=key)
+            if key.startswith("untraced:"):   # calls without a turn hang off the session
+                tops = [n for n in part["node_id"] if n.startswith("call:")]
+                assert tops and all(full.set_index("node_id").loc[n, "parent_id"] == f"session:{sid}" for n in tops)
+            else:
+                tops = [f"turn:{key}"]
+            traces = set(part["trace_id"].dropna())
+            extra = [r for r in roots if full.set_index("node_id").loc[r, "trace_id"] in traces]
+            keep = _subtree(full, tops + extra) | {f"session:{sid}"}
+            want = full[full["node_id"].isin(keep)].reset_index(drop=True)
+            got = part.reset_index(drop=True)
+            cols = [c for c in full.columns if c not in ("lane", "gaps")]
+            assert got[cols].equals(want[cols]), (sid, key)
+            # the gaps of the turn's nodes, none of other turns
+            assert list(got["gaps"][1:]) == list(want["gaps"][1:])
+            if key == turns["turn"].iloc[-1]:  # one turn a session (each is a query or a figure):
+                # drilling down by one of its calls gives the same rows, and the figure draws them
+                first_call = int(turns.set_index("turn").loc[key, "first_call_id"])
+                assert ws.tree(sid, call_id=first_call)["node_id"].tolist() == got["node_id"].tolist()
+                fig = ws.waterfall(sid, turn=key)
+                assert len(fig.data[0].y) == len(got) and fig.layout.title.text.endswith(f"turn {html.escape(key)}")
 
 
 def test_drill_down_figure_zooms_to_the_turn(samples_ws):
