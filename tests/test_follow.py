@@ -7,19 +7,24 @@ finished files. The live test with ``mcptrace capture`` is in ``tests/test_captu
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 
 import pytest
 
 import mcptrace
 import mcptrace.ingest.follow
 import mcptrace.ingest.loader
+from mcptrace.analysis.rebuild import rebuild
 from mcptrace.core.errors import MCPTraceError
+from mcptrace.ingest.options import LoadOptions
 from mcptrace.explorer.model import ExplorerModel
 from test_incremental import tables
 
@@ -76,8 +81,9 @@ def _same_as_one_load(ws: mcptrace.Workspace, files: list[str]) -> None:
 
 def test_follow_while_written_equals_one_load(tmp_path):
     transcript, spans = str(tmp_path / "capture.jsonl"), str(tmp_path / "capture.otlp.jsonl")
-    writer = _write_slowly([(_lines(INCIDENT + ".jsonl"), transcript), (_lines(INCIDENT + ".otlp.jsonl"), spans)])
-    ws = mcptrace.open(str(tmp_path / "f.duckdb"))
+    ws = mcptrace.open(str(tmp_path / "f.duckdb"))  # before the writer starts: it writes for about two seconds
+    writer = _write_slowly([(_lines(INCIDENT + ".jsonl"), transcript), (_lines(INCIDENT + ".otlp.jsonl"), spans)],
+                           pause=0.15)
     parts = ws.follow([transcript, spans], interval=0.01, idle_timeout=2.0)
     writer.join()
     assert len(parts) > 2, len(parts)
@@ -245,3 +251,47 @@ def test_a_part_after_a_full_rebuild_catches_up(tmp_path):
     assert all(p.analysis.mode == "incremental" for p in parts), [(p.analysis.mode, p.analysis.reason) for p in parts]
     _same_as_one_load(ws, [first, *others, later])
     ws.close()
+
+
+def test_a_long_line_is_followed_in_pieces_and_rejected_as_a_load_rejects_it(tmp_path):
+    """A line longer than a part is read on to its newline in pieces, never held whole (a followed capture
+    is as hostile as any): while half of it is written nothing is loaded, and once it ends it is rejected
+    over the record limit as a load of the whole file rejects it, the lines around it loaded."""
+    path = str(tmp_path / "long.jsonl")
+    lines = _lines(INCIDENT + ".jsonl")
+    long = json.dumps({"ts": "2026-03-01T12:00:00Z", "direction": "client_to_server", "connection_id": "c",
+                       "message": {"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+                                   "params": {"name": "upload", "arguments": {"blob": "q" * (96 << 20)}}}}).encode()
+    half = memoryview(long)[:len(long) // 2], memoryview(long)[len(long) // 2:]  # written without a copy
+    options = dataclasses.replace(LoadOptions.of(), max_record_bytes=1 << 20)
+    with open(path, "wb") as f:
+        f.write("".join(lines[:5]).encode())
+        f.write(half[0])
+    ws = mcptrace.open(str(tmp_path / "f.duckdb"))
+    tracemalloc.start()  # what Python holds from here: the follow's reads, not the test's line
+    try:
+        first = ws.follow(path, interval=0.01, idle_timeout=0.3, options=options)
+        assert [(p.first_line, p.last_line) for p in first] == [(1, 5)]  # the half line waits
+        with open(path, "ab") as f:
+            f.write(half[1])
+            f.write(("\n" + "".join(lines[5:])).encode())
+        rest = ws.follow(path, interval=0.01, idle_timeout=0.3, options=options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rest and rest[0].first_line == 6 and rest[-1].last_line == len(lines) + 1
+    # lines are read 32 MiB at a time, as in a load of the whole file (two reads at most at once); the
+    # 96 MiB line is never held (following it had held it whole, and copies of it: 200 MB)
+    assert peak < 80 << 20, peak
+    assert ws.sql("SELECT record_no, reason FROM rejects").rows() == [
+        (6, f"line 6: record of {len(long)} bytes exceeds the limit of 1048576 bytes")]
+    whole = mcptrace.open()
+    mcptrace.ingest.loader.Loader(whole.con, options).load([path])
+    rebuild(whole.con)
+    a, b = tables(ws), tables(whole)
+    for t in b:
+        assert a[t] == b[t], t
+    assert ws.sql("SELECT record_no, reason, raw FROM rejects").rows() == \
+        whole.sql("SELECT record_no, reason, raw FROM rejects").rows()
+    ws.close()
+    whole.close()

@@ -6,7 +6,9 @@ so a follow can stop and start again, and a file first loaded whole can then be 
 loaded by :meth:`mcptrace.ingest.loader.Loader.load_part` into the file's one ``sources`` row; its
 records keep their line numbers. A line still being written (no newline yet) waits for the next part.
 Before going on from an offset, the bytes before it are hashed again and compared with the row's
-``sha256``: a file rewritten, truncated or replaced since is not appended to.
+``sha256``: a file rewritten, truncated or replaced since is not appended to. A part is a range of the
+file, read when it loads in pieces like any input: a line of any length is never held whole, and one
+over ``LoadOptions.max_record_bytes`` is rejected as a load of the whole file rejects it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from mcptrace.ingest.readers.inputs import GZIP_MAGIC, ZSTD_MAGIC
 
 #: bytes a part holds at most (a longer line is read whole, up to its newline)
 PART_BYTES = 1 << 20
+#: bytes read at a time while looking for a part's end and hashing it
+_PIECE = 1 << 20
 #: bytes the part after one whose analysis ran in full may hold: a full rebuild costs the same whatever the
 #: part holds, so the follow catches up with what was written meanwhile instead of paying a rebuild per
-#: :data:`PART_BYTES` (a part is held in memory while it loads)
+#: :data:`PART_BYTES` (a part is read from the file in pieces when it loads, as any input)
 CATCH_UP_BYTES = 64 << 20
 
 
@@ -39,6 +43,7 @@ class FollowedFile:
         self.path = os.fspath(path)
         self.con = con
         self._hash = hashlib.sha256()
+        self._next_hash: tuple[int, object] = (-1, None)
         self.offset = 0
         self.lines = 0
         self.source_id: int | None = None
@@ -77,8 +82,10 @@ class FollowedFile:
 
     def next_part(self, max_bytes: int = PART_BYTES) -> FilePart | None:
         """The complete lines written after ``offset`` (at most about ``max_bytes``, a longer line whole),
-        or None when there is none yet. Raises :class:`mcptrace.MCPTraceError` when the file shrank below
-        ``offset`` or is compressed."""
+        or None when there is none yet. The file is read in pieces and no line is held: a line of any
+        length costs memory only when the part loads, as in a load of the whole file (a record over
+        ``LoadOptions.max_record_bytes`` is rejected without being read whole). Raises
+        :class:`mcptrace.MCPTraceError` when the file shrank below ``offset`` or is compressed."""
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
@@ -90,27 +97,54 @@ class FollowedFile:
                                 "(truncated or replaced); load it into a new database")
         if size == self.offset:
             return None
+        end, newlines = self._scan(max_bytes)
+        if end is None:
+            return None  # a line still being written
+        h = self._hash.copy()
         with open(self.path, "rb") as f:
             f.seek(self.offset)
-            data = f.read(max_bytes)
-            if self.offset == 0 and (data[:2] == GZIP_MAGIC or data[:4] == ZSTD_MAGIC):
-                raise MCPTraceError(f"{self.path}: compressed files cannot be followed")
-            end = data.rfind(b"\n")
-            while end < 0:  # a line longer than max_bytes: read on to its newline
-                more = f.read(max_bytes)
-                if not more:
-                    return None  # still being written
-                data += more
-                end = data.rfind(b"\n")
-        data = data[:end + 1]
-        h = self._hash.copy()
-        h.update(data)
-        return FilePart(data=data, first_record_no=self.lines + 1, end_offset=self.offset + len(data),
-                        end_lines=self.lines + data.count(b"\n"), sha256=h.hexdigest(), source_id=self.source_id,
+            left = end - self.offset
+            while left > 0:
+                chunk = f.read(min(left, _PIECE))
+                if not chunk:
+                    raise MCPTraceError(f"{self.path}: shrank while being read (truncated or replaced); "
+                                        "load it into a new database")
+                h.update(chunk)
+                left -= len(chunk)
+        self._next_hash = (end, h)
+        return FilePart(start_offset=self.offset, first_record_no=self.lines + 1, end_offset=end,
+                        end_lines=self.lines + newlines, sha256=h.hexdigest(), source_id=self.source_id,
                         format=self.format)
+
+    def _scan(self, max_bytes: int) -> tuple[int | None, int]:
+        """Where the next part ends (the byte after its last newline: the last one in the first
+        ``max_bytes`` bytes after ``offset``, or, when these hold none, the last one of the first
+        ``max_bytes`` piece after them that holds one) and how many lines it holds; (None, 0) when no
+        newline was written yet. Reads in pieces, keeping none."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            pos, budget, end, newlines = self.offset, max_bytes, None, 0
+            while True:
+                chunk = f.read(min(budget, _PIECE))
+                if not chunk:
+                    return end, newlines
+                if pos == 0 and (chunk[:2] == GZIP_MAGIC or chunk[:4] == ZSTD_MAGIC):
+                    raise MCPTraceError(f"{self.path}: compressed files cannot be followed")
+                last = chunk.rfind(b"\n")
+                if last >= 0:
+                    end, newlines = pos + last + 1, newlines + chunk.count(b"\n")
+                pos += len(chunk)
+                budget -= len(chunk)
+                if budget <= 0:
+                    if end is not None:
+                        return end, newlines
+                    budget = max_bytes  # a line longer than max_bytes: read on to its newline
 
     def advance(self, part: FilePart, report: FileReport) -> None:
         """Move past a part the loader took (``report.status`` 'loaded')."""
-        self._hash.update(part.data)
+        end, h = self._next_hash
+        if end != part.end_offset:  # not the part next_part gave
+            raise ValueError(f"{self.path}: advance past a part this file did not give")
+        self._hash = h
         self.offset, self.lines = part.end_offset, part.end_lines
         self.source_id, self.format = report.source_id, report.format

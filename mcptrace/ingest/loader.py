@@ -71,12 +71,13 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class FilePart:
-    """The next complete lines of a file being followed (:mod:`mcptrace.ingest.follow`): ``data`` holds
-    lines ``first_record_no``... up to byte ``end_offset`` of the file (``end_lines`` lines in all);
+    """The next complete lines of a file being followed (:mod:`mcptrace.ingest.follow`): bytes
+    ``start_offset`` to ``end_offset`` of the file hold lines ``first_record_no``... (``end_lines`` lines
+    in all up to ``end_offset``), read from the file when the part loads, in pieces like any input;
     ``sha256`` is of the file's bytes up to ``end_offset``. ``source_id`` and ``format``: the file's
     ``sources`` row and reader from an earlier part, None for the first."""
 
-    data: bytes
+    start_offset: int
     first_record_no: int
     end_offset: int
     end_lines: int
@@ -187,7 +188,7 @@ class Loader:
         the new ``sha256`` and ``size_bytes``, and ``read_offset``/``read_lines`` (where the next part
         starts). A format that is not one record per line (:data:`FOLLOWABLE`) is reported
         'unrecognized'; a failure inside the part rolls the part back and is reported 'failed'."""
-        inp = RangeInput(path, part.data, part.first_record_no)
+        inp = RangeInput(path, part.start_offset, part.end_offset, part.first_record_no)
         if part.format:
             reader = _readers.by_name(part.format)
         else:
@@ -262,7 +263,7 @@ class Loader:
                 con.execute("SET memory_limit = ?", [limit])
             # a file of one record per line can be followed later from where this load ends
             whole = (None if inp.compression or reader.name not in FOLLOWABLE else
-                     FilePart(b"", 1, size, newlines + (0 if complete else 1), sha))
+                     FilePart(0, 1, size, newlines + (0 if complete else 1), sha))
             try:
                 return self._ingest_isolated(inp, sha, size, reader, source_id, whole=whole)
             except duckdb.OutOfMemoryException as e:

@@ -361,18 +361,43 @@ class Input:
 
 
 class RangeInput(Input):
-    """Lines ``first_record_no``... of a file being followed, as bytes already read (complete lines of
-    an uncompressed file, from an offset: :mod:`mcptrace.ingest.follow`). Readers number its lines from
-    ``first_record_no``, so records keep their line numbers in the whole file."""
+    """Lines ``first_record_no``... of a file being followed: bytes ``start`` to ``end`` of an uncompressed
+    file (complete lines, from an offset: :mod:`mcptrace.ingest.follow`), read from the file in pieces, so a
+    part holding a line of any length costs what reading that line from a whole file costs. Readers number
+    its lines from ``first_record_no``, so records keep their line numbers in the whole file."""
 
-    def __init__(self, path: str, data: bytes, first_record_no: int) -> None:
+    def __init__(self, path: str, start: int, end: int, first_record_no: int) -> None:
         self.path = path
-        self.data = data
+        self.start, self.end = start, end
         self.first_record_no = first_record_no
         self.compression = None
         self._framed_proto = None
         self.head_error = None
 
     def open(self) -> BinaryIO:
-        return io.BytesIO(self.data)
+        return io.BufferedReader(_FileRange(self.path, self.start, self.end))
+
+
+class _FileRange(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file, as a raw stream."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed with the stream
+        self._f.seek(start)
+        self._left = max(end - start, 0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self._left)
+        if n <= 0:
+            return 0
+        got = self._f.readinto(memoryview(b)[:n]) or 0
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
