@@ -23,7 +23,7 @@ from mcptrace.core.errors import MCPTraceError
 from mcptrace.ingest.loader import FOLLOWABLE, FilePart, FileReport
 from mcptrace.ingest.readers.inputs import GZIP_MAGIC, ZSTD_MAGIC
 
-#: bytes a part holds at most (a longer line is read whole, up to its newline)
+#: bytes a part holds at most (a part holding a longer line goes on to its newline)
 PART_BYTES = 1 << 20
 #: bytes read at a time while looking for a part's end and hashing it
 _PIECE = 1 << 20
