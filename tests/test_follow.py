@@ -136,6 +136,11 @@ def test_follow_refuses_what_it_cannot_follow(tmp_path):
     ws = mcptrace.open(db)
     with pytest.raises(MCPTraceError, match="compressed files cannot be followed"):
         ws.follow(packed, idle_timeout=0.1)
+    # a directory or a FIFO has no offsets to go on from (reading a FIFO would wait for a writer)
+    os.mkfifo(tmp_path / "pipe")
+    for what, path in (("a directory", tmp_path), ("a FIFO", tmp_path / "pipe")):
+        with pytest.raises(MCPTraceError, match=f"cannot be followed: not a regular file: {what}"):
+            ws.follow(path, idle_timeout=0.1)
     # a file rewritten before the offset already loaded is not appended to
     out = str(tmp_path / "capture.jsonl")
     with open(out, "w", encoding="utf-8") as f:

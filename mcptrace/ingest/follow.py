@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 
 import duckdb
 
 from mcptrace.core.db import one
 from mcptrace.core.errors import MCPTraceError
-from mcptrace.ingest.loader import FOLLOWABLE, FilePart, FileReport
+from mcptrace.ingest.loader import FOLLOWABLE, FilePart, FileReport, not_a_regular_file
 from mcptrace.ingest.readers.inputs import GZIP_MAGIC, ZSTD_MAGIC
 
 #: bytes a part holds at most (a part holding a longer line goes on to its newline)
@@ -85,13 +86,17 @@ class FollowedFile:
         or None when there is none yet. The file is read in pieces and no line is held: a line of any
         length costs memory only when the part loads, as in a load of the whole file (a record over
         ``LoadOptions.max_record_bytes`` is rejected without being read whole). Raises
-        :class:`mcptrace.MCPTraceError` when the file shrank below ``offset`` or is compressed."""
+        :class:`mcptrace.MCPTraceError` when the file shrank below ``offset``, is compressed or is not a
+        regular file (a directory, a FIFO, a device)."""
         try:
-            size = os.stat(self.path).st_size
+            st = os.stat(self.path)
         except FileNotFoundError:
             return None  # not created yet
         except OSError as e:
             raise MCPTraceError(f"{self.path}: cannot read: {e.strerror or e}") from e
+        if not stat.S_ISREG(st.st_mode):  # a directory, a FIFO or a device has no offsets to go on from
+            raise MCPTraceError(f"{self.path}: cannot be followed: {not_a_regular_file(self.path)}")
+        size = st.st_size
         if size < self.offset:
             raise MCPTraceError(f"{self.path}: shrank to {size} bytes below the {self.offset} already loaded "
                                 "(truncated or replaced); load it into a new database")

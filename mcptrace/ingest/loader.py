@@ -132,7 +132,7 @@ def _sha256(path: str) -> tuple[str, int, int, bool]:
     return h.hexdigest(), n, lines, last == b"\n"
 
 
-def _not_a_regular_file(path: str) -> str | None:
+def not_a_regular_file(path: str) -> str | None:
     """Why ``path`` is not read (a FIFO, a device, a socket, a link to one), None for a regular file.
     Checked before anything opens it: reading a FIFO or ``/dev/zero`` never ends."""
     try:
@@ -214,7 +214,7 @@ class Loader:
         memory) rolls back that file only and is reported (and kept as a ``failed`` row of
         ``sources`` with its reason); only a bad record with ``errors="raise"`` and an interrupt
         propagate."""
-        problem = _not_a_regular_file(path)
+        problem = not_a_regular_file(path)
         if problem:
             return FileReport(path, "unreadable", error=f"{path}: {problem}")
         try:
