@@ -67,23 +67,32 @@ SELECT session_id, arg_max(server_party, (n, server_party)) AS server_party
 FROM (SELECT session_id, server_party, count(*) AS n FROM call_party GROUP BY 1, 2) GROUP BY 1;
 
 CREATE OR REPLACE TABLE gap_party AS
-WITH g AS (
+WITH gm AS (
+    -- the message of a gap without a call, and the span of a gap whose party is its span's service: read
+    -- for those gaps only (a join of every gap would read every message and span)
+    SELECT g.gap_id, m.direction, coalesce(m.mcp_session_id, m.connection_id) AS scope
+    FROM gaps g JOIN messages m ON m.message_id = g.message_id WHERE g.call_id IS NULL
+), gs AS (
+    SELECT g.gap_id, s.service_name, s.mcp_side
+    FROM gaps g JOIN finding_rules r USING (code) JOIN spans s ON s.trace_id = g.trace_id AND s.span_id = g.span_id
+    WHERE r.party IN ('orphan_service', 'span_service')
+), g AS (
     SELECT g.gap_id, g.code, g.severity, g.session_id, g.call_id, g.ts, g.detail, r.party AS rule, r.unit,
            r.eligible, r.inferred
                -- a server span joined by a span link is exact; by attributes, inferred
                OR (g.code = 'server_span_unlinked' AND g.detail->>'$.matched_by' = 'attributes') AS inferred,
-           coalesce(cp.direction, m.direction) AS direction,
+           coalesce(cp.direction, gm.direction) AS direction,
            cp.tool, coalesce(cp.client_party, sp.client_party, 'unidentified client') AS client_party,
            coalesce(cp.server_party, sc.server_party, ss.server_party, 'unidentified server') AS server_party,
-           s.service_name AS span_service, s.mcp_side AS span_side,
+           gs.service_name AS span_service, gs.mcp_side AS span_side,
            g.detail->>'$.downstream_service' AS downstream
     FROM gaps g JOIN finding_rules r USING (code)
     LEFT JOIN call_party cp ON cp.call_id = g.call_id
     LEFT JOIN _session_party sp ON sp.session_id = g.session_id
-    LEFT JOIN messages m ON m.message_id = g.message_id AND g.call_id IS NULL
-    LEFT JOIN _scope_server sc ON sc.scope = coalesce(m.mcp_session_id, m.connection_id)
+    LEFT JOIN gm ON gm.gap_id = g.gap_id
+    LEFT JOIN _scope_server sc ON sc.scope = gm.scope
     LEFT JOIN _session_server ss ON ss.session_id = g.session_id
-    LEFT JOIN spans s ON s.trace_id = g.trace_id AND s.span_id = g.span_id AND r.party IN ('orphan_service', 'span_service')
+    LEFT JOIN gs ON gs.gap_id = g.gap_id
 ), gt AS (
     SELECT *, server_party || ' · ' || coalesce(tool, '(no call)') AS server_tool FROM g
 )
