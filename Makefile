@@ -33,11 +33,11 @@ demo: venv chromium
 # workers; then the other real-process, browser and notebook tests on two workers (each module's on one); then
 # the sample and incident generators, whose captures hold timings, with nothing beside them. The test processes
 # may write bytecode (pytest keeps the test modules it rewrote, Python the compiled modules) for the next ones.
-# Two workers share the two cores, so each DuckDB connection runs one thread (MCPTRACE_THREADS); the last
-# phase runs DuckDB's default.
+# In the first phase two workers share the two cores, so each worker's DuckDB databases run one thread
+# (MCPTRACE_THREADS); the other phases run DuckDB's default, multi-threaded.
 test: venv-test chromium
 	PYTHONDONTWRITEBYTECODE= MCPTRACE_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m "(beside and not browser) or not (sdk or browser or notebooks)"
-	PYTHONDONTWRITEBYTECODE= MCPTRACE_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m "(sdk or browser or notebooks) and not (beside and not browser) and not alone"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "(sdk or browser or notebooks) and not (beside and not browser) and not alone"
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -m "alone"
 
 # the suite without real SDK processes, browsers, notebooks and slow tests (markers in tests/conftest.py)

@@ -64,14 +64,18 @@ def stdio_lines() -> list[str]:
 
 
 def cli_here(capsys, *args):
-    """The CLI's ``main`` in this process (the code ``python -m mcptrace`` runs, without starting an
-    interpreter): a CompletedProcess of its exit code and output."""
+    """The command line's ``main`` (``mcptrace.__main__.main``, what ``python -m mcptrace`` runs) in this
+    process, without starting an interpreter: a CompletedProcess of its exit code (argparse's usage exit
+    included) and output."""
     import subprocess
 
-    from mcptrace.cli import main
+    from mcptrace.__main__ import main
 
     capsys.readouterr()
-    rc = main([str(a) for a in args])
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(["mcptrace", *map(str, args)], rc, out, err)
 
@@ -135,6 +139,7 @@ TEST_MARKS: dict[str, tuple[str, ...]] = {
     "test_tool_stats::test_report_tool_section_renders_inert_in_chromium": ("browser",),
     "test_correlation::test_precision_and_recall_of_every_gap_code_are_one": ("slow",),
     "test_incremental::test_following_an_http_capture_reaches_only_the_neighbourhood_of_its_edge": ("slow",),
+    "test_follow::test_a_long_line_is_followed_in_pieces_and_rejected_as_a_load_rejects_it": ("slow",),
     "test_cli::test_load_sessions_gaps_timeline": ("slow",),
     "test_readers_http_logs::test_damaged_files_load_without_raising": ("slow",),
     "test_dataset::test_dataset_in_an_s3_object_store": ("slow",),

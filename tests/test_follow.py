@@ -24,8 +24,8 @@ import mcptrace.ingest.follow
 import mcptrace.ingest.loader
 from mcptrace.analysis.rebuild import rebuild
 from mcptrace.core.errors import MCPTraceError
-from mcptrace.ingest.options import LoadOptions
 from mcptrace.explorer.model import ExplorerModel
+from mcptrace.ingest.options import LoadOptions
 from test_incremental import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -300,3 +300,37 @@ def test_a_long_line_is_followed_in_pieces_and_rejected_as_a_load_rejects_it(tmp
         whole.sql("SELECT record_no, reason, raw FROM rejects").rows()
     ws.close()
     whole.close()
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 1 << 20])
+def test_a_part_ends_where_the_plain_rule_says_whatever_the_pieces(tmp_path, monkeypatch, piece):
+    """A part ends at the last newline in the first max_bytes bytes, or, when these hold none, at the last
+    newline of the first max_bytes window after them that holds one; read in pieces of any size, its end,
+    line count and hash are those of that rule applied to the whole file."""
+    import hashlib
+    import random
+
+    monkeypatch.setattr(mcptrace.ingest.follow, "_PIECE", piece)
+    rng = random.Random(piece)
+    ws = mcptrace.open()
+    for _ in range(60):
+        data = bytes(rng.choice(b"ab\n\r") for _ in range(rng.randint(1, 40)))
+        max_bytes = rng.randint(1, 12)
+        path = tmp_path / "f.jsonl"
+        path.write_bytes(data)
+        followed = mcptrace.ingest.follow.FollowedFile(ws.con, str(path))
+        part = followed.next_part(max_bytes)
+        # the rule, plainly: windows of max_bytes; the first holding a newline ends the part at its last one
+        end = None
+        for start in range(0, len(data), max_bytes):
+            window = data[start:start + max_bytes]
+            if b"\n" in window:
+                end = start + window.rindex(b"\n") + 1
+                break
+        if end is None:
+            assert part is None, (data, max_bytes)
+            continue
+        assert (part.start_offset, part.end_offset, part.end_lines) == (0, end, data[:end].count(b"\n")), \
+            (data, max_bytes)
+        assert part.sha256 == hashlib.sha256(data[:end]).hexdigest()
+    ws.close()

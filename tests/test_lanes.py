@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mcptrace
-from conftest import ROOT, SAMPLES
+from conftest import ROOT
 from mcptrace.analysis.lanes import call_lanes, lanes, lanes_sql
 
 INF = float("inf")

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 import mcptrace
 from conftest import ROOT, SAMPLES
 from mcptrace.core.db import connect
+from mcptrace.core.errors import MCPTraceError
 
 
 def test_rows_of_a_load_that_died_are_gone_when_the_database_is_opened(tmp_path):
@@ -73,9 +75,9 @@ def test_mcptrace_threads_sets_duckdbs_threads_and_a_bad_value_is_named(monkeypa
     monkeypatch.delenv("MCPTRACE_THREADS", raising=False)
     default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
     assert connect(None).execute("SELECT current_setting('threads')").fetchone()[0] == default
-    monkeypatch.setenv("MCPTRACE_THREADS", "1")
+    monkeypatch.setenv("MCPTRACE_THREADS", str(default + 1))  # not the default, whatever the machine
     ws = mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=str(tmp_path / "t.duckdb"))
-    assert ws.sql("SELECT current_setting('threads')").rows() == [(1,)]
+    assert ws.sql("SELECT current_setting('threads')").rows() == [(default + 1,)]
     assert ws.sql("SELECT count(*) > 0 FROM calls").rows() == [(True,)]
     ws.close()
     monkeypatch.setenv("MCPTRACE_THREADS", "0")
@@ -83,3 +85,8 @@ def test_mcptrace_threads_sets_duckdbs_threads_and_a_bad_value_is_named(monkeypa
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and "MCPTRACE_THREADS='0': not a positive integer" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # refused before a database file is made
+    monkeypatch.setenv("MCPTRACE_THREADS", "²")
+    with pytest.raises(MCPTraceError, match="MCPTRACE_THREADS='²': not a positive integer"):
+        connect(str(tmp_path / "new.duckdb"))
+    assert not (tmp_path / "new.duckdb").exists()

@@ -11,11 +11,10 @@ import plotly.io as pio
 import pytest
 
 import mcptrace
-from conftest import ROOT, SAMPLES
+from conftest import ROOT
 from mcptrace.render.export import write_figure
 from mcptrace.render.waterfall import AGGREGATE_ABOVE, TURN_CLASSES
 from test_report import PAYLOADS, _hostile_capture, _rendered_dom
-
 
 
 def _turn_markers(fig):

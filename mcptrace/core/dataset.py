@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from mcptrace.core.db import TABLES, apply_threads, install_macros
+from mcptrace.core.db import TABLES, apply_threads, install_macros, threads_setting
 from mcptrace.core.errors import MCPTraceError, error_line
 from mcptrace.core.sqlfiles import statements
 
@@ -118,10 +118,11 @@ def attach_dataset(location: str | os.PathLike, *, storage_options: dict | None 
     base = location.rstrip("/") if url else os.path.abspath(location)
     if not url and not os.path.isdir(base):
         raise MCPTraceError(f"{location}: no such directory")
+    threads = threads_setting()
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    apply_threads(con)
+    apply_threads(con, threads)
     for stmt in setup_sql:
         con.execute(stmt)
     if url:

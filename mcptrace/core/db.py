@@ -82,24 +82,35 @@ UNTRUSTED_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_exten
                     "enable_external_access": False}
 
 
-def apply_threads(con: duckdb.DuckDBPyConnection) -> None:
-    """DuckDB's worker threads for ``con``: the ``MCPTRACE_THREADS`` environment variable (a positive
-    integer) when it is set, else DuckDB's default (one per core). Several mcptrace processes sharing a
-    machine's cores (parallel jobs, test workers) each run faster on fewer threads. Raises
-    :class:`mcptrace.MCPTraceError` naming the variable for a value that is not a positive integer."""
+def threads_setting() -> int | None:
+    """DuckDB's worker threads from the ``MCPTRACE_THREADS`` environment variable (a positive integer), None
+    when it is not set (DuckDB's default: one per core). Several mcptrace processes sharing a machine's cores
+    (parallel jobs, test workers) each run faster on fewer threads. Raises :class:`mcptrace.MCPTraceError`
+    naming the variable for a value that is not a positive integer; read before a database is opened."""
     value = os.environ.get("MCPTRACE_THREADS", "").strip()
     if not value:
-        return
-    if not value.isdigit() or int(value) < 1:
+        return None
+    try:
+        n = int(value) if value.isascii() else 0
+    except ValueError:
+        n = 0
+    if n < 1:
         raise MCPTraceError(f"MCPTRACE_THREADS={value!r}: not a positive integer")
-    con.execute("SET threads = ?", [int(value)])
+    return n
+
+
+def apply_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
+    """Set DuckDB's worker threads (:func:`threads_setting`) on ``con``'s database (the setting is the
+    database's, shared by its connections); None leaves DuckDB's default."""
+    if threads is not None:
+        con.execute("SET threads = ?", [threads])
 
 
 def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
             untrusted: bool = False, allowed_directories: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
 
-    DuckDB runs ``MCPTRACE_THREADS`` worker threads when that is set (:func:`apply_threads`).
+    DuckDB runs ``MCPTRACE_THREADS`` worker threads when that is set (:func:`threads_setting`).
     A file-backed database gets DuckDB's ``memory_limit`` (``memory_limit``, else the
     ``MCPTRACE_MEMORY_LIMIT`` environment variable, else :data:`DEFAULT_MEMORY_LIMIT`; DuckDB
     size syntax such as ``"2GiB"``); work beyond it spills to the ``<db>.tmp`` directory. An
@@ -113,10 +124,11 @@ def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str
     # them only from a started database, and only while access is still on); nothing of the
     # database runs before that
     config = {k: v for k, v in UNTRUSTED_CONFIG.items() if k != "enable_external_access"} if untrusted else {}
+    threads = threads_setting()  # a bad value is refused before the database file is created
     con = duckdb.connect(db or ":memory:", read_only=read_only, config=config)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # a library prints nothing on stdout
-    apply_threads(con)
+    apply_threads(con, threads)
     in_memory = not db or db == ":memory:"
     limit = memory_limit or (None if in_memory else os.environ.get("MCPTRACE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
     if limit:

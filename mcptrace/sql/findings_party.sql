@@ -68,8 +68,8 @@ FROM (SELECT session_id, server_party, count(*) AS n FROM call_party GROUP BY 1,
 
 CREATE OR REPLACE TABLE gap_party AS
 WITH gm AS (
-    -- the message of a gap without a call, and the span of a gap whose party is its span's service: read
-    -- for those gaps only (a join of every gap would read every message and span)
+    -- the message of a gap without a call, and the span of a gap whose party is its span's service: joined
+    -- for those gaps only
     SELECT g.gap_id, m.direction, coalesce(m.mcp_session_id, m.connection_id) AS scope
     FROM gaps g JOIN messages m ON m.message_id = g.message_id WHERE g.call_id IS NULL
 ), gs AS (

@@ -21,6 +21,8 @@ import struct
 import zlib
 from typing import BinaryIO
 
+from mcptrace.core.errors import MCPTraceError
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -379,11 +381,20 @@ class RangeInput(Input):
 
 
 class _FileRange(io.RawIOBase):
-    """Bytes ``start`` to ``end`` of a file, as a raw stream."""
+    """Bytes ``start`` to ``end`` of a file, as a raw stream. Raises :class:`mcptrace.MCPTraceError` (not a
+    decoding error: the part fails, no reject is recorded) when the file ends before ``end``: truncated
+    since the range was hashed."""
 
     def __init__(self, path: str, start: int, end: int) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed with the stream
-        self._f.seek(start)
+        self._f = None
+        self.path = path
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with the stream
+        try:
+            f.seek(start)
+        except BaseException:
+            f.close()
+            raise
+        self._f = f
         self._left = max(end - start, 0)
 
     def readable(self) -> bool:
@@ -394,10 +405,14 @@ class _FileRange(io.RawIOBase):
         if n <= 0:
             return 0
         got = self._f.readinto(memoryview(b)[:n]) or 0
+        if not got:
+            raise MCPTraceError(f"{self.path}: shrank while being read (truncated or replaced); "
+                                   "load it into a new database")
         self._left -= got
         return got
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
         super().close()
 
