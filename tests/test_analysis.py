@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mcptrace
-from conftest import SAMPLES, read_lines, write_lines
+from conftest import BARE, ROOT, SAMPLES, read_lines, write_lines
+
+INCIDENTS = ROOT / "data" / "incidents"
 from mcptrace.analysis.rebuild import one_to_one
 
 
@@ -80,8 +82,8 @@ def test_gap_rows_of_one_message_that_say_different_things_are_kept(tmp_path):
 
 def test_if_rows_in_blocks_run_only_when_the_table_has_rows(monkeypatch):
     """``IF ROWS IN t`` ... ``END IF`` in a SQL file (rebuild.run_script): the block's statements run only
-    when ``t`` has rows, a block inside a skipped one is skipped without reading its table, and an
-    unbalanced block is an error naming the file."""
+    when ``t`` has rows (``IF NO ROWS IN t``: only when it has none), a block inside a skipped one is skipped
+    without reading its table, and an unbalanced block is an error naming the file."""
     from mcptrace.analysis import rebuild
 
     con = duckdb.connect()
@@ -90,11 +92,51 @@ def test_if_rows_in_blocks_run_only_when_the_table_has_rows(monkeypatch):
               "IF ROWS IN empty_t", "INSERT INTO ran VALUES ('empty')",
               "IF ROWS IN no_such_table", "INSERT INTO ran VALUES ('never')", "END IF",
               "END IF", "INSERT INTO ran VALUES ('after empty')", "END IF",
+              "IF NO ROWS IN empty_t", "INSERT INTO ran VALUES ('none in empty')",
+              "IF NO ROWS IN full_t", "INSERT INTO ran VALUES ('none in full')", "END IF", "END IF",
+              "IF NO ROWS IN full_t", "IF NO ROWS IN no_such_table", "INSERT INTO ran VALUES ('never')", "END IF", "END IF",
               "INSERT INTO ran VALUES ('end')"]
     monkeypatch.setattr(rebuild, "statements", lambda name: tuple(script))
     rebuild.run_script(con, "blocks.sql")
-    assert [r[0] for r in con.execute("SELECT what FROM ran").fetchall()] == ["full", "after empty", "end"]
+    assert [r[0] for r in con.execute("SELECT what FROM ran").fetchall()] == ["full", "after empty", "none in empty",
+                                                                           "end"]
     for broken, message in ((["IF ROWS IN full_t", "SELECT 1"], "without END IF"), (["END IF"], "without IF ROWS IN")):
         monkeypatch.setattr(rebuild, "statements", lambda name, b=broken: tuple(b))
         with pytest.raises(ValueError, match=f"blocks.sql: .*{message}"):
             rebuild.run_script(con, "blocks.sql")
+
+
+def test_without_spans_the_span_joins_are_skipped_for_tables_of_the_same_columns(monkeypatch):
+    """With no span the span joins are skipped (call_spans.sql's ``IF NO ROWS IN spans`` block makes the tables
+    gaps.sql reads empty instead): the empty tables have the columns and types the joins give, and a capture
+    without spans gets the same rows as when every statement runs over the empty ``spans``."""
+    from mcptrace.analysis import rebuild
+
+    columns = ("SELECT table_name, list((column_name, data_type) ORDER BY column_index) FROM duckdb_columns() "
+               "WHERE table_name IN ('call_spans', '_cs_server', '_cs_down_root') GROUP BY 1 ORDER BY 1")
+    tables = ("calls", "sessions", "call_spans", "gaps", "findings", "call_party", "gap_party")
+    with mcptrace.load(SAMPLES) as with_spans, mcptrace.load([BARE, INCIDENTS / "untraced_parallel_turn.jsonl"]) as ws:
+        assert with_spans.sql("SELECT count(*) FROM spans").rows()[0][0] > 0
+        assert ws.sql("SELECT count(*) FROM spans").rows()[0][0] == 0
+        assert len(with_spans.con.execute(columns).fetchall()) == 3
+        assert ws.con.execute(columns).fetchall() == with_spans.con.execute(columns).fetchall()
+        skipped = {t: ws.sql(f"SELECT * FROM {t} ORDER BY ALL").rows() for t in tables}
+        assert skipped["calls"] and skipped["gaps"]
+
+        def every_statement(name: str) -> tuple[str, ...]:
+            """The file's statements without its blocks: those of an IF ROWS IN block, none of an IF NO ROWS IN one."""
+            out, negated = [], []
+            for stmt in real_statements(name):
+                cond = rebuild._IF_ROWS.match(stmt.strip())
+                if cond:
+                    negated.append(bool(cond.group(1)))
+                elif stmt.strip() == "END IF":
+                    negated.pop()
+                elif not any(negated):
+                    out.append(stmt)
+            return tuple(out)
+
+        real_statements = rebuild.statements
+        monkeypatch.setattr(rebuild, "statements", every_statement)
+        rebuild.rebuild(ws.con)
+        assert {t: ws.sql(f"SELECT * FROM {t} ORDER BY ALL").rows() for t in tables} == skipped

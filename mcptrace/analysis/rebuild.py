@@ -43,22 +43,24 @@ _ONE_TO_ONE = re.compile(r"^ONE_TO_ONE\s+(\w+)\s*->\s*(\w+)\s+LEFT\s*\(([^)]*)\)
 #: calls and spans of those tables or views, in its place among the statements
 _ATTR_PAIRS = re.compile(r"^ATTR_PAIRS\s+(\w+)\s*,\s*(\w+)$")
 #: ``IF ROWS IN <table>`` ... ``END IF`` in a SQL file: the statements between run only when the table has rows
-#: (nothing after the block may read what they write)
-_IF_ROWS = re.compile(r"^IF ROWS IN\s+(\w+)$")
+#: (nothing after the block may read what they write, unless an ``IF NO ROWS IN <table>`` block, which runs
+#: only when it has none, makes the same tables)
+_IF_ROWS = re.compile(r"^IF (NO )?ROWS IN\s+(\w+)$")
 
 
 def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
     """Run the statements of ``sql/<name>`` with the named parameters each uses; a ``ONE_TO_ONE``
     line runs :func:`one_to_one` there, an ``ATTR_PAIRS`` line ``attr_pairs.sql``, and the statements of an
-    ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows. Raises ``ValueError``
-    (naming the file) for a block without its ``END IF`` or an ``END IF`` without a block, and what DuckDB
-    raises for a statement."""
+    ``IF ROWS IN <table>`` ... ``END IF`` block run only when the table has rows (of an ``IF NO ROWS IN
+    <table>`` block, only when it has none). Raises ``ValueError`` (naming the file) for a block without its
+    ``END IF`` or an ``END IF`` without a block, and what DuckDB raises for a statement."""
     depth, skip_from = 0, None  # open IF blocks; the depth of the one being skipped
     for stmt in statements(name):
         cond = _IF_ROWS.match(stmt.strip())
         if cond:
             depth += 1
-            if skip_from is None and not one(con, f"SELECT EXISTS (SELECT 1 FROM {cond.group(1)})")[0]:
+            negated, table = cond.groups()
+            if skip_from is None and one(con, f"SELECT EXISTS (SELECT 1 FROM {table})")[0] == bool(negated):
                 skip_from = depth
             continue
         if stmt.strip() == "END IF":
@@ -158,7 +160,8 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object],
     append's scratch copy of its scope: :mod:`mcptrace.analysis.incremental`). ``gap_codes`` must be
     loaded (:func:`load_gap_codes`). ``extra_pairs``, for an append's scope, creates the TEMP table
     ``_attr_extra`` (attr_pairs.sql's columns): the attribute join's candidate pairs of the scope's calls and
-    spans with calls and spans outside it, which count among the candidates; without it there are none."""
+    spans with calls and spans outside it, which count among the candidates; without it, or with no span in
+    the database, there are none."""
     run_script(con, "calls.sql", params)
     run_script(con, "span_keys.sql", params)
     keys = assign_sessions(con)
@@ -166,7 +169,8 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object],
     con.execute("CREATE OR REPLACE TEMP TABLE _session_keys AS SELECT * FROM _session_keys_arrow")
     con.unregister("_session_keys_arrow")
     run_script(con, "turns.sql", params)
-    if extra_pairs is None:
+    # with no span, call_spans.sql joins nothing and reads no pair: those outside would count for nothing
+    if extra_pairs is None or not one(con, "SELECT EXISTS (SELECT 1 FROM spans)")[0]:
         con.execute(_NO_EXTRA_PAIRS)
     else:
         extra_pairs(con)

@@ -32,6 +32,26 @@
 -- spans of a database written before spans.mcp_side existed: their side is their kind
 UPDATE spans SET mcp_side = kind WHERE mcp_side IS NULL AND kind IN ('server', 'client');
 
+-- with no span every join below is empty: the tables later files read (gaps.sql) are made empty instead
+IF NO ROWS IN spans;
+
+CREATE OR REPLACE TEMP TABLE _cs_server (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, matched_by VARCHAR,
+                                         evidence JSON, n_candidates INTEGER);
+
+CREATE OR REPLACE TEMP TABLE _cs_down_root (trace_id VARCHAR, span_id VARCHAR, downstream_service VARCHAR,
+                                            downstream_span_name VARCHAR, start_ts TIMESTAMPTZ, candidates BIGINT[],
+                                            n_candidates BIGINT, call_id BIGINT, rule VARCHAR,
+                                            via STRUCT(span_id VARCHAR, trace_id VARCHAR, "name" VARCHAR),
+                                            session_id VARCHAR);
+
+CREATE OR REPLACE TABLE call_spans (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, role VARCHAR,
+                                    matched_by VARCHAR, via_span_id VARCHAR, inferred BOOLEAN, n_candidates BIGINT,
+                                    evidence JSON);
+
+END IF;
+
+IF ROWS IN spans;
+
 CREATE OR REPLACE TEMP TABLE _cs_client AS
 SELECT DISTINCT c.call_id, s.span_id, s.trace_id
 FROM calls c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id;
@@ -318,3 +338,5 @@ UPDATE calls SET call_key = s.tool_call_id, call_key_source = 'spans.tool_call_i
 FROM _cs_host h JOIN spans s ON s.trace_id = h.trace_id AND s.span_id = h.span_id
 WHERE calls.call_id = h.call_id AND h.matched_by = 'trace_time' AND calls.call_key IS NULL
   AND s.tool_call_id IS NOT NULL;
+
+END IF;

@@ -115,7 +115,9 @@ LEFT JOIN _span_session cs ON cs.span_id = s.span_id AND cs.trace_id = s.trace_i
 WHERE s.parent_span_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id);
 
--- trace joins (call_spans.sql)
+-- trace joins (call_spans.sql) and spans' clocks: with no span there are none
+IF ROWS IN spans;
+
 INSERT INTO _gap_rows
 SELECT 'server_span_unlinked', c.session_id, c.call_id, c.request_message_id, c.trace_id, x.span_id, c.start_ts,
        json_merge_patch(x.evidence, json_object('matched_by', x.matched_by, 'rpc_id', c.rpc_id, 'method', c.method))
@@ -174,6 +176,8 @@ WHERE s.service_name IS DISTINCT FROM p.service_name
        -- ending late is skew only for a child shorter than its parent: a longer one is work
        -- that outlived its caller (a cancelled or timed-out request)
        OR (date_diff('microsecond', p.end_ts, s.end_ts) > $skew_ms * 1000 AND s.duration_ms <= p.duration_ms));
+
+END IF;
 
 -- 2026-07-28 stateless requests carrying no session key at all
 INSERT INTO _gap_rows

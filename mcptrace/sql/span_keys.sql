@@ -11,6 +11,8 @@
 -- sampling/createMessage, belongs to the server's work, not to the host's tool call above it) and at
 -- most 32 levels (a hostile dump may hold a cycle of parents).
 
+-- (with no span there is nothing to read: the calls keep what calls.sql gave them)
+IF ROWS IN spans;
 CREATE OR REPLACE TEMP TABLE _keyed_traces AS
 SELECT DISTINCT trace_id FROM spans
 WHERE conversation_id IS NOT NULL OR turn_id IS NOT NULL OR tool_call_id IS NOT NULL OR mcp_side = 'host';
@@ -65,3 +67,5 @@ UPDATE calls SET
     host_parent_span_id = k.host_parent_span_id
 FROM _call_span_keys k
 WHERE calls.call_id = k.call_id;
+
+END IF;
