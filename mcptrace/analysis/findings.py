@@ -37,6 +37,10 @@ _SCHEMA = pa.schema([
     ("example_session_id", pa.string()),
 ])
 
+#: the DuckDB type of each Arrow type in :data:`_SCHEMA`
+_SQL_TYPES = {"int64": "BIGINT", "string": "VARCHAR", "double": "DOUBLE", "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+              "list<item: int64>": "BIGINT[]"}
+
 
 def _when(first: dt.datetime | None, last: dt.datetime | None) -> str:
     if first is None:
@@ -140,7 +144,9 @@ def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP
         groups(con)
     for stmt in statements("findings.sql"):
         con.execute(stmt)
-    res = con.execute("SELECT * FROM _finding_rows")
+    # the ranking and the sentences here, the rest (the gap ids of every finding: a list as long as the
+    # gaps) stays in DuckDB, joined back by row id
+    res = con.execute("SELECT rowid AS _rid, * EXCLUDE (gap_ids) FROM _finding_rows")
     names = [d[0] for d in res.description]
     rows = [dict(zip(names, r)) for r in res.fetchall()]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
@@ -148,11 +154,15 @@ def build(con: duckdb.DuckDBPyConnection, gap_codes: Mapping[str, GapCode] = GAP
     for i, r in enumerate(rows, 1):
         code = gap_codes[r["code"]]
         r.update(finding_id=i, summary=sentence(code, r), remedy=code.remedy)
-    table = pa.table({c: pa.array([r[c] for r in rows], _SCHEMA.field(c).type) for c in FINDING_COLUMNS},
-                     schema=_SCHEMA)
+    written = ("finding_id", "summary", "remedy")
+    table = pa.table({"_rid": pa.array([r["_rid"] for r in rows], pa.int64()),
+                      **{c: pa.array([r[c] for r in rows], _SCHEMA.field(c).type) for c in written}})
+    columns = ", ".join(f"a.{c}" if c in written else f"f.{c}::{_SQL_TYPES[str(_SCHEMA.field(c).type)]} AS {c}"
+                        for c in FINDING_COLUMNS)
     con.register("_findings_arrow", table)
     try:
-        con.execute("CREATE OR REPLACE TABLE findings AS SELECT * FROM _findings_arrow ORDER BY finding_id")
+        con.execute(f"CREATE OR REPLACE TABLE findings AS SELECT {columns} FROM _finding_rows f "
+                    "JOIN _findings_arrow a ON a._rid = f.rowid ORDER BY a.finding_id")
     finally:
         con.unregister("_findings_arrow")
     return len(rows)

@@ -303,7 +303,12 @@ def _full(con: duckdb.DuckDBPyConnection, rep: UpdateReport, reason: str, gap_co
 def _downstream_globals_changed(con: duckdb.DuckDBPyConnection) -> list[tuple[str]]:
     """What the scope adds to or takes from the sets the downstream rule reads from the whole database
     that nothing outside the scope holds (``sql/scope_globals.sql``): the services of MCP spans, and the
-    (MCP server service, downstream service) pairs seen with propagated context. Up to three, as text."""
+    (MCP server service, downstream service) pairs seen with propagated context. Up to three, as text.
+    Every one of them is read from spans: a scope without any (the scratch copy holds every span of the
+    scope's traces, so none was there before either) changes none."""
+    if not one(con, f"SELECT EXISTS (SELECT 1 FROM {SCRATCH}.spans)")[0]:
+        return []
+
     def sets(call_spans: str, spans: str, into: str) -> None:
         run_sql_file(con, "scope_globals.sql", views={"_kp_call_spans": call_spans, "_kp_spans": spans})
         con.execute(f"CREATE OR REPLACE TEMP TABLE {into}_services AS SELECT * FROM _kp_services")
