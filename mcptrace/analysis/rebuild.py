@@ -65,7 +65,7 @@ def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, obje
             continue
         if stmt.strip() == "END IF":
             if not depth:
-                raise ValueError(f"{name}: END IF without IF ROWS IN")
+                raise ValueError(f"{name}: END IF without IF ROWS IN or IF NO ROWS IN")
             skip_from = None if skip_from == depth else skip_from
             depth -= 1
             continue
@@ -84,7 +84,7 @@ def run_script(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, obje
         else:
             con.execute(stmt, sql_params(stmt, params or {}))
     if depth:
-        raise ValueError(f"{name}: IF ROWS IN without END IF")
+        raise ValueError(f"{name}: IF ROWS IN or IF NO ROWS IN without END IF")
 
 
 def one_to_one(con: duckdb.DuckDBPyConnection, source: str, target: str, left: list[str], right: list[str],

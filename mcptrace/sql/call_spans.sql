@@ -32,17 +32,9 @@
 -- spans of a database written before spans.mcp_side existed: their side is their kind
 UPDATE spans SET mcp_side = kind WHERE mcp_side IS NULL AND kind IN ('server', 'client');
 
--- with no span every join below is empty: the tables later files read (gaps.sql) are made empty instead
+-- with no span every join below is empty: call_spans is made empty instead (the other tables below are
+-- read by gaps.sql's span gaps only, which it skips without spans)
 IF NO ROWS IN spans;
-
-CREATE OR REPLACE TEMP TABLE _cs_server (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, matched_by VARCHAR,
-                                         evidence JSON, n_candidates INTEGER);
-
-CREATE OR REPLACE TEMP TABLE _cs_down_root (trace_id VARCHAR, span_id VARCHAR, downstream_service VARCHAR,
-                                            downstream_span_name VARCHAR, start_ts TIMESTAMPTZ, candidates BIGINT[],
-                                            n_candidates BIGINT, call_id BIGINT, rule VARCHAR,
-                                            via STRUCT(span_id VARCHAR, trace_id VARCHAR, "name" VARCHAR),
-                                            session_id VARCHAR);
 
 CREATE OR REPLACE TABLE call_spans (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, role VARCHAR,
                                     matched_by VARCHAR, via_span_id VARCHAR, inferred BOOLEAN, n_candidates BIGINT,
