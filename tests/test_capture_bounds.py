@@ -95,7 +95,11 @@ def run_upstream(port: int, bomb_bytes: int = BOMB_BYTES) -> None:
         return StreamingResponse(gen(), media_type="text/event-stream",
                                  headers={"content-encoding": "gzip", "x-bomb-bytes": str(sum(map(len, bomb)))})
 
-    app.router.routes[0:0] = [Route("/upload", upload, methods=["POST"]), Route("/bomb", send_bomb, methods=["POST"])]
+    async def peer(request: Request) -> JSONResponse:
+        return JSONResponse({"port": request.client.port})
+
+    app.router.routes[0:0] = [Route("/upload", upload, methods=["POST"]), Route("/bomb", send_bomb, methods=["POST"]),
+                              Route("/peer", peer, methods=["POST"])]
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -171,7 +175,10 @@ def _upstream(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
 
 def test_cut_bodies_redaction_and_idle_timeouts(tmp_path):
     """--max-body 1K: a longer request is answered, recorded cut with its size, and the capture loads;
-    secrets in bodies are redacted in the JSONL and the HAR (0600); trickling clients are cut off."""
+    secrets in bodies are redacted in the JSONL and the HAR (0600); trickling clients are cut off; a
+    connection to the upstream is reused at once but not after it was idle longer than
+    ``UPSTREAM_KEEPALIVE_S`` (the upstream may be closing it then)."""
+    from mcptrace.capture.http import UPSTREAM_KEEPALIVE_S
     import socket
 
     import httpx
@@ -190,6 +197,12 @@ def test_cut_bodies_redaction_and_idle_timeouts(tmp_path):
         for body in (big, small):
             r = httpx.post(proxy.url + "/mcp", json=body, headers=HEADERS, trust_env=False, timeout=30)
             assert r.status_code == 200 and f'"id":"{body["id"]}"' in r.text
+        # the upstream sees the proxy's port: the same for a request right after, a new one after the expiry
+        ports = []
+        for pause in (0, 0, UPSTREAM_KEEPALIVE_S + 0.5):
+            time.sleep(pause)
+            ports.append(httpx.post(proxy.url + "/peer", json={}, trust_env=False, timeout=30).json()["port"])
+        assert ports[0] == ports[1] != ports[2], ports
         host, port = proxy.url.removeprefix("http://").split(":")
         for head, want in ((b"POST /mcp HTTP/1.1\r\nHost: x\r\n", b""),  # headers that never end
                            (b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", b"408")):

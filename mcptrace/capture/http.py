@@ -167,6 +167,11 @@ _RESPONSE_DROP = frozenset(_HOP_BY_HOP - {"proxy-authenticate"}) | {"content-len
 
 #: seconds a client may send nothing while its request headers or body are due (default of --idle-timeout)
 DEFAULT_IDLE_TIMEOUT = 60.0
+#: seconds an idle connection to the upstream is kept for the next request: under the keep-alive timeout of
+#: common servers (uvicorn, Hypercorn and Node 5 s, gunicorn 2 s), so that no request goes out on a
+#: connection the upstream is closing at that moment (with httpx's default of 5 s against uvicorn's 5 s, a
+#: request now and then failed with ReadError: a 502 for its client)
+UPSTREAM_KEEPALIVE_S = 1.0
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "LoggingProxy", "build_app", "parse_listen", "serve"]
 
 
@@ -199,7 +204,8 @@ class LoggingProxy:
         self._open: set[object] = set()  # exchanges not yet recorded to their end
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=None),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64,
+                                keepalive_expiry=UPSTREAM_KEEPALIVE_S),
             follow_redirects=False,
             trust_env=False,  # never send loopback traffic through an HTTP(S)_PROXY from the environment
         )
