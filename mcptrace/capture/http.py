@@ -147,21 +147,8 @@ from mcptrace.core.sse import SSEParser
 logger = logging.getLogger("mcptrace.capture.http")
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are not forwarded; host is set by httpx for the upstream.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+                         "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 _RESPONSE_DROP = frozenset(_HOP_BY_HOP - {"proxy-authenticate"}) | {"content-length"}
 
 
