@@ -90,13 +90,9 @@ def threads_setting() -> int | None:
     value = os.environ.get("MCPTRACE_THREADS", "").strip()
     if not value:
         return None
-    try:
-        n = int(value) if value.isascii() else 0
-    except ValueError:
-        n = 0
-    if n < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise MCPTraceError(f"MCPTRACE_THREADS={value!r}: not a positive integer")
-    return n
+    return int(value)
 
 
 def apply_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
