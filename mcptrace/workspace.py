@@ -427,7 +427,8 @@ class Workspace:
 #: columns added to the schema after the first databases were written (schema.sql adds them)
 _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read_offset"), ("sources", "read_lines"), ("messages", "truncated"), ("messages", "turn_key"),
                   ("messages", "turn_key_source"), ("messages", "server_version"), ("spans", "mcp_side"), ("spans", "conversation_id"),
-                  ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"))
+                  ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"), ("messages", "scope_hash"),
+                  ("spans", "trace_hash"))
 def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether an existing database must be written to before it can be read (older schema, no
     analysis tables, out-of-range times)."""

@@ -118,7 +118,7 @@ def test_without_spans_the_span_joins_are_skipped_for_tables_of_the_same_columns
     with mcptrace.load(SAMPLES) as with_spans, mcptrace.load([BARE, INCIDENTS / "untraced_parallel_turn.jsonl"]) as ws:
         assert with_spans.sql("SELECT count(*) FROM spans").rows()[0][0] > 0
         assert ws.sql("SELECT count(*) FROM spans").rows()[0][0] == 0
-        assert len(with_spans.con.execute(columns).fetchall()[0][0]) == 9
+        assert len(with_spans.con.execute(columns).fetchall()[0][0]) == 10
         assert ws.con.execute(columns).fetchall() == with_spans.con.execute(columns).fetchall()
         skipped = {t: ws.sql(f"SELECT * FROM {t} ORDER BY ALL").rows() for t in tables}
         assert skipped["calls"] and skipped["gaps"]

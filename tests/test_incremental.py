@@ -221,6 +221,38 @@ def test_workspace_load_appends_incrementally(tmp_path):
     ws.close()
 
 
+#: the lookup hashes appends find rows by (macros.sql's key_hash): table, column, the key hashed
+HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"), ("spans", "trace_hash", "trace_id"),
+          ("calls", "scope_hash", "coalesce(mcp_session_id, connection_id)"), ("calls", "trace_hash", "trace_id"),
+          ("calls", "session_hash", "session_id"), ("call_spans", "trace_hash", "trace_id"))
+
+
+def _wrong_hashes(ws: mcptrace.Workspace) -> dict[str, int]:
+    return {f"{t}.{c}": ws.sql(f"SELECT count(*) FROM {t} WHERE {c} IS DISTINCT FROM key_hash({k})").rows()[0][0]
+            for t, c, k in HASHES}
+
+
+def test_a_database_without_lookup_hashes_gets_them_and_appends_on_its_scope(tmp_path):
+    """A database written before the lookup hashes existed (its rows have none) gets them when opened for
+    writing: every row's hash is its key's, so an append finds the rows its keys reach and equals one full load."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("spans_twice", 0), ("reconnect_with_session_key", 3), ("cancelled_call", 6))]
+    files = _files(str(tmp_path), picks)
+    db = str(tmp_path / "old.duckdb")
+    with mcptrace.load(files[:4], db=db) as ws:
+        assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
+        assert ws.sql("SELECT count(*) FROM spans WHERE trace_hash IS NOT NULL").rows()[0][0] > 0
+        for t, c, _ in HASHES:
+            ws.con.execute(f"ALTER TABLE {t} DROP COLUMN {c}")
+    ws = mcptrace.open(db)
+    assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
+    rep = ws.load(files[4:])
+    assert rep.analysis.mode == "incremental", rep.analysis
+    assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
+    _assert_same(ws, files)
+    ws.close()
+
+
 @pytest.mark.parametrize("share", [0.0])
 def test_full_share_zero_rebuilds_everything(tmp_path, share):
     picks = [(0, 0, None), (1, 3, None)]

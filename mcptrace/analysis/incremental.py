@@ -165,7 +165,8 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         rep.rounds += 1
         if one(con, _GROWTH) == n:
             break
-        reached = one(con, "SELECT count(*) FROM calls WHERE session_id IN (SELECT session_id FROM _aff)")[0]
+        reached = one(con, "SELECT count(*) FROM calls WHERE session_hash IN (SELECT key_hash(session_id) FROM _aff) "
+                           "AND session_id IN (SELECT session_id FROM _aff)")[0]
         if total and reached > full_share * total:
             steps["scope"] = time.perf_counter() - t
             return _full(con, rep, f"the new records reach {reached} of {total} calls (after {rep.rounds} rounds "
@@ -315,7 +316,8 @@ def _downstream_globals_changed(con: duckdb.DuckDBPyConnection) -> list[tuple[st
         con.execute(f"CREATE OR REPLACE TEMP TABLE {into}_pairs AS SELECT * FROM _kp_pairs")
 
     sets("SELECT * FROM call_spans WHERE call_id IN (SELECT call_id FROM _scope_old_calls)",
-         "SELECT * FROM spans WHERE trace_id IN (SELECT trace_id FROM _scope_trace)", "_kp_old")
+         "SELECT * FROM spans WHERE trace_hash IN (SELECT key_hash(trace_id) FROM _scope_trace) "
+         "AND trace_id IN (SELECT trace_id FROM _scope_trace)", "_kp_old")
     sets(f"SELECT * FROM {SCRATCH}.call_spans", f"SELECT * FROM {SCRATCH}.spans", "_kp_new")
     changed = """
         CREATE OR REPLACE TEMP TABLE _kp_changed_{what} AS
@@ -395,5 +397,6 @@ def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
                     )
                     SELECT e.* FROM {m}.http_events e SEMI JOIN k ON k.rid = e.rowid""")
     con.execute(f"CREATE TABLE {SCRATCH}.spans AS WITH k AS (SELECT s.rowid AS rid FROM {m}.spans s "
-                "SEMI JOIN _scope_trace t ON t.trace_id = s.trace_id) "
+                "WHERE s.trace_hash IN (SELECT key_hash(trace_id) FROM _scope_trace) "
+                "AND s.trace_id IN (SELECT trace_id FROM _scope_trace)) "
                 f"SELECT s.* FROM {m}.spans s SEMI JOIN k ON k.rid = s.rowid")

@@ -180,7 +180,8 @@ def analyse(con: duckdb.DuckDBPyConnection, params: dict[str, object],
 
 #: columns of the analysis tables added later: a database without them is rebuilt when opened
 _LATER_DERIVED = (("calls", "call_key_source"), ("calls", "host_span_id"), ("sessions", "server_version"),
-                  ("call_party", "server_name"), ("listing_items", "digest"), ("definition_texts", "digest"))
+                  ("call_party", "server_name"), ("listing_items", "digest"), ("definition_texts", "digest"),
+                  ("calls", "scope_hash"), ("calls", "trace_hash"), ("calls", "session_hash"), ("call_spans", "trace_hash"))
 
 
 def needs_rebuild(con: duckdb.DuckDBPyConnection) -> bool:

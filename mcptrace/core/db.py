@@ -102,6 +102,11 @@ def apply_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
         con.execute("SET threads = ?", [threads])
 
 
+#: the lookup hashes of the load tables (macros.sql's key_hash): table, column, the key hashed
+LOOKUP_HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
+                 ("spans", "trace_hash", "trace_id"))
+
+
 def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
             untrusted: bool = False, allowed_directories: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) an mcptrace database; ``db=None`` is in memory.
@@ -134,13 +139,18 @@ def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str
             con.execute("SET allowed_directories = ?", [[os.path.abspath(d) for d in allowed_directories]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+    install_macros(con)
     if not read_only:
+        before = main_columns(con)
         for stmt in statements("schema.sql"):
             con.execute(stmt)
+        # rows written before the lookup hashes existed get theirs
+        for table, column, key in LOOKUP_HASHES:
+            if (table, "source_id") in before and (table, column) not in before:
+                con.execute(f"UPDATE {table} SET {column} = key_hash({key})")
         # rows of a load that died before writing its `sources` row (loads commit batch by batch)
         for table in DATA_TABLES:
             con.execute(f"DELETE FROM {table} WHERE source_id NOT IN (SELECT source_id FROM sources)")
-    install_macros(con)
     return con
 
 

@@ -38,7 +38,7 @@ IF NO ROWS IN spans;
 
 CREATE OR REPLACE TABLE call_spans (call_id BIGINT, span_id VARCHAR, trace_id VARCHAR, role VARCHAR,
                                     matched_by VARCHAR, via_span_id VARCHAR, inferred BOOLEAN, n_candidates BIGINT,
-                                    evidence JSON);
+                                    evidence JSON, trace_hash UBIGINT);
 
 END IF;
 
@@ -310,6 +310,7 @@ WITH RECURSIVE win_down(call_id, span_id, trace_id, root_span_id) AS (
     SELECT d.call_id, s.span_id, s.trace_id, d.root_span_id
     FROM win_down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
 )
+SELECT *, key_hash(trace_id) AS trace_hash FROM (
 SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by, NULL::VARCHAR AS via_span_id,
        false AS inferred, 1 AS n_candidates, NULL::JSON AS evidence
 FROM _cs_client
@@ -323,7 +324,8 @@ SELECT call_id, span_id, trace_id, 'host', matched_by, NULL, inferred, n_candida
 UNION ALL
 SELECT d.call_id, d.span_id, d.trace_id, 'downstream', 'time_window', w.evidence->>'$.client_span_id', true,
        w.n_candidates, w.evidence
-FROM win_down d JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.root_span_id AND w.trace_id = d.trace_id;
+FROM win_down d JOIN _cs_down_window w ON w.call_id = d.call_id AND w.span_id = d.root_span_id AND w.trace_id = d.trace_id
+);
 
 -- a host span joined by time gives its tool-call id to a call that has none, saying so
 UPDATE calls SET call_key = s.tool_call_id, call_key_source = 'spans.tool_call_id (trace_time)'

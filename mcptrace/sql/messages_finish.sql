@@ -15,7 +15,8 @@ SELECT rowid AS rid, $base_id + row_number() OVER (ORDER BY record_no, batch_ind
 FROM _all WHERE reject_reason IS NULL AND kind <> 'http_event';
 
 INSERT INTO messages BY NAME
-SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, message_id, event, sse_retry_ms, last_event_id, http_error),
+SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, message_id, event, sse_retry_ms, last_event_id, http_error)
+           REPLACE (key_hash(coalesce(a.mcp_session_id, a.connection_id)) AS scope_hash),
        i.message_id
 FROM _all a JOIN _ids i ON i.rid = a.rowid
 WHERE a.reject_reason IS NULL AND a.kind <> 'http_event';

@@ -87,13 +87,15 @@ CREATE TABLE IF NOT EXISTS messages (
     truncated           BOOLEAN,            -- the capture cut the message (_meta "mcptrace/truncated" of params, result or error)
     turn_key            VARCHAR,            -- the host's turn id from _meta (core.keys.TURN_META_KEYS: vscode.requestId, ...)
     turn_key_source     VARCHAR,            -- the _meta key it came from
-    server_version      VARCHAR             -- result.serverInfo.version (initialize), or _meta io.modelcontextprotocol/serverInfo
+    server_version      VARCHAR,            -- result.serverInfo.version (initialize), or _meta io.modelcontextprotocol/serverInfo
+    scope_hash          UBIGINT             -- key_hash(coalesce(mcp_session_id, connection_id)): the transport scope, for lookups
 );
 -- added after the first databases were written
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key_source VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS server_version VARCHAR;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS scope_hash UBIGINT;
 
 -- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
 -- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.
@@ -165,7 +167,8 @@ CREATE TABLE IF NOT EXISTS spans (
     conversation_id      VARCHAR,           -- the host's conversation (gen_ai.conversation.id, session.id, ...; core/conventions.py)
     turn_id              VARCHAR,           -- the host's turn (turn.id, gen_ai.agent.call.id)
     tool_call_id         VARCHAR,           -- the LLM's tool-call id (gen_ai.tool.call.id, tool_use_id, tool.call_id)
-    mcp_server_name      VARCHAR            -- the MCP server (mcp.server.name, mcp.target, fastmcp.server.name, ...)
+    mcp_server_name      VARCHAR,           -- the MCP server (mcp.server.name, mcp.target, fastmcp.server.name, ...)
+    trace_hash           UBIGINT            -- key_hash(trace_id), for lookups
 );
 -- added after the first databases were written
 ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_side VARCHAR;
@@ -173,3 +176,4 @@ ALTER TABLE spans ADD COLUMN IF NOT EXISTS conversation_id VARCHAR;
 ALTER TABLE spans ADD COLUMN IF NOT EXISTS turn_id VARCHAR;
 ALTER TABLE spans ADD COLUMN IF NOT EXISTS tool_call_id VARCHAR;
 ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_server_name VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS trace_hash UBIGINT;

@@ -9,7 +9,7 @@ SELECT call_id, method, coalesce((rpc_id::JSON)->>'$', rpc_id) AS rpc_text, tool
        trace_id, call_key,
        response_message_id IS NOT NULL AS answered,
        coalesce(mcp_session_id, connection_id) AS scope
-FROM calls WHERE session_id IN (SELECT session_id FROM _aff);
+FROM calls WHERE session_hash IN (SELECT key_hash(session_id) FROM _aff) AND session_id IN (SELECT session_id FROM _aff);
 
 -- server spans joined by attributes (call_spans.sql): the dirty calls and spans (scope_seed.sql) grow by
 -- what their change may move. A call or span whose pair with a dirty one ranks before the pair it holds,
@@ -137,17 +137,23 @@ WITH tr AS MATERIALIZED (
     SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
     UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls g USING (call_id) WHERE x.role = 'server'
     UNION SELECT trace_id FROM _seed_trace UNION SELECT trace_id FROM _attr_trace
+), trs AS MATERIALIZED (
+    -- their spans (by the traces' hashes first: a condition on the side pushed into the scan would be tested on
+    -- every span)
+    SELECT trace_id, start_ts, end_ts, mcp_side FROM spans
+    WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr) AND trace_id IN (SELECT trace_id FROM tr)
 ), w AS (
     -- the calls in scope from request to response, the new messages, the whole transport of a call
     -- nothing answered, and the server spans of the traces the calls in scope carry, were joined to or may
     -- be joined to (their clocks may be off the wire's by more than $window_ms), each widened by $window_ms
     SELECT min(start_ts) AS lo, max(greatest(end_ts, start_ts)) AS hi FROM _grow_calls
     WHERE start_ts IS NOT NULL GROUP BY scope
-    UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM spans s SEMI JOIN tr USING (trace_id)
+    UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM trs s
     WHERE s.mcp_side = 'server' AND s.start_ts IS NOT NULL GROUP BY s.trace_id
     UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM messages
     WHERE EXISTS (SELECT 1 FROM _grow_calls WHERE end_ts IS NULL)
+      AND scope_hash IN (SELECT key_hash(scope) FROM _grow_calls WHERE end_ts IS NULL)
       AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _grow_calls WHERE end_ts IS NULL)
       AND ts IS NOT NULL GROUP BY coalesce(mcp_session_id, connection_id)
 ), wp AS (
@@ -166,19 +172,20 @@ WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_
 
 -- a root's trace holds no call and no span joined to a call as its client or server side
 DELETE FROM _down_root_cand WHERE trace_id IN (
-    SELECT c.trace_id FROM calls c SEMI JOIN _down_root_cand d ON d.trace_id = c.trace_id
-    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _down_root_cand d ON d.trace_id = x.trace_id
-    WHERE x.role <> 'downstream');
+    SELECT c.trace_id FROM calls c WHERE c.trace_hash IN (SELECT key_hash(trace_id) FROM _down_root_cand)
+      AND c.trace_id IN (SELECT trace_id FROM _down_root_cand)
+    UNION SELECT x.trace_id FROM call_spans x WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM _down_root_cand)
+      AND x.trace_id IN (SELECT trace_id FROM _down_root_cand) AND x.role <> 'downstream');
 
 CREATE OR REPLACE TEMP TABLE _down_root_calls AS
 WITH open_end AS (
     -- the last message of the transport of each unanswered call that began before a root
-    SELECT coalesce(mcp_session_id, connection_id) AS scope, max(ts) AS last_ts FROM messages
-    WHERE coalesce(mcp_session_id, connection_id) IN (
-        SELECT coalesce(c.mcp_session_id, c.connection_id) FROM calls c
-        WHERE c.end_ts IS NULL AND c.direction = 'client_to_server'
-          AND c.start_ts <= (SELECT max(start_ts) FROM _down_root_cand)
-          + to_microseconds(CAST($window_ms * 1000 AS BIGINT)))
+    SELECT coalesce(m.mcp_session_id, m.connection_id) AS scope, max(m.ts) AS last_ts FROM messages m
+    SEMI JOIN (SELECT c.scope_hash, coalesce(c.mcp_session_id, c.connection_id) AS scope FROM calls c
+               WHERE c.end_ts IS NULL AND c.direction = 'client_to_server'
+                 AND c.start_ts <= (SELECT max(start_ts) FROM _down_root_cand)
+                 + to_microseconds(CAST($window_ms * 1000 AS BIGINT))) o
+      ON o.scope_hash = m.scope_hash AND o.scope = coalesce(m.mcp_session_id, m.connection_id)
     GROUP BY 1
 )
 SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN calls c
@@ -219,9 +226,12 @@ WITH sc AS (
     UNION SELECT trace_id FROM _host_trace
 )
 SELECT session_id FROM _aff
-UNION SELECT session_id FROM calls WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
-UNION SELECT session_id FROM calls WHERE trace_id IN (SELECT trace_id FROM tr)
-UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id) WHERE x.trace_id IN (SELECT trace_id FROM tr)
+UNION SELECT session_id FROM calls WHERE scope_hash IN (SELECT key_hash(scope) FROM sc)
+  AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
+UNION SELECT session_id FROM calls WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr)
+  AND trace_id IN (SELECT trace_id FROM tr)
+UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
+      WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM tr) AND x.trace_id IN (SELECT trace_id FROM tr)
 UNION SELECT session_id FROM calls
       WHERE call_id IN (SELECT call_id FROM _dirty_call UNION SELECT call_id FROM _attr_evid)
 UNION SELECT session_id FROM _down_root_calls;
