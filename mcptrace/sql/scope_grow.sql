@@ -128,27 +128,29 @@ END IF;
 
 INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _dirty_span EXCEPT SELECT trace_id FROM _attr_trace;
 
+-- the traces the calls in scope carry or were joined to as servers, and their spans (by the traces' hashes: a
+-- trace sharing one only widens the windows below; in a statement of their own: a condition on the spans'
+-- side in the same statement would go into the scan and be tested on every span before the hashes)
+CREATE OR REPLACE TEMP TABLE _grow_trace_span AS
+WITH tr AS (
+    SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
+    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls g USING (call_id) WHERE x.role = 'server'
+    UNION SELECT trace_id FROM _seed_trace UNION SELECT trace_id FROM _attr_trace
+)
+SELECT trace_id, start_ts, end_ts, mcp_side FROM spans WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr);
+
 -- downstream roots joined by time (call_spans.sql) may go to any client-to-server call whose server-side
 -- interval (its server span's, else request to response on the wire) holds their start: the roots that
 -- start while a transport scope in scope has messages or a server span a call in scope may be joined to
 -- runs, the new ones, and every call that may hold them, are in scope
 CREATE OR REPLACE TEMP TABLE _down_root_cand AS
-WITH tr AS MATERIALIZED (
-    SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
-    UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls g USING (call_id) WHERE x.role = 'server'
-    UNION SELECT trace_id FROM _seed_trace UNION SELECT trace_id FROM _attr_trace
-), trs AS MATERIALIZED (
-    -- their spans (by the traces' hashes first: a condition on the side pushed into the scan would be tested on
-    -- every span)
-    SELECT trace_id, start_ts, end_ts, mcp_side FROM spans
-    WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr) AND trace_id IN (SELECT trace_id FROM tr)
-), w AS (
+WITH w AS (
     -- the calls in scope from request to response, the new messages, the whole transport of a call
     -- nothing answered, and the server spans of the traces the calls in scope carry, were joined to or may
     -- be joined to (their clocks may be off the wire's by more than $window_ms), each widened by $window_ms
     SELECT min(start_ts) AS lo, max(greatest(end_ts, start_ts)) AS hi FROM _grow_calls
     WHERE start_ts IS NOT NULL GROUP BY scope
-    UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM trs s
+    UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM _grow_trace_span s
     WHERE s.mcp_side = 'server' AND s.start_ts IS NOT NULL GROUP BY s.trace_id
     UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM messages
@@ -214,7 +216,8 @@ WHERE mcp_side = 'host' AND tool_call_id IN (SELECT call_key FROM _grow_calls WH
                                              UNION SELECT k FROM _seed_call_key);
 
 -- every trace the scratch database copies (scope_inputs.sql) brings every call that carries it or was joined
--- to one of its spans: a span there held by a call outside would look free
+-- to one of its spans: a span there held by a call outside would look free (transport scopes and traces by
+-- their hashes, as in scope_seed.sql: a key sharing one only adds sessions)
 CREATE OR REPLACE TEMP TABLE _aff AS
 WITH sc AS (
     SELECT DISTINCT scope FROM _grow_calls
@@ -227,11 +230,9 @@ WITH sc AS (
 )
 SELECT session_id FROM _aff
 UNION SELECT session_id FROM calls WHERE scope_hash IN (SELECT key_hash(scope) FROM sc)
-  AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM sc)
 UNION SELECT session_id FROM calls WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr)
-  AND trace_id IN (SELECT trace_id FROM tr)
 UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
-      WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM tr) AND x.trace_id IN (SELECT trace_id FROM tr)
+      WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM tr)
 UNION SELECT session_id FROM calls
       WHERE call_id IN (SELECT call_id FROM _dirty_call UNION SELECT call_id FROM _attr_evid)
 UNION SELECT session_id FROM _down_root_calls;

@@ -82,18 +82,17 @@ SELECT message_id AS call_id, method, rpc_id, tool_name, mcp_session_id, trace_i
        end_ts IS NOT NULL AND NOT answer_at_start AS exact_end
 FROM e;
 
--- the logical sessions the new records reach by what they name (transport scopes and traces looked up by
--- their hashes first: macros.sql's key_hash)
+-- the logical sessions the new records reach by what they name (transport scopes and traces by their hashes,
+-- macros.sql's key_hash: a key sharing the hash of one named only adds its sessions to the scope, analysed
+-- again like the others, and comparing the strings too would read them for every call)
 CREATE OR REPLACE TEMP TABLE _aff AS
 SELECT session_id FROM calls WHERE scope_hash IN (SELECT key_hash(scope) FROM _seed_scope)
-  AND coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _seed_scope)
 UNION SELECT session_id FROM calls WHERE trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace)
-  AND trace_id IN (SELECT trace_id FROM _seed_trace)
 UNION SELECT session_id FROM calls WHERE call_key IN (SELECT k FROM _seed_call_key)
 UNION SELECT c.session_id FROM calls c JOIN _seed_key k
         ON k.family = session_key_family(c.request_session_key_source) AND k.key = c.request_session_key
 UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
-      WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace) AND x.trace_id IN (SELECT trace_id FROM _seed_trace)
+      WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace)
 UNION SELECT c.session_id FROM calls c JOIN messages m ON m.message_id = c.request_message_id
       WHERE m.exchange_id IN (SELECT exchange_id FROM _seed_exchange);
 
@@ -136,16 +135,17 @@ FROM (SELECT c.*, coalesce(c.mcp_session_id, c.connection_id) IN (SELECT scope F
                           SELECT call_id FROM calls WHERE trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace)))
 WHERE open_end OR trace_id IN (SELECT trace_id FROM _seed_trace);
 
+-- the spans of the seed traces, by their hashes (a span of a trace sharing one is dirty too: it only widens the
+-- scope), in a statement of their own: the other conditions, in the same statement, would go into the scan
+-- and be tested on every span before the hashes
+CREATE OR REPLACE TEMP TABLE _seed_trace_span AS
+SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
+       mcp_session_id
+FROM spans
+WHERE trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace);
+
 CREATE OR REPLACE TEMP TABLE _dirty_span AS
-WITH s AS MATERIALIZED (
-    -- the spans of the traces first (by their hashes), then the other conditions: pushed into the scan,
-    -- they would be tested on every span
-    SELECT trace_id, span_id, start_ts, end_ts, mcp_side, mcp_method_name, jsonrpc_request_id, gen_ai_tool_name,
-           mcp_session_id
-    FROM spans
-    WHERE trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace) AND trace_id IN (SELECT trace_id FROM _seed_trace)
-)
-SELECT *, true AS d0, false AS done FROM s
+SELECT *, true AS d0, false AS done FROM _seed_trace_span
 WHERE mcp_side = 'server' AND mcp_method_name IS NOT NULL AND start_ts IS NOT NULL;
 
 -- calls whose attribute evidence (their candidates, or the calls fitting the span they hold) d0 pairs change
