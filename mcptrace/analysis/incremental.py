@@ -396,7 +396,10 @@ def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
                            OR mcp_session_id IN (SELECT mcp_session_id FROM _scope_msg)
                     )
                     SELECT e.* FROM {m}.http_events e SEMI JOIN k ON k.rid = e.rowid""")
+    # the spans by their traces' hashes, then those of a trace that only shares a hash removed: compared in the
+    # scan, the trace ids would be read for every span
     con.execute(f"CREATE TABLE {SCRATCH}.spans AS WITH k AS (SELECT s.rowid AS rid FROM {m}.spans s "
-                "WHERE s.trace_hash IN (SELECT key_hash(trace_id) FROM _scope_trace) "
-                "AND s.trace_id IN (SELECT trace_id FROM _scope_trace)) "
+                "WHERE s.trace_hash IN (SELECT key_hash(trace_id) FROM _scope_trace)) "
                 f"SELECT s.* FROM {m}.spans s SEMI JOIN k ON k.rid = s.rowid")
+    con.execute(f"DELETE FROM {SCRATCH}.spans "
+                "WHERE trace_id NOT IN (SELECT trace_id FROM _scope_trace WHERE trace_id IS NOT NULL)")

@@ -166,6 +166,15 @@ def _json_error(line: str) -> str:
     return "invalid JSON"
 
 
+#: a statement creating a temporary view, and the view's name
+_TEMP_VIEW = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+VIEW\s+(\w+)", re.I | re.M)
+
+
+def reader_views(reader: _readers.Reader) -> list[str]:
+    """The temporary views a reader's ``sql_scripts`` create, in the order they run."""
+    return [m.group(1) for name in reader.sql_scripts for stmt in statements(name) if (m := _TEMP_VIEW.search(stmt))]
+
+
 class Loader:
     """Loads files into an open connection. Use :func:`mcptrace.load` unless you need the parts."""
 
@@ -288,7 +297,6 @@ class Loader:
         con = self.con
         first = part.first_record_no if part else 1
         self._discard(source_id, first)
-        views = self._temp_views()
         try:
             return self._ingest(inp, sha, size, reader, source_id, part, whole=whole)
         except BaseException:
@@ -303,7 +311,7 @@ class Loader:
                 pass  # the connection is gone; connect() removes the rows next time
             raise
         finally:
-            self._drop_temp_views(views)
+            self._drop_reader_views(reader)
 
     def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader | None, inp: Input,
                         source_id: int, reason: str) -> None:
@@ -315,15 +323,11 @@ class Loader:
             "? AS error", [source_id, os.path.abspath(path), reader.name if reader else "unknown", sha,
                            reader.kind if reader else "unknown", size, inp.compression, reason])
 
-    def _temp_views(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal "
-                                               "ORDER BY view_oid").fetchall()]
-
-    def _drop_temp_views(self, keep: list[str]) -> None:
-        """Drop the temporary views a reader's scripts created (newest first), keeping those in ``keep``."""
+    def _drop_reader_views(self, reader: _readers.Reader) -> None:
+        """Drop the temporary views the reader's scripts create (newest first)."""
         try:
-            for name in reversed([v for v in self._temp_views() if v not in keep]):
-                self.con.execute(f'DROP VIEW IF EXISTS temp.main."{name}"')  # a name from duckdb_views()
+            for name in reversed(reader_views(reader)):
+                self.con.execute(f'DROP VIEW IF EXISTS temp.main."{name}"')  # a name from our SQL files
         except duckdb.Error:
             pass  # the connection is gone; temporary views went with it
 
@@ -492,8 +496,9 @@ class Loader:
         con.execute("SET VARIABLE mcptrace_connection_id = ?", [connection_id])
         con.execute("SET VARIABLE mcptrace_ts_min = ?::TIMESTAMPTZ", [self.options.ts_range[0]])
         con.execute("SET VARIABLE mcptrace_ts_max = ?::TIMESTAMPTZ", [self.options.ts_range[1]])
-        for name, (value, dtype) in self.options.conventions.sql_variables().items():
-            con.execute(f"SET VARIABLE {name} = ?::{dtype}", [value])
+        if reader.kind == "spans":  # the span conventions (read by otlp_macros.sql and the span scripts only)
+            for name, (value, dtype) in self.options.conventions.sql_variables().items():
+                con.execute(f"SET VARIABLE {name} = ?::{dtype}", [value])
         con.register("_lines", LINES_SCHEMA.empty_table())
         try:
             for name in reader.sql_scripts:

@@ -172,6 +172,15 @@ SELECT DISTINCT r.trace_id, r.span_id, r.start_ts FROM r
 WHERE r.start_ts IS NOT NULL AND r.kind IN ('server', 'consumer') AND r.service_name IS NOT NULL
   AND r.mcp_method_name IS NULL;
 
+-- without candidate roots no call may hold one
+IF NO ROWS IN _down_root_cand;
+
+CREATE OR REPLACE TEMP TABLE _down_root_calls (session_id VARCHAR);
+
+END IF;
+
+IF ROWS IN _down_root_cand;
+
 -- a root's trace holds no call and no span joined to a call as its client or server side
 DELETE FROM _down_root_cand WHERE trace_id IN (
     SELECT c.trace_id FROM calls c WHERE c.trace_hash IN (SELECT key_hash(trace_id) FROM _down_root_cand)
@@ -207,6 +216,8 @@ SELECT DISTINCT c.session_id FROM _down_root_cand r JOIN spans s
  AND r.start_ts <= greatest(s.end_ts, s.start_ts) + to_microseconds(CAST($window_ms * 1000 AS BIGINT))
 JOIN call_spans x ON x.role = 'server' AND x.trace_id = s.trace_id AND x.span_id = s.span_id
 JOIN calls c ON c.call_id = x.call_id AND c.direction = 'client_to_server';
+
+END IF;
 
 -- the traces of host spans carrying the tool-call id of a call in scope or of a new record (the scratch
 -- database copies them: scope_inputs.sql)
