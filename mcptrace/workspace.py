@@ -428,6 +428,7 @@ class Workspace:
 _LATER_COLUMNS = (("sources", "status"), ("sources", "error"), ("sources", "read_offset"), ("sources", "read_lines"), ("messages", "truncated"), ("messages", "turn_key"),
                   ("messages", "turn_key_source"), ("messages", "server_version"), ("spans", "mcp_side"), ("spans", "conversation_id"),
                   ("spans", "turn_id"), ("spans", "tool_call_id"), ("spans", "mcp_server_name"), ("messages", "scope_hash"),
+                  ("messages", "exchange_hash"), ("http_events", "scope_hash"), ("http_events", "exchange_hash"),
                   ("spans", "trace_hash"))
 def _needs_upgrade(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether an existing database must be written to before it can be read (older schema, no

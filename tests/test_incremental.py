@@ -222,7 +222,9 @@ def test_workspace_load_appends_incrementally(tmp_path):
 
 
 #: the lookup hashes appends find rows by (macros.sql's key_hash): table, column, the key hashed
-HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"), ("spans", "trace_hash", "trace_id"),
+HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"), ("messages", "exchange_hash", "exchange_id"),
+          ("http_events", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
+          ("http_events", "exchange_hash", "exchange_id"), ("spans", "trace_hash", "trace_id"),
           ("calls", "scope_hash", "coalesce(mcp_session_id, connection_id)"), ("calls", "trace_hash", "trace_id"),
           ("calls", "session_hash", "session_id"), ("call_spans", "trace_hash", "trace_id"))
 
@@ -236,12 +238,12 @@ def test_a_database_without_lookup_hashes_gets_them_and_appends_on_its_scope(tmp
     """A database written before the lookup hashes existed (its rows have none) gets them when opened for
     writing: every row's hash is its key's, so an append finds the rows its keys reach and equals one full load."""
     picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
-             for n, h in (("spans_twice", 0), ("reconnect_with_session_key", 3), ("cancelled_call", 6))]
+             for n, h in (("spans_twice", 0), ("resumable_http_server", 3), ("cancelled_call", 6))]
     files = _files(str(tmp_path), picks)
     db = str(tmp_path / "old.duckdb")
     with mcptrace.load(files[:4], db=db) as ws:
         assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
-        assert ws.sql("SELECT count(*) FROM spans WHERE trace_hash IS NOT NULL").rows()[0][0] > 0
+        assert all(ws.sql(f"SELECT count({c}) FROM {t}").rows()[0][0] > 0 for t, c, _ in HASHES)
         for t, c, _ in HASHES:
             ws.con.execute(f"ALTER TABLE {t} DROP COLUMN {c}")
     ws = mcptrace.open(db)

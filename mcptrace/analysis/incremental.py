@@ -385,17 +385,22 @@ def _copy_scope(con: duckdb.DuckDBPyConnection, main: str) -> None:
                 "SEMI JOIN _scope_msg s ON s.message_id = m.message_id")
     con.execute(f"CREATE TABLE {SCRATCH}.message_order AS SELECT o.* FROM {m}.message_order o "
                 "SEMI JOIN _scope_msg s ON s.message_id = o.message_id")
-    # the rows of events and spans found by their keys first, then read whole by row id: only the row
-    # groups that hold them are read in full (a filter on a subquery, or a join, read every column,
-    # headers and attributes, of every row)
+    # the rows of events and spans found by the hashes of their keys first, then read whole by row id: only
+    # the row groups that hold them are read in full (a filter on a subquery, or a join, read every column,
+    # headers and attributes, of every row); the rows of keys that only share a hash are removed after
+    # (compared in the scan, the keys would be read for every row). An event is the scope's when its transport
+    # scope or its exchange is (an event's Mcp-Session-Id is its transport scope).
     con.execute(f"""CREATE TABLE {SCRATCH}.http_events AS
                     WITH k AS (
                         SELECT rowid AS rid FROM {m}.http_events
-                        WHERE coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _scope_scope)
-                           OR exchange_id IN (SELECT exchange_id FROM _scope_msg)
-                           OR mcp_session_id IN (SELECT mcp_session_id FROM _scope_msg)
+                        WHERE scope_hash IN (SELECT key_hash(scope) FROM _scope_scope)
+                        UNION SELECT rowid FROM {m}.http_events
+                        WHERE exchange_hash IN (SELECT key_hash(exchange_id) FROM _scope_msg)
                     )
                     SELECT e.* FROM {m}.http_events e SEMI JOIN k ON k.rid = e.rowid""")
+    con.execute(f"""DELETE FROM {SCRATCH}.http_events
+                    WHERE NOT (coalesce(coalesce(mcp_session_id, connection_id) IN (SELECT scope FROM _scope_scope), false)
+                               OR coalesce(exchange_id IN (SELECT exchange_id FROM _scope_msg), false))""")
     # the spans by their traces' hashes, then those of a trace that only shares a hash removed: compared in the
     # scan, the trace ids would be read for every span
     con.execute(f"CREATE TABLE {SCRATCH}.spans AS WITH k AS (SELECT s.rowid AS rid FROM {m}.spans s "

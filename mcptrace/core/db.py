@@ -104,6 +104,9 @@ def apply_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> None:
 
 #: the lookup hashes of the load tables (macros.sql's key_hash): table, column, the key hashed
 LOOKUP_HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
+                 ("messages", "exchange_hash", "exchange_id"),
+                 ("http_events", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
+                 ("http_events", "exchange_hash", "exchange_id"),
                  ("spans", "trace_hash", "trace_id"))
 
 

@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS messages (
     turn_key            VARCHAR,            -- the host's turn id from _meta (core.keys.TURN_META_KEYS: vscode.requestId, ...)
     turn_key_source     VARCHAR,            -- the _meta key it came from
     server_version      VARCHAR,            -- result.serverInfo.version (initialize), or _meta io.modelcontextprotocol/serverInfo
-    scope_hash          UBIGINT             -- key_hash(coalesce(mcp_session_id, connection_id)): the transport scope, for lookups
+    scope_hash          UBIGINT,            -- key_hash(coalesce(mcp_session_id, connection_id)): the transport scope, for lookups
+    exchange_hash       UBIGINT             -- key_hash(exchange_id), for lookups
 );
 -- added after the first databases were written
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;
@@ -96,6 +97,7 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS turn_key_source VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS server_version VARCHAR;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS scope_hash UBIGINT;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS exchange_hash UBIGINT;
 
 -- HTTP transport events: envelopes that carry no JSON-RPC message (SSE priming events, GET
 -- streams, DELETE, stream resets, Last-Event-ID resumptions, recorder notes). One row per envelope.
@@ -119,8 +121,13 @@ CREATE TABLE IF NOT EXISTS http_events (
     last_event_id   VARCHAR,            -- Last-Event-ID request header (a resumption)
     error           VARCHAR,            -- the recorder's http.error (upstream_reset: ..., client_disconnected: ...)
     http_request_headers  JSON,
-    http_response_headers JSON
+    http_response_headers JSON,
+    scope_hash      UBIGINT,            -- key_hash(coalesce(mcp_session_id, connection_id)), for lookups
+    exchange_hash   UBIGINT             -- key_hash(exchange_id), for lookups
 );
+-- added after the first databases were written
+ALTER TABLE http_events ADD COLUMN IF NOT EXISTS scope_hash UBIGINT;
+ALTER TABLE http_events ADD COLUMN IF NOT EXISTS exchange_hash UBIGINT;
 
 -- Copies of spans already loaded with the same trace-id, span-id and content (an exporter's retry,
 -- overlapping dumps): one row per copy, naming where the stored span was read.

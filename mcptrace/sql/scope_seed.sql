@@ -94,7 +94,7 @@ UNION SELECT c.session_id FROM calls c JOIN _seed_key k
 UNION SELECT c.session_id FROM call_spans x JOIN calls c USING (call_id)
       WHERE x.trace_hash IN (SELECT key_hash(trace_id) FROM _seed_trace)
 UNION SELECT c.session_id FROM calls c JOIN messages m ON m.message_id = c.request_message_id
-      WHERE m.exchange_id IN (SELECT exchange_id FROM _seed_exchange);
+      WHERE m.exchange_hash IN (SELECT key_hash(exchange_id) FROM _seed_exchange);
 
 -- the clients the new records name (their islands take the new records' time: scope_grow.sql)
 CREATE OR REPLACE TEMP TABLE _seed_client AS
