@@ -129,15 +129,17 @@ END IF;
 INSERT INTO _attr_trace SELECT DISTINCT trace_id FROM _dirty_span EXCEPT SELECT trace_id FROM _attr_trace;
 
 -- the traces the calls in scope carry or were joined to as servers, and their spans (by the traces' hashes: a
--- trace sharing one only widens the windows below; in a statement of their own: a condition on the spans'
--- side in the same statement would go into the scan and be tested on every span before the hashes)
+-- trace sharing one only widens the windows below; the hash, not the trace id, is read: the spans found lie
+-- scattered, and reading a string column for them costs about as much as reading all of it; in a statement of
+-- their own: a condition on the spans' side in the same statement would go into the scan and be tested on
+-- every span before the hashes)
 CREATE OR REPLACE TEMP TABLE _grow_trace_span AS
 WITH tr AS (
     SELECT trace_id FROM _grow_calls WHERE trace_id IS NOT NULL
     UNION SELECT x.trace_id FROM call_spans x SEMI JOIN _grow_calls g USING (call_id) WHERE x.role = 'server'
     UNION SELECT trace_id FROM _seed_trace UNION SELECT trace_id FROM _attr_trace
 )
-SELECT trace_id, start_ts, end_ts, mcp_side FROM spans WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr);
+SELECT trace_hash, start_ts, end_ts, mcp_side FROM spans WHERE trace_hash IN (SELECT key_hash(trace_id) FROM tr);
 
 -- downstream roots joined by time (call_spans.sql) may go to any client-to-server call whose server-side
 -- interval (its server span's, else request to response on the wire) holds their start: the roots that
@@ -151,7 +153,7 @@ WITH w AS (
     SELECT min(start_ts) AS lo, max(greatest(end_ts, start_ts)) AS hi FROM _grow_calls
     WHERE start_ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(s.start_ts), max(greatest(s.end_ts, s.start_ts)) FROM _grow_trace_span s
-    WHERE s.mcp_side = 'server' AND s.start_ts IS NOT NULL GROUP BY s.trace_id
+    WHERE s.mcp_side = 'server' AND s.start_ts IS NOT NULL GROUP BY s.trace_hash
     UNION ALL SELECT min(ts), max(ts) FROM _new_msg WHERE ts IS NOT NULL GROUP BY scope
     UNION ALL SELECT min(ts), max(ts) FROM messages
     WHERE EXISTS (SELECT 1 FROM _grow_calls WHERE end_ts IS NULL)
