@@ -255,6 +255,28 @@ def test_a_database_without_lookup_hashes_gets_them_and_appends_on_its_scope(tmp
     ws.close()
 
 
+@pytest.mark.parametrize("light", [True, False])
+def test_small_scopes_are_analysed_without_the_optimizer_to_the_same_tables(tmp_path, monkeypatch, light):
+    """A scratch database of at most LIGHT_PLANNING_RECORDS records is analysed with DuckDB's optimizer off (and
+    the attribute join's pairs outside the scope with it on); either way the tables equal one full load, and the
+    connection's optimizer is on again after."""
+    from mcptrace.analysis import incremental, rebuild
+
+    monkeypatch.setattr(incremental, "LIGHT_PLANNING_RECORDS", 1000 if light else -1)
+    seen = []
+    analyse = rebuild.analyse
+    monkeypatch.setattr(rebuild, "analyse", lambda con, *a, **k: (
+        seen.append(con.execute("SELECT current_setting('enable_optimizer')").fetchall()[0][0]), analyse(con, *a, **k))[1])
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
+             for n, h in (("spans_twice", 0), ("cancelled_call", 4), ("unknown_progress_token", 8))]
+    files = _files(str(tmp_path), picks)
+    ws, reports = _load_in_groups(files, [2, 4])
+    assert [r.mode for r in reports[1:]] == ["incremental", "incremental"]
+    assert seen[-2:] == [not light, not light]
+    assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
+    _assert_same(ws, files)
+
+
 @pytest.mark.parametrize("share", [0.0])
 def test_full_share_zero_rebuilds_everything(tmp_path, share):
     picks = [(0, 0, None), (1, 3, None)]

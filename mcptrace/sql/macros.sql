@@ -22,11 +22,11 @@ CREATE OR REPLACE TEMP MACRO mcp_method_direction(method) AS CASE
                     'notifications/elicitation/complete') THEN 'server_to_client'
     ELSE 'client_to_server' END;
 
--- A key (transport scope, trace-id, session id) as a 64-bit number: the first half of its MD5, the same
--- in every DuckDB version. Appends find the rows of the keys they reach by these (messages.scope_hash,
--- spans.trace_hash, calls.scope_hash/trace_hash/session_hash, call_spans.trace_hash): a scan of an integer
--- column, several times faster than one of the strings. Two keys may share a hash, so a lookup by hash
--- keeps only the rows whose key itself matches, or takes in more than it needs (a larger append scope).
+-- A key (transport scope, exchange, trace-id, session id) as a 64-bit number: the first half of its MD5, the
+-- same in every DuckDB version. Appends find the rows of the keys they reach by these (the *_hash columns of
+-- messages, http_events, spans, calls and call_spans; core.db.LOOKUP_HASHES): a scan of an integer column,
+-- several times faster than one of the strings. Two keys may share a hash, so a lookup by hash keeps only the
+-- rows whose key itself matches, or takes in more than it needs (a larger append scope).
 CREATE OR REPLACE TEMP MACRO key_hash(k) AS (md5_number(k) >> 64)::UBIGINT;
 
 -- A span's content apart from where it was read (source, line): equal for the copies of one span
