@@ -353,6 +353,25 @@ def test_reader_sql_packs_record_numbers_with_the_readers_key_bits():
     assert sql.count(f"<< {KEY_BITS}") == 2 and "<<" not in sql.replace(f"<< {KEY_BITS}", "")
 
 
+@pytest.mark.parametrize("files", [["data/samples"], ["data/har", "data/inspector", "data/claude", "data/bare"]])
+def test_small_batches_are_staged_without_the_optimizer_to_the_same_rows(monkeypatch, files):
+    """Batches of at most LIGHT_PLANNING_ROWS records are staged with DuckDB's optimizer off: every table
+    of the load is the same as with it on, and the connection's optimizer is on again after."""
+    from mcptrace.core.db import TABLES
+    from mcptrace.ingest import loader
+
+    def tables(light: int) -> dict:
+        monkeypatch.setattr(loader, "LIGHT_PLANNING_ROWS", light)
+        ws = mcptrace.load(files)
+        assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
+        out = {t: sorted(map(repr, ws.sql(f"SELECT * {'EXCLUDE (loaded_at)' if t == 'sources' else ''} FROM {t}").rows()))
+               for t in TABLES}
+        assert out["messages"]
+        return out
+
+    assert tables(10**6) == tables(-1)
+
+
 def test_a_load_leaves_no_reader_views_behind(tmp_path):
     """Every reader's temporary views (loader.reader_views) are dropped after its file: envelopes and spans
     (samples), JSON-RPC lines (bare), HAR, inspector exports and Claude logs."""

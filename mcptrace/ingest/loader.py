@@ -166,6 +166,12 @@ def _json_error(line: str) -> str:
     return "invalid JSON"
 
 
+#: a batch of at most this many records is staged (the reader's SQL and messages.sql or spans_stage.sql, which
+#: read the batch alone) without DuckDB's optimizer: planning those statements is most of a small batch's time
+#: (a follow's parts, a small append), and over so few rows their plans take no time either way
+LIGHT_PLANNING_ROWS = 1000
+
+
 #: a statement creating a temporary view, and the view's name
 _TEMP_VIEW = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+VIEW\s+(\w+)", re.I | re.M)
 
@@ -408,8 +414,16 @@ class Loader:
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
-                for stmt in stage:
-                    con.execute(stmt, sql_params(stmt, params))
+                optimizer = None
+                if batch.num_rows <= LIGHT_PLANNING_ROWS:
+                    optimizer = one(con, "SELECT current_setting('enable_optimizer')")[0]
+                    con.execute("SET enable_optimizer = false")
+                try:
+                    for stmt in stage:
+                        con.execute(stmt, sql_params(stmt, params))
+                finally:
+                    if optimizer is not None:
+                        con.execute("SET enable_optimizer = ?", [optimizer])
                 lo, hi = pc.min_max(batch.column("record_no")).values()
                 # the rows `when_rows` is for (`rows_for`): message rows with a reason, spans the cheap test hit
                 n_reader_rejects, n_when = one(
