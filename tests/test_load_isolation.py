@@ -66,6 +66,8 @@ def test_a_file_that_fails_inside_is_rolled_back_recorded_and_tried_again(tmp_pa
     shot, agent = report.files
     assert (shot.status, agent.status) == ("failed", "loaded") and not report.ok
     assert "not loaded: OutOfMemoryException" in shot.error
+    # the failed batch was staged with the optimizer off (a small batch): it is on again after the rollback
+    assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
     assert ws.sql("SELECT status, n_records, error LIKE 'OutOfMemoryException%' FROM sources "
                   "WHERE path LIKE '%shot.jsonl'").rows() == [("failed", 0, True)]
     assert ws.sql("SELECT count(*) FROM messages WHERE source_id = ?", [shot.source_id]).rows() == [(0,)]

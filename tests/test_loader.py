@@ -376,9 +376,8 @@ def test_a_load_leaves_no_reader_views_behind(tmp_path):
     """Every reader's temporary views (loader.reader_views) are dropped after its file: envelopes and spans
     (samples), JSON-RPC lines (bare), HAR, inspector exports and Claude logs."""
     from mcptrace.ingest import readers
-    from mcptrace.ingest.loader import reader_views
 
-    assert all(reader_views(r) for r in readers.readers())
+    assert all(r.temp_views() for r in readers.readers())
     ws = mcptrace.load(["data/samples", "data/bare", "data/har", "data/inspector", "data/claude"])
     assert set(ws.sql("SELECT format FROM sources").df()["format"]) >= {r.name for r in readers.readers()} - {"otlp_proto", "otlp_json_document"}
     assert ws.sql("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").rows() == []

@@ -47,14 +47,14 @@ the whole database in the same transaction and replaces their rows and finding g
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
 
 from mcptrace.analysis import drift, findings
 from mcptrace.analysis import rebuild as _rb
-from mcptrace.core.db import main_columns, one, quote_ident, run_sql_file
+from mcptrace.core.db import main_columns, one, optimizer, quote_ident, run_sql_file
 from mcptrace.core.gapcodes import GAP_CODES, GapCode
 
 #: an append whose new records are more than this share of all records, or whose scope holds more than
@@ -200,16 +200,18 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
         t = time.perf_counter()
         light = one(con, f"""SELECT (SELECT count(*) FROM {SCRATCH}.messages) + (SELECT count(*) FROM {SCRATCH}.spans)
                                  + (SELECT count(*) FROM {SCRATCH}.http_events)""")[0] <= LIGHT_PLANNING_RECORDS
+
+        def extra_pairs(c: duckdb.DuckDBPyConnection) -> None:
+            with optimizer(c, on=True):  # statements over the whole database
+                _extra_pairs(c, main, params)
+
         con.execute(f"USE {SCRATCH}")
-        optimizer = one(con, "SELECT current_setting('enable_optimizer')")[0]
         try:
-            if light:
-                con.execute("SET enable_optimizer = false")
-            _rb.load_gap_codes(con, gap_codes)
-            _rb.analyse(con, params, extra_pairs=lambda c: _optimized(c, optimizer, lambda: _extra_pairs(c, main, params)))
-            findings.parties(con, gap_codes)
+            with optimizer(con, on=not light):
+                _rb.load_gap_codes(con, gap_codes)
+                _rb.analyse(con, params, extra_pairs=extra_pairs)
+                findings.parties(con, gap_codes)
         finally:
-            con.execute("SET enable_optimizer = ?", [optimizer])
             con.execute(f"USE {quote_ident(main)}")
         steps["analyse"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -250,17 +252,6 @@ def update(con: duckdb.DuckDBPyConnection, before: Watermark, *, full_share: flo
     rep.mode = "incremental"
     rep.seconds = time.perf_counter() - t0
     return rep
-
-
-def _optimized(con: duckdb.DuckDBPyConnection, setting: bool, run: Callable[[], None]) -> None:
-    """``run()`` with DuckDB's optimizer as ``setting`` (the statements over the whole database the scratch
-    analysis runs: the attribute join's pairs outside the scope), then back as it was."""
-    now = one(con, "SELECT current_setting('enable_optimizer')")[0]
-    con.execute("SET enable_optimizer = ?", [setting])
-    try:
-        run()
-    finally:
-        con.execute("SET enable_optimizer = ?", [now])
 
 
 #: how far the scope has grown: its sessions, and the attribute join's dirty calls and spans (scope_island.sql,

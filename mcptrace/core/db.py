@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -108,6 +110,25 @@ LOOKUP_HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection
                  ("http_events", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
                  ("http_events", "exchange_hash", "exchange_id"),
                  ("spans", "trace_hash", "trace_id"))
+
+
+@contextmanager
+def optimizer(con: duckdb.DuckDBPyConnection, on: bool) -> Iterator[None]:
+    """DuckDB's optimizer on or off (``on``) for the statements of the block, then as it was. Small inputs
+    are analysed with it off, where planning is most of their time. When the block fails inside a
+    transaction the setting cannot be put back before the rollback: the caller does it after."""
+    was = one(con, "SELECT current_setting('enable_optimizer')")[0]
+    if was == on:
+        yield
+        return
+    con.execute("SET enable_optimizer = ?", [on])
+    try:
+        yield
+    finally:
+        try:
+            con.execute("SET enable_optimizer = ?", [was])
+        except duckdb.TransactionException:
+            pass  # an aborted transaction: see above
 
 
 def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,

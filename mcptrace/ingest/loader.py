@@ -31,7 +31,7 @@ from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
 from mcptrace.ingest.readers.inputs import Input, RangeInput, stream_error_reason
 from mcptrace.core.sqlfiles import statements
-from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, sql_params
+from mcptrace.core.db import DATA_TABLES, RAW_LIMIT, one, optimizer, sql_params
 
 
 
@@ -172,15 +172,6 @@ def _json_error(line: str) -> str:
 LIGHT_PLANNING_ROWS = 1000
 
 
-#: a statement creating a temporary view, and the view's name
-_TEMP_VIEW = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+VIEW\s+(\w+)", re.I | re.M)
-
-
-def reader_views(reader: _readers.Reader) -> list[str]:
-    """The temporary views a reader's ``sql_scripts`` create, in the order they run."""
-    return [m.group(1) for name in reader.sql_scripts for stmt in statements(name) if (m := _TEMP_VIEW.search(stmt))]
-
-
 class Loader:
     """Loads files into an open connection. Use :func:`mcptrace.load` unless you need the parts."""
 
@@ -303,6 +294,7 @@ class Loader:
         con = self.con
         first = part.first_record_no if part else 1
         self._discard(source_id, first)
+        was = one(con, "SELECT current_setting('enable_optimizer')")[0]  # small batches turn it off
         try:
             return self._ingest(inp, sha, size, reader, source_id, part, whole=whole)
         except BaseException:
@@ -318,6 +310,10 @@ class Loader:
             raise
         finally:
             self._drop_reader_views(reader)
+            try:  # after a failed batch's rollback
+                con.execute("SET enable_optimizer = ?", [was])
+            except duckdb.Error:
+                pass  # the connection is gone
 
     def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader | None, inp: Input,
                         source_id: int, reason: str) -> None:
@@ -332,7 +328,7 @@ class Loader:
     def _drop_reader_views(self, reader: _readers.Reader) -> None:
         """Drop the temporary views the reader's scripts create (newest first)."""
         try:
-            for name in reversed(reader_views(reader)):
+            for name in reversed(reader.temp_views()):
                 self.con.execute(f'DROP VIEW IF EXISTS temp.main."{name}"')  # a name from our SQL files
         except duckdb.Error:
             pass  # the connection is gone; temporary views went with it
@@ -414,16 +410,9 @@ class Loader:
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
-                optimizer = None
-                if batch.num_rows <= LIGHT_PLANNING_ROWS:
-                    optimizer = one(con, "SELECT current_setting('enable_optimizer')")[0]
-                    con.execute("SET enable_optimizer = false")
-                try:
+                with optimizer(con, on=batch.num_rows > LIGHT_PLANNING_ROWS):
                     for stmt in stage:
                         con.execute(stmt, sql_params(stmt, params))
-                finally:
-                    if optimizer is not None:
-                        con.execute("SET enable_optimizer = ?", [optimizer])
                 lo, hi = pc.min_max(batch.column("record_no")).values()
                 # the rows `when_rows` is for (`rows_for`): message rows with a reason, spans the cheap test hit
                 n_reader_rejects, n_when = one(

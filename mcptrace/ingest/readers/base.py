@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mcptrace.core.redact import RedactionPolicy
+from mcptrace.core.sqlfiles import statements
 from mcptrace.ingest.options import MAX_RECORD_BYTES
 from mcptrace.ingest.readers.inputs import DECODE_ERRORS, Input, stream_error_reason
 
@@ -313,6 +315,10 @@ def iter_lines(inp: "Input", chunk_bytes: int = CHUNK_BYTES, *,
                        schema=LINES_SCHEMA)
 
 
+#: a statement creating a temporary view, and the view's name
+_TEMP_VIEW = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+VIEW\s+(\w+)", re.I | re.M)
+
+
 class Reader:
     """Base class of a line-oriented reader.
 
@@ -336,6 +342,11 @@ class Reader:
 
     def sniff(self, head: bytes) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def temp_views(self) -> list[str]:
+        """The temporary views ``sql_scripts`` create, in the order they run (the loader drops them after
+        each file)."""
+        return [m.group(1) for name in self.sql_scripts for stmt in statements(name) if (m := _TEMP_VIEW.search(stmt))]
 
     def head_wanted(self, head: bytes) -> int:
         """How many first bytes ``sniff`` needs to decide when ``head`` (:data:`HEAD_BYTES` of a
