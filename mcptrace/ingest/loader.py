@@ -166,10 +166,12 @@ def _json_error(line: str) -> str:
     return "invalid JSON"
 
 
-#: a batch of at most this many records is staged (the reader's SQL and messages.sql or spans_stage.sql, which
-#: read the batch alone) without DuckDB's optimizer: planning those statements is most of a small batch's time
-#: (a follow's parts, a small append), and over so few rows their plans take no time either way
+#: a batch of at most this many records and bytes is staged (the reader's SQL and messages.sql or
+#: spans_stage.sql, which read the batch alone) without DuckDB's optimizer: planning those statements is most of
+#: a small batch's time (a follow's parts, a small append), and over so little their plans take no time either
+#: way; a batch holding a long record keeps it (its plan decides how often the record is copied)
 LIGHT_PLANNING_ROWS = 1000
+LIGHT_PLANNING_BYTES = 1 << 20
 
 
 class Loader:
@@ -410,7 +412,8 @@ class Loader:
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
-                with optimizer(con, on=batch.num_rows > LIGHT_PLANNING_ROWS):
+                light = batch.num_rows <= LIGHT_PLANNING_ROWS and (pc.sum(lengths).as_py() or 0) <= LIGHT_PLANNING_BYTES
+                with optimizer(con, on=not light):
                     for stmt in stage:
                         con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
