@@ -230,28 +230,37 @@ HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
 
 
 def _wrong_hashes(ws: mcptrace.Workspace) -> dict[str, int]:
-    return {f"{t}.{c}": ws.sql(f"SELECT count(*) FROM {t} WHERE {c} IS DISTINCT FROM key_hash({k})").rows()[0][0]
+    return {f"{t}.{c}": ws.sql(f"SELECT count(*) FROM {t} WHERE {c} IS DISTINCT FROM coalesce(key_hash({k}), 0)").rows()[0][0]
             for t, c, k in HASHES}
 
 
 def test_a_database_without_lookup_hashes_gets_them_and_appends_on_its_scope(tmp_path):
     """A database written before the lookup hashes existed (its rows have none) gets them when opened for
-    writing: every row's hash is its key's, so an append finds the rows its keys reach and equals one full load."""
-    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, None)
-             for n, h in (("spans_twice", 0), ("resumable_http_server", 3), ("cancelled_call", 6))]
+    writing: every row's hash is its key's, so an append continuing a transcript of it finds the earlier rows
+    of its transport scope and exchanges by them and equals one full load."""
+    picks = [(INCIDENTS.index(os.path.join(ROOT, "data", "incidents", n)), h, cut)
+             for n, h, cut in (("spans_twice", 0, None), ("resumable_http_server", 3, 0.5), ("cancelled_call", 6, None))]
     files = _files(str(tmp_path), picks)
+    rest = files[3]  # the second part of the resumable server's transcript
+    first = [f for f in files if f != rest]
     db = str(tmp_path / "old.duckdb")
-    with mcptrace.load(files[:4], db=db) as ws:
+    with mcptrace.load(first, db=db) as ws:
         assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
         assert all(ws.sql(f"SELECT count({c}) FROM {t}").rows()[0][0] > 0 for t, c, _ in HASHES)
         for t, c, _ in HASHES:
             ws.con.execute(f"ALTER TABLE {t} DROP COLUMN {c}")
     ws = mcptrace.open(db)
     assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
-    rep = ws.load(files[4:])
+    rep = ws.load(rest)
     assert rep.analysis.mode == "incremental", rep.analysis
+    # the scope holds the transcript's earlier messages, found by their transport scope's hash
+    assert rep.analysis.n_messages > rep.files[0].n_rows
+    # rows an older mcptrace wrote without their hashes get them at the next open too
+    ws.con.execute("UPDATE messages SET scope_hash = NULL WHERE message_id % 2 = 0")
+    ws.close()
+    ws = mcptrace.open(db)
     assert _wrong_hashes(ws) == dict.fromkeys(_wrong_hashes(ws), 0)
-    _assert_same(ws, files)
+    _assert_same(ws, first + [rest])
     ws.close()
 
 

@@ -66,8 +66,6 @@ def test_a_file_that_fails_inside_is_rolled_back_recorded_and_tried_again(tmp_pa
     shot, agent = report.files
     assert (shot.status, agent.status) == ("failed", "loaded") and not report.ok
     assert "not loaded: OutOfMemoryException" in shot.error
-    # the failed batch was staged with the optimizer off (a small batch): it is on again after the rollback
-    assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
     assert ws.sql("SELECT status, n_records, error LIKE 'OutOfMemoryException%' FROM sources "
                   "WHERE path LIKE '%shot.jsonl'").rows() == [("failed", 0, True)]
     assert ws.sql("SELECT count(*) FROM messages WHERE source_id = ?", [shot.source_id]).rows() == [(0,)]
@@ -81,6 +79,34 @@ def test_a_file_that_fails_inside_is_rolled_back_recorded_and_tried_again(tmp_pa
     assert ws.sql("SELECT status FROM sources WHERE path LIKE '%shot.jsonl'").rows() == [("loaded",)]
     assert ws.sql("SELECT status FROM calls WHERE tool_name = 'screenshot'").rows() == [("ok",)]
     assert ws.sql("SELECT current_setting('memory_limit')").rows()[0][0] in ("61.0 MiB", "64.0 MiB")
+    ws.close()
+
+
+def test_a_small_batch_that_fails_leaves_the_optimizer_on(tmp_path, monkeypatch):
+    """A small batch is staged with DuckDB's optimizer off (loader.LIGHT_PLANNING_ROWS): when it fails inside
+    its transaction the setting cannot be put back before the rollback, and is put back after it, so the
+    files after it and the rebuild are planned as usual."""
+    from mcptrace.ingest import loader
+
+    staged = loader.statements
+
+    def failing(name):
+        out = staged(name)
+        return (*out, "SELECT error('a stage statement failed')") if name == "messages.sql" else out
+
+    monkeypatch.setattr(loader, "statements", failing)
+    settings = []
+    ingest = Loader._ingest
+    monkeypatch.setattr(Loader, "_ingest", lambda self, *a, **kw: settings.append(
+        self.con.execute("SELECT current_setting('enable_optimizer')").fetchone()[0]) or ingest(self, *a, **kw))
+    ws = mcptrace.open(str(tmp_path / "s.duckdb"))
+    report = ws.load([SAMPLES / "agent_stdio.jsonl", SAMPLES / "ide_http.jsonl"])
+    assert [f.status for f in report.files] == ["failed", "failed"], report.files
+    assert "a stage statement failed" in report.files[0].error
+    assert settings == [True, True]  # the second file starts with the optimizer on again
+    assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
+    monkeypatch.setattr(loader, "statements", staged)
+    assert ws.load(SAMPLES / "agent_stdio.jsonl").ok
     ws.close()
 
 

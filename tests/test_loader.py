@@ -360,9 +360,14 @@ def test_small_batches_are_staged_without_the_optimizer_to_the_same_rows(monkeyp
     from mcptrace.core.db import TABLES
     from mcptrace.ingest import loader
 
+    switch, asked = loader.optimizer, []
+    monkeypatch.setattr(loader, "optimizer", lambda con, on: asked.append(on) or switch(con, on))
+
     def tables(light: int) -> dict:
         monkeypatch.setattr(loader, "LIGHT_PLANNING_ROWS", light)
+        asked.clear()
         ws = mcptrace.load(files)
+        assert asked and set(asked) == {light < 0}  # every batch staged light, or none
         assert ws.sql("SELECT current_setting('enable_optimizer')").rows() == [(True,)]
         out = {t: sorted(map(repr, ws.sql(f"SELECT * {'EXCLUDE (loaded_at)' if t == 'sources' else ''} FROM {t}").rows()))
                for t in TABLES}

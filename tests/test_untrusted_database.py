@@ -125,6 +125,24 @@ def test_a_database_of_an_older_schema_is_upgraded_under_the_same_settings(tmp_p
     assert os.path.exists(db)
 
 
+def test_a_writable_untrusted_connection_loads_and_appends_with_its_locked_settings(tmp_path):
+    """A connection with the untrusted settings (locked configuration) that may write: small batches and small
+    scopes, planned without the optimizer elsewhere, keep the locked setting and load and append all the same."""
+    from mcptrace.core.db import connect
+    from mcptrace.workspace import Workspace
+
+    db = str(tmp_path / "u.duckdb")
+    mcptrace.load(SAMPLES / "agent_stdio.jsonl", db=db).close()
+    ws = Workspace(connect(db, untrusted=True), path=db)
+    report = ws.load(SAMPLES / "ide_http.jsonl")
+    assert report.ok and report.analysis.mode == "incremental", (report.files, report.analysis)
+    assert ws.sql("SELECT current_setting('enable_optimizer'), current_setting('lock_configuration')").rows() == [
+        (True, True)]
+    assert ws.sql("SELECT count(*) FROM calls").rows() == mcptrace.load(
+        [SAMPLES / "agent_stdio.jsonl", SAMPLES / "ide_http.jsonl"]).sql("SELECT count(*) FROM calls").rows()
+    ws.close()
+
+
 def test_library_read_only_open_of_a_database_whose_tables_reach_outside_raises(hostile_db):
     with pytest.raises(duckdb.PermissionException, match="Cannot access file"):
         mcptrace.open(hostile_db, read_only=True)

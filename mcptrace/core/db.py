@@ -110,25 +110,45 @@ LOOKUP_HASHES = (("messages", "scope_hash", "coalesce(mcp_session_id, connection
                  ("http_events", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
                  ("http_events", "exchange_hash", "exchange_id"),
                  ("spans", "trace_hash", "trace_id"))
+#: those of the analysis tables (turns.sql, call_spans.sql write them)
+DERIVED_LOOKUP_HASHES = (("calls", "scope_hash", "coalesce(mcp_session_id, connection_id)"),
+                         ("calls", "trace_hash", "trace_id"), ("calls", "session_hash", "session_id"),
+                         ("call_spans", "trace_hash", "trace_id"))
 
 
 @contextmanager
 def optimizer(con: duckdb.DuckDBPyConnection, on: bool) -> Iterator[None]:
-    """DuckDB's optimizer on or off (``on``) for the statements of the block, then as it was. Small inputs
-    are analysed with it off, where planning is most of their time. When the block fails inside a
-    transaction the setting cannot be put back before the rollback: the caller does it after."""
-    was = one(con, "SELECT current_setting('enable_optimizer')")[0]
-    if was == on:
+    """DuckDB's optimizer on or off (``on``) for the statements of the block on this connection (a session
+    setting: other connections keep theirs), then as it was. Small inputs are analysed with it off, where
+    planning is most of their time. A connection whose configuration is locked (``untrusted``) keeps its
+    setting. When the block fails inside a transaction the setting cannot be put back before the rollback:
+    the caller does it after."""
+    was, locked = one(con, "SELECT current_setting('enable_optimizer'), current_setting('lock_configuration')")
+    if was == on or locked:  # a refused SET would abort the transaction the block may run in
         yield
         return
-    con.execute("SET enable_optimizer = ?", [on])
+    con.execute("SET SESSION enable_optimizer = ?", [on])
     try:
         yield
     finally:
         try:
-            con.execute("SET enable_optimizer = ?", [was])
+            con.execute("SET SESSION enable_optimizer = ?", [was])
         except duckdb.TransactionException:
             pass  # an aborted transaction: see above
+
+
+def fill_lookup_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every row without a lookup hash its own (:data:`LOOKUP_HASHES`, and the analysis tables'): rows
+    written before the hashes existed, by an upgrade stopped half way or by an older mcptrace. A stored hash is
+    never NULL (``stored_key_hash``: 0 for a NULL key), and DuckDB skips the row groups its statistics show
+    hold no NULL, so on a database whose rows all have theirs this reads next to nothing."""
+    cols = main_columns(con)
+    present = [(t, c, k) for t, c, k in (*LOOKUP_HASHES, *DERIVED_LOOKUP_HASHES) if (t, c) in cols]
+    if not present or not one(con, "SELECT " + " + ".join(f"(SELECT count(*) FROM {t} WHERE {c} IS NULL)"
+                                                          for t, c, _ in present))[0]:
+        return
+    for table, column, key in present:
+        con.execute(f"UPDATE {table} SET {column} = stored_key_hash({key}) WHERE {column} IS NULL")
 
 
 def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
@@ -165,13 +185,9 @@ def connect(db: str | None = None, *, read_only: bool = False, memory_limit: str
         con.execute("SET lock_configuration = true")
     install_macros(con)
     if not read_only:
-        before = main_columns(con)
         for stmt in statements("schema.sql"):
             con.execute(stmt)
-        # rows written before the lookup hashes existed get theirs
-        for table, column, key in LOOKUP_HASHES:
-            if (table, "source_id") in before and (table, column) not in before:
-                con.execute(f"UPDATE {table} SET {column} = key_hash({key})")
+        fill_lookup_hashes(con)
         # rows of a load that died before writing its `sources` row (loads commit batch by batch)
         for table in DATA_TABLES:
             con.execute(f"DELETE FROM {table} WHERE source_id NOT IN (SELECT source_id FROM sources)")

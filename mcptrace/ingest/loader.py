@@ -307,15 +307,13 @@ class Loader:
             try:
                 self._discard(source_id, first)
                 con.execute("DROP TABLE IF EXISTS _all")
+                if one(con, "SELECT current_setting('enable_optimizer')")[0] != was:  # a failed small batch's
+                    con.execute("SET SESSION enable_optimizer = ?", [was])  # setting (core.db.optimizer)
             except duckdb.Error:
                 pass  # the connection is gone; connect() removes the rows next time
             raise
         finally:
             self._drop_reader_views(reader)
-            try:  # after a failed batch's rollback
-                con.execute("SET enable_optimizer = ?", [was])
-            except duckdb.Error:
-                pass  # the connection is gone
 
     def _record_failure(self, path: str, sha: str, size: int, reader: _readers.Reader | None, inp: Input,
                         source_id: int, reason: str) -> None:

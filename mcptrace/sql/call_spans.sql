@@ -310,7 +310,7 @@ WITH RECURSIVE win_down(call_id, span_id, trace_id, root_span_id) AS (
     SELECT d.call_id, s.span_id, s.trace_id, d.root_span_id
     FROM win_down d JOIN spans s ON s.trace_id = d.trace_id AND s.parent_span_id = d.span_id
 )
-SELECT *, key_hash(trace_id) AS trace_hash FROM (
+SELECT *, stored_key_hash(trace_id) AS trace_hash FROM (
 SELECT call_id, span_id, trace_id, 'client' AS role, 'parent' AS matched_by, NULL::VARCHAR AS via_span_id,
        false AS inferred, 1 AS n_candidates, NULL::JSON AS evidence
 FROM _cs_client

@@ -28,6 +28,10 @@ CREATE OR REPLACE TEMP MACRO mcp_method_direction(method) AS CASE
 -- several times faster than one of the strings. Two keys may share a hash, so a lookup by hash keeps only the
 -- rows whose key itself matches, or takes in more than it needs (a larger append scope).
 CREATE OR REPLACE TEMP MACRO key_hash(k) AS (md5_number(k) >> 64)::UBIGINT;
+-- What a *_hash column holds: the key's hash, 0 for a NULL key (no lookup asks for 0: key_hash(NULL) is NULL),
+-- so that NULL means only "not computed yet" (core.db.fill_lookup_hashes) and a table whose rows all have
+-- their hash holds none.
+CREATE OR REPLACE TEMP MACRO stored_key_hash(k) AS coalesce(key_hash(k), 0::UBIGINT);
 
 -- A span's content apart from where it was read (source, line): equal for the copies of one span
 -- that an exporter's retry or two overlapping dumps deliver.

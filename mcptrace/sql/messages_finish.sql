@@ -6,7 +6,8 @@ INSERT INTO http_events BY NAME
 SELECT source_id, record_no, ts, event, direction, transport, connection_id, mcp_session_id, exchange_id,
        http_method, http_path, http_status, sse_event_id, sse_retry_ms, last_event_id, http_error AS error,
        http_request_headers, http_response_headers,
-       key_hash(coalesce(mcp_session_id, connection_id)) AS scope_hash, key_hash(exchange_id) AS exchange_hash
+       stored_key_hash(coalesce(mcp_session_id, connection_id)) AS scope_hash,
+       stored_key_hash(exchange_id) AS exchange_hash
 FROM _all WHERE reject_reason IS NULL AND kind = 'http_event';
 
 -- message ids in capture order: a narrow numbering joined back by rowid (a window over the
@@ -17,8 +18,8 @@ FROM _all WHERE reject_reason IS NULL AND kind <> 'http_event';
 
 INSERT INTO messages BY NAME
 SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, message_id, event, sse_retry_ms, last_event_id, http_error)
-           REPLACE (key_hash(coalesce(a.mcp_session_id, a.connection_id)) AS scope_hash,
-                    key_hash(a.exchange_id) AS exchange_hash),
+           REPLACE (stored_key_hash(coalesce(a.mcp_session_id, a.connection_id)) AS scope_hash,
+                    stored_key_hash(a.exchange_id) AS exchange_hash),
        i.message_id
 FROM _all a JOIN _ids i ON i.rid = a.rowid
 WHERE a.reject_reason IS NULL AND a.kind <> 'http_event';

@@ -88,8 +88,8 @@ CREATE TABLE IF NOT EXISTS messages (
     turn_key            VARCHAR,            -- the host's turn id from _meta (core.keys.TURN_META_KEYS: vscode.requestId, ...)
     turn_key_source     VARCHAR,            -- the _meta key it came from
     server_version      VARCHAR,            -- result.serverInfo.version (initialize), or _meta io.modelcontextprotocol/serverInfo
-    scope_hash          UBIGINT,            -- key_hash(coalesce(mcp_session_id, connection_id)): the transport scope, for lookups
-    exchange_hash       UBIGINT             -- key_hash(exchange_id), for lookups
+    scope_hash          UBIGINT,            -- stored_key_hash(coalesce(mcp_session_id, connection_id)): the transport scope, for lookups
+    exchange_hash       UBIGINT             -- stored_key_hash(exchange_id), for lookups
 );
 -- added after the first databases were written
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS truncated BOOLEAN;
@@ -122,8 +122,8 @@ CREATE TABLE IF NOT EXISTS http_events (
     error           VARCHAR,            -- the recorder's http.error (upstream_reset: ..., client_disconnected: ...)
     http_request_headers  JSON,
     http_response_headers JSON,
-    scope_hash      UBIGINT,            -- key_hash(coalesce(mcp_session_id, connection_id)), for lookups
-    exchange_hash   UBIGINT             -- key_hash(exchange_id), for lookups
+    scope_hash      UBIGINT,            -- stored_key_hash(coalesce(mcp_session_id, connection_id)), for lookups
+    exchange_hash   UBIGINT             -- stored_key_hash(exchange_id), for lookups
 );
 -- added after the first databases were written
 ALTER TABLE http_events ADD COLUMN IF NOT EXISTS scope_hash UBIGINT;
@@ -175,7 +175,7 @@ CREATE TABLE IF NOT EXISTS spans (
     turn_id              VARCHAR,           -- the host's turn (turn.id, gen_ai.agent.call.id)
     tool_call_id         VARCHAR,           -- the LLM's tool-call id (gen_ai.tool.call.id, tool_use_id, tool.call_id)
     mcp_server_name      VARCHAR,           -- the MCP server (mcp.server.name, mcp.target, fastmcp.server.name, ...)
-    trace_hash           UBIGINT            -- key_hash(trace_id), for lookups
+    trace_hash           UBIGINT            -- stored_key_hash(trace_id), for lookups
 );
 -- added after the first databases were written
 ALTER TABLE spans ADD COLUMN IF NOT EXISTS mcp_side VARCHAR;

@@ -53,6 +53,6 @@ FROM _all a JOIN _span_seen d ON d.rid = a.rowid
 WHERE d.same_content;
 
 INSERT INTO spans BY NAME
-SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, secret_hit) REPLACE (key_hash(a.trace_id) AS trace_hash)
+SELECT a.* EXCLUDE (reject_reason, raw_reject, from_reader, secret_hit) REPLACE (stored_key_hash(a.trace_id) AS trace_hash)
 FROM _all a ANTI JOIN _span_seen d ON d.rid = a.rowid
 WHERE a.reject_reason IS NULL;

@@ -84,7 +84,7 @@ SELECT call_id, turn_id, arg_min(call_id, start_ord) OVER (PARTITION BY session_
 CREATE OR REPLACE TABLE calls AS
 SELECT c.* REPLACE (t.turn_id AS turn_id, p.parallel_group::BIGINT AS parallel_group), t.turn_source,
        -- the lookup hashes of the keys an append finds calls by (macros.sql's key_hash)
-       key_hash(coalesce(c.mcp_session_id, c.connection_id)) AS scope_hash, key_hash(c.trace_id) AS trace_hash,
-       key_hash(c.session_id) AS session_hash
+       stored_key_hash(coalesce(c.mcp_session_id, c.connection_id)) AS scope_hash,
+       stored_key_hash(c.trace_id) AS trace_hash, stored_key_hash(c.session_id) AS session_hash
 FROM calls c LEFT JOIN _turn t USING (call_id) LEFT JOIN _pgroup p USING (call_id)
 ORDER BY c.call_id;
