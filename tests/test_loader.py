@@ -378,7 +378,7 @@ def test_small_batches_are_staged_without_the_optimizer_to_the_same_rows(monkeyp
 
 
 def test_a_load_leaves_no_reader_views_behind(tmp_path):
-    """Every reader's temporary views (loader.reader_views) are dropped after its file: envelopes and spans
+    """Every reader's temporary views (Reader.temp_views) are dropped after its file: envelopes and spans
     (samples), JSON-RPC lines (bare), HAR, inspector exports and Claude logs."""
     from mcptrace.ingest import readers
 

@@ -406,12 +406,12 @@ class Loader:
                 con.execute("BEGIN TRANSACTION")
                 in_txn, txn_rows, txn_bytes = True, 0, 0
             lengths = pc.binary_length(batch.column("line"))
+            batch_bytes = pc.sum(lengths).as_py() or 0
             raised = batch_limit(base_limit, top_limit, pc.max(lengths).as_py() or 0)
             if raised:
                 con.execute("SET memory_limit = ?", [f"{raised >> 20}MiB"])
             try:
-                light = batch.num_rows <= LIGHT_PLANNING_ROWS and (pc.sum(lengths).as_py() or 0) <= LIGHT_PLANNING_BYTES
-                with optimizer(con, on=not light):
+                with optimizer(con, on=batch.num_rows > LIGHT_PLANNING_ROWS or batch_bytes > LIGHT_PLANNING_BYTES):
                     for stmt in stage:
                         con.execute(stmt, sql_params(stmt, params))
                 lo, hi = pc.min_max(batch.column("record_no")).values()
@@ -435,7 +435,7 @@ class Loader:
                         pass  # the transaction failed: the file is rolled back and retried with its limits
             con.execute("DELETE FROM _all")
             txn_rows += batch.num_rows
-            txn_bytes += pc.sum(lengths).as_py() or 0
+            txn_bytes += batch_bytes
             if txn_rows >= COMMIT_ROWS or txn_bytes >= (COMMIT_BYTES if reader.kind == "spans"
                                                          else MESSAGE_COMMIT_BYTES):
                 con.execute("COMMIT")
