@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from mcptrace.ingest import readers as _readers
 from mcptrace.core.errors import MCPTraceError, RecordError, UnrecognizedFormatError, error_line
+from mcptrace.ingest.commits import COMMIT_BYTES, MESSAGE_COMMIT_BYTES, Transaction, insert_target
 from mcptrace.ingest.memory import batch_limit, memory_ceiling, memory_limits, size_bytes
 from mcptrace.ingest.options import LoadOptions
 from mcptrace.ingest.readers.base import LINES_SCHEMA
@@ -89,18 +90,6 @@ class FilePart:
 #: the formats a followed file may have: one record per line, so complete lines are complete records
 FOLLOWABLE = ("envelope_jsonl", "jsonrpc_ndjson", "otlp_json")
 
-
-#: records per transaction while loading: large enough that DuckDB writes whole row groups
-#: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
-#: open transaction holds (a transaction over a whole large file holds all of it)
-COMMIT_ROWS = 250_000
-#: ... and, in a span file, every this many bytes of record text, whichever comes first: one OTLP line
-#: holds many spans, so its transaction is bounded by its bytes
-COMMIT_BYTES = 128 << 20
-#: ... and, in a message file, every this many: more than 250k HTTP envelopes (~310 MiB), whose
-#: transactions would otherwise hold less than a row group of messages, written through a checkpoint at
-#: commit (a load of HTTP envelopes 22% slower at 128 MiB); still a bound for captures of large records
-MESSAGE_COMMIT_BYTES = 384 << 20
 
 def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Files named or found (recursively, sorted, hidden entries skipped) under the given paths."""
@@ -259,8 +248,8 @@ class Loader:
                     return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, why)))
         except (RecursionError, MemoryError, ValueError, OSError, EOFError) as e:
             return FileReport(path, "unrecognized", error=str(UnrecognizedFormatError(path, tried, _reason(e))))
-        # Batches commit every COMMIT_ROWS records (a transaction over a whole large file holds all
-        # of its rows in memory until it commits); the `sources` row is written last. A failure
+        # Batches commit every so often (commits.Transaction: a transaction over a whole large file
+        # holds all of its rows in memory until it commits); the `sources` row is written last. A failure
         # removes the file's rows here; rows of a process that died mid-load (no `sources` row)
         # are removed by connect() before anything reads them.
         con = self.con
@@ -388,7 +377,8 @@ class Loader:
         base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
         n_records = 0
         n_skipped = 0
-        in_txn, txn_rows, txn_bytes = False, 0, 0
+        txn: Transaction | None = None
+        max_bytes = COMMIT_BYTES if reader.kind == "spans" else MESSAGE_COMMIT_BYTES
         for batch in _prefetch(reader.batches(inp, redaction=self.options.redaction,
                                                 max_record_bytes=self.options.max_record_bytes)):
             # rows with neither a line nor an error are text the format allows between records
@@ -402,9 +392,9 @@ class Loader:
                 continue
             n_records += batch.num_rows
             con.register("_lines", batch)
-            if not in_txn:
+            if txn is None:
                 con.execute("BEGIN TRANSACTION")
-                in_txn, txn_rows, txn_bytes = True, 0, 0
+                txn = Transaction(max_bytes)
             lengths = pc.binary_length(batch.column("line"))
             batch_bytes = pc.sum(lengths).as_py() or 0
             raised = batch_limit(base_limit, top_limit, pc.max(lengths).as_py() or 0)
@@ -422,7 +412,9 @@ class Loader:
                     self._take_rejects(path, source_id, reader.record_label, lo.as_py(), hi.as_py())
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
                 for stmt in (*(when_rows if n_when else ()), *finish):
-                    con.execute(stmt, sql_params(stmt, params))
+                    res = con.execute(stmt, sql_params(stmt, params))
+                    if (target := insert_target(stmt)) is not None:
+                        txn.wrote(target, res.fetchone()[0])
             finally:
                 try:
                     con.unregister("_lines")
@@ -434,13 +426,11 @@ class Loader:
                     except duckdb.Error:
                         pass  # the transaction failed: the file is rolled back and retried with its limits
             con.execute("DELETE FROM _all")
-            txn_rows += batch.num_rows
-            txn_bytes += batch_bytes
-            if txn_rows >= COMMIT_ROWS or txn_bytes >= (COMMIT_BYTES if reader.kind == "spans"
-                                                         else MESSAGE_COMMIT_BYTES):
+            txn.batch(batch.num_rows, batch_bytes)
+            if txn.should_commit():
                 con.execute("COMMIT")
-                in_txn = False
-        if in_txn:
+                txn = None
+        if txn is not None:
             con.execute("COMMIT")
         if reader.kind == "messages":
             if one(con, "SELECT count(*) FROM messages WHERE source_id = ? AND direction IS NULL", [source_id])[0]:
