@@ -92,3 +92,4 @@ def test_the_loader_counts_every_row_it_writes_to_the_large_tables(monkeypatch):
     assert seen == counts
     assert insert_target("-- a comment\nINSERT INTO spans BY NAME SELECT 1") == "spans"
     assert insert_target("INSERT INTO rejects SELECT 1") is None
+    assert insert_target("CREATE TEMP TABLE x AS SELECT 1;\nINSERT INTO messages SELECT 1") is None

@@ -33,12 +33,13 @@ ROW_GROUP_ROWS = 122_880
 #: the tables a load writes many rows to, whose row groups a checkpoint could merge
 LARGE_TABLES = ("messages", "spans", "http_events")
 
-_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE | re.MULTILINE)
+#: an INSERT statement's table, after the comment lines that may open it
+_INSERT = re.compile(r"(?:\s*--[^\n]*\n)*\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 
 
 def insert_target(stmt: str) -> str | None:
     """The large table (:data:`LARGE_TABLES`) an ``INSERT`` statement writes to, else None."""
-    m = _INSERT.search(stmt)
+    m = _INSERT.match(stmt)
     return m.group(1).lower() if m and m.group(1).lower() in LARGE_TABLES else None
 
 
