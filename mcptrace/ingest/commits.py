@@ -7,10 +7,10 @@ group is partial. At its next checkpoint DuckDB merges adjacent row groups whose
 are written again. Over a 1M-message load that rewrote about half of ``messages`` and ``spans`` (2.3-3.5
 s, 100 MB of new blocks). So once a transaction has reached half of its bounds, it ends at the first batch
 after which every large table's rows in it end with a row group more than half full (or full), or are
-few: then no two partial row groups it leaves can be merged but small ones. Its rows of a large table
-are at least a row group then: a transaction holding less of a table writes it through the write-ahead
-log and a checkpoint (a load of HTTP envelopes committed every 131,000 records took 53 s against 44 s).
-At its bounds it ends anyway.
+fewer than half a row group: then no two partial row groups it leaves can be merged but small ones (a few
+row groups rewritten, not half the table). Between half a row group and a whole one it goes on: a
+transaction holding that much of a table writes it through the write-ahead log and a checkpoint (a load
+of HTTP envelopes committed every 131,000 records took 53 s against 44 s). At its bounds it ends anyway.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def insert_target(stmt: str) -> str | None:
 
 def ends_well(n: int) -> bool:
     """Whether ``n`` rows of a table written by one transaction may end it: fewer than half a row group
-    (appended to the table's last row group through the write-ahead log, as few rows cost little), or at
-    least a row group (written to the database file at insert) ending with a row group full or more than
-    half full (no two such can be merged)."""
+    (written through the write-ahead log, into the table's small last row group or one of their own: a
+    checkpoint may merge it with a neighbour, rewriting a few row groups at most), or at least a row group
+    (written to the database file at insert) ending with a row group full or more than half full (no two
+    such can be merged)."""
     tail = n % ROW_GROUP_ROWS
     return n < ROW_GROUP_ROWS // 2 or (n >= ROW_GROUP_ROWS and not 0 < tail <= ROW_GROUP_ROWS // 2)
 
