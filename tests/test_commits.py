@@ -8,7 +8,7 @@ import pytest
 
 import mcptrace
 from mcptrace.ingest import commits
-from mcptrace.ingest.commits import COMMIT_ROWS, ROW_GROUP_ROWS, Transaction, ends_well, insert_target
+from mcptrace.ingest.commits import ROW_GROUP_ROWS, Transaction, ends_well, insert_target
 
 F = ROW_GROUP_ROWS
 
@@ -53,10 +53,11 @@ def test_the_bounds_of_a_well_ended_table():
     assert ends_well(0) and ends_well(F) and ends_well(3 * F) and not ends_well(3 * F + 1)
 
 
-def test_a_transaction_ends_past_half_its_bounds_where_no_tail_can_be_merged():
-    """Batches of 45,000 records writing as many messages: no commit before half of COMMIT_ROWS, then the
-    first batch after which the messages end more than half into a row group; a table with few rows does
-    not hold it back, one with less than a row group does until the bound."""
+def test_a_transaction_ends_past_half_its_bounds_where_no_tail_can_be_merged(monkeypatch):
+    """Batches of 45,000 records writing as many messages, bounds of 300,000 records: no commit before half
+    of them, then the first batch after which the messages end more than half into a row group; a table
+    with few rows does not hold it back, one with less than a row group does until the bound."""
+    monkeypatch.setattr(commits, "COMMIT_ROWS", 300_000)
     txn, ends = Transaction(1 << 40), []
     for _ in range(8):
         txn.wrote("messages", 45_000)
@@ -75,7 +76,7 @@ def test_a_transaction_ends_past_half_its_bounds_where_no_tail_can_be_merged():
     held.wrote("http_events", 90_000)  # less than a row group: written through the log if it ended now
     held.batch(225_000, 1 << 20)
     assert not held.should_commit()
-    held.batch(COMMIT_ROWS, 0)
+    held.batch(commits.COMMIT_ROWS, 0)
     assert held.should_commit()  # at the bound whatever the tails
     by_bytes = Transaction(100)
     by_bytes.batch(1, 100)

@@ -19,8 +19,11 @@ import re
 
 #: records per transaction while loading: large enough that DuckDB writes whole row groups
 #: (122,880 rows) straight to the database file at insert, small enough to bound the memory an
-#: open transaction holds (a transaction over a whole large file holds all of it)
-COMMIT_ROWS = 250_000
+#: open transaction holds (a transaction over a whole large file holds all of it: DuckDB keeps every
+#: batch's staged rows until the commit). At 200,000 the 1M loads peaked at 1386-1474 MiB (HTTP) and 1424
+#: MiB (stdio), against 1516-1522 and 1474 MiB at 250,000, in 64.6 s against 62.8 s (HTTP, means of three,
+#: within the machine's noise) and 56.7 s against 59.1 s (stdio)
+COMMIT_ROWS = 200_000
 #: ... and, in a span file, every this many bytes of record text, whichever comes first: one OTLP line
 #: holds many spans, so its transaction is bounded by its bytes
 COMMIT_BYTES = 128 << 20
