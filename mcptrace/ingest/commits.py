@@ -27,7 +27,7 @@ COMMIT_ROWS = 200_000
 #: ... and, in a span file, every this many bytes of record text, whichever comes first: one OTLP line
 #: holds many spans, so its transaction is bounded by its bytes
 COMMIT_BYTES = 128 << 20
-#: ... and, in a message file, every this many: more than 250k HTTP envelopes (~310 MiB), whose
+#: ... and, in a message file, every this many: more than 200k HTTP envelopes (~250 MiB), whose
 #: transactions would otherwise hold less than a row group of messages, written through a checkpoint at
 #: commit (a load of HTTP envelopes 22% slower at 128 MiB); still a bound for captures of large records
 MESSAGE_COMMIT_BYTES = 384 << 20
