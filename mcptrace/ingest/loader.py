@@ -372,6 +372,8 @@ class Loader:
         # with other content) every time.
         when_rows = statements("messages_rejects.sql" if reader.kind == "messages" else "spans_redact.sql")
         rows_for = "reject_reason IS NOT NULL AND NOT from_reader" if reader.kind == "messages" else "secret_hit"
+        # the large table each of them inserts into, if any (their row counts decide where transactions end)
+        targets = {stmt: insert_target(stmt) for stmt in (*when_rows, *finish)}
         params["record_label"] = reader.record_label
         limit_setting = one(con, "SELECT current_setting('memory_limit')")[0]
         base_limit, top_limit = size_bytes(limit_setting), memory_ceiling()
@@ -413,8 +415,8 @@ class Loader:
                 params["base_id"] = one(con, "SELECT coalesce(max(message_id), 0) FROM messages")[0]
                 for stmt in (*(when_rows if n_when else ()), *finish):
                     res = con.execute(stmt, sql_params(stmt, params))
-                    if (target := insert_target(stmt)) is not None:
-                        txn.wrote(target, res.fetchone()[0])
+                    if targets[stmt] is not None:
+                        txn.wrote(targets[stmt], res.fetchone()[0])
             finally:
                 try:
                     con.unregister("_lines")
